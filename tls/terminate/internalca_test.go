@@ -1,0 +1,86 @@
+package terminate_test
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/anx-gateway/anx/certs"
+	"github.com/anx-gateway/anx/tls/terminate"
+)
+
+// TestInternalCA serves certificates of the internal CA through a Server,
+// to a client that trusts only the CA's root.
+func TestInternalCA(t *testing.T) {
+	ca, err := certs.OpenCA(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := certs.NewManager(ca, certs.Policy{Names: []string{"localhost", "127.0.0.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := terminate.Config{GetCertificate: m.GetCertificate}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	s := &terminate.Server{
+		TLSConfig: cfg.TLSConfig(),
+		Default:   func(c *tls.Conn) { c.Write([]byte("http/1.1")); c.Close() },
+		Protocols: map[string]func(*tls.Conn){"h2": func(c *tls.Conn) { c.Write([]byte("h2")); c.Close() }},
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ln) }()
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := s.Shutdown(ctx); err != nil {
+			t.Error(err)
+		}
+		if err := <-served; !errors.Is(err, terminate.ErrServerClosed) {
+			t.Errorf("Serve returned %v", err)
+		}
+	}()
+
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.Root())
+	tests := []struct {
+		serverName string // "" sends no SNI; the client checks 127.0.0.1
+		alpn       []string
+		want       string // "" if the handshake must fail
+	}{
+		{"localhost", []string{"h2", "http/1.1"}, "h2"},
+		{"localhost", nil, "http/1.1"},
+		{"", []string{"h2"}, "h2"},
+		{"evil.example", nil, ""},
+	}
+	for _, tt := range tests {
+		c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", ln.Addr().String(),
+			&tls.Config{RootCAs: roots, ServerName: tt.serverName, NextProtos: tt.alpn})
+		if tt.want == "" {
+			if err == nil {
+				c.Close()
+				t.Errorf("%q: handshake succeeded, want a failure", tt.serverName)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%q: %v", tt.serverName, err)
+			continue
+		}
+		got, _ := io.ReadAll(c)
+		c.Close()
+		if string(got) != tt.want {
+			t.Errorf("%q %q: handler %q, want %q", tt.serverName, tt.alpn, got, tt.want)
+		}
+	}
+}
