@@ -1,0 +1,46 @@
+# anx — see README.md. The two commands a new machine needs:
+#   make run    build anx and serve examples/site on https://localhost:8443
+#   make test   install the test peers, then run every test
+.POSIX:
+.PHONY: all build run test check unit arm64 e2e peers clean
+
+GO      ?= go
+BIN     := bin/anx
+TOOLS   := $(CURDIR)/.tools/bin
+CURL_H3 ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/anx-peers/curl-h3/bin/curl
+
+all: build
+
+## build: compile bin/anx
+build:
+	$(GO) build -trimpath -o $(BIN) ./cmd/anx
+
+## run: build and serve examples/site on the built-in defaults
+run: build
+	./$(BIN) run --root examples/site
+
+## test: install the peers, then check formatting, vet, unit tests (-race) and e2e tests
+test: peers check unit e2e
+
+## check: gofmt, go vet, go mod tidy
+check:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
+	  if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) mod tidy -diff
+
+## unit: every package's tests with the race detector (e2e excluded)
+unit:
+	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /e2e)
+
+## e2e: black-box tests of the built binary against real peers
+e2e: build
+	ANX_BIN=$(CURDIR)/$(BIN) ANX_CURL_H3=$(CURL_H3) PATH="$(TOOLS):$$PATH" \
+	  $(GO) test -count=1 -timeout 20m ./e2e/...
+
+## peers: install curl (with HTTP/3), h2load, h2spec, gtlsclient, Chromium, ... (needs root)
+peers:
+	e2e/install-peers.sh
+
+clean:
+	rm -rf bin .tools

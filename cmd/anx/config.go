@@ -1,0 +1,259 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pelletier/go-toml/v2"
+
+	"github.com/anx-gateway/anx/core/route"
+)
+
+// config is what anx serves: listeners, data dir, timeouts, limits and
+// sites. It comes from the built-in defaults, then the config file, then
+// the flags, each overriding what the one before set.
+type config struct {
+	HTTPS    string       `toml:"https"`
+	HTTP     string       `toml:"http"`
+	Data     string       `toml:"data"`
+	Timeouts timeouts     `toml:"timeouts"`
+	Limits   limits       `toml:"limits"`
+	Sites    []siteConfig `toml:"site"`
+}
+
+// timeouts bound how long a client may hold a connection without progress.
+// A zero value means the built-in default of the protocol package.
+type timeouts struct {
+	Handshake  duration `toml:"handshake"`
+	ReadHeader duration `toml:"read_header"`
+	Idle       duration `toml:"idle"`
+	Write      duration `toml:"write"`
+	Drain      duration `toml:"drain"`
+}
+
+// limits bound the size of what a client may send. Zero means the
+// built-in default.
+type limits struct {
+	MaxHeaderBytes size  `toml:"max_header_bytes"`
+	MaxHeaderCount count `toml:"max_header_count"`
+	MaxBodyBytes   size  `toml:"max_body_bytes"`
+}
+
+// siteConfig declares one site: its host names, its files and what the
+// plain-HTTP listener does for it.
+type siteConfig struct {
+	Hosts                    []string `toml:"hosts"`
+	Root                     string   `toml:"root"`
+	HTTPMode                 httpMode `toml:"http_mode"`
+	AllowSymlinksOutsideRoot bool     `toml:"allow_symlinks_outside_root"`
+}
+
+// defaultDrain bounds a graceful stop when the config sets no drain time.
+const defaultDrain = 10 * time.Second
+
+// defaultConfig returns the built-in defaults: one site for localhost
+// served from the current directory.
+func defaultConfig() config {
+	return config{
+		HTTPS: ":8443",
+		HTTP:  ":8080",
+		Data:  defaultDataDir(),
+		Sites: []siteConfig{{Hosts: []string{"localhost"}, Root: "."}},
+	}
+}
+
+// defaultDataDir is $XDG_DATA_HOME/anx, or ~/.local/share/anx.
+func defaultDataDir() string {
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "anx")
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(home, ".local", "share", "anx")
+	}
+	return ".anx"
+}
+
+// loadConfigFile reads a TOML config file over the defaults. Relative
+// paths in it are taken from the file's directory. Errors name the file,
+// the line and the key.
+func loadConfigFile(path string) (config, error) {
+	text, err := os.ReadFile(path)
+	if err != nil {
+		return config{}, fmt.Errorf("config: %w", err)
+	}
+	cfg := defaultConfig()
+	cfg.Sites = nil
+	dec := toml.NewDecoder(bytes.NewReader(text))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&cfg); err != nil {
+		return config{}, describeDecodeError(path, err)
+	}
+	if len(cfg.Sites) == 0 {
+		return config{}, fmt.Errorf("%s: no [[site]] declared", path)
+	}
+	dir := filepath.Dir(path)
+	cfg.Data = resolve(dir, cfg.Data)
+	for i := range cfg.Sites {
+		cfg.Sites[i].Root = resolve(dir, cfg.Sites[i].Root)
+	}
+	return cfg, nil
+}
+
+// describeDecodeError turns go-toml's errors into "file:line: key "k": why".
+func describeDecodeError(path string, err error) error {
+	var strict *toml.StrictMissingError
+	if errors.As(err, &strict) && len(strict.Errors) > 0 {
+		e := strict.Errors[0]
+		line, _ := e.Position()
+		return fmt.Errorf("%s:%d: unknown key %q", path, line, strings.Join(e.Key(), "."))
+	}
+	var de *toml.DecodeError
+	if errors.As(err, &de) {
+		line, _ := de.Position()
+		msg := strings.TrimPrefix(de.Error(), "toml: ")
+		if key := de.Key(); len(key) > 0 {
+			return fmt.Errorf("%s:%d: key %q: %s", path, line, strings.Join(key, "."), msg)
+		}
+		return fmt.Errorf("%s:%d: %s", path, line, msg)
+	}
+	return fmt.Errorf("%s: %w", path, err)
+}
+
+func resolve(dir, p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(dir, p)
+}
+
+// validate checks what no single key can: every site has hosts and a
+// root, and no host belongs to two sites.
+func (c *config) validate() error {
+	if err := checkAddr("https", c.HTTPS); err != nil {
+		return err
+	}
+	if err := checkAddr("http", c.HTTP); err != nil {
+		return err
+	}
+	if len(c.Sites) == 0 {
+		return errors.New("config: no site to serve")
+	}
+	seen := map[string]int{}
+	for i, s := range c.Sites {
+		if len(s.Hosts) == 0 {
+			return fmt.Errorf("config: site %d: hosts is empty", i+1)
+		}
+		if s.Root == "" {
+			return fmt.Errorf("config: site %d: root is empty", i+1)
+		}
+		for _, h := range s.Hosts {
+			name, err := route.NormalizeHost(h)
+			if err != nil {
+				return fmt.Errorf("config: site %d: %w", i+1, err)
+			}
+			if prev, dup := seen[name]; dup {
+				return fmt.Errorf("config: host %q is in site %d and site %d", h, prev, i+1)
+			}
+			seen[name] = i + 1
+		}
+	}
+	return nil
+}
+
+func checkAddr(key, addr string) error {
+	if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
+		return fmt.Errorf("config: %s = %q: want host:port, such as \":8443\" or \"127.0.0.1:8443\"", key, addr)
+	}
+	return nil
+}
+
+// duration is a time.Duration written as "10s", "2m" or "1h30m".
+type duration struct{ time.Duration }
+
+// UnmarshalText parses a non-negative Go duration.
+func (d *duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("want a duration such as \"10s\", got %q", b)
+	}
+	if v < 0 {
+		return fmt.Errorf("want a duration of zero or more, got %q", b)
+	}
+	d.Duration = v
+	return nil
+}
+
+// size is a byte count written as an integer or a string with a unit:
+// "512", "64KiB", "10MiB", "1GiB" (also KB, MB, GB as powers of 1000).
+type size int64
+
+// UnmarshalText parses a byte count.
+func (s *size) UnmarshalText(b []byte) error {
+	text := strings.TrimSpace(string(b))
+	units := []struct {
+		suffix string
+		scale  int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"B", 1}}
+	scale := int64(1)
+	for _, u := range units {
+		if n, ok := strings.CutSuffix(text, u.suffix); ok {
+			text, scale = strings.TrimSpace(n), u.scale
+			break
+		}
+	}
+	n, err := strconv.ParseInt(text, 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/scale {
+		return fmt.Errorf("want a size such as 65536 or \"64KiB\", got %q", b)
+	}
+	*s = size(n * scale)
+	return nil
+}
+
+// count is a non-negative number of things.
+type count int
+
+// UnmarshalText parses a non-negative integer.
+func (c *count) UnmarshalText(b []byte) error {
+	n, err := strconv.Atoi(string(b))
+	if err != nil || n < 0 {
+		return fmt.Errorf("want a whole number of zero or more, got %q", b)
+	}
+	*c = count(n)
+	return nil
+}
+
+// httpMode is what the plain-HTTP listener does for a site.
+type httpMode uint8
+
+const (
+	httpRedirect httpMode = iota // redirect to HTTPS (the default)
+	httpServe                    // serve the site over plain HTTP as well
+)
+
+// UnmarshalText accepts "redirect" or "serve".
+func (m *httpMode) UnmarshalText(b []byte) error {
+	switch string(b) {
+	case "redirect":
+		*m = httpRedirect
+	case "serve":
+		*m = httpServe
+	default:
+		return fmt.Errorf("want \"redirect\" or \"serve\", got %q", b)
+	}
+	return nil
+}
+
+// String returns the mode as written in the config.
+func (m httpMode) String() string {
+	if m == httpServe {
+		return "serve"
+	}
+	return "redirect"
+}

@@ -1,0 +1,167 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func writeConfig(t *testing.T, text string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "anx.toml")
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestLoadConfigFile(t *testing.T) {
+	path := writeConfig(t, `
+https = "127.0.0.1:9443"
+data = "state"
+[timeouts]
+read_header = "2s"
+[limits]
+max_header_bytes = "32KiB"
+max_body_bytes = 1048576
+max_header_count = 50
+[[site]]
+hosts = ["localhost"]
+root = "site"
+http_mode = "serve"
+[[site]]
+hosts = ["b.test"]
+root = "/srv/b"
+`)
+	cfg, err := loadConfigFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Dir(path)
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"https", cfg.HTTPS, "127.0.0.1:9443"},
+		{"http keeps its default", cfg.HTTP, ":8080"},
+		{"data is relative to the file", cfg.Data, filepath.Join(dir, "state")},
+		{"read_header", cfg.Timeouts.ReadHeader.Duration, 2 * time.Second},
+		{"max_header_bytes with a unit", cfg.Limits.MaxHeaderBytes, size(32 << 10)},
+		{"max_body_bytes as an integer", cfg.Limits.MaxBodyBytes, size(1 << 20)},
+		{"max_header_count", cfg.Limits.MaxHeaderCount, count(50)},
+		{"sites", len(cfg.Sites), 2},
+		{"site root is relative to the file", cfg.Sites[0].Root, filepath.Join(dir, "site")},
+		{"http_mode", cfg.Sites[0].HTTPMode, httpServe},
+		{"http_mode default", cfg.Sites[1].HTTPMode, httpRedirect},
+		{"absolute root", cfg.Sites[1].Root, "/srv/b"},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s: got %v, want %v", c.name, c.got, c.want)
+		}
+	}
+	if err := cfg.validate(); err != nil {
+		t.Errorf("validate: %v", err)
+	}
+}
+
+// A bad config file names the file, the line and the key.
+func TestBadConfigNamesFileLineAndKey(t *testing.T) {
+	cases := []struct {
+		name, text, want string
+	}{
+		{"bad http_mode", "[[site]]\nhosts = [\"a.test\"]\nroot = \".\"\nhttp_mode = \"proxy\"\n", `:4: key "site.http_mode": want "redirect" or "serve", got "proxy"`},
+		{"unknown key", "https = \":1\"\n[[site]]\nhosts = [\"a.test\"]\nrooot = \".\"\n", `:4: unknown key "site.rooot"`},
+		{"wrong type", "https = 8443\n", `:1: key "https"`},
+		{"bad duration", "[timeouts]\nidle = \"5 minutes\"\n", `:2: key "timeouts.idle": want a duration`},
+		{"negative duration", "[timeouts]\nidle = \"-5s\"\n", `:2: key "timeouts.idle": want a duration of zero or more`},
+		{"bad size", "[limits]\nmax_body_bytes = \"lots\"\n", `:2: key "limits.max_body_bytes": want a size`},
+		{"syntax", "https = \n", `:1:`},
+		{"no site", "https = \":1\"\n", `no [[site]] declared`},
+	}
+	for _, c := range cases {
+		path := writeConfig(t, c.text)
+		_, err := loadConfigFile(path)
+		if err == nil {
+			t.Errorf("%s: loaded without error", c.name)
+			continue
+		}
+		if msg := err.Error(); !strings.HasPrefix(msg, path) || !strings.Contains(msg, c.want) {
+			t.Errorf("%s:\n got  %q\n want %q after the file name", c.name, msg, c.want)
+		}
+	}
+}
+
+func TestValidateRejects(t *testing.T) {
+	site := func(hosts ...string) siteConfig { return siteConfig{Hosts: hosts, Root: "."} }
+	cases := map[string]config{
+		"host in two sites": {HTTPS: ":1", HTTP: ":2", Sites: []siteConfig{site("a.test"), site("A.test")}},
+		"site without host": {HTTPS: ":1", HTTP: ":2", Sites: []siteConfig{site()}},
+		"bad address":       {HTTPS: "8443", HTTP: ":2", Sites: []siteConfig{site("a.test")}},
+		"no site":           {HTTPS: ":1", HTTP: ":2"},
+	}
+	for name, cfg := range cases {
+		if err := cfg.validate(); err == nil {
+			t.Errorf("%s: validate accepted it", name)
+		}
+	}
+}
+
+// Flags win over the file; site flags need a file with one site.
+func TestFlagsOverrideFile(t *testing.T) {
+	path := writeConfig(t, "https = \":1\"\nhttp = \":2\"\n[[site]]\nhosts = [\"a.test\"]\nroot = \"a\"\n")
+	f, err := parseRunFlags([]string{"--config", path, "--https", "127.0.0.1:3", "--domain", "b.test", "--domain", "c.test", "--http-mode", "serve"}, os.Stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := loadRunConfig(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.HTTPS != "127.0.0.1:3" || cfg.HTTP != ":2" {
+		t.Errorf("listeners: https %q http %q, want 127.0.0.1:3 and :2", cfg.HTTPS, cfg.HTTP)
+	}
+	s := cfg.Sites[0]
+	if strings.Join(s.Hosts, ",") != "b.test,c.test" || s.HTTPMode != httpServe || s.Root != filepath.Join(filepath.Dir(path), "a") {
+		t.Errorf("site: %+v, want hosts b.test,c.test, mode serve, root from the file", s)
+	}
+
+	two := writeConfig(t, "[[site]]\nhosts = [\"a.test\"]\nroot = \"a\"\n[[site]]\nhosts = [\"b.test\"]\nroot = \"b\"\n")
+	f, _ = parseRunFlags([]string{"--config", two, "--root", "x"}, os.Stderr)
+	if _, err := loadRunConfig(f); err == nil || !strings.Contains(err.Error(), "declares 2") {
+		t.Errorf("--root with a two-site file: err %v, want a refusal", err)
+	}
+	f, _ = parseRunFlags([]string{"--http-mode", "sometimes"}, os.Stderr)
+	if _, err := loadRunConfig(f); err == nil {
+		t.Errorf("--http-mode sometimes: accepted")
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	f, err := parseRunFlags(nil, os.Stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := loadRunConfig(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.HTTPS != ":8443" || cfg.HTTP != ":8080" || len(cfg.Sites) != 1 || cfg.Sites[0].Hosts[0] != "localhost" || cfg.Sites[0].Root != "." {
+		t.Errorf("defaults: %+v", cfg)
+	}
+}
+
+func TestExampleConfigIsValid(t *testing.T) {
+	cfg, err := loadConfigFile("../../examples/anx.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.validate(); err != nil {
+		t.Fatal(err)
+	}
+	if err := checkRoots(cfg); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,107 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// runFlags are the flags of "anx run".
+type runFlags struct {
+	config   string
+	root     string
+	domains  stringList
+	https    string
+	http     string
+	data     string
+	httpMode string
+	set      map[string]bool // the flags given on the command line
+}
+
+// stringList is a flag that may be repeated.
+type stringList []string
+
+func (l *stringList) String() string { return strings.Join(*l, ",") }
+
+// Set appends one value.
+func (l *stringList) Set(v string) error {
+	*l = append(*l, v)
+	return nil
+}
+
+// parseRunFlags parses the flags of "anx run".
+func parseRunFlags(args []string, stderr io.Writer) (runFlags, error) {
+	var f runFlags
+	fs := flag.NewFlagSet("anx run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&f.config, "config", "", "read sites and settings from this TOML `file`")
+	fs.StringVar(&f.root, "root", "", "serve files from this `dir` (default: the current directory)")
+	fs.Var(&f.domains, "domain", "serve the site under this host `name`; repeat for more (default: localhost)")
+	fs.StringVar(&f.https, "https", "", "listen for HTTPS (TCP) and HTTP/3 (UDP) on this `addr` (default \":8443\")")
+	fs.StringVar(&f.http, "http", "", "listen for plain HTTP on this `addr` (default \":8080\")")
+	fs.StringVar(&f.data, "data", "", "keep certificates and the local CA in this `dir` (default $XDG_DATA_HOME/anx or ~/.local/share/anx)")
+	fs.StringVar(&f.httpMode, "http-mode", "", "what plain HTTP does: redirect to HTTPS, or serve the site (`mode`: redirect|serve; default redirect)")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: anx run [flags]\n\n")
+		fs.PrintDefaults()
+		fmt.Fprintf(stderr, "\nA flag wins over the config file: --https, --http and --data replace the file's\nvalues; --root, --domain and --http-mode replace those of its only site.\n")
+	}
+	if err := fs.Parse(args); err != nil {
+		return f, err
+	}
+	if fs.NArg() > 0 {
+		return f, usageError{fmt.Sprintf("anx run takes no arguments, got %q", fs.Arg(0))}
+	}
+	f.set = map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { f.set[fl.Name] = true })
+	return f, nil
+}
+
+// loadRunConfig builds the config that "anx run" serves: defaults, then
+// the file, then the flags.
+func loadRunConfig(f runFlags) (config, error) {
+	cfg := defaultConfig()
+	if f.config != "" {
+		var err error
+		if cfg, err = loadConfigFile(f.config); err != nil {
+			return config{}, err
+		}
+	}
+	if err := applyFlags(&cfg, f); err != nil {
+		return config{}, err
+	}
+	return cfg, cfg.validate()
+}
+
+// applyFlags lays the flags given on the command line over cfg.
+func applyFlags(cfg *config, f runFlags) error {
+	if f.set["https"] {
+		cfg.HTTPS = f.https
+	}
+	if f.set["http"] {
+		cfg.HTTP = f.http
+	}
+	if f.set["data"] {
+		cfg.Data = f.data
+	}
+	if !f.set["root"] && !f.set["domain"] && !f.set["http-mode"] {
+		return nil
+	}
+	if len(cfg.Sites) != 1 {
+		return usageError{fmt.Sprintf("--root, --domain and --http-mode describe one site, but %s declares %d", f.config, len(cfg.Sites))}
+	}
+	site := &cfg.Sites[0]
+	if f.set["root"] {
+		site.Root = f.root
+	}
+	if f.set["domain"] {
+		site.Hosts = f.domains
+	}
+	if f.set["http-mode"] {
+		if err := site.HTTPMode.UnmarshalText([]byte(f.httpMode)); err != nil {
+			return usageError{"--http-mode: " + err.Error()}
+		}
+	}
+	return nil
+}

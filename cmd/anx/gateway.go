@@ -1,0 +1,308 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"strconv"
+	"sync"
+
+	"github.com/anx-gateway/anx/certs"
+	"github.com/anx-gateway/anx/core/message"
+	"github.com/anx-gateway/anx/core/route"
+	"github.com/anx-gateway/anx/core/static"
+	"github.com/anx-gateway/anx/h1"
+	"github.com/anx-gateway/anx/h2"
+	"github.com/anx-gateway/anx/h3"
+	"github.com/anx-gateway/anx/tls/terminate"
+)
+
+// gateway is one running anx: its listeners and the servers behind them.
+// newGateway opens everything, start serves, shutdown drains; all three
+// run on the main goroutine, and each server's goroutines are owned by
+// that server.
+type gateway struct {
+	cfg config
+	log *slog.Logger
+	ca  *certs.CA
+
+	tcpTLS   net.Listener   // HTTPS over TCP: TLS, then h1 or h2 by ALPN
+	tcpPlain net.Listener   // plain HTTP: h1
+	udp      net.PacketConn // HTTP/3
+
+	handshakes *terminate.Server
+	h1TLS      *h1.Server
+	h1Plain    *h1.Server
+	h2         *h2.Server
+	h3         *h3.Server
+	statics    []*static.Handler
+}
+
+// newGateway builds the servers for cfg and opens its listeners. On error
+// nothing is left open.
+func newGateway(cfg config, logger *slog.Logger) (gw *gateway, err error) {
+	gw = &gateway{cfg: cfg, log: logger}
+	defer func() {
+		if err != nil {
+			gw.closeAll()
+		}
+	}()
+	if gw.ca, err = certs.OpenCA(cfg.Data); err != nil {
+		return nil, err
+	}
+	sites, err := gw.openSites()
+	if err != nil {
+		return nil, err
+	}
+	if err = gw.listen(); err != nil {
+		return nil, err
+	}
+	tlsConfig, err := gw.tlsConfig()
+	if err != nil {
+		return nil, err
+	}
+	secure, plain, err := gw.routeTables(sites)
+	if err != nil {
+		return nil, err
+	}
+	gw.buildServers(tlsConfig, secure, plain)
+	return gw, nil
+}
+
+// openSites makes one static handler per site, in config order.
+func (gw *gateway) openSites() ([]message.Handler, error) {
+	handlers := make([]message.Handler, 0, len(gw.cfg.Sites))
+	for _, s := range gw.cfg.Sites {
+		h, err := static.New(static.Config{Root: s.Root, AllowSymlinksOutside: s.AllowSymlinksOutsideRoot})
+		if err != nil {
+			return nil, err
+		}
+		gw.statics = append(gw.statics, h)
+		handlers = append(handlers, h)
+	}
+	return handlers, nil
+}
+
+// listen opens the HTTPS port on TCP and UDP and the plain-HTTP port. A
+// port of 0 on the HTTPS address picks one free port for both.
+func (gw *gateway) listen() error {
+	var err error
+	lc := net.ListenConfig{}
+	if gw.tcpTLS, err = lc.Listen(context.Background(), "tcp", gw.cfg.HTTPS); err != nil {
+		return listenError("https", gw.cfg.HTTPS, err)
+	}
+	udpAddr := net.JoinHostPort(hostOf(gw.cfg.HTTPS), strconv.Itoa(gw.httpsPort()))
+	if gw.udp, err = lc.ListenPacket(context.Background(), "udp", udpAddr); err != nil {
+		return listenError("https (UDP, HTTP/3)", udpAddr, err)
+	}
+	if gw.tcpPlain, err = lc.Listen(context.Background(), "tcp", gw.cfg.HTTP); err != nil {
+		return listenError("http", gw.cfg.HTTP, err)
+	}
+	return nil
+}
+
+// listenError says which listener could not open, in one line.
+func listenError(which, addr string, err error) error {
+	var opErr *net.OpError
+	if errors.As(err, &opErr) && opErr.Err != nil {
+		err = opErr.Err
+	}
+	return fmt.Errorf("cannot listen for %s on %s: %v", which, addr, err)
+}
+
+// tlsConfig builds the TLS policy, with certificates from the local CA for
+// the names the sites declare.
+func (gw *gateway) tlsConfig() (*tls.Config, error) {
+	var names []string
+	for _, s := range gw.cfg.Sites {
+		names = append(names, siteHosts(s, gw.cfg.Sites)...)
+	}
+	manager, err := certs.NewManager(gw.ca, certs.Policy{Names: names, DefaultName: gw.cfg.Sites[0].Hosts[0]})
+	if err != nil {
+		return nil, err
+	}
+	tc := terminate.Config{GetCertificate: manager.GetCertificate}
+	if err := tc.Validate(); err != nil {
+		return nil, err
+	}
+	return tc.TLSConfig(), nil
+}
+
+// routeTables builds the two routing tables: HTTPS serves every site;
+// plain HTTP serves the sites in serve mode and redirects the others.
+func (gw *gateway) routeTables(handlers []message.Handler) (secure, plain *route.Table, err error) {
+	var secureSites, plainSites []route.Site
+	redirect := route.RedirectHTTPS{Port: gw.httpsPort()}
+	for i, s := range gw.cfg.Sites {
+		hosts := siteHosts(s, gw.cfg.Sites)
+		secureSites = append(secureSites, route.Site{Hosts: hosts, Handler: handlers[i]})
+		var onPlain message.Handler = redirect
+		if s.HTTPMode == httpServe {
+			onPlain = handlers[i]
+		}
+		plainSites = append(plainSites, route.Site{Hosts: hosts, Handler: onPlain})
+	}
+	if secure, err = route.New(secureSites); err != nil {
+		return nil, nil, err
+	}
+	if plain, err = route.New(plainSites); err != nil {
+		return nil, nil, err
+	}
+	return secure, plain, nil
+}
+
+// siteHosts returns a site's hosts; "localhost" brings the loopback
+// addresses along unless another site claims them.
+func siteHosts(s siteConfig, all []siteConfig) []string {
+	hosts := slices.Clone(s.Hosts)
+	if !slices.Contains(hosts, "localhost") {
+		return hosts
+	}
+	for _, ip := range []string{"127.0.0.1", "::1"} {
+		if !claimed(ip, all) {
+			hosts = append(hosts, ip)
+		}
+	}
+	return hosts
+}
+
+func claimed(host string, sites []siteConfig) bool {
+	for _, s := range sites {
+		if slices.Contains(s.Hosts, host) {
+			return true
+		}
+	}
+	return false
+}
+
+// buildServers makes the protocol servers over the routing tables.
+func (gw *gateway) buildServers(tlsConfig *tls.Config, secure, plain *route.Table) {
+	c := gw.cfg
+	altSvc := h3.AltSvc(gw.httpsPort())
+	h1Server := func(handler message.Handler, altSvc string) *h1.Server {
+		return &h1.Server{
+			Handler:           handler,
+			AltSvc:            altSvc,
+			ReadHeaderTimeout: c.Timeouts.ReadHeader.Duration,
+			IdleTimeout:       c.Timeouts.Idle.Duration,
+			WriteTimeout:      c.Timeouts.Write.Duration,
+			MaxHeaderBytes:    int(c.Limits.MaxHeaderBytes),
+			MaxHeaderCount:    int(c.Limits.MaxHeaderCount),
+			MaxBodyBytes:      int64(c.Limits.MaxBodyBytes),
+			Logger:            gw.log,
+		}
+	}
+	gw.h1TLS = h1Server(secure, altSvc)
+	gw.h1Plain = h1Server(plain, "")
+	gw.h2 = &h2.Server{
+		Handler:        secure,
+		AltSvc:         altSvc,
+		IdleTimeout:    c.Timeouts.Idle.Duration,
+		MaxHeaderBytes: int(c.Limits.MaxHeaderBytes),
+		MaxBodyBytes:   int64(c.Limits.MaxBodyBytes),
+	}
+	gw.h3 = &h3.Server{
+		Handler:        secure,
+		TLSConfig:      tlsConfig,
+		IdleTimeout:    c.Timeouts.Idle.Duration,
+		MaxHeaderBytes: int(c.Limits.MaxHeaderBytes),
+		MaxBodyBytes:   int64(c.Limits.MaxBodyBytes),
+		Logger:         gw.log,
+	}
+	gw.handshakes = &terminate.Server{
+		TLSConfig:        tlsConfig,
+		Protocols:        map[string]func(*tls.Conn){"h2": gw.h2.ServeConn, "http/1.1": gw.serveH1TLS},
+		Default:          gw.serveH1TLS,
+		HandshakeTimeout: c.Timeouts.Handshake.Duration,
+		Logger:           gw.log,
+	}
+}
+
+func (gw *gateway) serveH1TLS(c *tls.Conn) { gw.h1TLS.ServeConn(c) }
+
+// start serves every listener in its own goroutine. The channel gets the
+// first listener's failure; a stop by shutdown is not a failure.
+func (gw *gateway) start() <-chan error {
+	failed := make(chan error, 3)
+	serve := func(name string, f func() error) {
+		go func() {
+			if err := f(); err != nil && !isClosedError(err) {
+				failed <- fmt.Errorf("%s: %w", name, err)
+			}
+		}()
+	}
+	serve("https", func() error { return gw.handshakes.Serve(gw.tcpTLS) })
+	serve("http", func() error { return gw.h1Plain.Serve(gw.tcpPlain) })
+	serve("http/3", func() error { return gw.h3.Serve(gw.udp) })
+	return failed
+}
+
+// isClosedError reports whether err only says that a listener was closed
+// on purpose.
+func isClosedError(err error) bool {
+	return errors.Is(err, net.ErrClosed) || errors.Is(err, terminate.ErrServerClosed) ||
+		errors.Is(err, h1.ErrServerClosed) || errors.Is(err, h3.ErrServerClosed)
+}
+
+// shutdown stops accepting, lets in-flight requests finish within the
+// drain timeout, then closes what is left.
+func (gw *gateway) shutdown() error {
+	ctx, cancel := context.WithTimeout(context.Background(), gw.drainTimeout())
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make([]error, 5)
+	for i, stop := range []func(context.Context) error{
+		gw.handshakes.Shutdown, gw.h1Plain.Shutdown, gw.h1TLS.Shutdown, gw.h2.Shutdown, gw.h3.Shutdown,
+	} {
+		wg.Go(func() { errs[i] = stop(ctx) })
+	}
+	wg.Wait()
+	gw.closeAll()
+	if err := errors.Join(errs...); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return nil
+}
+
+// closeAll closes whatever is open, ignoring errors: it is the last step.
+func (gw *gateway) closeAll() {
+	if gw.tcpTLS != nil {
+		_ = gw.tcpTLS.Close()
+	}
+	if gw.tcpPlain != nil {
+		_ = gw.tcpPlain.Close()
+	}
+	if gw.udp != nil {
+		_ = gw.udp.Close()
+	}
+	for _, s := range gw.statics {
+		_ = s.Close()
+	}
+}
+
+func (gw *gateway) httpsAddr() string { return gw.tcpTLS.Addr().String() }
+func (gw *gateway) httpAddr() string  { return gw.tcpPlain.Addr().String() }
+func (gw *gateway) httpsPort() int    { return gw.tcpTLS.Addr().(*net.TCPAddr).Port }
+func (gw *gateway) httpPort() int     { return gw.tcpPlain.Addr().(*net.TCPAddr).Port }
+
+// hostOf returns the host part of a host:port address.
+func hostOf(addr string) string {
+	host, _, _ := net.SplitHostPort(addr)
+	return host
+}
+
+// hostPort writes host:port for a URL, leaving out the scheme's default
+// port and bracketing IPv6.
+func hostPort(host string, port, defaultPort int) string {
+	if port == defaultPort {
+		if net.ParseIP(host) != nil && net.ParseIP(host).To4() == nil {
+			return "[" + host + "]"
+		}
+		return host
+	}
+	return net.JoinHostPort(host, strconv.Itoa(port))
+}

@@ -1,0 +1,91 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+)
+
+// runServe is "anx run": load the config, open every listener, serve
+// until SIGTERM or SIGINT, then drain.
+func runServe(args []string, stdout, stderr io.Writer) error {
+	f, err := parseRunFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	cfg, err := loadRunConfig(f)
+	if err != nil {
+		return err
+	}
+	if err := checkRoots(cfg); err != nil {
+		return err
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, nil))
+	gw, err := newGateway(cfg, logger)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	failed := gw.start()
+	printBanner(stdout, gw)
+	logger.Info("ready", "https", gw.httpsAddr(), "http", gw.httpAddr(), "data", cfg.Data)
+	select {
+	case <-ctx.Done():
+		logger.Info("stopping", "drain", gw.drainTimeout())
+	case err = <-failed:
+		logger.Error("a listener failed; stopping", "err", err)
+	}
+	stop() // a second signal now kills at once
+	return errors.Join(err, gw.shutdown())
+}
+
+// checkRoots makes sure every site's root is a directory, so that a typo
+// is one clear line at start-up rather than 404s later.
+func checkRoots(cfg config) error {
+	for i, s := range cfg.Sites {
+		st, err := os.Stat(s.Root)
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+			return fmt.Errorf("site %d (%s): root %s: no such directory", i+1, s.Hosts[0], s.Root)
+		case err != nil:
+			return fmt.Errorf("site %d (%s): root: %w", i+1, s.Hosts[0], err)
+		case !st.IsDir():
+			return fmt.Errorf("site %d (%s): root %s: not a directory", i+1, s.Hosts[0], s.Root)
+		}
+	}
+	return nil
+}
+
+// printBanner tells the person who started anx where it serves and how to
+// trust its certificates.
+func printBanner(w io.Writer, gw *gateway) {
+	https, http := gw.httpsPort(), gw.httpPort()
+	fmt.Fprintf(w, "anx is serving:\n")
+	for _, s := range gw.cfg.Sites {
+		host := s.Hosts[0]
+		fmt.Fprintf(w, "  https://%s  (HTTP/1.1, HTTP/2, HTTP/3)\n", hostPort(host, https, 443))
+		mode := "redirects to HTTPS"
+		if s.HTTPMode == httpServe {
+			mode = "serves the site"
+		}
+		fmt.Fprintf(w, "  http://%s   (%s)\n", hostPort(host, http, 80), mode)
+	}
+	fmt.Fprintf(w, "Certificates come from anx's local CA: %s\n", gw.ca.RootPath())
+	fmt.Fprintf(w, "  trust it with curl:  curl --cacert %s https://%s/\n", gw.ca.RootPath(), hostPort(gw.cfg.Sites[0].Hosts[0], https, 443))
+	fmt.Fprintf(w, "  system and browsers: run \"anx ca --data %s\"\n", gw.cfg.Data)
+}
+
+// drainTimeout bounds a graceful stop.
+func (gw *gateway) drainTimeout() time.Duration {
+	if d := gw.cfg.Timeouts.Drain.Duration; d > 0 {
+		return d
+	}
+	return defaultDrain
+}

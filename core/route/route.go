@@ -1,0 +1,125 @@
+// Package route maps each request onto the site that serves it: virtual
+// hosts by exact name or "*." wildcard, a default site for any other
+// host, and small handlers for what is not a file (redirects, plain
+// answers). It is protocol-neutral: h1, h2 and h3 all serve through a
+// Table.
+package route
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+
+	"github.com/anx-gateway/anx/core/message"
+)
+
+// Site is one virtual host: the names it answers to and its handler.
+type Site struct {
+	// Hosts lists exact host names ("example.com", "127.0.0.1") and
+	// wildcards of one label ("*.example.com"). A site with no hosts is
+	// the default: it answers every host that no other site names.
+	Hosts []string
+	// Handler serves the site's requests.
+	Handler message.Handler
+}
+
+// Table routes requests to sites by host. It is immutable once built, so
+// one Table serves every connection without locks; a reload builds a new
+// one.
+type Table struct {
+	exact    map[string]message.Handler
+	wildcard map[string]message.Handler // keyed by the suffix after "*."
+	fallback message.Handler
+}
+
+// New builds a routing table. Two sites claiming the same host, or two
+// default sites, are an error.
+func New(sites []Site) (*Table, error) {
+	t := &Table{exact: map[string]message.Handler{}, wildcard: map[string]message.Handler{}}
+	for i, s := range sites {
+		if s.Handler == nil {
+			return nil, fmt.Errorf("route: site %d has no handler", i)
+		}
+		if err := t.add(s); err != nil {
+			return nil, err
+		}
+	}
+	return t, nil
+}
+
+func (t *Table) add(s Site) error {
+	if len(s.Hosts) == 0 {
+		if t.fallback != nil {
+			return errors.New("route: more than one site without hosts")
+		}
+		t.fallback = s.Handler
+		return nil
+	}
+	for _, h := range s.Hosts {
+		name, err := NormalizeHost(h)
+		if err != nil {
+			return err
+		}
+		set := t.exact
+		if suffix, ok := strings.CutPrefix(name, "*."); ok {
+			set, name = t.wildcard, suffix
+		}
+		if _, dup := set[name]; dup {
+			return fmt.Errorf("route: host %q is claimed by two sites", h)
+		}
+		set[name] = s.Handler
+	}
+	return nil
+}
+
+// Lookup returns the handler for a request's Host (a port, a trailing dot
+// and letter case are ignored), or nil when no site serves it.
+func (t *Table) Lookup(host string) message.Handler {
+	name := hostname(host)
+	if h, ok := t.exact[name]; ok {
+		return h
+	}
+	if _, parent, ok := strings.Cut(name, "."); ok {
+		if h, ok := t.wildcard[parent]; ok {
+			return h
+		}
+	}
+	return t.fallback
+}
+
+// Serve routes r to its site, or answers 421 Misdirected Request
+// (RFC 9110 section 15.5.20) when no site serves its host.
+func (t *Table) Serve(w message.ResponseWriter, r *message.Request) {
+	if h := t.Lookup(r.Host); h != nil {
+		h.Serve(w, r)
+		return
+	}
+	Respond(w, r, 421, "421 Misdirected Request: no site for this host\n")
+}
+
+// NormalizeHost checks a configured host name or wildcard and returns it
+// in the form Lookup compares: lower case, without a trailing dot, IPv6
+// without brackets.
+func NormalizeHost(h string) (string, error) {
+	name := hostname(h)
+	if name == "" || strings.ContainsAny(name, "/\\ \t@?#[]") {
+		return "", fmt.Errorf("route: bad host %q", h)
+	}
+	if strings.Contains(strings.TrimPrefix(name, "*."), "*") {
+		return "", fmt.Errorf("route: bad host %q: a wildcard stands only for the first label", h)
+	}
+	return name, nil
+}
+
+// hostname strips the port, the IPv6 brackets and a trailing dot from an
+// authority and lowers its case.
+func hostname(authority string) string {
+	host := authority
+	if h, _, err := net.SplitHostPort(authority); err == nil {
+		host = h
+	} else if strings.HasPrefix(host, "[") && strings.HasSuffix(host, "]") {
+		host = host[1 : len(host)-1]
+	}
+	return strings.ToLower(strings.TrimSuffix(host, "."))
+}
