@@ -43,7 +43,9 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		logger.Error("a listener failed; stopping", "err", err)
 	}
 	stop() // a second signal now kills at once
-	return errors.Join(err, gw.shutdown())
+	err = errors.Join(err, gw.shutdown())
+	logger.Info("stopped")
+	return err
 }
 
 // checkRoots makes sure every site's root is a directory, so that a typo
