@@ -95,7 +95,9 @@ type ResponseWriter interface {
 // assertion and fall back to Write.
 type FileWriter interface {
 	// WriteFile sends length bytes of f starting at offset, after the
-	// header, and returns how many bytes were sent.
+	// header, and returns how many bytes were sent. It reads at the given
+	// offset and never moves f's own offset: an open file may be shared
+	// by concurrent requests (core/static caches them).
 	WriteFile(f *os.File, offset, length int64) (int64, error)
 }
 
