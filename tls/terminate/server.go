@@ -16,8 +16,11 @@ const (
 	// DefaultHandshakeTimeout bounds a handshake, from accept to done.
 	DefaultHandshakeTimeout = 10 * time.Second
 	// DefaultMaxHandshakes bounds the handshakes in flight; see
-	// Server.MaxHandshakes.
-	DefaultMaxHandshakes = 1024
+	// Server.MaxHandshakes. It is set high enough that thousands of
+	// clients stalling their handshakes (a slowloris on TLS) do not stop
+	// the accept loop: at this many, the kernel's open-files limit is the
+	// nearer bound on most machines.
+	DefaultMaxHandshakes = 16384
 )
 
 // Accept error backoff, as net/http does it.
@@ -67,9 +70,10 @@ type Server struct {
 	// 25 KiB per handshake waiting for the client's Finished, a few KiB per
 	// connection that has sent nothing (BenchmarkHandshakeMemory, amd64,
 	// TLS 1.3, X25519MLKEM768, a two-certificate ECDSA P-256 chain), so the
-	// default holds at most about 25 MiB. It is not a defense against slow
-	// clients: MaxHandshakes idle connections delay new handshakes by up to
-	// HandshakeTimeout; per-address limits are a later step. Zero means
+	// default holds at most about 400 MiB in the worst case, and a few KiB
+	// per stalled client in the common one. It is not a defense against
+	// slow clients: MaxHandshakes idle connections delay new handshakes by
+	// up to HandshakeTimeout; per-address limits are a later step. Zero means
 	// DefaultMaxHandshakes; a negative value means no limit.
 	MaxHandshakes int
 
