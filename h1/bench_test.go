@@ -1,0 +1,211 @@
+package h1
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/anx-gateway/anx/core/message"
+)
+
+// BenchmarkParseHead parses a 629-byte browser request head that is
+// already a string: the parser proper, which must not allocate.
+func BenchmarkParseHead(b *testing.B) {
+	var req message.Request
+	var info headInfo
+	b.SetBytes(int64(len(browserRequest)))
+	b.ReportAllocs()
+	for b.Loop() {
+		req.Header.Reset()
+		if err := parseHead(browserRequest, &req, &info, testLimits); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkParseRequest does what a connection does per request: find the
+// end of the head in the read buffer, turn it into a string (the one
+// allocation per request), parse it and decide the framing.
+func BenchmarkParseRequest(b *testing.B) {
+	buf := []byte(browserRequest)
+	var req message.Request
+	var info headInfo
+	b.SetBytes(int64(len(buf)))
+	b.ReportAllocs()
+	for b.Loop() {
+		n, _ := scanHead(buf, 0)
+		req.Header.Reset()
+		if err := parseHead(string(buf[:n]), &req, &info, testLimits); err != nil {
+			b.Fatal(err)
+		}
+		if _, _, err := info.framing(req.ProtoMinor); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkNetHTTPReadRequest is the same work by net/http, for scale.
+func BenchmarkNetHTTPReadRequest(b *testing.B) {
+	r := strings.NewReader(browserRequest)
+	br := bufio.NewReader(r)
+	b.SetBytes(int64(len(browserRequest)))
+	b.ReportAllocs()
+	for b.Loop() {
+		r.Reset(browserRequest)
+		br.Reset(r)
+		if _, err := http.ReadRequest(br); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// helloHandler answers with a fixed small body and its length.
+var helloHandler = handlerFunc(func(w mrw, r *mreq) {
+	w.Header().Set("Content-Type", "text/plain")
+	w.Header().Set("Content-Length", "13")
+	io.WriteString(w, "Hello, world!")
+})
+
+// benchRoundTrips sends the browser request on c, depth at a time, and
+// reads the answers, b.N requests in all. Allocations are counted across
+// the process, so they include the server's.
+func benchRoundTrips(b *testing.B, c net.Conn, depth int) {
+	batch := []byte(strings.Repeat(browserRequest, depth))
+	if _, err := c.Write(batch[:len(browserRequest)]); err != nil {
+		b.Fatal(err)
+	}
+	br := bufio.NewReaderSize(c, 64<<10)
+	respLen := rawResponseLen(b, br) // every answer has this length
+	out := make([]byte, respLen*depth)
+	b.SetBytes(int64(len(browserRequest)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i += depth {
+		n := min(depth, b.N-i)
+		if _, err := c.Write(batch[:n*len(browserRequest)]); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadFull(br, out[:n*respLen]); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// rawResponseLen reads one response with a Content-Length and returns its
+// length on the wire.
+func rawResponseLen(b *testing.B, br *bufio.Reader) int {
+	n, length := 0, -1
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			b.Fatal(err)
+		}
+		n += len(line)
+		if line == "\r\n" {
+			break
+		}
+		if v, ok := strings.CutPrefix(strings.ToLower(line), "content-length: "); ok {
+			length, _ = strconv.Atoi(strings.TrimSpace(v))
+		}
+	}
+	if length < 0 {
+		b.Fatal("response without Content-Length")
+	}
+	if _, err := br.Discard(length); err != nil {
+		b.Fatal(err)
+	}
+	return n + length
+}
+
+// BenchmarkNetHTTPKeepAliveLoopback is BenchmarkKeepAliveLoopback with
+// net/http's server, for scale.
+func BenchmarkNetHTTPKeepAliveLoopback(b *testing.B) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		w.Header().Set("Content-Length", "13")
+		io.WriteString(w, "Hello, world!")
+	})}
+	go srv.Serve(ln)
+	defer srv.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	benchRoundTrips(b, c, 1)
+}
+
+// BenchmarkKeepAliveLoopback is one request and its response at a time on
+// a keep-alive loopback TCP connection: parse, handler, response, the idle
+// wait and the system calls.
+func BenchmarkKeepAliveLoopback(b *testing.B) {
+	benchLoopback(b, 1)
+}
+
+// BenchmarkPipelinedLoopback sends 16 requests per write.
+func BenchmarkPipelinedLoopback(b *testing.B) {
+	benchLoopback(b, 16)
+}
+
+func benchLoopback(b *testing.B, depth int) {
+	s := &Server{Handler: helloHandler}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { s.Serve(ln); close(done) }()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchRoundTrips(b, c, depth)
+	b.StopTimer()
+	c.Close()
+	s.Close()
+	<-done
+}
+
+// BenchmarkKeepAlivePipe is the keep-alive round over net.Pipe, without
+// the kernel: what h1 itself costs per request.
+func BenchmarkKeepAlivePipe(b *testing.B) {
+	s := &Server{Handler: helloHandler}
+	client, server := net.Pipe()
+	done := make(chan struct{})
+	go func() { s.ServeConn(server); close(done) }()
+	benchRoundTrips(b, client, 1)
+	b.StopTimer()
+	client.Close()
+	<-done
+}
+
+func TestKeepAliveRequestAllocatesOnce(t *testing.T) {
+	// Per keep-alive request the server allocates the head string and
+	// nothing else: buffers come from the pool, the Date line from the
+	// per-second cache, the request and response structs are reused.
+	if testing.Short() || raceEnabled {
+		t.Skip("measures a loopback round trip; -race allocates on its own")
+	}
+	addr := serve(t, &Server{Handler: helloHandler})
+	c, br := dial(t, addr)
+	req := []byte(browserRequest)
+	send(t, c, browserRequest)
+	respLen := len("HTTP/1.1 200 OK\r\nDate: Mon, 02 Jan 2006 15:04:05 GMT\r\nServer: anx\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\nHello, world!")
+	out := make([]byte, respLen)
+	io.ReadFull(br, out)
+	allocs := testing.AllocsPerRun(2000, func() {
+		c.Write(req)
+		io.ReadFull(br, out)
+	})
+	if allocs > 1 {
+		t.Errorf("a keep-alive request allocates %v times, want 1 (the head string)", allocs)
+	}
+}

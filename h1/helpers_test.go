@@ -1,0 +1,189 @@
+package h1
+
+import (
+	"bufio"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"regexp"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/anx-gateway/anx/core/message"
+)
+
+// serve starts s on a loopback listener and returns its address. At
+// cleanup it closes s, checks that Serve returned ErrServerClosed and that
+// every goroutine the test started has ended.
+func serve(t *testing.T, s *Server) string {
+	t.Helper()
+	base := runtime.NumGoroutine()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ln) }()
+	t.Cleanup(func() {
+		s.Close()
+		if err := <-done; !errors.Is(err, ErrServerClosed) {
+			t.Errorf("Serve returned %v, want ErrServerClosed", err)
+		}
+		checkGoroutines(t, base)
+	})
+	return ln.Addr().String()
+}
+
+// checkGoroutines fails the test if, within a few seconds, the number of
+// goroutines does not come back to base.
+func checkGoroutines(t *testing.T, base int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > base && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > base {
+		buf := make([]byte, 1<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		t.Errorf("%d goroutines leaked:\n%s", n-base, buf)
+	}
+}
+
+// dial connects to addr; the connection is closed at cleanup and every
+// read or write on it fails after a few seconds rather than hanging.
+func dial(t *testing.T, addr string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	return c, bufio.NewReader(c)
+}
+
+// send writes raw to c.
+func send(t *testing.T, c net.Conn, raw string) {
+	t.Helper()
+	if _, err := io.WriteString(c, raw); err != nil {
+		t.Fatalf("writing request: %v", err)
+	}
+}
+
+// readResponse reads one response (to a request of the given method) and
+// its whole body.
+func readResponse(t *testing.T, br *bufio.Reader, method string) (*http.Response, string) {
+	t.Helper()
+	resp, err := http.ReadResponse(br, &http.Request{Method: method})
+	if err != nil {
+		t.Fatalf("reading response: %v", err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("reading response body: %v", err)
+	}
+	return resp, string(body)
+}
+
+// expectEOF checks that the server closes the connection without sending
+// anything more.
+func expectEOF(t *testing.T, br *bufio.Reader) {
+	t.Helper()
+	rest, err := io.ReadAll(br)
+	if err != nil && !isReset(err) {
+		t.Errorf("waiting for the server to close: %v", err)
+	}
+	if len(rest) > 0 {
+		t.Errorf("server sent %q after the last response, want nothing", rest)
+	}
+}
+
+// isReset reports whether err is a connection reset.
+func isReset(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "connection reset")
+}
+
+// exchange sends raw on a new connection and returns all the server sends
+// until it closes the connection, with the Date value masked.
+func exchange(t *testing.T, addr, raw string) string {
+	t.Helper()
+	c, br := dial(t, addr)
+	send(t, c, raw)
+	out, err := io.ReadAll(br)
+	if err != nil && !isReset(err) {
+		t.Fatalf("reading: %v (got %q)", err, out)
+	}
+	return maskDate(string(out))
+}
+
+// maskDate replaces the value of every Date field with "X".
+func maskDate(s string) string {
+	return dateField.ReplaceAllString(s, "Date: X\r\n")
+}
+
+var dateField = regexp.MustCompile(`Date: [A-Z][a-z]{2}, \d\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d GMT\r\n`)
+
+// recorder is a handler that remembers what it served and answers with a
+// description of the request.
+type recorder struct {
+	mu   sync.Mutex
+	seen []string
+}
+
+func (rec *recorder) Serve(w message.ResponseWriter, r *message.Request) {
+	body, err := io.ReadAll(r.Body)
+	rec.mu.Lock()
+	rec.seen = append(rec.seen, r.Method+" "+r.Path)
+	rec.mu.Unlock()
+	if err != nil {
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain")
+	io.WriteString(w, r.Method+" "+r.Path+" q="+r.RawQuery+" host="+r.Host+" body="+string(body))
+}
+
+// requests returns what the recorder served.
+func (rec *recorder) requests() []string {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	return append([]string(nil), rec.seen...)
+}
+
+// testCertificate returns a self-signed certificate for example.test.
+func testCertificate(t *testing.T) tls.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "example.test"},
+		DNSNames:     []string{"example.test"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// Short names for handler signatures in test tables.
+type (
+	mrw         = message.ResponseWriter
+	mreq        = message.Request
+	handlerFunc = message.HandlerFunc
+)
