@@ -29,7 +29,7 @@ type config struct {
 }
 
 // timeouts bound how long a client may hold a connection without progress.
-// A zero value means the built-in default of the protocol package.
+// A zero value means the protocol package's own default.
 type timeouts struct {
 	Handshake  duration `toml:"handshake"`
 	ReadHeader duration `toml:"read_header"`
@@ -55,17 +55,23 @@ type siteConfig struct {
 	AllowSymlinksOutsideRoot bool     `toml:"allow_symlinks_outside_root"`
 }
 
-// defaultDrain bounds a graceful stop when the config sets no drain time.
-const defaultDrain = 10 * time.Second
-
 // defaultConfig returns the built-in defaults: one site for localhost
-// served from the current directory.
+// served from the current directory, and the same timeouts and limits for
+// every protocol. README.md lists them; keep the two in step.
 func defaultConfig() config {
 	return config{
 		HTTPS: ":8443",
 		HTTP:  ":8080",
 		Data:  defaultDataDir(),
-		Sites: []siteConfig{{Hosts: []string{"localhost"}, Root: "."}},
+		Timeouts: timeouts{
+			Handshake:  duration{10 * time.Second},
+			ReadHeader: duration{10 * time.Second},
+			Idle:       duration{60 * time.Second},
+			Write:      duration{60 * time.Second},
+			Drain:      duration{10 * time.Second},
+		},
+		Limits: limits{MaxHeaderBytes: 32 << 10, MaxHeaderCount: 100, MaxBodyBytes: 10 << 20},
+		Sites:  []siteConfig{{Hosts: []string{"localhost"}, Root: "."}},
 	}
 }
 

@@ -199,11 +199,13 @@ func (gw *gateway) buildServers(tlsConfig *tls.Config, secure, plain *route.Tabl
 	gw.h1TLS = h1Server(secure, altSvc)
 	gw.h1Plain = h1Server(plain, "")
 	gw.h2 = &h2.Server{
-		Handler:        secure,
-		AltSvc:         altSvc,
-		IdleTimeout:    c.Timeouts.Idle.Duration,
-		MaxHeaderBytes: int(c.Limits.MaxHeaderBytes),
-		MaxBodyBytes:   int64(c.Limits.MaxBodyBytes),
+		Handler:          secure,
+		AltSvc:           altSvc,
+		IdleTimeout:      c.Timeouts.Idle.Duration,
+		WriteByteTimeout: c.Timeouts.Write.Duration,
+		MaxHeaderBytes:   int(c.Limits.MaxHeaderBytes),
+		MaxBodyBytes:     int64(c.Limits.MaxBodyBytes),
+		Logger:           gw.log,
 	}
 	gw.h3 = &h3.Server{
 		Handler:        secure,

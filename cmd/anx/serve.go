@@ -89,5 +89,5 @@ func (gw *gateway) drainTimeout() time.Duration {
 	if d := gw.cfg.Timeouts.Drain.Duration; d > 0 {
 		return d
 	}
-	return defaultDrain
+	return defaultConfig().Timeouts.Drain.Duration
 }
