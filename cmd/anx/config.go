@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/pelletier/go-toml/v2"
+	"github.com/pelletier/go-toml/v2/unstable"
 
 	"github.com/anx-gateway/anx/core/route"
 )
@@ -70,7 +71,7 @@ func defaultConfig() config {
 			Write:      duration{60 * time.Second},
 			Drain:      duration{10 * time.Second},
 		},
-		Limits: limits{MaxHeaderBytes: 32 << 10, MaxHeaderCount: 100, MaxBodyBytes: 10 << 20},
+		Limits: limits{MaxHeaderBytes: size{32 << 10}, MaxHeaderCount: count{100}, MaxBodyBytes: size{10 << 20}},
 		Sites:  []siteConfig{{Hosts: []string{"localhost"}, Root: "."}},
 	}
 }
@@ -180,6 +181,14 @@ func checkAddr(key, addr string) error {
 	return nil
 }
 
+// valueError reports a bad value from an UnmarshalText method. go-toml
+// gives the line and key of such an error only when it is a ParserError
+// over the value's bytes, which it passes in place: for a non-string value
+// (read_header = 10) it would otherwise drop the position.
+func valueError(value []byte, format string, args ...any) error {
+	return unstable.NewParserError(value, format, args...)
+}
+
 // duration is a time.Duration written as "10s", "2m" or "1h30m".
 type duration struct{ time.Duration }
 
@@ -187,10 +196,10 @@ type duration struct{ time.Duration }
 func (d *duration) UnmarshalText(b []byte) error {
 	v, err := time.ParseDuration(string(b))
 	if err != nil {
-		return fmt.Errorf("want a duration such as \"10s\", got %q", b)
+		return valueError(b, "want a duration such as \"10s\", got %q", b)
 	}
 	if v < 0 {
-		return fmt.Errorf("want a duration of zero or more, got %q", b)
+		return valueError(b, "want a duration of zero or more, got %q", b)
 	}
 	d.Duration = v
 	return nil
@@ -198,7 +207,7 @@ func (d *duration) UnmarshalText(b []byte) error {
 
 // size is a byte count written as an integer or a string with a unit:
 // "512", "64KiB", "10MiB", "1GiB" (also KB, MB, GB as powers of 1000).
-type size int64
+type size struct{ Bytes int64 }
 
 // UnmarshalText parses a byte count.
 func (s *size) UnmarshalText(b []byte) error {
@@ -216,22 +225,22 @@ func (s *size) UnmarshalText(b []byte) error {
 	}
 	n, err := strconv.ParseInt(text, 10, 64)
 	if err != nil || n < 0 || n > (1<<62)/scale {
-		return fmt.Errorf("want a size such as 65536 or \"64KiB\", got %q", b)
+		return valueError(b, "want a size such as 65536 or \"64KiB\", got %q", b)
 	}
-	*s = size(n * scale)
+	s.Bytes = n * scale
 	return nil
 }
 
 // count is a non-negative number of things.
-type count int
+type count struct{ N int }
 
 // UnmarshalText parses a non-negative integer.
 func (c *count) UnmarshalText(b []byte) error {
 	n, err := strconv.Atoi(string(b))
 	if err != nil || n < 0 {
-		return fmt.Errorf("want a whole number of zero or more, got %q", b)
+		return valueError(b, "want a whole number of zero or more, got %q", b)
 	}
-	*c = count(n)
+	c.N = n
 	return nil
 }
 
@@ -251,7 +260,7 @@ func (m *httpMode) UnmarshalText(b []byte) error {
 	case "serve":
 		*m = httpServe
 	default:
-		return fmt.Errorf("want \"redirect\" or \"serve\", got %q", b)
+		return valueError(b, "want \"redirect\" or \"serve\", got %q", b)
 	}
 	return nil
 }

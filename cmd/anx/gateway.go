@@ -44,8 +44,8 @@ type gateway struct {
 
 // newGateway builds the servers for cfg and opens its listeners. On error
 // nothing is left open.
-func newGateway(cfg config, logger *slog.Logger) (gw *gateway, err error) {
-	gw = &gateway{cfg: cfg, log: logger}
+func newGateway(cfg config, logger *slog.Logger) (_ *gateway, err error) {
+	gw := &gateway{cfg: cfg, log: logger}
 	defer func() {
 		if err != nil {
 			gw.closeAll()
@@ -190,9 +190,9 @@ func (gw *gateway) buildServers(tlsConfig *tls.Config, secure, plain *route.Tabl
 			ReadHeaderTimeout: c.Timeouts.ReadHeader.Duration,
 			IdleTimeout:       c.Timeouts.Idle.Duration,
 			WriteTimeout:      c.Timeouts.Write.Duration,
-			MaxHeaderBytes:    int(c.Limits.MaxHeaderBytes),
-			MaxHeaderCount:    int(c.Limits.MaxHeaderCount),
-			MaxBodyBytes:      int64(c.Limits.MaxBodyBytes),
+			MaxHeaderBytes:    int(c.Limits.MaxHeaderBytes.Bytes),
+			MaxHeaderCount:    c.Limits.MaxHeaderCount.N,
+			MaxBodyBytes:      c.Limits.MaxBodyBytes.Bytes,
 			Logger:            gw.log,
 		}
 	}
@@ -203,16 +203,16 @@ func (gw *gateway) buildServers(tlsConfig *tls.Config, secure, plain *route.Tabl
 		AltSvc:           altSvc,
 		IdleTimeout:      c.Timeouts.Idle.Duration,
 		WriteByteTimeout: c.Timeouts.Write.Duration,
-		MaxHeaderBytes:   int(c.Limits.MaxHeaderBytes),
-		MaxBodyBytes:     int64(c.Limits.MaxBodyBytes),
+		MaxHeaderBytes:   int(c.Limits.MaxHeaderBytes.Bytes),
+		MaxBodyBytes:     c.Limits.MaxBodyBytes.Bytes,
 		Logger:           gw.log,
 	}
 	gw.h3 = &h3.Server{
 		Handler:        secure,
 		TLSConfig:      tlsConfig,
 		IdleTimeout:    c.Timeouts.Idle.Duration,
-		MaxHeaderBytes: int(c.Limits.MaxHeaderBytes),
-		MaxBodyBytes:   int64(c.Limits.MaxBodyBytes),
+		MaxHeaderBytes: int(c.Limits.MaxHeaderBytes.Bytes),
+		MaxBodyBytes:   c.Limits.MaxBodyBytes.Bytes,
 		Logger:         gw.log,
 	}
 	gw.handshakes = &terminate.Server{

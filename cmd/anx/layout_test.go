@@ -26,15 +26,15 @@ func TestImportsPointDown(t *testing.T) {
 		"core/static/statictest": {"core/message"},
 		"e2e":                    {"e2e/harness", "core/static/statictest"},
 		"e2e/harness":            {"core/static/statictest"},
+		"internal/testpki":       {},
 	}
-	out, err := exec.Command("go", "list", "-f", "{{.ImportPath}} {{join .Imports \" \"}} {{join .TestImports \" \"}} {{join .XTestImports \" \"}}", "github.com/anx-gateway/anx/...").Output()
+	out, err := exec.Command("go", "list", "-f", "{{.ImportPath}}|{{join .Imports \" \"}}|{{join .TestImports \" \"}} {{join .XTestImports \" \"}}", "github.com/anx-gateway/anx/...").Output()
 	if err != nil {
 		t.Fatalf("go list: %v", err)
 	}
-	const module = "github.com/anx-gateway/anx/"
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		fields := strings.Fields(line)
-		pkg := strings.TrimPrefix(fields[0], module)
+		parts := strings.Split(line, "|")
+		pkg := strings.TrimPrefix(parts[0], module)
 		if pkg == "cmd/anx" {
 			continue
 		}
@@ -43,11 +43,23 @@ func TestImportsPointDown(t *testing.T) {
 			t.Errorf("package %s is not in allowedImports: add it, with the layer DESIGN.md gives it", pkg)
 			continue
 		}
-		for _, imp := range fields[1:] {
-			dep, ours := strings.CutPrefix(imp, module)
-			if ours && dep != pkg && !slices.Contains(allowed, dep) {
-				t.Errorf("%s imports %s, which its layer may not (allowed: %v)", pkg, dep, allowed)
-			}
+		checkImports(t, pkg, "imports", strings.Fields(parts[1]), allowed)
+		// Any package's tests may make throwaway certificates.
+		checkImports(t, pkg, "tests import", strings.Fields(parts[2]), append(slices.Clone(allowed), "internal/testpki"))
+	}
+}
+
+// module is the import path prefix of anx's packages.
+const module = "github.com/anx-gateway/anx/"
+
+// checkImports reports each of anx's packages in imports that is not in
+// allowed.
+func checkImports(t *testing.T, pkg, verb string, imports, allowed []string) {
+	t.Helper()
+	for _, imp := range imports {
+		dep, ours := strings.CutPrefix(imp, module)
+		if ours && dep != pkg && !slices.Contains(allowed, dep) {
+			t.Errorf("%s %s %s, which its layer may not (allowed: %v)", pkg, verb, dep, allowed)
 		}
 	}
 }
