@@ -42,6 +42,12 @@ type Request struct {
 	// set directly). A front end that rejects such a target itself may
 	// answer 400 where the case expects the handler's 404.
 	Raw bool
+	// InvalidURI marks a target that is not a valid URI (RFC 3986), such
+	// as a malformed percent-encoding. The engine answers it 400, and so
+	// does HTTP/1.1; HTTP/2 and HTTP/3 treat such a :path as a malformed
+	// request (RFC 9113 section 8.1.1, RFC 9114 section 4.1.2) and reset
+	// the stream before any handler runs.
+	InvalidURI bool
 }
 
 // Want is what a case expects.
@@ -151,6 +157,10 @@ func get(target string, header ...Field) Request {
 
 func head(target string, header ...Field) Request {
 	return Request{Method: "HEAD", Target: target, Header: header}
+}
+
+func invalidURI(target string) Request {
+	return Request{Method: "GET", Target: target, Raw: true, InvalidURI: true}
 }
 
 func raw(method, target string) Request {

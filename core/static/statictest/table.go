@@ -60,9 +60,9 @@ func pathCases() []Case {
 		{"15.5.1 encoded NUL: 400", get("/hello.txt%00"), badRequest()},
 		{"15.5.1 encoded NUL before an extension: 400", get("/hello.txt%00.html"), badRequest()},
 		{"15.5.1 encoded control character: 400", get("/hello.txt%0A"), badRequest()},
-		{"15.5.1 invalid percent-encoding %zz: 400", get("/%zz"), badRequest()},
-		{"15.5.1 truncated percent-encoding: 400", get("/hello%2"), badRequest()},
-		{"15.5.1 lone percent sign: 400", get("/hello%"), badRequest()},
+		{"15.5.1 invalid percent-encoding %zz: 400", invalidURI("/%zz"), badRequest()},
+		{"15.5.1 truncated percent-encoding: 400", invalidURI("/hello%2"), badRequest()},
+		{"15.5.1 lone percent sign: 400", invalidURI("/hello%"), badRequest()},
 		{"15.5.1 encoded backslash %5C: 400", get("/docs%5Cguide.txt"), badRequest()},
 		{"15.5.1 raw backslash: 400", raw("GET", `/docs\guide.txt`), badRequest()},
 	}

@@ -1,0 +1,169 @@
+package e2e
+
+import (
+	"encoding/xml"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/anx-gateway/anx/e2e/harness"
+)
+
+// TestH2CurlNegotiates: curl --http2 negotiates h2 and gets the exact bytes.
+func TestH2CurlNegotiates(t *testing.T) {
+	t.Parallel()
+	curl := harness.Peer(t, "curl")
+	s := harness.Start(t, harness.Options{})
+	out := filepath.Join(t.TempDir(), "out")
+	r := runCurl(t, s, curl, "--http2", "-o", out, "-w", "%{http_code} %{http_version}", s.URL("/data.bin"))
+	if r.Stdout != "200 2" {
+		t.Errorf("curl --http2 -w '%%{http_code} %%{http_version}': got %q, want %q", r.Stdout, "200 2")
+	}
+	got, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameBytes(t, "/data.bin over h2 (curl)", got, s.File("data.bin"))
+}
+
+// h2loadSummary matches h2load's request summary line.
+var h2loadSummary = regexp.MustCompile(`requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored`)
+
+// TestH2Load: h2load -c16 -m16 -n 20000 finishes with every request done
+// and succeeded, none failed or errored, all 2xx.
+func TestH2Load(t *testing.T) {
+	t.Parallel()
+	h2load := harness.Peer(t, "h2load")
+	s := harness.Start(t, harness.Options{})
+	const n = 20000
+	r := harness.RunCmd(t, s.Dir, harness.PeerTimeout, h2load, "-c16", "-m16", "-n", strconv.Itoa(n), s.URL("/hello.txt"))
+	t.Logf("h2load:\n%s%s", r.Stdout, r.Stderr)
+	if r.ExitCode != 0 || r.TimedOut {
+		t.Fatalf("h2load: exit %d (timed out %v)", r.ExitCode, r.TimedOut)
+	}
+	m := h2loadSummary.FindStringSubmatch(r.Stdout)
+	if m == nil {
+		t.Fatalf("h2load printed no request summary")
+	}
+	want := []string{strconv.Itoa(n), strconv.Itoa(n), strconv.Itoa(n), strconv.Itoa(n), "0", "0"}
+	if !slices.Equal(m[1:], want) {
+		t.Errorf("h2load total/started/done/succeeded/failed/errored: got %v, want %v", m[1:], want)
+	}
+	if wantCodes := "status codes: " + strconv.Itoa(n) + " 2xx,"; !strings.Contains(r.Stdout, wantCodes) {
+		t.Errorf("h2load status codes: want %q in its output", wantCodes)
+	}
+}
+
+// h2specAllowed are the h2spec cases Go's HTTP/2 server is known to fail.
+var h2specAllowed = []string{"http2/6.5.3/1", "http2/8.1.2.2/1", "http2/8.1.2.2/2"}
+
+// h2specTotal is the number of cases h2spec v2.2.1 runs without -S.
+const h2specTotal = 145
+
+// h2specReruns is how many times a failure outside the allowlist is run
+// again alone: Go's HTTP/2 server answers a few cases by a race (e.g.
+// 8.1.2.6/1 and 6.9.1/3 fail about 1 run in 10, the response or a
+// NO_ERROR reset winning over the expected error), so a case that passes
+// on a rerun is logged as flaky, and one that fails every rerun fails.
+const h2specReruns = 3
+
+// TestH2Spec runs h2spec over TLS and allows only the known failures.
+func TestH2Spec(t *testing.T) {
+	t.Parallel()
+	h2spec := harness.Peer(t, "h2spec")
+	s := harness.Start(t, harness.Options{})
+	args := []string{"-t", "-k", "-h", "127.0.0.1", "-p", strconv.Itoa(s.HTTPSPort), "-o", "5"}
+	report := filepath.Join(t.TempDir(), "h2spec.xml")
+	r := harness.RunCmd(t, s.Dir, harness.PeerTimeout, h2spec, append(args, "-j", report)...)
+	if r.TimedOut {
+		t.Fatalf("h2spec timed out after %v:\n%s", harness.PeerTimeout, r.Stdout)
+	}
+	cases, err := readH2specReport(report)
+	if err != nil {
+		t.Fatalf("h2spec report: %v\nstdout:\n%s\nstderr:\n%s", err, r.Stdout, r.Stderr)
+	}
+	var failed, unexpected []string
+	for _, c := range cases {
+		if !c.failed {
+			continue
+		}
+		if !slices.Contains(h2specAllowed, c.id) && h2specPassesAgain(t, s, h2spec, args, c.id) {
+			t.Logf("h2spec %s failed, then passed when run again (flaky): %s\n    %s", c.id, c.desc, c.why)
+			continue
+		}
+		failed = append(failed, c.id+" "+c.desc)
+		if !slices.Contains(h2specAllowed, c.id) {
+			unexpected = append(unexpected, c.id+" "+c.desc+"\n    "+c.why)
+		}
+	}
+	t.Logf("h2spec: %d cases, %d failed: %q", len(cases), len(failed), failed)
+	if len(cases) != h2specTotal {
+		t.Errorf("h2spec ran %d cases, want %d", len(cases), h2specTotal)
+	}
+	if passed := len(cases) - len(failed); passed < h2specTotal-len(h2specAllowed) {
+		t.Errorf("h2spec: %d passed, want at least %d", passed, h2specTotal-len(h2specAllowed))
+	}
+	if len(unexpected) > 0 {
+		t.Errorf("h2spec failures outside the allowlist %v (each failed again in %d reruns):\n  %s",
+			h2specAllowed, h2specReruns, strings.Join(unexpected, "\n  "))
+	}
+}
+
+// h2specPassesAgain runs one h2spec case alone up to h2specReruns times and
+// reports whether it passed once.
+func h2specPassesAgain(t *testing.T, s *harness.Server, h2spec string, args []string, id string) bool {
+	for range h2specReruns {
+		r := harness.RunCmd(t, s.Dir, 30*time.Second, h2spec, append(args, id)...)
+		if r.ExitCode == 0 && !r.TimedOut && strings.Contains(r.Stdout, "1 tests, 1 passed") {
+			return true
+		}
+	}
+	return false
+}
+
+// h2specCase is one test case of an h2spec JUnit report.
+type h2specCase struct {
+	id, desc, why string // id as h2spec prints it: "http2/6.5.3/1"
+	failed        bool
+}
+
+// readH2specReport parses h2spec's JUnit file; a case's number is its
+// 1-based position within its suite, as h2spec numbers them.
+func readH2specReport(path string) ([]h2specCase, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var doc struct {
+		Suites []struct {
+			Package string `xml:"package,attr"`
+			Cases   []struct {
+				Desc    string  `xml:"classname,attr"`
+				Failure *string `xml:"failure"`
+				Error   *string `xml:"error"`
+				Skipped *string `xml:"skipped"`
+			} `xml:"testcase"`
+		} `xml:"testsuite"`
+	}
+	if err := xml.Unmarshal(b, &doc); err != nil {
+		return nil, err
+	}
+	var out []h2specCase
+	for _, s := range doc.Suites {
+		for i, c := range s.Cases {
+			hc := h2specCase{id: s.Package + "/" + strconv.Itoa(i+1), desc: c.Desc}
+			for _, f := range []*string{c.Failure, c.Error} {
+				if f != nil {
+					hc.failed, hc.why = true, strings.TrimSpace(*f)
+				}
+			}
+			out = append(out, hc)
+		}
+	}
+	return out, nil
+}
