@@ -2,33 +2,33 @@ package h1
 
 import (
 	"bufio"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"regexp"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/anx-gateway/anx/core/message"
 )
 
+// TestMain fails the run if goroutines started by the tests are still
+// alive once every test has passed; serve checks each test on its own.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
 // serve starts s on a loopback listener and returns its address. At
 // cleanup it closes s, checks that Serve returned ErrServerClosed and that
-// every goroutine the test started has ended.
+// every goroutine started since serve was called has ended.
 func serve(t *testing.T, s *Server) string {
 	t.Helper()
-	base := runtime.NumGoroutine()
+	before := goleak.IgnoreCurrent()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -40,24 +40,9 @@ func serve(t *testing.T, s *Server) string {
 		if err := <-done; !errors.Is(err, ErrServerClosed) {
 			t.Errorf("Serve returned %v, want ErrServerClosed", err)
 		}
-		checkGoroutines(t, base)
+		goleak.VerifyNone(t, before)
 	})
 	return ln.Addr().String()
-}
-
-// checkGoroutines fails the test if, within a few seconds, the number of
-// goroutines does not come back to base.
-func checkGoroutines(t *testing.T, base int) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for runtime.NumGoroutine() > base && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if n := runtime.NumGoroutine(); n > base {
-		buf := make([]byte, 1<<20)
-		buf = buf[:runtime.Stack(buf, true)]
-		t.Errorf("%d goroutines leaked:\n%s", n-base, buf)
-	}
 }
 
 // dial connects to addr; the connection is closed at cleanup and every
@@ -127,6 +112,16 @@ func exchange(t *testing.T, addr, raw string) string {
 	return maskDate(string(out))
 }
 
+// expectExchange checks that raw, sent on a new connection, gets exactly
+// want (with the Date value masked) before the server closes the
+// connection.
+func expectExchange(t *testing.T, addr, raw, want string) {
+	t.Helper()
+	if got := exchange(t, addr, raw); got != want {
+		t.Errorf("%q:\ngot  %q\nwant %q", raw, got, want)
+	}
+}
+
 // maskDate replaces the value of every Date field with "X".
 func maskDate(s string) string {
 	return dateField.ReplaceAllString(s, "Date: X\r\n")
@@ -158,27 +153,6 @@ func (rec *recorder) requests() []string {
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
 	return append([]string(nil), rec.seen...)
-}
-
-// testCertificate returns a self-signed certificate for example.test.
-func testCertificate(t *testing.T) tls.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "example.test"},
-		DNSNames:     []string{"example.test"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
 
 // Short names for handler signatures in test tables.

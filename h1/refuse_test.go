@@ -95,9 +95,7 @@ func TestSmugglingInTheBody(t *testing.T) {
 func TestErrorResponseCarriesAltSvc(t *testing.T) {
 	const alt = `h3=":443"; ma=86400`
 	addr := serve(t, &Server{Handler: &recorder{}, AltSvc: alt})
-	if got, want := exchange(t, addr, "GET / HTTP/1.1\r\n\r\n"), errorResponse(400, alt); got != want {
-		t.Errorf("got  %q\nwant %q", got, want)
-	}
+	expectExchange(t, addr, "GET / HTTP/1.1\r\n\r\n", errorResponse(400, alt))
 	got := exchange(t, addr, "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
 	if !strings.Contains(got, "\r\nAlt-Svc: "+alt+"\r\n") {
 		t.Errorf("a handler's response lacks Alt-Svc: %q", got)

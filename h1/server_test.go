@@ -35,12 +35,9 @@ func TestResponseHeadIsExact(t *testing.T) {
 		w.Header().Set("Content-Length", "5")
 		io.WriteString(w, "hello")
 	})})
-	got := exchange(t, addr, "GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
-	want := "HTTP/1.1 200 OK\r\nDate: X\r\nServer: anx\r\nContent-Type: text/plain\r\n" +
-		"Set-Cookie: a=1\r\nset-cookie: b=2\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello"
-	if got != want {
-		t.Errorf("got  %q\nwant %q", got, want)
-	}
+	expectExchange(t, addr, "GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nDate: X\r\nServer: anx\r\nContent-Type: text/plain\r\n"+
+			"Set-Cookie: a=1\r\nset-cookie: b=2\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello")
 }
 
 // countingConn counts the writes the server makes.
@@ -158,10 +155,8 @@ func TestHTTP10(t *testing.T) {
 	withoutLength := handlerFunc(func(w mrw, r *mreq) { io.WriteString(w, "streamed") })
 
 	addr := serve(t, &Server{Handler: withLength})
-	if got, want := exchange(t, addr, "GET / HTTP/1.0\r\n\r\n"),
-		"HTTP/1.1 200 OK\r\nDate: X\r\nServer: anx\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"; got != want {
-		t.Errorf("HTTP/1.0 without keep-alive:\ngot  %q\nwant %q", got, want)
-	}
+	expectExchange(t, addr, "GET / HTTP/1.0\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nDate: X\r\nServer: anx\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
 	c, br := dial(t, addr)
 	for range 2 {
 		send(t, c, "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
@@ -174,10 +169,8 @@ func TestHTTP10(t *testing.T) {
 	// Without a length, an HTTP/1.0 body is delimited by the close (no
 	// chunked coding in 1.0), even if the client asked for keep-alive.
 	addr = serve(t, &Server{Handler: withoutLength})
-	if got, want := exchange(t, addr, "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"),
-		"HTTP/1.1 200 OK\r\nDate: X\r\nServer: anx\r\nConnection: close\r\n\r\nstreamed"; got != want {
-		t.Errorf("HTTP/1.0 without length:\ngot  %q\nwant %q", got, want)
-	}
+	expectExchange(t, addr, "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nDate: X\r\nServer: anx\r\nConnection: close\r\n\r\nstreamed")
 }
 
 func TestHeadSendsNoBody(t *testing.T) {
@@ -215,12 +208,9 @@ func TestStatusesWithoutContent(t *testing.T) {
 		}
 		io.WriteString(w, "content")
 	})})
-	got := exchange(t, addr, "GET /204 HTTP/1.1\r\nHost: h\r\n\r\nGET /304 HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
-	want := "HTTP/1.1 204 No Content\r\nDate: X\r\nServer: anx\r\n\r\n" +
-		"HTTP/1.1 304 Not Modified\r\nDate: X\r\nServer: anx\r\nContent-Length: 7\r\nConnection: close\r\n\r\n"
-	if got != want {
-		t.Errorf("got  %q\nwant %q", got, want)
-	}
+	expectExchange(t, addr, "GET /204 HTTP/1.1\r\nHost: h\r\n\r\nGET /304 HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+		"HTTP/1.1 204 No Content\r\nDate: X\r\nServer: anx\r\n\r\n"+
+			"HTTP/1.1 304 Not Modified\r\nDate: X\r\nServer: anx\r\nContent-Length: 7\r\nConnection: close\r\n\r\n")
 }
 
 func TestChunkedResponse(t *testing.T) {
@@ -243,10 +233,8 @@ func TestChunkedResponse(t *testing.T) {
 
 func TestEmptyResponseHasContentLengthZero(t *testing.T) {
 	addr := serve(t, &Server{Handler: handlerFunc(func(w mrw, r *mreq) {})})
-	if got, want := exchange(t, addr, "GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"),
-		"HTTP/1.1 200 OK\r\nDate: X\r\nServer: anx\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"; got != want {
-		t.Errorf("got  %q\nwant %q", got, want)
-	}
+	expectExchange(t, addr, "GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nDate: X\r\nServer: anx\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
 }
 
 func TestChunkedRequestBody(t *testing.T) {
@@ -300,9 +288,8 @@ func TestExpectContinue(t *testing.T) {
 	expectEOF(t, br)
 
 	// Unknown expectations get 417; HTTP/1.0 expectations are ignored.
-	if got, want := exchange(t, addr, "PUT / HTTP/1.1\r\nHost: h\r\nExpect: telepathy\r\nContent-Length: 1\r\n\r\nx"), errorResponse(417, ""); got != want {
-		t.Errorf("unknown expectation:\ngot  %q\nwant %q", got, want)
-	}
+	expectExchange(t, addr, "PUT / HTTP/1.1\r\nHost: h\r\nExpect: telepathy\r\nContent-Length: 1\r\n\r\nx",
+		errorResponse(417, ""))
 	if got := exchange(t, addr, "PUT / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\nx"); strings.Contains(got, "100 Continue") || !strings.HasSuffix(got, "\r\n\r\nx") {
 		t.Errorf("HTTP/1.0 with Expect: %q", got)
 	}
@@ -321,9 +308,8 @@ func TestBodyLimits(t *testing.T) {
 	})})
 
 	// A declared length above the limit is refused before the handler.
-	if got, want := exchange(t, addr, "POST /rec HTTP/1.1\r\nHost: h\r\nContent-Length: 11\r\n\r\n01234567890"), errorResponse(413, ""); got != want {
-		t.Errorf("Content-Length 11 over 10:\ngot  %q\nwant %q", got, want)
-	}
+	expectExchange(t, addr, "POST /rec HTTP/1.1\r\nHost: h\r\nContent-Length: 11\r\n\r\n01234567890",
+		errorResponse(413, ""))
 	if seen := rec.requests(); len(seen) != 0 {
 		t.Errorf("handler ran for a refused body: %q", seen)
 	}
@@ -333,10 +319,8 @@ func TestBodyLimits(t *testing.T) {
 	}
 	// A chunked body that grows past it: Read fails with ErrBodyTooLarge
 	// and, as the handler wrote nothing, the client gets 413.
-	got := exchange(t, addr, "POST /chunked HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n8\r\n01234567\r\n8\r\n01234567\r\n0\r\n\r\n")
-	if want := errorResponse(413, ""); got != want {
-		t.Errorf("chunked body over the limit:\ngot  %q\nwant %q", got, want)
-	}
+	expectExchange(t, addr, "POST /chunked HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n8\r\n01234567\r\n8\r\n01234567\r\n0\r\n\r\n",
+		errorResponse(413, ""))
 	if err, _ := readErr.Load().(error); !errors.Is(err, ErrBodyTooLarge) {
 		t.Errorf("Read returned %v, want ErrBodyTooLarge", err)
 	}
@@ -419,12 +403,9 @@ func TestHandlerFieldsAreSanitized(t *testing.T) {
 		h.Add("X-Ok", "fine\tvalue é")
 		io.WriteString(w, "hi")
 	})})
-	got := exchange(t, addr, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
-	want := "HTTP/1.1 200 OK\r\nDate: X\r\nServer: custom\r\nAlt-Svc: clear\r\nX-Ok: fine\tvalue é\r\n" +
-		"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n2\r\nhi\r\n0\r\n\r\n"
-	if got != want {
-		t.Errorf("got  %q\nwant %q", got, want)
-	}
+	expectExchange(t, addr, "GET / HTTP/1.1\r\nHost: h\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nDate: X\r\nServer: custom\r\nAlt-Svc: clear\r\nX-Ok: fine\tvalue é\r\n"+
+			"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n2\r\nhi\r\n0\r\n\r\n")
 }
 
 func TestInterimResponses(t *testing.T) {
@@ -437,12 +418,9 @@ func TestInterimResponses(t *testing.T) {
 		w.WriteHeader(200)
 		io.WriteString(w, "ok")
 	})})
-	got := exchange(t, addr, "GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
-	want := "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n" +
-		"HTTP/1.1 200 OK\r\nDate: X\r\nServer: anx\r\nLink: </style.css>; rel=preload\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
-	if got != want {
-		t.Errorf("got  %q\nwant %q", got, want)
-	}
+	expectExchange(t, addr, "GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+		"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n"+
+			"HTTP/1.1 200 OK\r\nDate: X\r\nServer: anx\r\nLink: </style.css>; rel=preload\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
 	// Never to HTTP/1.0 clients (RFC 9110 section 15.2).
 	if got := exchange(t, addr, "GET / HTTP/1.0\r\n\r\n"); strings.Contains(got, "103") {
 		t.Errorf("HTTP/1.0 client got a 1xx: %q", got)
@@ -456,15 +434,11 @@ func TestHandlerPanic(t *testing.T) {
 		}
 		panic("boom")
 	})})
-	if got, want := exchange(t, addr, "GET / HTTP/1.1\r\nHost: h\r\n\r\n"), errorResponse(500, ""); got != want {
-		t.Errorf("panic before writing:\ngot  %q\nwant %q", got, want)
-	}
+	expectExchange(t, addr, "GET / HTTP/1.1\r\nHost: h\r\n\r\n", errorResponse(500, ""))
 	// After the head went out, the body is cut without its last chunk so
 	// the client sees the failure.
-	got := exchange(t, addr, "GET /late HTTP/1.1\r\nHost: h\r\n\r\n")
-	if want := "HTTP/1.1 200 OK\r\nDate: X\r\nServer: anx\r\nTransfer-Encoding: chunked\r\n\r\n7\r\npartial\r\n"; got != want {
-		t.Errorf("panic after writing:\ngot  %q\nwant %q", got, want)
-	}
+	expectExchange(t, addr, "GET /late HTTP/1.1\r\nHost: h\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nDate: X\r\nServer: anx\r\nTransfer-Encoding: chunked\r\n\r\n7\r\npartial\r\n")
 }
 
 func TestUnreadBodyIsDrainedOrTheConnectionCloses(t *testing.T) {
@@ -535,10 +509,8 @@ func TestIdleConnectionHoldsNoBuffer(t *testing.T) {
 
 func TestNilHandlerAnswers404(t *testing.T) {
 	addr := serve(t, &Server{})
-	if got, want := exchange(t, addr, "GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"),
-		"HTTP/1.1 404 Not Found\r\nDate: X\r\nServer: anx\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 10\r\nConnection: close\r\n\r\nNot Found\n"; got != want {
-		t.Errorf("got  %q\nwant %q", got, want)
-	}
+	expectExchange(t, addr, "GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+		"HTTP/1.1 404 Not Found\r\nDate: X\r\nServer: anx\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 10\r\nConnection: close\r\n\r\nNot Found\n")
 }
 
 func TestValidate(t *testing.T) {

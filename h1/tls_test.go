@@ -7,14 +7,18 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"github.com/anx-gateway/anx/internal/testpki"
 )
 
 // serveTLS serves s on a TLS listener the way the tls front end will:
 // accept, wrap in tls.Server, hand to ServeConn (here with the handshake
-// left to ServeConn). It returns a dialer for clients.
+// left to ServeConn), with a certificate for example.test. It returns a
+// dialer for clients, which verify that certificate.
 func serveTLS(t *testing.T, s *Server) func() (*tls.Conn, *bufio.Reader) {
 	t.Helper()
-	cfg := &tls.Config{Certificates: []tls.Certificate{testCertificate(t)}, NextProtos: []string{"http/1.1"}}
+	pki := testpki.New(t, "example.test")
+	cfg := pki.ServerConfig("http/1.1")
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -36,7 +40,7 @@ func serveTLS(t *testing.T, s *Server) func() (*tls.Conn, *bufio.Reader) {
 		s.Close()
 	})
 	return func() (*tls.Conn, *bufio.Reader) {
-		c, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{ServerName: "example.test", InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}})
+		c, err := tls.Dial("tcp", ln.Addr().String(), pki.ClientConfig("http/1.1"))
 		if err != nil {
 			t.Fatal(err)
 		}

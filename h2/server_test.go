@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -22,28 +21,47 @@ import (
 	"golang.org/x/net/http2/hpack"
 
 	"github.com/anx-gateway/anx/core/message"
+	"github.com/anx-gateway/anx/internal/testpki"
 )
 
 const altSvc = `h3=":443"; ma=2592000`
 
-// testServer is a Server behind a real TLS listener on 127.0.0.1.
+// testServer is a Server behind a real TLS listener on 127.0.0.1, with a
+// certificate for example.com and 127.0.0.1.
 type testServer struct {
 	srv  *Server
 	addr string
-	pool *x509.CertPool
+	pki  *testpki.PKI
 }
 
-// start serves srv on a fresh loopback listener with ALPN h2. The accept
-// loop and one goroutine per connection belong to the test; cleanup closes
-// the listener and the server and waits for all of them.
+// start serves srv on a fresh loopback listener with TLS and ALPN h2.
 func start(t *testing.T, srv *Server) *testServer {
 	t.Helper()
-	cert, pool := testCert(t)
+	pki := testpki.New(t, "example.com", "127.0.0.1")
+	cfg := pki.ServerConfig("h2", "http/1.1")
+	addr := listen(t, srv, func(c net.Conn) {
+		tc := tls.Server(c, cfg)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := tc.HandshakeContext(ctx); err != nil {
+			tc.Close()
+			return
+		}
+		srv.ServeConn(tc)
+	})
+	return &testServer{srv: srv, addr: addr, pki: pki}
+}
+
+// listen accepts connections on a fresh loopback listener and hands each
+// to serve in a goroutine of its own. The accept loop and those goroutines
+// belong to the test; cleanup closes the listener and srv and waits for
+// all of them. listen returns the listener's address.
+func listen(t *testing.T, srv *Server, serve func(net.Conn)) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2", "http/1.1"}}
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		for {
@@ -51,16 +69,7 @@ func start(t *testing.T, srv *Server) *testServer {
 			if err != nil {
 				return
 			}
-			wg.Go(func() {
-				tc := tls.Server(c, cfg)
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				defer cancel()
-				if err := tc.HandshakeContext(ctx); err != nil {
-					tc.Close()
-					return
-				}
-				srv.ServeConn(tc)
-			})
+			wg.Go(func() { serve(c) })
 		}
 	})
 	t.Cleanup(func() {
@@ -68,13 +77,13 @@ func start(t *testing.T, srv *Server) *testServer {
 		srv.Close()
 		wg.Wait()
 	})
-	return &testServer{srv: srv, addr: ln.Addr().String(), pool: pool}
+	return ln.Addr().String()
 }
 
 // client returns an x/net HTTP/2 client for ts; cleanup closes its
 // connections.
 func (ts *testServer) client(t *testing.T) *http.Client {
-	tr := &http2.Transport{TLSClientConfig: &tls.Config{RootCAs: ts.pool, ServerName: "example.com"}}
+	tr := &http2.Transport{TLSClientConfig: ts.pki.ClientConfig()}
 	t.Cleanup(tr.CloseIdleConnections)
 	return &http.Client{Transport: tr}
 }
@@ -254,7 +263,7 @@ type rawClient struct {
 // an empty SETTINGS frame.
 func dialRaw(t *testing.T, ts *testServer) *rawClient {
 	t.Helper()
-	c, err := tls.Dial("tcp", ts.addr, &tls.Config{RootCAs: ts.pool, ServerName: "example.com", NextProtos: []string{"h2"}})
+	c, err := tls.Dial("tcp", ts.addr, ts.pki.ClientConfig("h2"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -278,11 +287,22 @@ func newRaw(t *testing.T, c net.Conn) *rawClient {
 // request opens stream id with a GET of path and no body.
 func (rc *rawClient) request(id uint32, path string) {
 	rc.t.Helper()
+	rc.headers(id, "GET", path, true)
+}
+
+// headers opens stream id with a request head for method and path on
+// example.com followed by extra, in one HEADERS frame; endStream says that
+// no body follows.
+func (rc *rawClient) headers(id uint32, method, path string, endStream bool, extra ...hpack.HeaderField) {
+	rc.t.Helper()
 	rc.buf.Reset()
-	for _, f := range [][2]string{{":method", "GET"}, {":scheme", "https"}, {":authority", "example.com"}, {":path", path}} {
+	for _, f := range [][2]string{{":method", method}, {":scheme", "https"}, {":authority", "example.com"}, {":path", path}} {
 		_ = rc.enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
 	}
-	err := rc.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: rc.buf.Bytes(), EndStream: true, EndHeaders: true})
+	for _, f := range extra {
+		_ = rc.enc.WriteField(f)
+	}
+	err := rc.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: rc.buf.Bytes(), EndStream: endStream, EndHeaders: true})
 	if err != nil {
 		rc.t.Fatal(err)
 	}
@@ -383,14 +403,7 @@ func TestShutdownSendsGoAway(t *testing.T) {
 		t.Errorf("body %q, want %q", body, "slow done")
 	}
 	rc.c.Close()
-	select {
-	case err := <-shutdown:
-		if err != nil {
-			t.Errorf("Shutdown = %v, want nil", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Shutdown did not return after the last stream")
-	}
+	waitShutdown(t, shutdown)
 	if n := ts.srv.Conns(); n != 0 {
 		t.Errorf("%d connections left", n)
 	}
@@ -431,10 +444,17 @@ func TestShutdownWithClient(t *testing.T) {
 	if r := <-got; r.err != nil || r.body != "slow done" {
 		t.Errorf("in-flight request: %q, %v; want %q", r.body, r.err, "slow done")
 	}
+	waitShutdown(t, shutdown)
+}
+
+// waitShutdown waits up to 5 seconds for the result of Shutdown on done
+// and checks that it is nil.
+func waitShutdown(t *testing.T, done <-chan error) {
+	t.Helper()
 	select {
-	case err := <-shutdown:
+	case err := <-done:
 		if err != nil {
-			t.Errorf("Shutdown = %v", err)
+			t.Errorf("Shutdown = %v, want nil", err)
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("Shutdown did not return")
@@ -490,28 +510,14 @@ func TestIdleTimeout(t *testing.T) {
 func TestH2C(t *testing.T) {
 	var last atomic.Pointer[message.Request]
 	srv := &Server{Handler: hello(&last)}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Go(func() { srv.ServeH2C(c) })
-		}
-	})
-	defer func() { ln.Close(); srv.Close(); wg.Wait() }()
+	addr := listen(t, srv, srv.ServeH2C)
 
 	tr := &http2.Transport{AllowHTTP: true, DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
 		var d net.Dialer
 		return d.DialContext(ctx, network, addr)
 	}}
 	defer tr.CloseIdleConnections()
-	resp, body := get(t, &http.Client{Transport: tr}, "GET", "http://"+ln.Addr().String()+"/%2e%2e")
+	resp, body := get(t, &http.Client{Transport: tr}, "GET", "http://"+addr+"/%2e%2e")
 	r := last.Load()
 	if resp.StatusCode != 200 || body != "hello, h2" || r.TLS || r.Path != "/%2e%2e" || r.Proto != message.HTTP2 {
 		t.Errorf("h2c: %d %q, handler saw TLS %v path %q proto %v", resp.StatusCode, body, r.TLS, r.Path, r.Proto)
@@ -519,7 +525,7 @@ func TestH2C(t *testing.T) {
 }
 
 func TestServeConnRefusesOtherALPN(t *testing.T) {
-	cert, pool := testCert(t)
+	pki := testpki.New(t, "example.com")
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -537,14 +543,14 @@ func TestServeConnRefusesOtherALPN(t *testing.T) {
 		if err != nil {
 			return
 		}
-		tc := tls.Server(c, &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"http/1.1"}})
+		tc := tls.Server(c, pki.ServerConfig("http/1.1"))
 		if err := tc.Handshake(); err != nil {
 			tc.Close()
 			return
 		}
 		srv.ServeConn(tc)
 	}()
-	c, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{RootCAs: pool, ServerName: "example.com", NextProtos: []string{"http/1.1"}})
+	c, err := tls.Dial("tcp", ln.Addr().String(), pki.ClientConfig("http/1.1"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -613,18 +619,13 @@ func TestHeaderTooLarge(t *testing.T) {
 		calls.Add(1)
 	})})
 	rc := dialRaw(t, ts)
-	rc.buf.Reset()
-	for _, f := range [][2]string{{":method", "GET"}, {":scheme", "https"}, {":authority", "example.com"}, {":path", "/"}} {
-		_ = rc.enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
-	}
 	// Many fields under the limit each: one field longer than the whole
 	// limit is a COMPRESSION_ERROR for the connection instead.
+	var big []hpack.HeaderField
 	for i := range 8 {
-		_ = rc.enc.WriteField(hpack.HeaderField{Name: fmt.Sprintf("x-big-%d", i), Value: strings.Repeat("a", 500)})
+		big = append(big, hpack.HeaderField{Name: fmt.Sprintf("x-big-%d", i), Value: strings.Repeat("a", 500)})
 	}
-	if err := rc.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: rc.buf.Bytes(), EndStream: true, EndHeaders: true}); err != nil {
-		t.Fatal(err)
-	}
+	rc.headers(1, "GET", "/", true, big...)
 	f := rc.next()
 	if hf, ok := f.(*http2.MetaHeadersFrame); !ok || hf.PseudoValue("status") != "431" {
 		if ga, ok := f.(*http2.GoAwayFrame); ok {
@@ -690,13 +691,7 @@ func TestReadTimeout(t *testing.T) {
 		readErr <- err
 	})})
 	rc := dialRaw(t, ts)
-	rc.buf.Reset()
-	for _, f := range [][2]string{{":method", "POST"}, {":scheme", "https"}, {":authority", "example.com"}, {":path", "/up"}} {
-		_ = rc.enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
-	}
-	if err := rc.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: rc.buf.Bytes(), EndHeaders: true}); err != nil {
-		t.Fatal(err)
-	}
+	rc.headers(1, "POST", "/up", false)
 	_ = rc.fr.WriteData(1, false, []byte("a trickle"))
 	select {
 	case err := <-readErr:

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -23,13 +22,15 @@ import (
 	"github.com/quic-go/quic-go/http3"
 
 	"github.com/anx-gateway/anx/core/message"
+	"github.com/anx-gateway/anx/internal/testpki"
 )
 
-// testServer is a Server on a real UDP socket on 127.0.0.1.
+// testServer is a Server on a real UDP socket on 127.0.0.1, with a
+// certificate for example.com and 127.0.0.1.
 type testServer struct {
 	srv  *Server
 	addr string
-	pool *x509.CertPool
+	pki  *testpki.PKI
 }
 
 // start serves srv on a fresh loopback UDP socket. The Serve goroutine
@@ -37,8 +38,8 @@ type testServer struct {
 // return and closes the socket.
 func start(t *testing.T, srv *Server) *testServer {
 	t.Helper()
-	cert, pool := testCert(t)
-	srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
+	pki := testpki.New(t, "example.com", "127.0.0.1")
+	srv.TLSConfig = pki.ServerConfig()
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -52,11 +53,12 @@ func start(t *testing.T, srv *Server) *testServer {
 		}
 		pc.Close()
 	})
-	return &testServer{srv: srv, addr: pc.LocalAddr().String(), pool: pool}
+	return &testServer{srv: srv, addr: pc.LocalAddr().String(), pki: pki}
 }
 
+// tlsConfig returns a client configuration for ts with ALPN h3.
 func (ts *testServer) tlsConfig() *tls.Config {
-	return &tls.Config{RootCAs: ts.pool, ServerName: "example.com", NextProtos: []string{http3.NextProtoH3}}
+	return ts.pki.ClientConfig(http3.NextProtoH3)
 }
 
 // client returns quic-go's HTTP/3 client for ts; cleanup closes it.
@@ -370,7 +372,7 @@ func TestShutdownDeadline(t *testing.T) {
 }
 
 func TestListenAndServe(t *testing.T) {
-	cert, pool := testCert(t)
+	pki := testpki.New(t, "example.com", "127.0.0.1")
 	probe, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -380,13 +382,13 @@ func TestListenAndServe(t *testing.T) {
 
 	srv := &Server{
 		Handler:   message.HandlerFunc(func(message.ResponseWriter, *message.Request) {}),
-		TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}},
+		TLSConfig: pki.ServerConfig(),
 		Addr:      addr,
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.ListenAndServe() }()
 	// Wait until a QUIC handshake succeeds.
-	ts := &testServer{addr: addr, pool: pool}
+	ts := &testServer{addr: addr, pki: pki}
 	for deadline := time.Now().Add(5 * time.Second); ; {
 		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 		qc, err := quic.DialAddr(ctx, addr, ts.tlsConfig(), nil)
@@ -429,9 +431,8 @@ func TestAltSvc(t *testing.T) {
 }
 
 func TestValidate(t *testing.T) {
-	cert, _ := testCert(t)
 	h := message.HandlerFunc(func(message.ResponseWriter, *message.Request) {})
-	good := &tls.Config{Certificates: []tls.Certificate{cert}}
+	good := testpki.New(t, "example.com").ServerConfig()
 	for _, tc := range []struct {
 		srv  *Server
 		want string

@@ -3,11 +3,12 @@ package static_test
 import (
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 
 	"github.com/anx-gateway/anx/core/static"
 	"github.com/anx-gateway/anx/core/static/statictest"
@@ -99,7 +100,7 @@ func openFilesUnder(t *testing.T, dir string) int {
 // later requests get 503.
 func TestCloseReleasesEverything(t *testing.T) {
 	root := newSite(t)
-	goroutines := runtime.NumGoroutine()
+	before := goleak.IgnoreCurrent()
 	h, err := static.New(static.Config{Root: root, CacheTTL: time.Hour})
 	if err != nil {
 		t.Fatal(err)
@@ -120,13 +121,7 @@ func TestCloseReleasesEverything(t *testing.T) {
 	if err := h.Close(); err != nil {
 		t.Errorf("second Close: %v", err)
 	}
-	deadline := time.Now().Add(time.Second)
-	for runtime.NumGoroutine() > goroutines && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
-	if n := runtime.NumGoroutine(); n > goroutines {
-		t.Errorf("%d goroutines after Close, %d before New", n, goroutines)
-	}
+	goleak.VerifyNone(t, before) // the sweeper has stopped
 }
 
 // Files leave the cache when their TTL runs out, even with no traffic, so

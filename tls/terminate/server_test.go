@@ -3,16 +3,11 @@ package terminate
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"runtime"
 	"strings"
@@ -20,58 +15,30 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/anx-gateway/anx/internal/testpki"
 )
 
-// checkLeaks fails the test if it ends with more goroutines than it began
-// with. Call it first, so that its cleanup runs last.
-func checkLeaks(t *testing.T) {
-	t.Helper()
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(5 * time.Second)
-		for runtime.NumGoroutine() > before {
-			if time.Now().After(deadline) {
-				buf := make([]byte, 1<<20)
-				t.Errorf("%d goroutines at the end, %d at the start:\n%s",
-					runtime.NumGoroutine(), before, buf[:runtime.Stack(buf, true)])
-				return
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	})
+// TestMain fails the run if goroutines started by the tests are still
+// alive once every test has passed; checkLeaks checks a test on its own.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
 }
 
-// selfSigned returns a certificate for localhost and 127.0.0.1 and a pool
-// trusting it.
-func selfSigned(t testing.TB) (*tls.Certificate, *x509.CertPool) {
+// checkLeaks fails the test if goroutines started since the call outlive
+// it. Call it first, so that its cleanup runs last.
+func checkLeaks(t *testing.T) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "localhost"},
-		DNSNames:              []string{"localhost"},
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: cert}, pool
+	before := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, before) })
+}
+
+// newPKI returns a test certificate for localhost and 127.0.0.1.
+func newPKI(t testing.TB) *testpki.PKI {
+	t.Helper()
+	return testpki.New(t, "localhost", "127.0.0.1")
 }
 
 // testServer is a Server serving on 127.0.0.1.
@@ -83,17 +50,17 @@ type testServer struct {
 }
 
 // start serves s on a new 127.0.0.1 listener, with a TLS config from cfg
-// and a self-signed certificate unless s has a TLSConfig. The server is
+// and a test certificate (newPKI) unless s has a TLSConfig. The server is
 // shut down at the end of the test, and Serve must then return
 // ErrServerClosed.
 func start(t *testing.T, s *Server, cfg Config) *testServer {
 	t.Helper()
 	ts := &testServer{Server: s, serveErr: make(chan error, 1)}
 	if s.TLSConfig == nil {
-		cert, roots := selfSigned(t)
-		cfg.GetCertificate = func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return cert, nil }
+		pki := newPKI(t)
+		cfg.GetCertificate = pki.GetCertificate
 		s.TLSConfig = cfg.TLSConfig()
-		ts.roots = roots
+		ts.roots = pki.Pool()
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -420,9 +387,9 @@ func TestMaxHandshakes(t *testing.T) {
 
 func TestShutdown(t *testing.T) {
 	checkLeaks(t)
-	cert, roots := selfSigned(t)
+	pki := newPKI(t)
 	s := &Server{
-		TLSConfig:        (&Config{GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return cert, nil }}).TLSConfig(),
+		TLSConfig:        (&Config{GetCertificate: pki.GetCertificate}).TLSConfig(),
 		HandshakeTimeout: time.Minute,
 	}
 	held := make(chan *tls.Conn, 1)
@@ -440,7 +407,7 @@ func TestShutdown(t *testing.T) {
 	}
 
 	// A dispatched connection, held by its "protocol server".
-	client, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addrs[0], &tls.Config{RootCAs: roots, ServerName: "localhost"})
+	client, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addrs[0], pki.ClientConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -553,8 +520,8 @@ func (l *flakyListener) Accept() (net.Conn, error) {
 
 func TestAcceptErrors(t *testing.T) {
 	checkLeaks(t)
-	cert, roots := selfSigned(t)
-	tlsConfig := (&Config{GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return cert, nil }}).TLSConfig()
+	pki := newPKI(t)
+	tlsConfig := (&Config{GetCertificate: pki.GetCertificate}).TLSConfig()
 
 	t.Run("temporary", func(t *testing.T) {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -566,7 +533,7 @@ func TestAcceptErrors(t *testing.T) {
 		s := &Server{TLSConfig: tlsConfig, Default: reply("ok")}
 		errs := make(chan error, 1)
 		go func() { errs <- s.Serve(fl) }()
-		c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", ln.Addr().String(), &tls.Config{RootCAs: roots, ServerName: "localhost"})
+		c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", ln.Addr().String(), pki.ClientConfig())
 		if err != nil {
 			t.Fatalf("after temporary accept errors: %v", err)
 		}
@@ -598,8 +565,7 @@ func TestAcceptErrors(t *testing.T) {
 // vary by a few KiB between runs, with the goroutines' starting stack size.
 func BenchmarkHandshakeMemory(b *testing.B) {
 	hello := clientHello(b)
-	cert, _ := selfSigned(b)
-	cfg := (&Config{GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return cert, nil }}).TLSConfig()
+	cfg := (&Config{GetCertificate: newPKI(b).GetCertificate}).TLSConfig()
 	for _, tc := range []struct {
 		name  string
 		hello []byte
