@@ -88,28 +88,6 @@ func hexValue(c byte) int64 {
 	return -1
 }
 
-// equalFold reports whether the ASCII strings a and b are equal ignoring
-// case.
-func equalFold(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := 0; i < len(a); i++ {
-		if lower(a[i]) != lower(b[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-// lower returns the lower-case form of the ASCII letter c, or c.
-func lower(c byte) byte {
-	if 'A' <= c && c <= 'Z' {
-		return c + 'a' - 'A'
-	}
-	return c
-}
-
 // trimOWS removes optional whitespace (SP and HTAB) from both ends of s.
 func trimOWS(s string) string {
 	for s != "" && (s[0] == ' ' || s[0] == '\t') {

@@ -229,7 +229,7 @@ func (c *conn) frame() bool {
 	}
 	expect := false
 	if c.info.expects > 0 && minor == 1 { // RFC 9110 section 10.1.1: ignored in HTTP/1.0
-		if c.info.expects > 1 || !equalFold(c.info.expect, "100-continue") {
+		if c.info.expects > 1 || !message.EqualFold(c.info.expect, "100-continue") {
 			c.fail(refuse(417, "unsupported expectation"), isHead)
 			return false
 		}

@@ -1,6 +1,10 @@
 package h1
 
-import "math"
+import (
+	"math"
+
+	"github.com/anx-gateway/anx/core/message"
+)
 
 // bodyKind says how a request's content is delimited (RFC 9112 section 6.3).
 type bodyKind uint8
@@ -33,7 +37,7 @@ func (info *headInfo) framing(minor int) (bodyKind, int64, error) {
 			return 0, 0, badRequest("Transfer-Encoding in an HTTP/1.0 request")
 		case info.lengths > 0:
 			return 0, 0, badRequest("both Transfer-Encoding and Content-Length")
-		case info.codings > 1 || !equalFold(info.coding, "chunked"):
+		case info.codings > 1 || !message.EqualFold(info.coding, "chunked"):
 			return 0, 0, badRequest("transfer coding other than chunked")
 		}
 		return bodyChunked, -1, nil

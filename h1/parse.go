@@ -209,7 +209,7 @@ func parseTarget(method, target string, req *message.Request, info *headInfo) er
 // (RFC 9110 section 4.2.4).
 func parseAbsoluteForm(method, target string, req *message.Request, info *headInfo) error {
 	scheme, rest, ok := strings.Cut(target, "://")
-	if !ok || !equalFold(scheme, "http") && !equalFold(scheme, "https") {
+	if !ok || !message.EqualFold(scheme, "http") && !message.EqualFold(scheme, "https") {
 		return badRequest("request-target is in no known form")
 	}
 	end := strings.IndexAny(rest, "/?")
@@ -268,32 +268,32 @@ func parseField(line string, req *message.Request, info *headInfo) error {
 func (info *headInfo) note(name, value string) {
 	switch len(name) {
 	case len("host"):
-		if equalFold(name, "host") {
+		if message.EqualFold(name, "host") {
 			if info.hosts == 0 {
 				info.host = value
 			}
 			info.hosts++
 		}
 	case len("expect"):
-		if equalFold(name, "expect") {
+		if message.EqualFold(name, "expect") {
 			if info.expects == 0 {
 				info.expect = value
 			}
 			info.expects++
 		}
 	case len("connection"):
-		if equalFold(name, "connection") {
+		if message.EqualFold(name, "connection") {
 			info.noteConnection(value)
 		}
 	case len("content-length"):
-		if equalFold(name, "content-length") {
+		if message.EqualFold(name, "content-length") {
 			if info.lengths == 0 {
 				info.length = value
 			}
 			info.lengths++
 		}
 	case len("transfer-encoding"):
-		if equalFold(name, "transfer-encoding") {
+		if message.EqualFold(name, "transfer-encoding") {
 			if info.codings == 0 {
 				info.coding = value
 			}
@@ -310,9 +310,9 @@ func (info *headInfo) noteConnection(value string) {
 		opt, value, _ = strings.Cut(value, ",")
 		opt = trimOWS(opt)
 		switch {
-		case equalFold(opt, "close"):
+		case message.EqualFold(opt, "close"):
 			info.close = true
-		case equalFold(opt, "keep-alive"):
+		case message.EqualFold(opt, "keep-alive"):
 			info.keepAlive = true
 		}
 	}

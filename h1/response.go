@@ -374,23 +374,23 @@ func (r *response) scanHeader() headerInfo {
 	for _, f := range r.header.Fields() {
 		switch name := f.Name; len(name) {
 		case len("Content-Length"):
-			if equalFold(name, "Content-Length") {
+			if message.EqualFold(name, "Content-Length") {
 				n, ok := parseContentLength(f.Value)
 				bad = bad || !ok || h.length >= 0 && n != h.length
 				h.length = n
 			}
 		case len("Connection"):
-			if equalFold(name, "Connection") {
+			if message.EqualFold(name, "Connection") {
 				var info headInfo
 				info.noteConnection(f.Value)
 				h.close = h.close || info.close
 			}
 		case len("Date"):
-			h.date = h.date || equalFold(name, "Date")
+			h.date = h.date || message.EqualFold(name, "Date")
 		case len("Server"):
-			h.server = h.server || equalFold(name, "Server")
+			h.server = h.server || message.EqualFold(name, "Server")
 		case len("Alt-Svc"):
-			h.alts = h.alts || equalFold(name, "Alt-Svc")
+			h.alts = h.alts || message.EqualFold(name, "Alt-Svc")
 		}
 	}
 	if bad {
@@ -422,11 +422,11 @@ func (r *response) writeFields() {
 func hopField(name string) bool {
 	switch len(name) {
 	case len("Connection"): // also len("Keep-Alive")
-		return equalFold(name, "Connection") || equalFold(name, "Keep-Alive")
+		return message.EqualFold(name, "Connection") || message.EqualFold(name, "Keep-Alive")
 	case len("Content-Length"):
-		return equalFold(name, "Content-Length")
+		return message.EqualFold(name, "Content-Length")
 	case len("Transfer-Encoding"):
-		return equalFold(name, "Transfer-Encoding")
+		return message.EqualFold(name, "Transfer-Encoding")
 	}
 	return false
 }

@@ -38,7 +38,7 @@ func (h *Header) Add(name, value string) {
 // Set replaces every field called name with one field of the given value.
 func (h *Header) Set(name, value string) {
 	for i := range h.fields {
-		if equalFold(h.fields[i].Name, name) {
+		if EqualFold(h.fields[i].Name, name) {
 			h.fields[i].Value = value
 			h.deleteFrom(i+1, name)
 			return
@@ -50,7 +50,7 @@ func (h *Header) Set(name, value string) {
 // Get returns the value of the first field called name, or "".
 func (h *Header) Get(name string) string {
 	for i := range h.fields {
-		if equalFold(h.fields[i].Name, name) {
+		if EqualFold(h.fields[i].Name, name) {
 			return h.fields[i].Value
 		}
 	}
@@ -60,7 +60,7 @@ func (h *Header) Get(name string) string {
 // Has reports whether a field called name is present.
 func (h *Header) Has(name string) bool {
 	for i := range h.fields {
-		if equalFold(h.fields[i].Name, name) {
+		if EqualFold(h.fields[i].Name, name) {
 			return true
 		}
 	}
@@ -71,7 +71,7 @@ func (h *Header) Has(name string) bool {
 func (h *Header) Count(name string) int {
 	n := 0
 	for i := range h.fields {
-		if equalFold(h.fields[i].Name, name) {
+		if EqualFold(h.fields[i].Name, name) {
 			n++
 		}
 	}
@@ -82,7 +82,7 @@ func (h *Header) Count(name string) int {
 func (h *Header) Values(name string) iter.Seq[string] {
 	return func(yield func(string) bool) {
 		for i := range h.fields {
-			if equalFold(h.fields[i].Name, name) && !yield(h.fields[i].Value) {
+			if EqualFold(h.fields[i].Name, name) && !yield(h.fields[i].Value) {
 				return
 			}
 		}
@@ -95,7 +95,7 @@ func (h *Header) Del(name string) { h.deleteFrom(0, name) }
 func (h *Header) deleteFrom(start int, name string) {
 	kept := h.fields[:start]
 	for _, f := range h.fields[start:] {
-		if !equalFold(f.Name, name) {
+		if !EqualFold(f.Name, name) {
 			kept = append(kept, f)
 		}
 	}
@@ -103,9 +103,11 @@ func (h *Header) deleteFrom(start int, name string) {
 	h.fields = kept
 }
 
-// equalFold reports whether two ASCII strings are equal ignoring case;
-// field names are tokens, so ASCII folding is exact.
-func equalFold(a, b string) bool {
+// EqualFold reports whether two ASCII strings, such as field names,
+// methods or tokens of a field value, are equal ignoring case. Tokens are
+// ASCII, so this is exact where strings.EqualFold's Unicode folding would
+// be slower and, for "K" against the Kelvin sign, wrong.
+func EqualFold(a, b string) bool {
 	if len(a) != len(b) {
 		return false
 	}
