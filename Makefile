@@ -2,7 +2,7 @@
 #   make run    build anx and serve examples/site on https://localhost:8443
 #   make test   install the test peers, then run every test
 .POSIX:
-.PHONY: all build run test check unit arm64 e2e peers clean
+.PHONY: all build run test check unit e2e peers bench bench-caddy clean
 
 GO      ?= go
 BIN     := bin/anx
@@ -42,5 +42,16 @@ e2e: build
 peers:
 	e2e/install-peers.sh
 
+## bench: anx beside nginx, h2o (and Caddy if `make bench-caddy` ran) on loopback; writes e2e/bench/out/
+bench: build
+	e2e/bench/install.sh
+	PATH="$(TOOLS):$$PATH" $(GO) run ./e2e/bench -anx $(BIN) $(BENCHFLAGS)
+
+## bench-caddy: go install Caddy v2.11.9 into .tools/bin for make bench (large download)
+bench-caddy:
+	mkdir -p $(TOOLS)
+	GOBIN=$(TOOLS) GOFLAGS= $(GO) install github.com/caddyserver/caddy/v2/cmd/caddy@v2.11.9
+
+## clean: remove bin/ and .tools/
 clean:
 	rm -rf bin .tools

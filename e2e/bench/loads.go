@@ -1,0 +1,147 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"strconv"
+	"time"
+)
+
+// Fixed parameters of the loads (the report states them).
+const (
+	idleConns    = 4000 // idle keep-alive connections per kind (plain, TLS)
+	latencyRate  = 2000 // req/s of the open-loop latency load
+	h3Conns      = 4    // QUIC connections of the h3 load
+	h3Streams    = 16   // concurrent requests per QUIC connection
+	toolSlack    = 30 * time.Second
+	requestLimit = 5 * time.Second // per request of the Go clients, and wrk's --timeout
+)
+
+// metric is one number a load produces.
+type metric struct {
+	Key   string `json:"key"`
+	Unit  string `json:"unit"`
+	Lower bool   `json:"lower_is_better,omitempty"`
+}
+
+// load is one measurement, run on every server that can take it.
+type load struct {
+	name    string   // the -only name
+	title   string   // for the table and chart
+	how     string   // the tool and its parameters, for the report
+	metrics []metric // shown in the table; the first is the chart's
+	h3      bool     // needs HTTP/3
+	fresh   bool     // each run needs a freshly started server (memory freed by earlier work would be reused)
+	// run measures once for about d and returns metric values by key; it
+	// may add "errors" (failed requests), which the progress line shows.
+	run func(ctx context.Context, in *instance, d time.Duration) (map[string]float64, error)
+}
+
+// reqPerSec is the metric of completed requests per second.
+func reqPerSec() metric { return metric{Key: "req_s", Unit: "req/s"} }
+
+// failures is the metric of failed requests or connections (summed over a run).
+func failures() metric { return metric{Key: "errors", Unit: "failed", Lower: true} }
+
+// loads returns every load in the order they run.
+func loads() []*load {
+	return []*load{
+		{name: "h1-plain-1k", title: "HTTP/1.1 plain, 1 KiB", how: "wrk -t1 -c64, keep-alive",
+			metrics: []metric{reqPerSec()}, run: wrkLoad(64, false, "/"+smallFile)},
+		{name: "h1-plain-10m", title: "HTTP/1.1 plain, 10 MiB", how: "wrk -t1 -c4, keep-alive",
+			metrics: []metric{{Key: "mb_s", Unit: "MB/s"}}, run: wrkLoad(4, false, "/"+largeFile)},
+		{name: "h1-tls-1k", title: "HTTP/1.1 TLS, 1 KiB", how: "wrk -t1 -c64, keep-alive",
+			metrics: []metric{reqPerSec()}, run: wrkLoad(64, true, "/"+smallFile)},
+		{name: "h2-1k", title: "HTTP/2, 1 KiB", how: "h2load -t1 -c16 -m16",
+			metrics: []metric{reqPerSec()}, run: h2Load},
+		{name: "c1000", title: "1000 connections, plain 1 KiB", how: "wrk -t1 -c1000, keep-alive",
+			metrics: []metric{reqPerSec(), failures()}, run: wrkLoad(1000, false, "/"+smallFile)},
+		{name: "h3-1k", title: "HTTP/3, 1 KiB", h3: true,
+			how:     fmt.Sprintf("Go client on quic-go http3: %d connections x %d concurrent requests", h3Conns, h3Streams),
+			metrics: []metric{reqPerSec(), failures()}, run: h3Load},
+		{name: "handshakes", title: "new TLS connection per request", how: "wrk -t1 -c16 https with Connection: close: a full TLS 1.3 handshake per request (wrk resumes no sessions)",
+			metrics: []metric{{Key: "hs_s", Unit: "handshakes/s"}, failures()}, run: handshakeLoad},
+		{name: "idle-rss", title: "RSS per idle keep-alive connection",
+			how:     fmt.Sprintf("%d plain then %d TLS connections, one request each, held idle; server VmRSS (whole process group) delta / connections; a freshly started server each run", idleConns, idleConns),
+			metrics: []metric{{Key: "plain_kib", Unit: "KiB/conn plain", Lower: true}, {Key: "tls_kib", Unit: "KiB/conn TLS", Lower: true}},
+			fresh:   true, run: idleLoad},
+		{name: "latency", title: fmt.Sprintf("latency at %d req/s, TLS 1 KiB", latencyRate),
+			how:     fmt.Sprintf("Go open-loop client, HTTP/1.1 over TLS keep-alive, %d req/s fixed, latency from the scheduled send time", latencyRate),
+			metrics: []metric{{Key: "p99_ms", Unit: "ms p99", Lower: true}, {Key: "p50_ms", Unit: "ms p50", Lower: true}, failures()},
+			run:     latencyLoad},
+	}
+}
+
+// tool runs a load generator bounded by d plus slack and returns its output.
+func tool(ctx context.Context, d time.Duration, name string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, d+toolSlack)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.WaitDelay = 5 * time.Second
+	out, err := cmd.CombinedOutput()
+	if ctx.Err() != nil {
+		return string(out), fmt.Errorf("%s: %w", name, ctx.Err())
+	}
+	// wrk exits 1 when it cannot connect: the parser says what went wrong.
+	_ = err
+	return string(out), nil
+}
+
+// wrkArgs returns wrk's arguments for one thread, c connections and d.
+func wrkArgs(c int, d time.Duration, extra ...string) []string {
+	args := []string{"-t1", "-c" + strconv.Itoa(c), "-d" + seconds(d), "--timeout", seconds(requestLimit)}
+	return append(args, extra...)
+}
+
+// seconds formats d as whole seconds (at least 1) for wrk and h2load.
+func seconds(d time.Duration) string {
+	return strconv.Itoa(max(1, int(d.Round(time.Second)/time.Second))) + "s"
+}
+
+// wrkLoad measures req/s and MB/s of keep-alive GETs of path.
+func wrkLoad(conns int, tls bool, path string) func(context.Context, *instance, time.Duration) (map[string]float64, error) {
+	return func(ctx context.Context, in *instance, d time.Duration) (map[string]float64, error) {
+		url := in.httpURL(path)
+		if tls {
+			url = in.httpsURL(path)
+		}
+		out, err := tool(ctx, d, "wrk", wrkArgs(conns, d, url)...)
+		if err != nil {
+			return nil, err
+		}
+		r, err := parseWrk(out)
+		if err != nil {
+			return nil, err
+		}
+		return map[string]float64{"req_s": r.ReqPerSec, "mb_s": r.MBPerSec(), "errors": float64(r.Errors)}, nil
+	}
+}
+
+// h2Load measures req/s of h2 GETs of the small file.
+func h2Load(ctx context.Context, in *instance, d time.Duration) (map[string]float64, error) {
+	out, err := tool(ctx, d, "h2load", "-t1", "-c16", "-m16", "-D", seconds(d), in.httpsURL("/"+smallFile))
+	if err != nil {
+		return nil, err
+	}
+	r, err := parseH2load(out)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]float64{"req_s": r.ReqPerSec, "errors": float64(r.Failed)}, nil
+}
+
+// handshakeLoad measures full TLS handshakes per second: wrk asks each
+// response to close the connection and opens a new one, without resumption.
+func handshakeLoad(ctx context.Context, in *instance, d time.Duration) (map[string]float64, error) {
+	args := wrkArgs(16, d, "-H", "Connection: close", in.httpsURL("/"+smallFile))
+	out, err := tool(ctx, d, "wrk", args...)
+	if err != nil {
+		return nil, err
+	}
+	r, err := parseWrk(out)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]float64{"hs_s": r.ReqPerSec, "errors": float64(r.Errors)}, nil
+}

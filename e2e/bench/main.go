@@ -1,0 +1,327 @@
+// Command bench measures anx beside nginx, h2o and Caddy on loopback, with
+// the same site, the same certificate (anx serves a leaf of its own local
+// CA), the same worker count and the same loads, and reports medians.
+//
+// It runs each server in turn on free ports of 127.0.0.1, runs every load
+// on it -runs times for -duration each, and then prints a table (with
+// anx's ratio to each other server) and writes results.json and
+// results.svg into -out. Load generators: wrk and h2load (one thread each),
+// and Go clients for HTTP/3, idle connections and open-loop latency.
+// nginx, h2o, wrk and h2load come from Debian (e2e/bench/install.sh);
+// Caddy runs only if it is on PATH.
+//
+// Usage:
+//
+//	go run ./e2e/bench [-anx bin/anx] [-duration 5s] [-runs 3]
+//	    [-only load,...] [-servers anx,nginx,h2o,caddy] [-out e2e/bench/out]
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// options are the command's flags.
+type options struct {
+	anx      string
+	duration time.Duration
+	runs     int
+	only     []string // load names; empty: all
+	servers  []string
+	out      string
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// parseFlags reads args into options and checks them against the known
+// loads and servers.
+func parseFlags(args []string, stderr io.Writer) (options, error) {
+	var o options
+	var only, servers string
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.anx, "anx", "bin/anx", "the anx binary to measure")
+	fs.DurationVar(&o.duration, "duration", 5*time.Second, "how long each load runs (whole seconds for wrk and h2load)")
+	fs.IntVar(&o.runs, "runs", 3, "runs of each load on each server; the median is reported")
+	fs.StringVar(&only, "only", "", "comma-separated loads to run (default all): "+strings.Join(loadNames(), ","))
+	fs.StringVar(&servers, "servers", "anx,nginx,h2o,caddy", "comma-separated servers to measure; caddy is skipped if not on PATH")
+	fs.StringVar(&o.out, "out", "e2e/bench/out", "directory for results.json and results.svg")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	if o.duration < time.Second || o.runs < 1 {
+		return o, errors.New("-duration must be at least 1s and -runs at least 1")
+	}
+	o.only = split(only)
+	for _, n := range o.only {
+		if !slices.Contains(loadNames(), n) {
+			return o, fmt.Errorf("-only: unknown load %q (known: %s)", n, strings.Join(loadNames(), ","))
+		}
+	}
+	o.servers = split(servers)
+	for _, n := range o.servers {
+		if !slices.ContainsFunc(specs(), func(s *spec) bool { return s.name == n }) {
+			return o, fmt.Errorf("-servers: unknown server %q", n)
+		}
+	}
+	return o, nil
+}
+
+func split(s string) []string {
+	var out []string
+	for f := range strings.SplitSeq(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func loadNames() []string {
+	var names []string
+	for _, l := range loads() {
+		names = append(names, l.name)
+	}
+	return names
+}
+
+// run is the whole command; it returns the exit code after every process
+// it started has been stopped.
+func run(args []string, stdout, stderr io.Writer) int {
+	o, err := parseFlags(args, stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintln(stderr, "bench:", err)
+		return 2
+	}
+	// Ctrl-C and SIGTERM cancel the loads; the servers are then stopped
+	// below before exit. Later signals are caught too, so stopping finishes.
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+
+	rep, err := bench(ctx, o, stdout)
+	if ctx.Err() != nil {
+		// Partial numbers would overwrite a complete earlier run: keep that.
+		fmt.Fprintln(stderr, "bench: interrupted; every process it started is stopped; nothing written")
+		return 130
+	}
+	if rep != nil && len(rep.Loads) > 0 {
+		if werr := writeOutputs(o.out, rep, stdout); werr != nil {
+			fmt.Fprintln(stderr, "bench:", werr)
+			return 1
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "bench:", err)
+		return 1
+	}
+	return 0
+}
+
+// bench runs the selected loads on the selected servers.
+func bench(ctx context.Context, o options, progress io.Writer) (*report, error) {
+	for _, t := range []string{"wrk", "h2load"} {
+		if _, err := exec.LookPath(t); err != nil {
+			return nil, fmt.Errorf("%s is not installed (run e2e/bench/install.sh as root)", t)
+		}
+	}
+	tmp, err := os.MkdirTemp("", "anx-bench-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	// nginx's and h2o's workers run as nobody when started by root: they
+	// must be able to read the site.
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return nil, err
+	}
+	f, err := writeSite(tmp)
+	if err != nil {
+		return nil, err
+	}
+	rep := &report{
+		Machine: describeMachine(map[string]string{
+			"wrk":    firstLine("wrk", "-v"),
+			"h2load": firstLine("h2load", "--version"),
+		}),
+		Duration: o.duration.String(),
+		Runs:     o.runs,
+	}
+	fmt.Fprintf(progress, "machine: %s, %d cores, Linux %s, %s, load average %s\n",
+		rep.Machine.CPU, rep.Machine.Cores, rep.Machine.Kernel, rep.Machine.Go, rep.Machine.LoadAvg)
+	for _, l := range loads() {
+		if len(o.only) == 0 || slices.Contains(o.only, l.name) {
+			rep.Loads = append(rep.Loads, &loadReport{Name: l.name, Title: l.title, How: l.how,
+				Metrics: l.metrics, Results: map[string]*serverResult{}})
+		}
+	}
+	for _, sp := range specs() {
+		if !slices.Contains(o.servers, sp.name) {
+			continue
+		}
+		info := serverInfo{Name: sp.name}
+		bin, err := sp.find(o.anx)
+		if err != nil {
+			info.Note = "not found: " + err.Error()
+			fmt.Fprintf(progress, "[%s] skipped: %v\n", sp.name, err)
+			if sp.name == "caddy" {
+				continue // optional: no column
+			}
+			rep.Servers = append(rep.Servers, info)
+			continue
+		}
+		info.Version, info.LoadAvg = sp.version(bin), loadAvg()
+		fmt.Fprintf(progress, "[%s] %s (%s); load average before: %s\n", sp.name, info.Version, bin, info.LoadAvg)
+		if err := benchServer(ctx, o, sp, bin, filepath.Join(tmp, sp.name), f, rep, progress); err != nil {
+			info.Note = err.Error()
+			fmt.Fprintf(progress, "[%s] %v\n", sp.name, err)
+		}
+		rep.Servers = append(rep.Servers, info)
+		if ctx.Err() != nil {
+			return rep, errors.New("interrupted")
+		}
+	}
+	return rep, nil
+}
+
+// benchServer starts one server, runs the loads on it and stops it, also
+// when a load fails, ctx is canceled or something panics.
+func benchServer(ctx context.Context, o options, sp *spec, bin, dir string, f files, rep *report, progress io.Writer) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	shared, err := start(ctx, sp, bin, dir, f)
+	if err != nil {
+		return err
+	}
+	defer shared.stop()
+	fmt.Fprintf(progress, "[%s] ready: http 127.0.0.1:%d, https 127.0.0.1:%d, pid %d\n",
+		sp.name, shared.httpPort, shared.httpsPort, shared.cmd.Process.Pid)
+	all := loads()
+	for _, lr := range rep.Loads {
+		l := all[slices.IndexFunc(all, func(l *load) bool { return l.name == lr.Name })]
+		if l.h3 && !sp.h3 {
+			continue // n/a
+		}
+		res := &serverResult{}
+		lr.Results[sp.name] = res
+		for i := range o.runs {
+			vals, err := runOnce(ctx, l, sp, bin, dir, f, shared, o.duration)
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if exited := exitedError(""); errors.As(err, &exited) {
+				return err
+			}
+			if err != nil {
+				res.Errors = append(res.Errors, err.Error())
+				fmt.Fprintf(progress, "[%s] %-12s run %d/%d: error: %v\n", sp.name, l.name, i+1, o.runs, err)
+				continue
+			}
+			res.Runs = append(res.Runs, vals)
+			fmt.Fprintf(progress, "[%s] %-12s run %d/%d: %s\n", sp.name, l.name, i+1, o.runs, describe(l, vals))
+		}
+		res.summarize()
+	}
+	return nil
+}
+
+// exitedError says the server died during a load: its other loads cannot run.
+type exitedError string
+
+func (e exitedError) Error() string { return string(e) }
+
+// runOnce runs l once on shared, or on a server started for this run alone
+// when l needs a fresh one (and stopped before it returns).
+func runOnce(ctx context.Context, l *load, sp *spec, bin, dir string, f files, shared *instance, d time.Duration) (map[string]float64, error) {
+	in := shared
+	if l.fresh {
+		dir = filepath.Join(dir, l.name)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, err
+		}
+		var err error
+		if in, err = start(ctx, sp, bin, dir, f); err != nil {
+			return nil, err
+		}
+		defer in.stop()
+	}
+	vals, err := l.run(ctx, in, d)
+	select {
+	case <-in.done:
+		return nil, exitedError(fmt.Sprintf("exited during %s: %v; output:\n%s", l.name, in.cmd.ProcessState, clip(in.log.String())))
+	default:
+	}
+	return vals, err
+}
+
+// describe formats one run's values for the progress line.
+func describe(l *load, vals map[string]float64) string {
+	var parts []string
+	for _, m := range l.metrics {
+		parts = append(parts, format(vals[m.Key])+" "+m.Unit)
+	}
+	if e, ok := vals["errors"]; ok && !slices.Contains(l.metrics, failures()) {
+		parts = append(parts, format(e)+" failed")
+	}
+	return strings.Join(parts, ", ")
+}
+
+// writeOutputs prints the table and writes results.json and results.svg.
+func writeOutputs(dir string, rep *report, stdout io.Writer) error {
+	fmt.Fprintln(stdout)
+	for _, s := range rep.Servers {
+		line := fmt.Sprintf("%-6s %s", s.Name, s.Version)
+		if s.Note != "" {
+			line += "  [" + clip(s.Note) + "]"
+		}
+		fmt.Fprintln(stdout, line)
+	}
+	fmt.Fprintf(stdout, "median of %d runs of %s; n/a: the server does not speak it or did not run\n\n", rep.Runs, rep.Duration)
+	if err := writeTable(stdout, rep); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout)
+	for _, lr := range rep.Loads {
+		fmt.Fprintf(stdout, "%-14s %s\n", lr.Name, lr.How)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for name, write := range map[string]func(io.Writer, *report) error{
+		"results.json": writeJSON, "results.svg": writeSVG,
+	} {
+		path := filepath.Join(dir, name)
+		fh, err := os.Create(path)
+		if err != nil {
+			return err
+		}
+		err = write(fh, rep)
+		if cerr := fh.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		fmt.Fprintln(stdout, "wrote", path)
+	}
+	return nil
+}

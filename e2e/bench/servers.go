@@ -1,0 +1,450 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"text/template"
+	"time"
+)
+
+// Bounds of a server's life.
+const (
+	readyTimeout = 30 * time.Second // from exec to the first good responses
+	stopTimeout  = 10 * time.Second // from SIGTERM to SIGKILL
+	workers      = 2                // worker processes or threads of nginx and h2o
+)
+
+// spec says how to find, configure and start one server under test.
+type spec struct {
+	name string
+	h3   bool // serves HTTP/3 on the https port's UDP side
+	// find returns the binary's path; anx is the -anx flag.
+	find func(anx string) (string, error)
+	// version returns a one-line version of the binary.
+	version func(bin string) string
+	// config writes the server's config into in.dir and returns its arguments.
+	config func(in *instance) ([]string, error)
+}
+
+// specs returns every server the bench knows, anx first.
+func specs() []*spec {
+	return []*spec{
+		{name: "anx", h3: true, find: findAnx,
+			version: func(bin string) string { return firstLine(bin, "version") }, config: anxConfig},
+		{name: "nginx", find: lookPath("nginx"),
+			version: func(bin string) string { return firstLine(bin, "-v") }, config: nginxConfig},
+		{name: "h2o", find: lookPath("h2o"),
+			version: func(bin string) string { return firstLine(bin, "--version") }, config: h2oConfig},
+		{name: "caddy", h3: true, find: lookPath("caddy"),
+			version: caddyVersion, config: caddyConfig},
+	}
+}
+
+// findAnx returns the absolute path of the -anx binary (servers run in their own dir).
+func findAnx(anx string) (string, error) {
+	path, err := exec.LookPath(anx)
+	if err != nil {
+		return "", fmt.Errorf("%w (build it first: make build)", err)
+	}
+	return filepath.Abs(path)
+}
+
+func lookPath(name string) func(string) (string, error) {
+	return func(string) (string, error) { return exec.LookPath(name) }
+}
+
+// firstLine runs bin with args (bounded) and returns the first line it printed.
+func firstLine(bin string, args ...string) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, _ := exec.CommandContext(ctx, bin, args...).CombinedOutput()
+	line, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
+	return strings.TrimSpace(line)
+}
+
+// caddyVersion asks `caddy version`, which says "unknown" when built by go
+// install, and then the module line of `caddy build-info`.
+func caddyVersion(bin string) string {
+	if v := firstLine(bin, "version"); v != "" && v != "unknown" {
+		return v
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, _ := exec.CommandContext(ctx, bin, "build-info").Output()
+	for line := range strings.Lines(string(out)) {
+		if f := strings.Fields(line); len(f) >= 3 && f[0] == "mod" {
+			return "caddy " + f[2]
+		}
+	}
+	return "unknown"
+}
+
+// instance is one running server process (and its process group) on loopback.
+type instance struct {
+	spec      *spec
+	bin       string
+	dir       string // private dir: config, pid file, logs, data
+	files     files
+	httpPort  int // plain HTTP
+	httpsPort int // TLS on TCP, QUIC on UDP for h3 servers
+
+	cmd  *exec.Cmd
+	log  *lockedBuffer // stdout and stderr
+	done chan struct{} // closed when the process has been reaped
+}
+
+// lockedBuffer is a bytes.Buffer written by exec's copying goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// httpURL returns the plain-HTTP URL of path.
+func (in *instance) httpURL(path string) string {
+	return "http://127.0.0.1:" + strconv.Itoa(in.httpPort) + path
+}
+
+// httpsURL returns the https URL of path (by address: the load tools do not verify).
+func (in *instance) httpsURL(path string) string {
+	return "https://127.0.0.1:" + strconv.Itoa(in.httpsPort) + path
+}
+
+// httpsAddr returns 127.0.0.1:<httpsPort>.
+func (in *instance) httpsAddr() string {
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(in.httpsPort))
+}
+
+// start writes the config, runs the server in its own process group and
+// waits until it serves the small file over plain HTTP and over TLS.
+func start(ctx context.Context, sp *spec, bin, dir string, f files) (*instance, error) {
+	in := &instance{spec: sp, bin: bin, dir: dir, files: f, log: &lockedBuffer{}, done: make(chan struct{})}
+	var err error
+	if in.httpsPort, err = freePort(); err != nil {
+		return nil, err
+	}
+	if in.httpPort, err = freePort(); err != nil {
+		return nil, err
+	}
+	args, err := sp.config(in)
+	if err != nil {
+		return nil, fmt.Errorf("%s: config: %w", sp.name, err)
+	}
+	in.cmd = exec.Command(bin, args...)
+	in.cmd.Dir = dir
+	in.cmd.Stdout, in.cmd.Stderr = in.log, in.log
+	in.cmd.Env = append(os.Environ(), "XDG_DATA_HOME="+filepath.Join(dir, "xdg-data"),
+		"XDG_CONFIG_HOME="+filepath.Join(dir, "xdg-config"), "HOME="+dir)
+	// Its own process group: a terminal's Ctrl-C does not reach it, and stop
+	// signals the whole group (nginx's workers too).
+	in.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := in.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("%s: %w", sp.name, err)
+	}
+	go func() { // owns cmd.Wait; closes done
+		_ = in.cmd.Wait()
+		close(in.done)
+	}()
+	if err := in.waitReady(ctx); err != nil {
+		in.stop()
+		return nil, fmt.Errorf("%s: %w; output:\n%s", sp.name, err, in.log.String())
+	}
+	return in, nil
+}
+
+// waitReady polls the small file over plain HTTP and HTTPS until both answer 200.
+func (in *instance) waitReady(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
+	defer cancel()
+	tr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true, ServerName: "localhost"}, DisableKeepAlives: true}
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr, Timeout: 2 * time.Second}
+	for {
+		ok := true
+		for _, u := range []string{in.httpURL("/" + smallFile), in.httpsURL("/" + smallFile)} {
+			res, err := c.Get(u)
+			if err != nil {
+				ok = false
+				break
+			}
+			n, _ := io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			if res.StatusCode != http.StatusOK || n != smallSize {
+				return fmt.Errorf("GET %s: %s, %d bytes", u, res.Status, n)
+			}
+		}
+		if ok {
+			return nil
+		}
+		select {
+		case <-in.done:
+			return fmt.Errorf("exited before ready (%v)", in.cmd.ProcessState)
+		case <-ctx.Done():
+			return fmt.Errorf("not ready within %v: %w", readyTimeout, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// stop sends SIGTERM to the process group, then SIGKILL after stopTimeout,
+// and waits for the leader to be reaped. Calling it twice is harmless.
+func (in *instance) stop() {
+	pgid := in.cmd.Process.Pid
+	select {
+	case <-in.done:
+	default:
+		_ = syscall.Kill(-pgid, syscall.SIGTERM)
+		select {
+		case <-in.done:
+		case <-time.After(stopTimeout):
+			_ = syscall.Kill(-pgid, syscall.SIGKILL)
+			<-in.done
+		}
+	}
+	// Workers left behind by a dead leader: the group is ours alone.
+	if len(groupPIDs(pgid)) > 0 {
+		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+	}
+}
+
+// rss returns the sum of VmRSS over the server's process group, in bytes.
+func (in *instance) rss() (int64, error) {
+	var sum int64
+	pids := groupPIDs(in.cmd.Process.Pid)
+	if len(pids) == 0 {
+		return 0, errors.New("no process left in the group")
+	}
+	for _, pid := range pids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		if err != nil {
+			continue // exited meanwhile
+		}
+		for line := range strings.Lines(string(b)) {
+			if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+				kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+				if err != nil {
+					return 0, fmt.Errorf("VmRSS of %d: %w", pid, err)
+				}
+				sum += kb << 10
+			}
+		}
+	}
+	return sum, nil
+}
+
+// groupPIDs lists the live processes whose process group is pgid.
+func groupPIDs(pgid int) []int {
+	ents, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid pgrp ...: comm may hold spaces, so cut at the last ')'.
+		i := bytes.LastIndexByte(b, ')')
+		fields := strings.Fields(string(b[i+1:]))
+		if len(fields) > 2 && fields[0] != "Z" && fields[2] == strconv.Itoa(pgid) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// freePort returns a port of 127.0.0.1 free on TCP and UDP at the time of the call.
+func freePort() (int, error) {
+	for range 50 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, err
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		pc, err := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		ln.Close()
+		if err != nil {
+			continue
+		}
+		pc.Close()
+		return port, nil
+	}
+	return 0, errors.New("bench: no port free on both TCP and UDP")
+}
+
+// writeConfig renders tmpl with in into dir/name and returns its path.
+func writeConfig(in *instance, name, tmpl string) (string, error) {
+	t, err := template.New(name).Option("missingkey=error").Parse(tmpl)
+	if err != nil {
+		return "", err
+	}
+	var b bytes.Buffer
+	if err := t.Execute(&b, in); err != nil {
+		return "", err
+	}
+	path := filepath.Join(in.dir, name)
+	return path, os.WriteFile(path, b.Bytes(), 0o644)
+}
+
+// Workers is the worker count given to nginx and h2o (for templates).
+func (in *instance) Workers() int { return workers }
+
+// Dir is the server's private dir (for templates, like the methods below).
+func (in *instance) Dir() string { return in.dir }
+
+// Site is the site root.
+func (in *instance) Site() string { return in.files.site }
+
+// Cert is the shared certificate chain.
+func (in *instance) Cert() string { return in.files.cert }
+
+// Key is the shared certificate's key.
+func (in *instance) Key() string { return in.files.key }
+
+// HTTP is the plain-HTTP port.
+func (in *instance) HTTP() int { return in.httpPort }
+
+// HTTPS is the TLS (and QUIC) port.
+func (in *instance) HTTPS() int { return in.httpsPort }
+
+// anx: as built (GOMAXPROCS default), its own local CA's leaf, plain HTTP
+// serving, idle timeout raised to nginx's so the idle-connection load keeps
+// its connections.
+const anxTOML = `https = "127.0.0.1:{{.HTTPS}}"
+http  = "127.0.0.1:{{.HTTP}}"
+data  = "{{.Dir}}/data"
+
+[timeouts]
+idle = "120s"
+
+[[site]]
+hosts = ["localhost"]
+root  = "{{.Site}}"
+http_mode = "serve"
+`
+
+func anxConfig(in *instance) ([]string, error) {
+	path, err := writeConfig(in, "anx.toml", anxTOML)
+	return []string{"run", "--config", path}, err
+}
+
+const nginxConf = `worker_processes {{.Workers}};
+worker_rlimit_nofile 20000;
+pid {{.Dir}}/nginx.pid;
+error_log {{.Dir}}/nginx-error.log warn;
+daemon off;
+events { worker_connections 10000; }
+http {
+	access_log off;
+	sendfile on;
+	tcp_nopush on;
+	open_file_cache max=1000 inactive=60s;
+	open_file_cache_valid 60s;
+	keepalive_requests 10000000;
+	keepalive_timeout 120s;
+	types { text/html html; }
+	default_type application/octet-stream;
+	client_body_temp_path {{.Dir}}/nginx-body;
+	proxy_temp_path {{.Dir}}/nginx-proxy;
+	fastcgi_temp_path {{.Dir}}/nginx-fastcgi;
+	uwsgi_temp_path {{.Dir}}/nginx-uwsgi;
+	scgi_temp_path {{.Dir}}/nginx-scgi;
+	server {
+		listen 127.0.0.1:{{.HTTP}};
+		listen 127.0.0.1:{{.HTTPS}} ssl http2;
+		server_name localhost;
+		ssl_certificate {{.Cert}};
+		ssl_certificate_key {{.Key}};
+		ssl_protocols TLSv1.2 TLSv1.3;
+		root {{.Site}};
+	}
+}
+`
+
+func nginxConfig(in *instance) ([]string, error) {
+	path, err := writeConfig(in, "nginx.conf", nginxConf)
+	return []string{"-p", in.dir, "-c", path, "-e", filepath.Join(in.dir, "nginx-error.log")}, err
+}
+
+// h2o runs as nobody when started by root, and would write no pid file
+// then: the bench knows its pid anyway. OCSP stapling is off (no responder).
+const h2oConf = `num-threads: {{.Workers}}
+max-connections: 20000
+error-log: {{.Dir}}/h2o-error.log
+http1-request-timeout: 120
+http2-idle-timeout: 120
+listen:
+  host: 127.0.0.1
+  port: {{.HTTP}}
+listen:
+  host: 127.0.0.1
+  port: {{.HTTPS}}
+  ssl:
+    certificate-file: {{.Cert}}
+    key-file: {{.Key}}
+    minimum-version: TLSv1.2
+    ocsp-update-interval: 0
+hosts:
+  "localhost":
+    paths:
+      "/":
+        file.dir: {{.Site}}
+`
+
+func h2oConfig(in *instance) ([]string, error) {
+	path, err := writeConfig(in, "h2o.conf", h2oConf)
+	return []string{"-c", path}, err
+}
+
+const caddyfile = `{
+	admin off
+	auto_https disable_redirects
+	skip_install_trust
+	storage file_system {{.Dir}}/caddy-data
+	servers {
+		protocols h1 h2 h3
+	}
+}
+https://localhost:{{.HTTPS}}, https://127.0.0.1:{{.HTTPS}} {
+	bind 127.0.0.1
+	tls {{.Cert}} {{.Key}}
+	root * {{.Site}}
+	file_server
+}
+http://:{{.HTTP}} {
+	bind 127.0.0.1
+	root * {{.Site}}
+	file_server
+}
+`
+
+func caddyConfig(in *instance) ([]string, error) {
+	path, err := writeConfig(in, "Caddyfile", caddyfile)
+	return []string{"run", "--adapter", "caddyfile", "--config", path}, err
+}
