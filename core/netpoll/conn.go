@@ -1,0 +1,121 @@
+package netpoll
+
+import (
+	"net/netip"
+	"os"
+	"time"
+)
+
+// Conn is one connection on a loop. All its methods except Submit and
+// Loop must be called on the loop's goroutine, that is from the Handler's
+// methods or from functions passed to Submit; the loop's goroutine owns
+// every field.
+//
+// An idle connection holds no buffer: input that the handler consumes is
+// never copied out of the loop's read buffer, and output that the socket
+// takes at once is never copied at all. Only an unconsumed remainder
+// (half a request) or output the socket could not take borrows a buffer
+// from core/pool, which goes back as soon as it is empty.
+type Conn struct {
+	loop   *Loop
+	fd     int
+	flags  connFlags
+	remote netip.AddrPort
+	timer  Timer // the connection's one deadline; Func is c.onTimeout
+	ctx    any   // the protocol's state
+
+	in  *[]byte // unconsumed input, (*in)[:inN]; nil when empty
+	inN int
+
+	out        *[]byte // queued output, (*out)[outR:outW]; nil when empty
+	outR, outW int
+	send       *fileSend // the queued SendFile; nil when none
+
+	err error // why the connection is closing
+}
+
+// fileSend is a SendFile in progress: the file region goes out after the
+// output queued before it, (*out)[outR:at].
+type fileSend struct {
+	f        *os.File
+	at       int   // position in out where the file's bytes go
+	off      int64 // next file offset to send
+	left     int64 // bytes still to send
+	dropFrom int64 // first offset not yet dropped from the page cache; -1: no drop-behind
+}
+
+// connFlags are a connection's state bits.
+type connFlags uint16
+
+const (
+	flagReadable   connFlags = 1 << iota // the socket may have input (edge seen, not drained)
+	flagPaused                           // the handler paused reading
+	flagReady                            // on the loop's ready list
+	flagRedeliver                        // Resume: hand the buffered input to OnRead again
+	flagQueued                           // output had to wait: call OnWritable when drained
+	flagCloseAfter                       // Close: close once the output has drained
+	flagClosing                          // on the loop's close list
+	flagClosed                           // closed; OnClose has been called
+	flagHup                              // epoll reported RDHUP, HUP or ERR
+)
+
+// RemoteAddr returns the peer's address (IPv4 addresses unmapped).
+func (c *Conn) RemoteAddr() netip.AddrPort { return c.remote }
+
+// Fd returns the socket's file descriptor. It must not be closed or used
+// for blocking I/O.
+func (c *Conn) Fd() int { return c.fd }
+
+// Context returns the value set by SetContext.
+func (c *Conn) Context() any { return c.ctx }
+
+// SetContext keeps v with the connection, for the protocol's state.
+func (c *Conn) SetContext(v any) { c.ctx = v }
+
+// Loop returns the loop that owns the connection. Safe from any goroutine.
+func (c *Conn) Loop() *Loop { return c.loop }
+
+// Closed reports whether the connection is closed or closing; functions
+// run by Submit check it, since the connection may have closed after the
+// work they finish started.
+func (c *Conn) Closed() bool { return c.flags&(flagClosing|flagClosed|flagCloseAfter) != 0 }
+
+// dead reports whether the connection is closed or on the close list
+// (unlike Closed, not when it only waits for its output to drain).
+func (c *Conn) dead() bool { return c.flags&(flagClosing|flagClosed) != 0 }
+
+// Buffered returns the bytes of output queued and not yet sent, a queued
+// SendFile's remainder included. A protocol stops producing output while
+// it is large, and resumes in OnWritable.
+func (c *Conn) Buffered() int64 {
+	n := int64(c.outW - c.outR)
+	if c.send != nil {
+		n += c.send.left
+	}
+	return n
+}
+
+// SetTimeout sets the connection's deadline to d from now (the time the
+// loop last woke up, at the wheel's 5 ms resolution): when it passes, the
+// connection is closed with ErrTimeout. A connection has one deadline,
+// which the protocol moves as its state changes (handshake, request head,
+// idle keep-alive, write); d <= 0 removes it.
+func (c *Conn) SetTimeout(d time.Duration) {
+	if c.dead() {
+		return
+	}
+	if d <= 0 {
+		c.loop.wheel.Cancel(&c.timer)
+		return
+	}
+	c.loop.wheel.Add(&c.timer, c.loop.now.Add(d))
+}
+
+// onTimeout is the timer's Func.
+func (c *Conn) onTimeout() { c.fail(ErrTimeout) }
+
+// Submit runs f on the connection's loop goroutine. It is safe from any
+// goroutine, and is how off-loop work hands its result back; f should
+// check c.Closed(). It returns ErrServerClosed when the loop has stopped,
+// and then f will not run.
+func (c *Conn) Submit(f func()) error { return c.loop.Submit(f) }

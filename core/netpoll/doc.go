@@ -1,0 +1,89 @@
+// Package netpoll is anx's network reactor: epoll loops that own
+// non-blocking sockets, so that a connection with nothing to do costs a
+// struct and no goroutine, and a hierarchical timing wheel for their
+// deadlines.
+//
+// # Loops and accepting
+//
+// Server.Start opens one listening socket per loop, all bound to the same
+// address with SO_REUSEPORT, and runs one goroutine per loop (GOMAXPROCS
+// by default). The kernel spreads new connections over the sockets by a
+// hash of the 4-tuple, so no goroutine hands connections around and no
+// lock is shared on accept. The cost: the spread is by hash, not by load,
+// and connections still in a socket's accept queue when it closes are
+// reset (Shutdown stops accepting first, so this only bites at exit).
+// accept4 gives SOCK_NONBLOCK|SOCK_CLOEXEC sockets, which get TCP_NODELAY.
+//
+// # Edge-triggered
+//
+// A connection is registered once, for EPOLLIN|EPOLLOUT|EPOLLRDHUP with
+// EPOLLET, and never modified: no epoll_ctl per request to arm or disarm
+// EPOLLOUT, and pausing a connection (Pause, while its request is served
+// off the loop or its output is backed up) costs nothing, where
+// level-triggered epoll would report the unread input on every wait
+// until the interest set was changed. The price is that an edge must not
+// be lost: a read that fills the whole buffer is followed by another (a
+// short read means the socket was drained, and new bytes raise a new
+// edge), at most four per wake-up for fairness, after which the
+// connection goes on the loop's ready list and the next epoll_wait does
+// not block. A spurious EPOLLOUT edge (an ACK freeing send space with
+// nothing queued) costs one check. The listening socket and the wake-up
+// eventfd are level-triggered, so that a batch limit on accept loses
+// nothing.
+//
+// # Memory
+//
+// The loop reads with readv into the free tail of the connection's input
+// buffer (if it has one) and the loop's 64 KiB scratch buffer. The
+// handler gets the bytes in place and returns how many it consumed; only
+// an unconsumed remainder is copied into a buffer borrowed from
+// core/pool, which goes back as soon as the handler has consumed it. Writes
+// go straight to the socket; only what the socket does not take is copied
+// into a pooled buffer, returned when it drains. So an idle connection
+// holds no buffer, only its Conn (176 bytes, plus its timer callback and
+// a slot in the loop's fd table: TestIdleConnMemory measures about 220
+// bytes of heap per idle connection).
+//
+// # Deadlines
+//
+// Each loop has a Wheel with 5 ms ticks and 64 slots per level; each
+// connection embeds one Timer (SetTimeout), which the protocol moves
+// between its phases (handshake, request head, keep-alive, write). Adding
+// and cancelling are O(1) and allocate nothing; the loop's epoll_wait
+// sleeps until the wheel's next deadline.
+//
+// # Threads
+//
+// A loop's goroutine is not locked to an OS thread by default
+// (Server.LockOSThread). epoll_wait blocks its thread either way; locking
+// only keeps the goroutine from moving. In BenchmarkEcho on two cores with
+// the clients in the same process, the difference between locked and not
+// was smaller than the spread between runs, so the option exists but is
+// off until a measurement on the real workload says otherwise.
+//
+// # Files
+//
+// SendFile uses sendfile(2) at an explicit offset and continues on
+// EPOLLOUT; sends of at least Server.DropBehind bytes drop their pages
+// from the page cache one megabyte behind the send (DropCache). The loop
+// must not wait for a disk: Resident (mincore) and ReadNoWait
+// (preadv2 with RWF_NOWAIT) tell whether a region is cached, and
+// Server.Warm reads a cold one on a small bounded pool of workers and
+// hands the result back to the loop.
+//
+// # TLS
+//
+// TLSConn puts crypto/tls on a loop: the handshake runs on a goroutine
+// with a blocking view (crypto/tls cannot resume a handshake after a
+// would-block), the established connection is read on the loop, and an
+// idle one holds no goroutine. See TLSConn for exactly what crypto/tls
+// allows.
+//
+// # Signals
+//
+// Writes use write, writev and sendfile, which cannot take MSG_NOSIGNAL.
+// The Go runtime ignores SIGPIPE for descriptors other than 1 and 2 unless
+// the program asks for it with signal.Notify, so a write to a reset peer
+// fails with EPIPE (TestWriteToResetPeer); a program that does Notify
+// SIGPIPE receives those signals.
+package netpoll

@@ -1,0 +1,447 @@
+package netpoll
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Loop is one epoll instance and the connections registered with it. Its
+// goroutine, started by Server.Start, owns every field except those under
+// mu (the Submit queue) and woken; it exits when the loop is drained after
+// Shutdown, closing epfd, evfd and lnfd.
+type Loop struct {
+	srv   *Server
+	epfd  int // the epoll instance
+	evfd  int // eventfd that wakes the loop for Submit
+	lnfd  int // this loop's SO_REUSEPORT listening socket; -1 once closed
+	wheel *Wheel
+	now   time.Time // when epoll_wait last returned
+
+	scratch []byte             // the per-loop read buffer
+	events  []unix.EpollEvent  // epoll_wait's results
+	iov     [maxIov]unix.Iovec // for readv and writev
+	conns   []*Conn            // by file descriptor
+	nconns  int
+	ready   []*Conn     // connections with unread input or input to redeliver
+	closing []*Conn     // connections to close when the current callback returns
+	sends   []*fileSend // free fileSends, so that SendFile does not allocate
+	drain   bool        // Shutdown: close connections as they drain, exit when none
+
+	woken atomic.Bool // an eventfd write is pending; Submit skips its own
+	mu    sync.Mutex
+	tasks []func() // guarded by mu
+	spare []func() // the previous tasks slice, reused; loop goroutine only
+	done  bool     // guarded by mu: the loop has exited; Submit refuses
+}
+
+// maxIov bounds the buffers of one readv or writev.
+const maxIov = 16
+
+// acceptBatch bounds the accepts per wake-up, so that a connection storm
+// does not starve the established connections (the listening socket is
+// level-triggered and reports the rest next time).
+const acceptBatch = 64
+
+// newLoop creates the epoll instance, its eventfd and the listening socket.
+func newLoop(s *Server, lnfd int, now time.Time) (*Loop, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("netpoll: epoll_create1: %w", err)
+	}
+	l := &Loop{srv: s, epfd: epfd, evfd: -1, lnfd: lnfd, now: now,
+		wheel:   NewWheel(timerTick, timerSlots, now),
+		scratch: make([]byte, scratchSize),
+		events:  make([]unix.EpollEvent, 256),
+	}
+	if l.evfd, err = unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC); err != nil {
+		l.closeFds()
+		return nil, fmt.Errorf("netpoll: eventfd: %w", err)
+	}
+	for _, fd := range []int{l.evfd, l.lnfd} {
+		ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)} // level-triggered
+		if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+			l.closeFds()
+			return nil, fmt.Errorf("netpoll: epoll_ctl: %w", err)
+		}
+	}
+	return l, nil
+}
+
+// closeFds closes the loop's own descriptors.
+func (l *Loop) closeFds() {
+	for _, fd := range []*int{&l.lnfd, &l.evfd, &l.epfd} {
+		if *fd >= 0 {
+			unix.Close(*fd)
+			*fd = -1
+		}
+	}
+}
+
+// Submit runs f on the loop's goroutine, soon. It is safe from any
+// goroutine; it returns ErrServerClosed when the loop has exited.
+func (l *Loop) Submit(f func()) error {
+	l.mu.Lock()
+	if l.done {
+		l.mu.Unlock()
+		return ErrServerClosed
+	}
+	l.tasks = append(l.tasks, f)
+	l.mu.Unlock()
+	if l.woken.CompareAndSwap(false, true) {
+		var one = [8]byte{1}
+		unix.Write(l.evfd, one[:])
+	}
+	return nil
+}
+
+// run is the loop's goroutine.
+func (l *Loop) run() {
+	defer l.srv.loopDone.Done()
+	if l.srv.LockOSThread {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+	}
+	defer l.exit()
+	for !l.drain || l.nconns > 0 {
+		n, err := unix.EpollWait(l.epfd, l.events, l.timeout())
+		if err != nil && err != unix.EINTR {
+			panic(fmt.Sprintf("netpoll: epoll_wait: %v", err)) // EBADF, EFAULT, EINVAL: a bug
+		}
+		l.now = time.Now()
+		for i := range n {
+			l.dispatch(&l.events[i])
+		}
+		l.runReady()
+		l.wheel.Advance(l.now)
+		l.reap()
+	}
+}
+
+// timeout returns epoll_wait's timeout in milliseconds: 0 with work
+// waiting, until the wheel's next deadline, or -1 (forever).
+func (l *Loop) timeout() int {
+	if len(l.ready) > 0 || len(l.closing) > 0 {
+		return 0
+	}
+	at, ok := l.wheel.NextDeadline()
+	if !ok {
+		return -1
+	}
+	d := at.Sub(time.Now())
+	if d <= 0 {
+		return 0
+	}
+	return int((d + time.Millisecond - 1) / time.Millisecond)
+}
+
+// dispatch handles one epoll event.
+func (l *Loop) dispatch(ev *unix.EpollEvent) {
+	fd := int(ev.Fd)
+	switch {
+	case fd == l.evfd:
+		l.runTasks()
+	case fd == l.lnfd:
+		l.accept()
+	case fd < len(l.conns) && l.conns[fd] != nil:
+		l.conns[fd].event(ev.Events)
+	}
+	l.reap()
+}
+
+// runTasks runs the functions given to Submit.
+func (l *Loop) runTasks() {
+	// Consume the eventfd first, then clear woken, then take the queue. A
+	// Submit that sets woken after the clear writes the eventfd after this
+	// read, so its wake-up stays pending; clearing before the read would let
+	// the read swallow that write while woken stays set, and the next
+	// Submit would skip its own write: a lost wake-up.
+	var buf [8]byte
+	unix.Read(l.evfd, buf[:])
+	l.woken.Store(false)
+	l.mu.Lock()
+	tasks := l.tasks
+	l.tasks = l.spare[:0]
+	l.mu.Unlock()
+	for i, f := range tasks {
+		f()
+		tasks[i] = nil
+		l.reap()
+	}
+	l.spare = tasks
+}
+
+// runReady serves the connections that have input left to read or to
+// hand over again. Each gets one turn per wake-up.
+func (l *Loop) runReady() {
+	ready := l.ready
+	l.ready = nil
+	for i, c := range ready {
+		ready[i] = nil
+		c.flags &^= flagReady
+		c.resume()
+		l.reap()
+	}
+	if l.ready == nil {
+		l.ready = ready[:0]
+	}
+}
+
+// markReady puts c on the ready list.
+func (l *Loop) markReady(c *Conn) {
+	if c.flags&flagReady == 0 {
+		c.flags |= flagReady
+		l.ready = append(l.ready, c)
+	}
+}
+
+// reap closes the connections that failed or closed during the last
+// callback. Closing is deferred to here so that a handler never sees
+// OnClose from inside one of its own calls.
+func (l *Loop) reap() {
+	for len(l.closing) > 0 {
+		c := l.closing[len(l.closing)-1]
+		l.closing = l.closing[:len(l.closing)-1]
+		c.finish()
+	}
+}
+
+// accept takes new connections from the listening socket.
+func (l *Loop) accept() {
+	for range acceptBatch {
+		fd, sa, err := unix.Accept4(l.lnfd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+		switch err {
+		case nil:
+		case unix.EINTR, unix.ECONNABORTED:
+			continue
+		default: // EAGAIN, or EMFILE and the like: level-triggered, we hear again
+			return
+		}
+		unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+		l.open(fd, sockaddrPort(sa))
+	}
+}
+
+// open registers a connected socket with the loop.
+func (l *Loop) open(fd int, remote netip.AddrPort) {
+	// Edge-triggered, both directions, registered once: see the package doc.
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET, Fd: int32(fd)}
+	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+		unix.Close(fd)
+		return
+	}
+	c := &Conn{loop: l, fd: fd, remote: remote}
+	c.timer.Func = c.onTimeout
+	for fd >= len(l.conns) {
+		l.conns = append(l.conns, make([]*Conn, len(l.conns)+64)...)
+	}
+	l.conns[fd] = c
+	l.nconns++
+	l.srv.Handler.OnOpen(c)
+}
+
+// sockaddrPort converts an accepted peer's address.
+func sockaddrPort(sa unix.Sockaddr) netip.AddrPort {
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		return netip.AddrPortFrom(netip.AddrFrom4(a.Addr), uint16(a.Port))
+	case *unix.SockaddrInet6:
+		return netip.AddrPortFrom(netip.AddrFrom16(a.Addr).Unmap(), uint16(a.Port))
+	}
+	return netip.AddrPort{}
+}
+
+// beginDrain stops accepting and closes every connection once its output
+// has drained. Runs on the loop (Submitted by Shutdown).
+func (l *Loop) beginDrain() {
+	l.drain = true
+	if l.lnfd >= 0 {
+		unix.Close(l.lnfd) // also leaves the epoll set
+		l.lnfd = -1
+	}
+	for _, c := range l.conns {
+		if c != nil && c.flags&(flagClosing|flagClosed) == 0 {
+			c.err = ErrServerClosed
+			c.Close()
+		}
+	}
+}
+
+// forceClose closes every connection now, sent or not.
+func (l *Loop) forceClose() {
+	for _, c := range l.conns {
+		if c != nil {
+			c.fail(ErrServerClosed)
+		}
+	}
+}
+
+// exit releases the loop's descriptors and refuses further Submits; tasks
+// queued too late are dropped.
+func (l *Loop) exit() {
+	l.mu.Lock()
+	l.done = true
+	l.tasks = nil
+	l.mu.Unlock()
+	l.closeFds()
+}
+
+// Start opens one listening socket per loop on addr ("host:port"; an
+// empty host listens on all addresses, IPv4 and IPv6), all bound with
+// SO_REUSEPORT so that the kernel spreads new connections over the loops,
+// and starts the loops. It returns when they run.
+func (s *Server) Start(addr string) error {
+	if err := s.Validate(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started {
+		return fmt.Errorf("netpoll: server already started")
+	}
+	fds, err := listenReusePort(addr, s.loopCount())
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	for i, fd := range fds {
+		l, err := newLoop(s, fd, now)
+		if err != nil {
+			for _, fd := range fds[i:] {
+				unix.Close(fd)
+			}
+			for _, l := range s.loops {
+				l.closeFds()
+			}
+			s.loops = nil
+			return err
+		}
+		s.loops = append(s.loops, l)
+	}
+	s.started = true
+	s.warm = newWarmer(s.fileWorkers())
+	s.loopDone.Add(len(s.loops))
+	for _, l := range s.loops {
+		go l.run()
+	}
+	return nil
+}
+
+// Addr returns the address the server listens on (after Start).
+func (s *Server) Addr() netip.AddrPort {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.loops) == 0 {
+		return netip.AddrPort{}
+	}
+	sa, err := unix.Getsockname(s.loops[0].lnfd)
+	if err != nil {
+		return netip.AddrPort{}
+	}
+	return sockaddrPort(sa)
+}
+
+// Shutdown stops accepting, closes every connection once its queued
+// output is sent (OnClose gets ErrServerClosed) and waits for the loops to
+// exit. If ctx ends first it closes the rest at once, waits for the loops
+// and returns ctx's error. Protocols that want to finish requests in
+// flight do so before calling it.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	if !s.started || s.closing {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closing = true
+	loops := s.loops
+	s.mu.Unlock()
+	for _, l := range loops {
+		l.Submit(l.beginDrain)
+	}
+	done := make(chan struct{})
+	go func() { // exits when the loops have: at once, or after forceClose
+		s.loopDone.Wait()
+		close(done)
+	}()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = ctx.Err()
+		for _, l := range loops {
+			l.Submit(l.forceClose)
+		}
+		<-done
+	}
+	s.warm.stop()
+	return err
+}
+
+// listenReusePort opens n listening sockets on addr with SO_REUSEPORT.
+// With port 0 the first socket picks the port and the others share it.
+func listenReusePort(addr string, n int) ([]int, error) {
+	ta, err := net.ResolveTCPAddr("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("netpoll: listen: %w", err)
+	}
+	ip, port := ta.AddrPort().Addr().Unmap(), ta.Port
+	var fds []int
+	for range n {
+		fd, err := listenOne(ip, port)
+		if err != nil {
+			for _, fd := range fds {
+				unix.Close(fd)
+			}
+			return nil, fmt.Errorf("netpoll: listen %s: %w", addr, err)
+		}
+		if port == 0 {
+			sa, err := unix.Getsockname(fd)
+			if err == nil {
+				port = int(sockaddrPort(sa).Port())
+			}
+		}
+		fds = append(fds, fd)
+	}
+	return fds, nil
+}
+
+// listenOne opens one non-blocking listening socket.
+func listenOne(ip netip.Addr, port int) (int, error) {
+	family := unix.AF_INET6
+	var sa unix.Sockaddr = &unix.SockaddrInet6{Port: port, Addr: ip.As16()}
+	if ip.Is4() {
+		family = unix.AF_INET
+		sa = &unix.SockaddrInet4{Port: port, Addr: ip.As4()}
+	}
+	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, os.NewSyscallError("socket", err)
+	}
+	opts := [][3]int{{unix.SOL_SOCKET, unix.SO_REUSEADDR, 1}, {unix.SOL_SOCKET, unix.SO_REUSEPORT, 1}}
+	if family == unix.AF_INET6 && !ip.IsValid() || ip.IsUnspecified() && family == unix.AF_INET6 {
+		opts = append(opts, [3]int{unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 0})
+	}
+	for _, o := range opts {
+		if err := unix.SetsockoptInt(fd, o[0], o[1], o[2]); err != nil {
+			unix.Close(fd)
+			return -1, os.NewSyscallError("setsockopt", err)
+		}
+	}
+	if err := unix.Bind(fd, sa); err != nil {
+		unix.Close(fd)
+		return -1, os.NewSyscallError("bind", err)
+	}
+	if err := unix.Listen(fd, 4096); err != nil {
+		unix.Close(fd)
+		return -1, os.NewSyscallError("listen", err)
+	}
+	return fd, nil
+}

@@ -1,0 +1,146 @@
+package netpoll
+
+import (
+	"errors"
+	"runtime"
+	"sync"
+	"time"
+)
+
+// Handler is the protocol on top of the loops. Its methods run on the
+// goroutine of the connection's loop, one at a time per loop, and must not
+// block: work that may block (a cold file read, a TLS handshake) goes to
+// another goroutine, which hands its result back with Conn.Submit.
+type Handler interface {
+	// OnOpen is called once for a new connection, before any other method.
+	OnOpen(c *Conn)
+	// OnRead is called with the connection's unconsumed input followed by
+	// what just arrived. It returns how many bytes it consumed; the rest
+	// is kept (copied into a buffer from core/pool) and handed over again,
+	// with more, next time. in is valid only during the call.
+	OnRead(c *Conn, in []byte) int
+	// OnWritable is called when output that had to be queued (the socket
+	// was full) has all been sent, including a queued SendFile.
+	OnWritable(c *Conn)
+	// OnClose is called once when the connection has closed: err is nil
+	// after Close, io.EOF when the peer closed, ErrTimeout when a timeout
+	// set with SetTimeout expired, ErrServerClosed when Shutdown closed it,
+	// or the I/O error.
+	OnClose(c *Conn, err error)
+}
+
+// Errors reported by the package.
+var (
+	// ErrServerClosed is given to OnClose for connections closed by
+	// Shutdown, and returned by Submit once a loop has stopped.
+	ErrServerClosed = errors.New("netpoll: server closed")
+	// ErrClosed is returned by the I/O methods of a closed connection.
+	ErrClosed = errors.New("netpoll: connection closed")
+	// ErrInputFull closes a connection whose handler left more than
+	// Server.MaxInput bytes unconsumed.
+	ErrInputFull = errors.New("netpoll: input buffer full")
+	// ErrFilePending is returned by SendFile while an earlier SendFile of
+	// the same connection is still queued.
+	ErrFilePending = errors.New("netpoll: sendfile already pending")
+	// ErrUnsupported is returned on systems without epoll.
+	ErrUnsupported = errors.New("netpoll: not supported on this system")
+	// ErrTimeout closes a connection whose timeout expired. It is a
+	// net.Error with Timeout() true.
+	ErrTimeout error = timeoutError{}
+)
+
+// timeoutError is the type of ErrTimeout.
+type timeoutError struct{}
+
+func (timeoutError) Error() string   { return "netpoll: timeout" }
+func (timeoutError) Timeout() bool   { return true }
+func (timeoutError) Temporary() bool { return true }
+
+// Defaults of the Server's settings.
+const (
+	defaultMaxInput    = 1 << 20 // core/pool's largest class
+	defaultDropBehind  = 4 << 20 // SendFile of at least this many bytes drops the pages it sent
+	defaultFileWorkers = 4       // goroutines that warm cold files
+	timerTick          = 5 * time.Millisecond
+	timerSlots         = 64
+	scratchSize        = 64 << 10 // the per-loop read buffer
+)
+
+// Server runs epoll loops and the connections accepted on them. Its zero
+// value with a Handler works; the settings must not change after Start.
+//
+// Goroutines: Start starts one goroutine per loop, which owns the loop and
+// all of its connections and exits after Shutdown once the loop has no
+// connection left (or Shutdown's context ended and it closed the rest),
+// and FileWorkers goroutines for Warm, which exit when Shutdown returns.
+// The Server's own fields below the settings are guarded by mu.
+type Server struct {
+	// Handler receives the connections' events. Required.
+	Handler Handler
+	// Loops is the number of epoll loops (and listening sockets); 0 means
+	// GOMAXPROCS.
+	Loops int
+	// LockOSThread wires each loop's goroutine to its own OS thread. Off
+	// by default: see the package documentation for the measurement.
+	LockOSThread bool
+	// MaxInput is the most input a connection may hold unconsumed; 0
+	// means 1 MiB.
+	MaxInput int
+	// DropBehind is the size from which a SendFile advises the kernel to
+	// drop the pages it has sent from the page cache, so that one large
+	// download does not evict the small hot files; 0 means 4 MiB, a
+	// negative value never.
+	DropBehind int64
+	// FileWorkers bounds the goroutines that warm cold file regions for
+	// Warm; 0 means 4.
+	FileWorkers int
+
+	mu       sync.Mutex
+	started  bool
+	closing  bool
+	loops    []*Loop
+	loopDone sync.WaitGroup // one count per running loop goroutine
+	warm     *warmer        // the file workers; nil before Start
+}
+
+func (s *Server) loopCount() int {
+	if s.Loops > 0 {
+		return s.Loops
+	}
+	return runtime.GOMAXPROCS(0)
+}
+
+func (s *Server) maxInput() int {
+	if s.MaxInput > 0 {
+		return s.MaxInput
+	}
+	return defaultMaxInput
+}
+
+func (s *Server) dropBehind() int64 {
+	switch {
+	case s.DropBehind < 0:
+		return -1
+	case s.DropBehind == 0:
+		return defaultDropBehind
+	}
+	return s.DropBehind
+}
+
+func (s *Server) fileWorkers() int {
+	if s.FileWorkers > 0 {
+		return s.FileWorkers
+	}
+	return defaultFileWorkers
+}
+
+// Validate reports whether the settings can run.
+func (s *Server) Validate() error {
+	if s.Handler == nil {
+		return errors.New("netpoll: Server.Handler is nil")
+	}
+	if s.Loops < 0 || s.MaxInput < 0 || s.FileWorkers < 0 {
+		return errors.New("netpoll: negative Server setting")
+	}
+	return nil
+}
