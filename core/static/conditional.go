@@ -49,30 +49,30 @@ func (rf *requestFields) read(h *message.Header) {
 func (rf *requestFields) fieldNamed(name string) *fieldLines {
 	switch len(name) {
 	case len("Range"):
-		if equalFoldASCII(name, "Range") {
+		if message.EqualFold(name, "Range") {
 			return &rf.rangeSpec
 		}
 	case len("If-Match"): // also len("If-Range")
 		switch {
-		case equalFoldASCII(name, "If-Match"):
+		case message.EqualFold(name, "If-Match"):
 			return &rf.ifMatch
-		case equalFoldASCII(name, "If-Range"):
+		case message.EqualFold(name, "If-Range"):
 			return &rf.ifRange
 		}
 	case len("If-None-Match"):
-		if equalFoldASCII(name, "If-None-Match") {
+		if message.EqualFold(name, "If-None-Match") {
 			return &rf.ifNoneMatch
 		}
 	case len("Accept-Encoding"):
-		if equalFoldASCII(name, "Accept-Encoding") {
+		if message.EqualFold(name, "Accept-Encoding") {
 			return &rf.acceptEncoding
 		}
 	case len("If-Modified-Since"):
-		if equalFoldASCII(name, "If-Modified-Since") {
+		if message.EqualFold(name, "If-Modified-Since") {
 			return &rf.ifModifiedSince
 		}
 	case len("If-Unmodified-Since"):
-		if equalFoldASCII(name, "If-Unmodified-Since") {
+		if message.EqualFold(name, "If-Unmodified-Since") {
 			return &rf.ifUnmodifiedSince
 		}
 	}

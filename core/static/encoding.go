@@ -1,5 +1,7 @@
 package static
 
+import "github.com/anx-gateway/anx/core/message"
+
 // coding is a content coding a representation can have (RFC 9110 section
 // 8.4.1). The precompressed codings are listed in the server's order of
 // preference, which breaks ties between equal qvalues.
@@ -150,13 +152,13 @@ func lowerWeight(old, q qvalue) qvalue {
 // codingByToken maps a content-coding token to a coding anx can serve.
 func codingByToken(token string) (coding, bool) {
 	switch {
-	case equalFoldASCII(token, "br"):
+	case message.EqualFold(token, "br"):
 		return brotli, true
-	case equalFoldASCII(token, "zstd"):
+	case message.EqualFold(token, "zstd"):
 		return zstandard, true
-	case equalFoldASCII(token, "gzip"), equalFoldASCII(token, "x-gzip"):
+	case message.EqualFold(token, "gzip"), message.EqualFold(token, "x-gzip"):
 		return gzipCoding, true
-	case equalFoldASCII(token, "identity"):
+	case message.EqualFold(token, "identity"):
 		return identity, true
 	}
 	return 0, false
@@ -203,24 +205,4 @@ func isTokenChar(c byte) bool {
 		return true
 	}
 	return false
-}
-
-// equalFoldASCII reports whether a and b are equal ignoring ASCII case.
-func equalFoldASCII(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := 0; i < len(a); i++ {
-		if lowerASCII(a[i]) != lowerASCII(b[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-func lowerASCII(c byte) byte {
-	if 'A' <= c && c <= 'Z' {
-		return c + 'a' - 'A'
-	}
-	return c
 }

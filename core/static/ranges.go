@@ -1,5 +1,7 @@
 package static
 
+import "github.com/anx-gateway/anx/core/message"
+
 import "math"
 
 // maxRanges bounds the range-specs of one Range field; a field with more is
@@ -43,7 +45,7 @@ func parseRange(value string, size int64, dst []byteRange) ([]byteRange, rangeVe
 	for eq < len(value) && value[eq] != '=' {
 		eq++
 	}
-	if eq == len(value) || !equalFoldASCII(value[:eq], "bytes") {
+	if eq == len(value) || !message.EqualFold(value[:eq], "bytes") {
 		return dst, rangeIgnore
 	}
 	specs, total := 0, int64(0)
