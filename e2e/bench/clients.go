@@ -55,12 +55,7 @@ func h3Load(ctx context.Context, in *instance, d time.Duration) (map[string]floa
 		if err != nil {
 			return err
 		}
-		defer res.Body.Close()
-		n, err := io.Copy(io.Discard, res.Body)
-		if err == nil && (res.StatusCode != http.StatusOK || n != smallSize) {
-			err = fmt.Errorf("%s, %d bytes", res.Status, n)
-		}
-		return err
+		return readSmall(res)
 	}
 	// Handshake every connection before the clock starts.
 	for _, tr := range transports {
@@ -208,8 +203,15 @@ func oneRequest(c net.Conn, br *bufio.Reader, req []byte) error {
 	if err != nil {
 		return err
 	}
+	return readSmall(res)
+}
+
+// readSmall reads and closes the body of a response to a GET of the small
+// file, and says what is wrong unless it is 200 with exactly smallSize
+// bytes.
+func readSmall(res *http.Response) error {
+	defer res.Body.Close()
 	n, err := io.Copy(io.Discard, res.Body)
-	res.Body.Close()
 	if err == nil && (res.StatusCode != http.StatusOK || n != smallSize) {
 		err = fmt.Errorf("%s, %d bytes", res.Status, n)
 	}
@@ -250,12 +252,7 @@ func latencyLoad(ctx context.Context, in *instance, d time.Duration) (map[string
 		if err != nil {
 			return err
 		}
-		defer res.Body.Close()
-		n, err := io.Copy(io.Discard, res.Body)
-		if err == nil && (res.StatusCode != http.StatusOK || n != smallSize) {
-			err = fmt.Errorf("%s, %d bytes", res.Status, n)
-		}
-		return err
+		return readSmall(res)
 	}
 	// Warm up: a few connections, handshaken before the clock starts.
 	var wg sync.WaitGroup

@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -191,10 +190,8 @@ func (in *instance) waitReady(ctx context.Context) error {
 				ok = false
 				break
 			}
-			n, _ := io.Copy(io.Discard, res.Body)
-			res.Body.Close()
-			if res.StatusCode != http.StatusOK || n != smallSize {
-				return fmt.Errorf("GET %s: %s, %d bytes", u, res.Status, n)
+			if err := readSmall(res); err != nil {
+				return fmt.Errorf("GET %s: %w", u, err)
 			}
 		}
 		if ok {
