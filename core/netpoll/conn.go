@@ -29,19 +29,23 @@ type Conn struct {
 
 	out        *[]byte // queued output, (*out)[outR:outW]; nil when empty
 	outR, outW int
-	send       *fileSend // the queued SendFile; nil when none
+	send       *fileSend // the first queued SendFile; nil when none
+	sendTail   *fileSend // the last one
+	progress   time.Time // when output last moved (see Progress)
 
 	err error // why the connection is closing
 }
 
-// fileSend is a SendFile in progress: the file region goes out after the
-// output queued before it, (*out)[outR:at].
+// fileSend is a queued SendFile: the file region goes out after the
+// output queued before it, (*out)[outR:at], and before the next one.
 type fileSend struct {
 	f        *os.File
-	at       int   // position in out where the file's bytes go
-	off      int64 // next file offset to send
-	left     int64 // bytes still to send
-	dropFrom int64 // first offset not yet dropped from the page cache; -1: no drop-behind
+	next     *fileSend // the SendFile queued after this one
+	at       int       // position in out where the file's bytes go
+	off      int64     // next file offset to send
+	left     int64     // bytes still to send
+	dropFrom int64     // first offset not yet dropped from the page cache; -1: no drop-behind
+	checked  int64     // offsets below this are known to be in the page cache
 }
 
 // connFlags are a connection's state bits.
@@ -57,6 +61,9 @@ const (
 	flagClosing                          // on the loop's close list
 	flagClosed                           // closed; OnClose has been called
 	flagHup                              // epoll reported RDHUP, HUP or ERR
+	flagDetached                         // off the loop (Detach) until Attach
+	flagWarming                          // a file worker is reading the next region of the queued file
+	flagShutWrite                        // CloseWrite: shut the sending side once the output has drained
 )
 
 // RemoteAddr returns the peer's address (IPv4 addresses unmapped).
@@ -89,15 +96,25 @@ func (c *Conn) dead() bool { return c.flags&(flagClosing|flagClosed) != 0 }
 // it is large, and resumes in OnWritable.
 func (c *Conn) Buffered() int64 {
 	n := int64(c.outW - c.outR)
-	if c.send != nil {
-		n += c.send.left
+	for s := c.send; s != nil; s = s.next {
+		n += s.left
 	}
 	return n
 }
 
+// Progress returns when the connection's output last moved: when the
+// socket last took queued bytes (or, before that, when the connection
+// opened). A protocol's write timeout compares it with the time it gets
+// from Now to tell a stalled peer from a slow one.
+func (c *Conn) Progress() time.Time { return c.progress }
+
+// Now returns the time the loop last woke up, the clock of SetTimeout.
+func (c *Conn) Now() time.Time { return c.loop.now }
+
 // SetTimeout sets the connection's deadline to d from now (the time the
 // loop last woke up, at the wheel's 5 ms resolution): when it passes, the
-// connection is closed with ErrTimeout. A connection has one deadline,
+// connection is closed with ErrTimeout, or the Handler's OnTimeout is
+// called if it is a TimeoutHandler. A connection has one deadline,
 // which the protocol moves as its state changes (handshake, request head,
 // idle keep-alive, write); d <= 0 removes it.
 func (c *Conn) SetTimeout(d time.Duration) {
@@ -111,8 +128,19 @@ func (c *Conn) SetTimeout(d time.Duration) {
 	c.loop.wheel.Add(&c.timer, c.loop.now.Add(d))
 }
 
-// onTimeout is the timer's Func.
-func (c *Conn) onTimeout() { c.fail(ErrTimeout) }
+// onTimeout is the timer's Func: the Handler's OnTimeout if it has one,
+// else the connection closes with ErrTimeout.
+func (c *Conn) onTimeout() {
+	if th, ok := c.loop.srv.Handler.(TimeoutHandler); ok {
+		th.OnTimeout(c)
+		return
+	}
+	c.fail(ErrTimeout)
+}
+
+// Timeout closes the connection at once with ErrTimeout, as an expired
+// timeout does; for a TimeoutHandler that has nothing to say first.
+func (c *Conn) Timeout() { c.fail(ErrTimeout) }
 
 // Submit runs f on the connection's loop goroutine. It is safe from any
 // goroutine, and is how off-loop work hands its result back; f should

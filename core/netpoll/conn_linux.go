@@ -32,7 +32,7 @@ func (c *Conn) event(ev uint32) {
 // resume is a ready-list turn: hand buffered input over again if Resume
 // asked for it, then read.
 func (c *Conn) resume() {
-	if c.flags&(flagClosing|flagClosed|flagCloseAfter|flagPaused) != 0 {
+	if c.flags&(flagClosing|flagClosed|flagCloseAfter|flagPaused|flagDetached) != 0 {
 		return
 	}
 	if c.flags&flagRedeliver != 0 {
@@ -47,7 +47,7 @@ func (c *Conn) resume() {
 // read reads while the socket has input, up to maxReads times.
 func (c *Conn) read() {
 	for range maxReads {
-		if c.flags&flagReadable == 0 || c.flags&(flagPaused|flagClosing|flagClosed|flagCloseAfter) != 0 {
+		if c.flags&flagReadable == 0 || c.flags&(flagPaused|flagClosing|flagClosed|flagCloseAfter|flagDetached) != 0 {
 			return
 		}
 		if !c.readOnce() {
@@ -258,26 +258,32 @@ func (c *Conn) Writev(bufs [][]byte) error {
 // before it, with sendfile(2) at an explicit offset (f's own offset is not
 // used or moved, so one file may serve many connections at once). What
 // the socket does not take at once is sent as it becomes writable; f must
-// stay open until OnWritable or OnClose. One SendFile may be queued at a
-// time: a second returns ErrFilePending. Output written after it is queued
-// behind it. Sends of at least Server.DropBehind bytes drop the pages
-// behind them from the page cache (see DropCache).
+// stay open until OnWritable or OnClose. Output written after it, and
+// further SendFiles, are queued behind it.
+//
+// The loop never waits for the disk: before each window of up to
+// warmWindow bytes it asks mincore whether the pages are cached (Resident)
+// and, when they are not, has a file worker read them first (Warm) while
+// the connection's output waits. Sends of at least Server.DropBehind bytes
+// drop the pages behind them from the page cache (see DropCache).
 func (c *Conn) SendFile(f *os.File, off, n int64) error {
 	if c.Closed() {
 		return ErrClosed
-	}
-	if c.send != nil {
-		return ErrFilePending
 	}
 	if n <= 0 {
 		return nil
 	}
 	s := c.loop.newSend()
-	*s = fileSend{f: f, at: c.outW, off: off, left: n, dropFrom: -1}
+	*s = fileSend{f: f, at: c.outW, off: off, left: n, dropFrom: -1, checked: off}
 	if db := c.loop.srv.dropBehind(); db >= 0 && n >= db {
 		s.dropFrom = off
 	}
-	c.send = s
+	if c.sendTail != nil {
+		c.sendTail.next = s
+		c.sendTail = s
+		return nil // behind the first one, which flushes it in turn
+	}
+	c.send, c.sendTail = s, s
 	if !c.flush() {
 		c.flags |= flagQueued
 	}
@@ -297,10 +303,14 @@ func (l *Loop) newSend() *fileSend {
 	return new(fileSend)
 }
 
-// endSend puts the connection's fileSend back on the free list.
+// endSend takes the first queued fileSend off the queue and puts it back
+// on the free list.
 func (c *Conn) endSend() {
 	s := c.send
-	c.send = nil
+	c.send = s.next
+	if c.send == nil {
+		c.sendTail = nil
+	}
 	if s.dropFrom >= 0 && s.off > s.dropFrom {
 		DropCache(s.f, s.dropFrom, s.off-s.dropFrom)
 	}
@@ -332,8 +342,8 @@ func (c *Conn) queue(p []byte) {
 // compact moves the queued output to the start of its buffer.
 func (c *Conn) compact() {
 	copy(*c.out, (*c.out)[c.outR:c.outW])
-	if c.send != nil {
-		c.send.at -= c.outR
+	for s := c.send; s != nil; s = s.next {
+		s.at -= c.outR
 	}
 	c.outW -= c.outR
 	c.outR = 0
@@ -348,6 +358,9 @@ func (c *Conn) flushQueued() {
 	if c.flags&flagCloseAfter != 0 {
 		c.closeNow(c.err)
 		return
+	}
+	if c.flags&flagShutWrite != 0 {
+		c.shutWrite()
 	}
 	if c.flags&flagQueued != 0 {
 		c.flags &^= flagQueued
@@ -371,7 +384,7 @@ func (c *Conn) flush() bool {
 			}
 			c.outR += max(n, 0) // EINTR: -1
 		case c.send != nil:
-			if !c.sendFile() {
+			if c.flags&flagWarming != 0 || !c.sendFile() {
 				return false
 			}
 		default:
@@ -387,6 +400,9 @@ func (c *Conn) flush() bool {
 func (c *Conn) wrote(n int, err error, op string) bool {
 	switch {
 	case err == nil:
+		if n > 0 {
+			c.progress = c.loop.now
+		}
 		return true
 	case err == unix.EINTR:
 		return true
@@ -397,10 +413,15 @@ func (c *Conn) wrote(n int, err error, op string) bool {
 	return false
 }
 
-// sendFile does one sendfile(2) of the queued file.
+// sendFile does one sendfile(2) of the first queued file, once its next
+// window is known to be in the page cache.
 func (c *Conn) sendFile() bool {
 	s := c.send
-	n, err := unix.Sendfile(c.fd, int(s.f.Fd()), &s.off, int(min(s.left, 1<<30)))
+	if s.off >= s.checked && !c.checkResident(s) {
+		return false
+	}
+	chunk := min(s.left, s.checked-s.off, 1<<30)
+	n, err := unix.Sendfile(c.fd, int(s.f.Fd()), &s.off, int(chunk))
 	if !c.wrote(n, err, "sendfile") {
 		return false
 	}
@@ -422,6 +443,40 @@ func (c *Conn) sendFile() bool {
 		c.endSend()
 	}
 	return true
+}
+
+// warmWindow is the most of a queued file checked for residency at once,
+// and read by a file worker when it is not resident.
+const warmWindow = 2 << 20
+
+// checkResident makes sure the next window of s is in the page cache. It
+// reports true when it is (or cannot be checked: a file that cannot be
+// mapped is sent as it is); otherwise it hands the window to a file worker
+// and reports false: the output waits, and the worker's callback resumes
+// it. When the workers are behind, the window is sent anyway.
+func (c *Conn) checkResident(s *fileSend) bool {
+	window := min(s.left, warmWindow)
+	resident, err := Resident(s.f, s.off, window)
+	if err != nil || resident {
+		s.checked = s.off + window
+		return true
+	}
+	c.flags |= flagWarming
+	err = c.loop.srv.Warm(c, s.f, s.off, window, func(error) {
+		c.flags &^= flagWarming
+		if c.dead() {
+			return
+		}
+		// A read error shows again in sendfile, which reports it.
+		s.checked = s.off + window
+		c.flushQueued()
+	})
+	if err != nil {
+		c.flags &^= flagWarming
+		s.checked = s.off + window
+		return true
+	}
+	return false
 }
 
 // dropStep is the granularity of drop-behind.
@@ -448,6 +503,28 @@ func (c *Conn) Close() error {
 	}
 	c.closeNow(c.err)
 	return nil
+}
+
+// CloseWrite shuts down the sending side of the socket (a FIN to the peer)
+// once the queued output has been sent, and keeps reading: for a lingering
+// close, where the protocol reads and drops what the peer still sends
+// before it closes, so that unread input does not make the kernel reset
+// the connection and destroy the response before the peer has read it.
+func (c *Conn) CloseWrite() {
+	if c.Closed() {
+		return
+	}
+	if c.Buffered() > 0 {
+		c.flags |= flagShutWrite
+		return
+	}
+	c.shutWrite()
+}
+
+// shutWrite is shutdown(2) of the sending side.
+func (c *Conn) shutWrite() {
+	c.flags &^= flagShutWrite
+	unix.Shutdown(c.fd, unix.SHUT_WR)
 }
 
 // fail closes the connection at once with err.
@@ -484,7 +561,7 @@ func (c *Conn) finish() {
 	l.nconns--
 	c.releaseIn()
 	c.releaseOut()
-	if c.send != nil {
+	for c.send != nil {
 		c.send.left = 0
 		c.endSend()
 	}

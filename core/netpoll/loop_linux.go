@@ -20,6 +20,7 @@ import (
 // Shutdown, closing epfd, evfd and lnfd.
 type Loop struct {
 	srv   *Server
+	index int // its place in the Server's loops (Index)
 	epfd  int // the epoll instance
 	evfd  int // eventfd that wakes the loop for Submit
 	lnfd  int // this loop's SO_REUSEPORT listening socket; -1 once closed
@@ -85,6 +86,11 @@ func (l *Loop) closeFds() {
 		}
 	}
 }
+
+// Index returns the loop's place among its Server's loops, from 0 to
+// Loops-1, so that a protocol can keep per-loop state in a slice (see
+// Server.LoopCount). Safe from any goroutine.
+func (l *Loop) Index() int { return l.index }
 
 // Submit runs f on the loop's goroutine, soon. It is safe from any
 // goroutine; it returns ErrServerClosed when the loop has exited.
@@ -238,7 +244,7 @@ func (l *Loop) open(fd int, remote netip.AddrPort) {
 		unix.Close(fd)
 		return
 	}
-	c := &Conn{loop: l, fd: fd, remote: remote}
+	c := &Conn{loop: l, fd: fd, remote: remote, progress: l.now}
 	c.timer.Func = c.onTimeout
 	for fd >= len(l.conns) {
 		l.conns = append(l.conns, make([]*Conn, len(l.conns)+64)...)
@@ -268,7 +274,7 @@ func (l *Loop) beginDrain() {
 		l.lnfd = -1
 	}
 	for _, c := range l.conns {
-		if c != nil && c.flags&(flagClosing|flagClosed) == 0 {
+		if c != nil && c.flags&(flagClosing|flagClosed|flagDetached) == 0 { // detached: at Attach
 			c.err = ErrServerClosed
 			c.Close()
 		}
@@ -294,26 +300,54 @@ func (l *Loop) exit() {
 	l.closeFds()
 }
 
-// Start opens one listening socket per loop on addr ("host:port"; an
-// empty host listens on all addresses, IPv4 and IPv6), all bound with
-// SO_REUSEPORT so that the kernel spreads new connections over the loops,
-// and starts the loops. It returns when they run.
-func (s *Server) Start(addr string) error {
+// Listen opens the listening sockets for Start without starting the
+// loops, so that a program can report an address in use before it starts
+// anything else: one socket per loop on addr ("host:port"; an empty host
+// listens on all addresses, IPv4 and IPv6), all bound with SO_REUSEPORT so
+// that the kernel spreads new connections over the loops.
+func (s *Server) Listen(addr string) error {
 	if err := s.Validate(); err != nil {
 		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started || s.lnfds != nil {
+		return fmt.Errorf("netpoll: server already listening")
+	}
+	fds, err := listenReusePort(addr, s.loopCount())
+	if err != nil {
+		return err
+	}
+	s.lnfds = fds
+	if sa, err := unix.Getsockname(fds[0]); err == nil {
+		s.addr = sockaddrPort(sa)
+	}
+	return nil
+}
+
+// Start listens on addr, unless Listen already did (addr is then
+// ignored), and starts the loops. It returns when they run.
+func (s *Server) Start(addr string) error {
+	s.mu.Lock()
+	listening := s.lnfds != nil
+	s.mu.Unlock()
+	if !listening {
+		if err := s.Listen(addr); err != nil {
+			return err
+		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.started {
 		return fmt.Errorf("netpoll: server already started")
 	}
-	fds, err := listenReusePort(addr, s.loopCount())
-	if err != nil {
-		return err
-	}
+	fds := s.lnfds
 	now := time.Now()
 	for i, fd := range fds {
 		l, err := newLoop(s, fd, now)
+		if l != nil {
+			l.index = i
+		}
 		if err != nil {
 			for _, fd := range fds[i:] {
 				unix.Close(fd)
@@ -335,18 +369,30 @@ func (s *Server) Start(addr string) error {
 	return nil
 }
 
-// Addr returns the address the server listens on (after Start).
+// Addr returns the address the server listens on (after Listen or
+// Start).
 func (s *Server) Addr() netip.AddrPort {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.loops) == 0 {
-		return netip.AddrPort{}
+	return s.addr
+}
+
+// ForEach runs f, on each loop's goroutine, for every connection of that
+// loop that is open or detached, soon: it queues the work and returns. A
+// protocol uses it to close its idle connections when it shuts down.
+func (s *Server) ForEach(f func(c *Conn)) {
+	s.mu.Lock()
+	loops := s.loops
+	s.mu.Unlock()
+	for _, l := range loops {
+		l.Submit(func() {
+			for _, c := range l.conns {
+				if c != nil && !c.dead() {
+					f(c)
+				}
+			}
+		})
 	}
-	sa, err := unix.Getsockname(s.loops[0].lnfd)
-	if err != nil {
-		return netip.AddrPort{}
-	}
-	return sockaddrPort(sa)
 }
 
 // Shutdown stops accepting, closes every connection once its queued
@@ -356,6 +402,12 @@ func (s *Server) Addr() netip.AddrPort {
 // flight do so before calling it.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
+	if !s.started && !s.closing {
+		s.closing = true
+		for _, fd := range s.lnfds { // Listen without Start
+			unix.Close(fd)
+		}
+	}
 	if !s.started || s.closing {
 		s.mu.Unlock()
 		return nil

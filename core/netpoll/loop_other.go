@@ -5,6 +5,7 @@ package netpoll
 import (
 	"context"
 	"errors"
+	"net"
 	"net/netip"
 	"os"
 	"time"
@@ -13,6 +14,7 @@ import (
 // Loop is an epoll loop; on this system there is none, and Start fails
 // with ErrUnsupported.
 type Loop struct {
+	srv   *Server
 	wheel *Wheel
 	now   time.Time
 }
@@ -78,3 +80,28 @@ func ReadNoWait(f *os.File, p []byte, off int64) (int, error) { return 0, ErrUns
 
 // DropCache does nothing.
 func DropCache(f *os.File, off, n int64) error { return nil }
+
+// Listen fails with ErrUnsupported: the loops need epoll.
+func (s *Server) Listen(addr string) error { return ErrUnsupported }
+
+// ErrBusy is returned by Detach while the connection has queued input or
+// output.
+var ErrBusy = errors.New("netpoll: connection has queued input or output")
+
+// Detach fails with ErrUnsupported.
+func (c *Conn) Detach() (net.Conn, error) { return nil, ErrUnsupported }
+
+// Attach fails with ErrUnsupported.
+func (c *Conn) Attach(nc net.Conn, then func()) error { return ErrUnsupported }
+
+// Detached reports false.
+func (c *Conn) Detached() bool { return false }
+
+// ForEach does nothing: there are no loops on this system.
+func (s *Server) ForEach(f func(c *Conn)) {}
+
+// Index returns 0: there are no loops on this system.
+func (l *Loop) Index() int { return 0 }
+
+// CloseWrite does nothing.
+func (c *Conn) CloseWrite() {}

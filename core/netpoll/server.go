@@ -2,6 +2,7 @@ package netpoll
 
 import (
 	"errors"
+	"net/netip"
 	"runtime"
 	"sync"
 	"time"
@@ -29,6 +30,15 @@ type Handler interface {
 	OnClose(c *Conn, err error)
 }
 
+// TimeoutHandler is a Handler that wants to act when a connection's
+// timeout expires (answer 408, say) instead of having it closed. OnTimeout
+// runs on the loop; it closes the connection itself (Close, or Timeout),
+// or sets a new timeout.
+type TimeoutHandler interface {
+	Handler
+	OnTimeout(c *Conn)
+}
+
 // Errors reported by the package.
 var (
 	// ErrServerClosed is given to OnClose for connections closed by
@@ -39,9 +49,6 @@ var (
 	// ErrInputFull closes a connection whose handler left more than
 	// Server.MaxInput bytes unconsumed.
 	ErrInputFull = errors.New("netpoll: input buffer full")
-	// ErrFilePending is returned by SendFile while an earlier SendFile of
-	// the same connection is still queued.
-	ErrFilePending = errors.New("netpoll: sendfile already pending")
 	// ErrUnsupported is returned on systems without epoll.
 	ErrUnsupported = errors.New("netpoll: not supported on this system")
 	// ErrTimeout closes a connection whose timeout expired. It is a
@@ -98,10 +105,16 @@ type Server struct {
 	mu       sync.Mutex
 	started  bool
 	closing  bool
+	lnfds    []int          // the listening sockets, one per loop; owned by the loops once started
+	addr     netip.AddrPort // their address
 	loops    []*Loop
 	loopDone sync.WaitGroup // one count per running loop goroutine
 	warm     *warmer        // the file workers; nil before Start
 }
+
+// LoopCount returns the number of loops Start runs (Loops, or
+// GOMAXPROCS).
+func (s *Server) LoopCount() int { return s.loopCount() }
 
 func (s *Server) loopCount() int {
 	if s.Loops > 0 {

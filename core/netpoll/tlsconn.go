@@ -61,8 +61,14 @@ type TLSConn struct {
 
 	in       []byte // the loop's input at hand (established)
 	consumed int    // bytes of in read so far
-	extra    []byte // input that came during the handshake, read before in
+	extra    []byte // input that came during the handshake or before Detach, read before in
 	lastLen  int    // length of the last SetInput during the handshake
+
+	// direct is the net.Conn of a detached connection (see Detach); nil
+	// on the loop. Guarded by mu, since a protocol with goroutines of its
+	// own (HTTP/2) may close while another goroutine reads.
+	direct     net.Conn
+	directDone bool // Close ended a detached connection
 }
 
 // NewTLSConn wraps a loop connection for tls.Server.
@@ -136,7 +142,8 @@ func (t *TLSConn) wake() {
 }
 
 // Read returns input at hand. On the loop it returns ErrNoInput when there
-// is none; in the handshake goroutine it waits for some.
+// is none; in the handshake goroutine it waits for some; detached, it
+// reads the socket (after the input left over from the loop).
 func (t *TLSConn) Read(p []byte) (int, error) {
 	t.mu.Lock()
 	for t.blocked {
@@ -155,12 +162,23 @@ func (t *TLSConn) Read(p []byte) (int, error) {
 		<-t.signal
 		t.mu.Lock()
 	}
-	defer t.mu.Unlock()
 	if len(t.extra) > 0 {
 		n := copy(p, t.extra)
 		t.extra = t.extra[n:]
+		if len(t.extra) == 0 {
+			t.extra = nil
+		}
+		t.mu.Unlock()
 		return n, nil
 	}
+	if direct, done := t.direct, t.directDone; direct != nil || done {
+		t.mu.Unlock()
+		if done {
+			return 0, net.ErrClosed
+		}
+		return direct.Read(p)
+	}
+	defer t.mu.Unlock()
 	if t.consumed == len(t.in) {
 		return 0, ErrNoInput
 	}
@@ -171,12 +189,17 @@ func (t *TLSConn) Read(p []byte) (int, error) {
 
 // Write sends p through the loop connection; it never fails for lack of
 // room (Conn.Write queues). From the handshake goroutine it copies p and
-// Submits the write.
+// Submits the write; detached, it writes the socket.
 func (t *TLSConn) Write(p []byte) (int, error) {
 	t.mu.Lock()
-	blocked := t.blocked
+	blocked, direct, done := t.blocked, t.direct, t.directDone
 	t.mu.Unlock()
-	if !blocked {
+	switch {
+	case done:
+		return 0, net.ErrClosed
+	case direct != nil:
+		return direct.Write(p)
+	case !blocked:
 		if err := t.c.Write(p); err != nil {
 			return 0, err
 		}
@@ -189,16 +212,70 @@ func (t *TLSConn) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// Close closes the loop connection (once its output is sent).
+// Close closes the loop connection (once its output is sent). Detached,
+// it gives the connection back to the loop to close (Attach).
 func (t *TLSConn) Close() error {
 	t.mu.Lock()
-	blocked := t.blocked
+	blocked, direct, done := t.blocked, t.direct, t.directDone
+	if direct != nil {
+		t.direct, t.directDone = nil, true
+	}
 	t.mu.Unlock()
-	if blocked { // from the handshake goroutine (a cancelled HandshakeContext)
+	switch {
+	case done:
+		return net.ErrClosed
+	case direct != nil:
+		return t.c.Attach(direct, func() { t.c.Close() })
+	case blocked: // from the handshake goroutine (a cancelled HandshakeContext)
 		t.CloseInput(net.ErrClosed)
 		return t.c.Submit(func() { t.c.Close() })
 	}
 	return t.c.Close()
+}
+
+// Detach takes the connection off the loop (Conn.Detach) so that the
+// tls.Conn above can be served by a goroutine with blocking I/O: HTTP/2,
+// or an HTTP/1.1 request that has to wait. Input already passed with
+// SetInput and not yet read is read first. Call it on the loop, outside
+// OnRead (the loop connection must hold no input), with no tls.Conn call
+// in progress.
+func (t *TLSConn) Detach() error {
+	nc, err := t.c.Detach()
+	if err != nil {
+		return err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.consumed < len(t.in) {
+		t.extra = append(t.extra, t.in[t.consumed:]...)
+	}
+	t.in, t.consumed = nil, 0
+	t.direct = nc
+	return nil
+}
+
+// Attach gives a detached connection back to the loop (Conn.Attach),
+// then runs then there. Call it from the goroutine that served it, with
+// no tls.Conn call in progress.
+func (t *TLSConn) Attach(then func()) error {
+	t.mu.Lock()
+	direct := t.direct
+	t.direct = nil
+	t.mu.Unlock()
+	return t.c.Attach(direct, then)
+}
+
+// CloseWrite shuts down the sending side of a detached connection's
+// socket (after tls.Conn.CloseWrite sent close_notify), for a lingering
+// close. On the loop it does nothing.
+func (t *TLSConn) CloseWrite() error {
+	t.mu.Lock()
+	direct := t.direct
+	t.mu.Unlock()
+	if cw, ok := direct.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
 }
 
 // LocalAddr returns the local address.
@@ -207,11 +284,34 @@ func (t *TLSConn) LocalAddr() net.Addr { return net.TCPAddrFromAddrPort(t.c.Loca
 // RemoteAddr returns the peer's address.
 func (t *TLSConn) RemoteAddr() net.Addr { return net.TCPAddrFromAddrPort(t.c.RemoteAddr()) }
 
-// SetDeadline does nothing: deadlines are the loop's (Conn.SetTimeout).
-func (t *TLSConn) SetDeadline(time.Time) error { return nil }
+// SetDeadline sets a detached connection's deadlines; on the loop it
+// does nothing: deadlines are the loop's (Conn.SetTimeout).
+func (t *TLSConn) SetDeadline(d time.Time) error {
+	if direct := t.directConn(); direct != nil {
+		return direct.SetDeadline(d)
+	}
+	return nil
+}
 
-// SetReadDeadline does nothing; see SetDeadline.
-func (t *TLSConn) SetReadDeadline(time.Time) error { return nil }
+// SetReadDeadline is SetDeadline for reads.
+func (t *TLSConn) SetReadDeadline(d time.Time) error {
+	if direct := t.directConn(); direct != nil {
+		return direct.SetReadDeadline(d)
+	}
+	return nil
+}
 
-// SetWriteDeadline does nothing; see SetDeadline.
-func (t *TLSConn) SetWriteDeadline(time.Time) error { return nil }
+// SetWriteDeadline is SetDeadline for writes.
+func (t *TLSConn) SetWriteDeadline(d time.Time) error {
+	if direct := t.directConn(); direct != nil {
+		return direct.SetWriteDeadline(d)
+	}
+	return nil
+}
+
+// directConn returns the detached connection's net.Conn, or nil.
+func (t *TLSConn) directConn() net.Conn {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.direct
+}
