@@ -108,6 +108,28 @@ type Handler interface {
 	Serve(w ResponseWriter, r *Request)
 }
 
+// NonBlocking is implemented by handlers that never wait while they
+// serve: not for the network, not for another request, not for a disk
+// read (they hand file bodies to FileWriter, which a front end on an event
+// loop sends without waiting, and they do not read request content: front
+// ends call them only when the whole content is at hand). Such a front
+// end may run them on its loop goroutine instead of one of their own;
+// every other handler gets a goroutine. Opening and stat-ing a file count
+// as not waiting, as they do for nginx's event loop.
+type NonBlocking interface {
+	Handler
+	// NonBlocking reports whether Serve never waits. A wrapper answers
+	// for what it wraps.
+	NonBlocking() bool
+}
+
+// IsNonBlocking reports whether h is a NonBlocking handler that says it
+// never waits.
+func IsNonBlocking(h Handler) bool {
+	nb, ok := h.(NonBlocking)
+	return ok && nb.NonBlocking()
+}
+
 // HandlerFunc adapts a function to Handler.
 type HandlerFunc func(w ResponseWriter, r *Request)
 

@@ -35,6 +35,9 @@ type RedirectHTTPS struct {
 	Port int
 }
 
+// NonBlocking reports true: a redirect never waits.
+func (rd RedirectHTTPS) NonBlocking() bool { return true }
+
 // Serve writes the redirect.
 func (rd RedirectHTTPS) Serve(w message.ResponseWriter, r *message.Request) {
 	host := hostname(r.Host)

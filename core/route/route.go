@@ -31,6 +31,7 @@ type Table struct {
 	exact    map[string]message.Handler
 	wildcard map[string]message.Handler // keyed by the suffix after "*."
 	fallback message.Handler
+	blocking bool // some site's handler may wait (see message.NonBlocking)
 }
 
 // New builds a routing table. Two sites claiming the same host, or two
@@ -44,6 +45,7 @@ func New(sites []Site) (*Table, error) {
 		if err := t.add(s); err != nil {
 			return nil, err
 		}
+		t.blocking = t.blocking || !message.IsNonBlocking(s.Handler)
 	}
 	return t, nil
 }
@@ -87,6 +89,10 @@ func (t *Table) Lookup(host string) message.Handler {
 	}
 	return t.fallback
 }
+
+// NonBlocking reports whether every site's handler is a
+// message.NonBlocking that never waits; the table itself does not.
+func (t *Table) NonBlocking() bool { return !t.blocking }
 
 // Serve routes r to its site, or answers 421 Misdirected Request
 // (RFC 9110 section 15.5.20) when no site serves its host.

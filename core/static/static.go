@@ -215,6 +215,12 @@ func (h *Handler) Close() error {
 	return h.closeErr
 }
 
+// NonBlocking reports true: Serve never reads the request content and
+// sends file bodies through message.FileWriter when the front end offers
+// it, so an event-loop front end can run it on its loop. It does open and
+// stat files on a cache miss, as nginx's event loop does.
+func (h *Handler) NonBlocking() bool { return true }
+
 // Serve answers r. It never reads the request content.
 func (h *Handler) Serve(w message.ResponseWriter, r *message.Request) {
 	switch r.Method {
