@@ -22,7 +22,7 @@ const (
 // writev. The buffer is borrowed from core/pool on first use and given back
 // by release. Owned by the connection goroutine.
 type outBuf struct {
-	nc      net.Conn
+	nc      sink
 	timeout time.Duration // per write: a peer that does not read is cut off; 0: none
 	buf     *[]byte       // borrowed while there is output; nil when idle
 	n       int           // bytes buffered in *buf
@@ -30,6 +30,14 @@ type outBuf struct {
 	scratch [64]byte      // for status lines and numbers
 	vec     [2][]byte     // backing array of bufs
 	bufs    net.Buffers   // for writev, kept here so that it does not escape per call
+}
+
+// sink is where a connection's output goes: the net.Conn of a connection
+// served by a goroutine, or a loop connection's sink (loop.go), whose
+// writes never block.
+type sink interface {
+	Write(p []byte) (int, error)
+	SetWriteDeadline(t time.Time) error
 }
 
 // space returns the free part of the buffer, borrowing one if needed.

@@ -46,6 +46,7 @@ type fileSend struct {
 	left     int64     // bytes still to send
 	dropFrom int64     // first offset not yet dropped from the page cache; -1: no drop-behind
 	checked  int64     // offsets below this are known to be in the page cache
+	owned    bool      // f is a duplicate the send closes when it ends
 }
 
 // connFlags are a connection's state bits.

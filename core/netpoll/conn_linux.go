@@ -257,9 +257,10 @@ func (c *Conn) Writev(bufs [][]byte) error {
 // SendFile sends n bytes of f from offset off after the output queued
 // before it, with sendfile(2) at an explicit offset (f's own offset is not
 // used or moved, so one file may serve many connections at once). What
-// the socket does not take at once is sent as it becomes writable; f must
-// stay open until OnWritable or OnClose. Output written after it, and
-// further SendFiles, are queued behind it.
+// the socket does not take at once is sent as it becomes writable. f may
+// be closed when SendFile returns: a send that has to wait keeps a
+// duplicate of the descriptor. Output written after it, and further
+// SendFiles, are queued behind it.
 //
 // The loop never waits for the disk: before each window of up to
 // warmWindow bytes it asks mincore whether the pages are cached (Resident)
@@ -281,7 +282,7 @@ func (c *Conn) SendFile(f *os.File, off, n int64) error {
 	if c.sendTail != nil {
 		c.sendTail.next = s
 		c.sendTail = s
-		return nil // behind the first one, which flushes it in turn
+		return s.own() // behind the first one, which flushes it in turn
 	}
 	c.send, c.sendTail = s, s
 	if !c.flush() {
@@ -290,6 +291,21 @@ func (c *Conn) SendFile(f *os.File, off, n int64) error {
 	if c.dead() {
 		return c.err
 	}
+	if c.sendTail == s { // still queued
+		return s.own()
+	}
+	return nil
+}
+
+// own replaces a queued send's file by a duplicate of its descriptor,
+// closed when the send ends: the caller may close its file as soon as
+// SendFile returns (core/static's cache does, when it drops an entry).
+func (s *fileSend) own() error {
+	fd, err := unix.FcntlInt(s.f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return os.NewSyscallError("fcntl", err)
+	}
+	s.f, s.owned = os.NewFile(uintptr(fd), s.f.Name()), true
 	return nil
 }
 
@@ -313,6 +329,9 @@ func (c *Conn) endSend() {
 	}
 	if s.dropFrom >= 0 && s.off > s.dropFrom {
 		DropCache(s.f, s.dropFrom, s.off-s.dropFrom)
+	}
+	if s.owned {
+		s.f.Close()
 	}
 	*s = fileSend{}
 	c.loop.sends = append(c.loop.sends, s)
