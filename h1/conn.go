@@ -63,6 +63,8 @@ type conn struct {
 	peekFn func(uintptr) bool // waitReadable's callback, made once
 	linger bool               // close with a lingering read (the client may still be sending)
 
+	loop *loopConn // the loop connection this exchange serves now; nil for a goroutine's conn
+
 	out  outBuf          // write side
 	req  message.Request // the request being served; reused
 	info headInfo        // what parseHead noted about it
@@ -90,6 +92,16 @@ func (s *Server) newConn(nc net.Conn) *conn {
 	c.body.c = c
 	c.resp.c = c
 	return c
+}
+
+// newExchange makes the request and response state that a loop lends to
+// its connections, one request at a time (loopConn.bind).
+func (s *Server) newExchange() *conn {
+	x := &conn{srv: s}
+	x.state.Store(stateActive)
+	x.body.c = x
+	x.resp.c = x
+	return x
 }
 
 // closeIfIdle closes the connection if it is waiting for a request. It is
@@ -125,6 +137,28 @@ func (c *conn) serve() {
 		}
 		if !c.headBuffered() && c.out.flush() != nil {
 			return
+		}
+	}
+}
+
+// serveBuffered serves a connection that a loop handed over with the
+// input it had (loopConn.detach): requests until the input runs dry. It
+// reports whether the connection can go back to the loop to wait for the
+// next request; false means it must close (c.shut).
+func (c *conn) serveBuffered() bool {
+	if !c.handshake() {
+		return false
+	}
+	rht := c.srv.readHeaderTimeout()
+	for {
+		if !c.serveRequest(deadlineAfter(time.Now(), rht)) || c.srv.shutdown.Load() {
+			return false
+		}
+		if c.r == c.w {
+			return c.out.flush() == nil
+		}
+		if !c.headBuffered() && c.out.flush() != nil {
+			return false
 		}
 	}
 }

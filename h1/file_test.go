@@ -152,7 +152,10 @@ func TestWriteFileShorterThanAsked(t *testing.T) {
 	errs := make(chan error, 10)
 	addr := serve(t, &Server{Handler: fileHandler(f, errs)})
 	out := exchange(t, addr, "GET /0/200000 HTTP/1.1\r\nHost: h\r\n\r\nGET /0/1 HTTP/1.1\r\nHost: h\r\n\r\n")
-	if err := <-errs; !errors.Is(err, io.ErrUnexpectedEOF) {
+	// On a goroutine WriteFile finds the short file itself; on the loop,
+	// sendfile finds it after WriteFile has returned and closes the
+	// connection: the client sees the same either way.
+	if err := <-errs; !errors.Is(err, io.ErrUnexpectedEOF) && *serveMode != "fast" {
 		t.Errorf("WriteFile past the end: %v, want io.ErrUnexpectedEOF", err)
 	}
 	want := "HTTP/1.1 200 OK\r\nDate: X\r\nServer: anx\r\nContent-Length: 200000\r\n\r\n" + string(data)

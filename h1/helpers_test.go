@@ -3,6 +3,7 @@ package h1
 import (
 	"bufio"
 	"errors"
+	"flag"
 	"io"
 	"net"
 	"net/http"
@@ -23,12 +24,54 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// serve starts s on a loopback listener and returns its address. At
-// cleanup it closes s, checks that Serve returned ErrServerClosed and that
-// every goroutine started since serve was called has ended.
+// serveMode is how serve runs a Server: "loop" on the event loops with
+// the handler as it is (a handler that does not say it is NonBlocking
+// gets every request on a goroutine: the detached path), "fast" on the
+// loops with the handler declared NonBlocking (requests without content
+// are served on the loop), or "goroutine" with Serve on a net.Listener.
+// make test runs the package in every mode.
+var serveMode = flag.String("h1.serve", "fast", "how serve runs the server: fast, loop or goroutine")
+
+// serve starts s on loopback and returns its address. At cleanup it
+// closes s, checks that it stopped cleanly and that every goroutine
+// started since serve was called has ended.
 func serve(t *testing.T, s *Server) string {
 	t.Helper()
 	before := goleak.IgnoreCurrent()
+	if *serveMode == "goroutine" {
+		return serveGoroutines(t, s, before)
+	}
+	if _, declared := s.Handler.(message.NonBlocking); *serveMode == "fast" && s.Handler != nil && !declared {
+		s.Handler = nonBlocking{s.Handler}
+	}
+	if err := s.Listen("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+		goleak.VerifyNone(t, before)
+	})
+	return s.Addr().String()
+}
+
+// nonBlocking declares a test's handler NonBlocking.
+type nonBlocking struct{ message.Handler }
+
+func (nonBlocking) NonBlocking() bool { return true }
+
+// mayBlock declares that a test's handler blocks or streams large bodies,
+// so that serve never runs it on a loop.
+type mayBlock struct{ message.Handler }
+
+func (mayBlock) NonBlocking() bool { return false }
+
+// serveGoroutines runs s with Serve on a loopback listener.
+func serveGoroutines(t *testing.T, s *Server, before goleak.Option) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -161,3 +204,13 @@ type (
 	mreq        = message.Request
 	handlerFunc = message.HandlerFunc
 )
+
+// waitFor polls cond until it holds, failing the test after 5 seconds.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 5s")
+		}
+	}
+}

@@ -223,6 +223,9 @@ func overErr(over bool) error {
 
 // sendFile sends n bytes of f from offset after the buffered output.
 func (c *conn) sendFile(f *os.File, offset, n int64) (int64, error) {
+	if c.loop != nil {
+		return c.loop.sendFile(c, f, offset, n)
+	}
 	o := &c.out
 	if free := o.space(); n <= int64(len(free)) {
 		k, err := f.ReadAt(free[:n], offset)

@@ -2,6 +2,7 @@ package h1
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/anx-gateway/anx/core/message"
+	"github.com/anx-gateway/anx/core/netpoll"
 )
 
 // Defaults for the zero values of Server's timeouts and limits.
@@ -91,6 +93,27 @@ type Server struct {
 	// negative means unlimited.
 	MaxBodyBytes int64
 
+	// TLSConfig makes the connections of Listen and Start TLS: the
+	// handshake runs off the loop, bounded by HandshakeTimeout, and an
+	// established connection is served on the loop. Serve and ServeConn
+	// ignore it.
+	TLSConfig *tls.Config
+
+	// TLSProtocols maps ALPN protocols other than "http/1.1" (h2, say)
+	// to the server of each: a connection that negotiated one is handed
+	// to it on a goroutine of its own once its handshake is done. A
+	// connection without ALPN, or with a protocol missing here, speaks
+	// HTTP/1.1.
+	TLSProtocols map[string]func(*tls.Conn)
+
+	// HandshakeTimeout bounds a TLS handshake on the loop, from the
+	// accept. Default 10s; negative means none.
+	HandshakeTimeout time.Duration
+
+	// Loops is the number of event loops of Listen and Start; 0 means
+	// GOMAXPROCS.
+	Loops int
+
 	// Logger receives connection and protocol errors (Debug for what
 	// clients did wrong, Error for handler panics). Nil discards them.
 	Logger *slog.Logger
@@ -103,6 +126,7 @@ type Server struct {
 	conns     map[*conn]bool         // connections being served
 	done      chan struct{}          // closed by Shutdown or Close, to cut accept backoffs short
 	drained   chan struct{}          // made by Shutdown, closed when conns empties
+	loops     *netpoll.Server        // the event loops of Listen and Start; nil before Listen
 }
 
 // Validate reports settings that cannot work. Serve and ServeConn call it.
@@ -271,6 +295,13 @@ func (s *Server) ServeConn(nc net.Conn) {
 // connections and returns ctx's error. Handlers still running then finish
 // on their own, their writes failing.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.shutdown.Store(true) // before the loops drain: detached connections see it
+	loopErr := s.shutdownLoops(ctx)
+	return errors.Join(loopErr, s.shutdownConns(ctx))
+}
+
+// shutdownConns is Shutdown for the connections served by goroutines.
+func (s *Server) shutdownConns(ctx context.Context) error {
 	s.mu.Lock()
 	s.shutdown.Store(true)
 	s.closeDoneLocked()
@@ -306,6 +337,11 @@ func (s *Server) Close() error {
 	err := s.closeListenersLocked()
 	s.mu.Unlock()
 	s.closeConns()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // the loops close every connection at once
+	if loopErr := s.shutdownLoops(ctx); loopErr != nil && loopErr != context.Canceled {
+		err = errors.Join(err, loopErr)
+	}
 	return err
 }
 

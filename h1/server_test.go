@@ -478,6 +478,16 @@ func TestIdleConnectionHoldsNoBuffer(t *testing.T) {
 	c, br := dial(t, addr)
 	send(t, c, "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc")
 	readResponse(t, br, "POST")
+	if *serveMode != "goroutine" {
+		// The goroutine that served the POST gave the connection back to
+		// its loop (whose idle connections TestIdleLoopConnection checks).
+		waitFor(t, func() bool { s.mu.Lock(); defer s.mu.Unlock(); return len(s.conns) == 0 })
+		send(t, c, "GET /again HTTP/1.1\r\nHost: h\r\n\r\n")
+		if _, body := readResponse(t, br, "GET"); body != "GET /again q= host=h body=" {
+			t.Errorf("after idling: %q", body)
+		}
+		return
+	}
 	var conn *conn
 	for deadline := time.Now().Add(5 * time.Second); ; {
 		s.mu.Lock()

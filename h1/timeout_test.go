@@ -79,7 +79,7 @@ func TestIdleTimeoutClosesKeepAliveConnections(t *testing.T) {
 
 func TestWriteTimeoutCutsOffAClientThatDoesNotRead(t *testing.T) {
 	done := make(chan error, 1)
-	addr := serve(t, &Server{WriteTimeout: 200 * time.Millisecond, Handler: handlerFunc(func(w mrw, r *mreq) {
+	addr := serve(t, &Server{WriteTimeout: 200 * time.Millisecond, Handler: mayBlock{handlerFunc(func(w mrw, r *mreq) {
 		chunk := make([]byte, 64<<10)
 		for range 4096 { // 256 MiB: more than any socket buffer
 			if _, err := w.Write(chunk); err != nil {
@@ -88,7 +88,7 @@ func TestWriteTimeoutCutsOffAClientThatDoesNotRead(t *testing.T) {
 			}
 		}
 		done <- nil
-	})})
+	})}})
 	c, _ := dial(t, addr)
 	send(t, c, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
 	select {
@@ -120,13 +120,13 @@ func TestBodyReadTimeout(t *testing.T) {
 
 func TestShutdownWaitsForInFlightRequestsAndClosesIdleOnes(t *testing.T) {
 	started, release := make(chan struct{}), make(chan struct{})
-	s := &Server{Handler: handlerFunc(func(w mrw, r *mreq) {
+	s := &Server{Handler: mayBlock{handlerFunc(func(w mrw, r *mreq) {
 		if r.Path == "/slow" {
 			close(started)
 			<-release
 		}
 		io.WriteString(w, r.Path)
-	})}
+	})}}
 	addr := serve(t, s)
 
 	busy, busyBR := dial(t, addr)
@@ -176,11 +176,11 @@ func TestShutdownWaitsForInFlightRequestsAndClosesIdleOnes(t *testing.T) {
 
 func TestShutdownGivesUpWhenTheContextEnds(t *testing.T) {
 	started, release := make(chan struct{}), make(chan struct{})
-	s := &Server{Handler: handlerFunc(func(w mrw, r *mreq) {
+	s := &Server{Handler: mayBlock{handlerFunc(func(w mrw, r *mreq) {
 		close(started)
 		<-release
 		io.WriteString(w, "too late") // buffered; the flush fails
-	})}
+	})}}
 	addr := serve(t, s)
 	defer close(release)
 	c, br := dial(t, addr)
@@ -199,7 +199,7 @@ func TestShutdownClosesAfterAResponseAlreadyStarted(t *testing.T) {
 	// connection must still close after the response, and not serve the
 	// request pipelined behind it.
 	started, release := make(chan struct{}), make(chan struct{})
-	s := &Server{Handler: handlerFunc(func(w mrw, r *mreq) {
+	s := &Server{Handler: mayBlock{handlerFunc(func(w mrw, r *mreq) {
 		if r.Path == "/next" {
 			io.WriteString(w, "served after Shutdown")
 			return
@@ -209,7 +209,7 @@ func TestShutdownClosesAfterAResponseAlreadyStarted(t *testing.T) {
 		close(started)
 		<-release
 		io.WriteString(w, "end")
-	})}
+	})}}
 	addr := serve(t, s)
 	c, br := dial(t, addr)
 	send(t, c, "GET / HTTP/1.1\r\nHost: h\r\n\r\nGET /next HTTP/1.1\r\nHost: h\r\n\r\n")

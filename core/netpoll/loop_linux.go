@@ -96,12 +96,11 @@ func (l *Loop) Index() int { return l.index }
 // goroutine; it returns ErrServerClosed when the loop has exited.
 func (l *Loop) Submit(f func()) error {
 	l.mu.Lock()
+	defer l.mu.Unlock() // held for the write too: exit closes evfd under it
 	if l.done {
-		l.mu.Unlock()
 		return ErrServerClosed
 	}
 	l.tasks = append(l.tasks, f)
-	l.mu.Unlock()
 	if l.woken.CompareAndSwap(false, true) {
 		var one = [8]byte{1}
 		unix.Write(l.evfd, one[:])
@@ -296,6 +295,8 @@ func (l *Loop) exit() {
 	l.mu.Lock()
 	l.done = true
 	l.tasks = nil
+	unix.Close(l.evfd) // under mu: a Submit may be about to write it
+	l.evfd = -1
 	l.mu.Unlock()
 	l.closeFds()
 }

@@ -1,0 +1,876 @@
+package netpoll
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// diskTempDir returns a new directory on a disk file system, removed when
+// the test ends. DropCache cannot evict the pages of a tmpfs file (they
+// are its storage), and t.TempDir is on a tmpfs /tmp on many systems;
+// /var/tmp is on a disk file system on most (here the root file system,
+// ext4). The tests that drop pages also check that the drop took, and
+// skip if it did not.
+func diskTempDir(t testing.TB) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("/var/tmp", "netpoll-test-")
+	if err != nil {
+		t.Skipf("no directory in /var/tmp: %v", err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+// coldFile writes data to a new file in dir, syncs it and drops it from
+// the page cache (skipping the test if the file system keeps it). It sets
+// POSIX_FADV_RANDOM on the file, so that a test's reads bring in only the
+// pages they touch and no readahead window (8 MiB on the test machine's
+// disk). The file is closed when the test ends, after the servers that
+// the test started later have shut down.
+func coldFile(t testing.TB, dir, name string, data []byte) *os.File {
+	t.Helper()
+	f, err := os.OpenFile(filepath.Join(dir, name), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	if _, err := f.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Sync(); err != nil { // dirty pages cannot be dropped
+		t.Fatal(err)
+	}
+	dropOrSkip(t, f, int64(len(data)))
+	if err := unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_RANDOM); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// dropOrSkip drops f's first n bytes from the page cache and skips the
+// test if any page stays.
+func dropOrSkip(t testing.TB, f *os.File, n int64) {
+	t.Helper()
+	if err := DropCache(f, 0, n); err != nil {
+		t.Fatal(err)
+	}
+	if in, all := residentPages(t, f, 0, n); in > 0 {
+		t.Skipf("%d of %d pages still resident after DropCache: the file system keeps them (tmpfs?)", in, all)
+	}
+}
+
+// residentPages counts the pages of f's region [off, off+n) that are in
+// the page cache, with its own mincore(2) call: the check of Resident's
+// answers, and a count where Resident has a yes or no.
+func residentPages(t testing.TB, f *os.File, off, n int64) (resident, total int) {
+	t.Helper()
+	start := off &^ (pageSize - 1)
+	length := off + n - start
+	data, err := unix.Mmap(int(f.Fd()), start, int(length), unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		t.Fatalf("mmap: %v", err)
+	}
+	defer unix.Munmap(data)
+	vec := make([]byte, (length+pageSize-1)/pageSize)
+	_, _, e := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(&data[0])), uintptr(length),
+		uintptr(unsafe.Pointer(&vec[0])))
+	if e != 0 {
+		t.Fatalf("mincore: %v", e)
+	}
+	for _, v := range vec {
+		resident += int(v & 1)
+	}
+	return resident, len(vec)
+}
+
+// goid returns the id of the calling goroutine, so that a test can tell
+// whether a callback ran on the loop's goroutine.
+func goid() uint64 {
+	var buf [64]byte
+	s := bytes.TrimPrefix(buf[:runtime.Stack(buf[:], false)], []byte("goroutine "))
+	id, _ := strconv.ParseUint(string(s[:bytes.IndexByte(s, ' ')]), 10, 64)
+	return id
+}
+
+// recv returns the next value from ch, failing the test if none comes
+// in 10 s. Call it from the test's goroutine.
+func recv[T any](t testing.TB, ch <-chan T) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(10 * time.Second):
+		t.Fatal("nothing received in 10s")
+	}
+	panic("unreachable")
+}
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	rand.Read(b)
+	return b
+}
+
+func TestResident(t *testing.T) {
+	ps := pageSize
+	size := 64*ps + 123 // a partial last page
+	f := coldFile(t, diskTempDir(t), "f", randomBytes(int(size)))
+	// Bring in pages 8 and 9 only.
+	if _, err := f.ReadAt(make([]byte, 2*ps), 8*ps); err != nil {
+		t.Fatal(err)
+	}
+	check := func(stage string, cases []residentCase) {
+		t.Helper()
+		for _, tc := range cases {
+			got, err := Resident(f, tc.off, tc.n)
+			if err != nil || got != tc.want {
+				t.Errorf("%s: %s: Resident(f, %d, %d) = %v, %v; want %v, nil", stage, tc.name, tc.off, tc.n, got, err, tc.want)
+			}
+		}
+	}
+	check("after reading pages 8-9", []residentCase{
+		{"the pages read", 8 * ps, 2 * ps, true},
+		{"one byte inside them", 9*ps + 100, 1, true},
+		{"unaligned, inside them", 8*ps + 10, ps, true},
+		{"first page", 0, 1, false},
+		{"the pages read and the next", 8 * ps, 3 * ps, false},
+		{"the page before and the pages read", 7*ps + ps - 1, 2, false},
+		{"last, partial page", 64 * ps, 123, false},
+		{"whole file", 0, size, false},
+		{"n = 0", 0, 0, true},
+		{"n < 0", 5 * ps, -1, true},
+		{"n = 0 past the end", 2 * size, 0, true},
+	})
+	if in, all := residentPages(t, f, 0, size); in != 2 {
+		t.Errorf("%d of %d pages resident, want 2 (readahead despite FADV_RANDOM?)", in, all)
+	}
+	if _, err := f.ReadAt(make([]byte, size), 0); err != nil {
+		t.Fatal(err)
+	}
+	check("after reading the file", []residentCase{
+		{"whole file", 0, size, true},
+		{"last, partial page", 64 * ps, 123, true},
+		{"first page", 0, 1, true},
+	})
+	if err := DropCache(f, 8*ps, 2*ps); err != nil {
+		t.Fatal(err)
+	}
+	check("after dropping pages 8-9", []residentCase{
+		{"the pages dropped", 8 * ps, 2 * ps, false},
+		{"one byte of them", 9 * ps, 1, false},
+		{"the pages around them", 0, 8 * ps, true},
+		{"the rest", 10 * ps, size - 10*ps, true},
+		{"whole file", 0, size, false},
+	})
+}
+
+// TestResidentUnwritableFile checks Resident as a process that can read
+// the file but neither owns it nor may write it: a gateway running as its
+// own user, serving files that another user deployed.
+func TestResidentUnwritableFile(t *testing.T) {
+	t.Skip("bug: Resident reports every page resident for a file the process may not write: mincore(2) reveals " +
+		"a file mapping's page cache only to the file's owner, CAP_FOWNER or a process that could open it for " +
+		"writing, and reports all pages resident to others (Linux 5.2, the fix for CVE-2019-5489); so " +
+		"filecache_linux.go Resident, and SendFile's checkResident, never see a cold region there, and the loop " +
+		"waits for the disk in sendfile")
+	if os.Geteuid() != 0 {
+		t.Skip("needs root, to look as another user (setfsuid)")
+	}
+	size := 16 * pageSize
+	f := coldFile(t, diskTempDir(t), "f", randomBytes(int(size)))
+	if err := f.Chmod(0o644); err != nil { // owned by root, readable by all
+		t.Fatal(err)
+	}
+	type result struct {
+		resident bool
+		err      error
+	}
+	res := make(chan result, 1)
+	go func() {
+		// The thread takes another file system user id (which also
+		// clears CAP_FOWNER from it) and stays locked to this goroutine,
+		// so that it ends with it.
+		runtime.LockOSThread()
+		if err := unix.Setfsuid(65534); err != nil {
+			res <- result{err: err}
+			return
+		}
+		if uid, _ := unix.SetfsuidRetUid(-1); uid != 65534 {
+			res <- result{err: fmt.Errorf("fsuid is %d after setfsuid(65534)", uid)}
+			return
+		}
+		r, err := Resident(f, 0, size)
+		res <- result{r, err}
+	}()
+	r := recv(t, res)
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if r.resident {
+		t.Error("Resident of a dropped file, as a user who may read but not write it: true, want false")
+	}
+	if in, _ := residentPages(t, f, 0, size); in != 0 {
+		t.Fatalf("%d pages of the file resident (as root)", in)
+	}
+}
+
+type residentCase struct {
+	name   string
+	off, n int64
+	want   bool
+}
+
+func TestReadNoWait(t *testing.T) {
+	ps := pageSize
+	data := randomBytes(int(32 * ps))
+	f := coldFile(t, diskTempDir(t), "f", data)
+	p := make([]byte, 4*ps)
+
+	for _, empty := range [][]byte{nil, {}} {
+		if n, err := ReadNoWait(f, empty, 0); n != 0 || err != nil {
+			t.Errorf("ReadNoWait(f, %#v, 0) = %d, %v; want 0, nil", empty, n, err)
+		}
+	}
+
+	// A dropped region. (preadv2 with RWF_NOWAIT may start readahead for
+	// it before it fails, so that region is not used again below.)
+	n, err := ReadNoWait(f, p[:ps], 20*ps)
+	if err == ErrUnsupported {
+		t.Skip("RWF_NOWAIT not supported here")
+	}
+	if n != 0 || err != ErrWouldBlock {
+		t.Fatalf("dropped region: ReadNoWait = %d, %v; want 0, ErrWouldBlock", n, err)
+	}
+
+	// A cached region: all of it, the file's bytes.
+	if _, err := f.ReadAt(make([]byte, 2*ps), 8*ps); err != nil {
+		t.Fatal(err)
+	}
+	n, err = ReadNoWait(f, p[:2*ps], 8*ps)
+	if n != int(2*ps) || err != nil {
+		t.Fatalf("cached region: ReadNoWait = %d, %v; want %d, nil", n, err, 2*ps)
+	}
+	if !bytes.Equal(p[:n], data[8*ps:10*ps]) {
+		t.Fatal("cached region: bytes differ from the file's")
+	}
+	// Unaligned, inside the cached pages.
+	n, err = ReadNoWait(f, p[:100], 9*ps-50)
+	if n != 100 || err != nil || !bytes.Equal(p[:n], data[9*ps-50:9*ps+50]) {
+		t.Fatalf("unaligned cached region: ReadNoWait = %d, %v (bytes equal: %v)", n, err, bytes.Equal(p[:n], data[9*ps-50:9*ps+50]))
+	}
+
+	// Two cached pages followed by two dropped ones: the cached part.
+	clear(p)
+	n, err = ReadNoWait(f, p, 8*ps)
+	if err != nil || n < int(2*ps) || n > len(p) {
+		t.Fatalf("half-cached region: ReadNoWait = %d, %v; want %d to %d bytes", n, err, 2*ps, len(p))
+	}
+	if !bytes.Equal(p[:n], data[8*ps:8*ps+int64(n)]) {
+		t.Fatal("half-cached region: bytes differ from the file's")
+	}
+	t.Logf("half-cached region: %d of %d bytes", n, len(p))
+
+	// At the end of the file.
+	if n, err := ReadNoWait(f, p, int64(len(data))); n != 0 || err != nil {
+		t.Errorf("at EOF: ReadNoWait = %d, %v; want 0, nil", n, err)
+	}
+}
+
+// warmResult is what a Warm callback saw.
+type warmResult struct {
+	err      error
+	onLoop   bool // it ran on the goroutine that runs OnRead
+	resident bool // the region was Resident when it ran
+}
+
+func TestWarm(t *testing.T) {
+	ps := pageSize
+	size := 3*warmChunk + 5*ps + 7 // several reads of a worker, a partial page
+	f := coldFile(t, diskTempDir(t), "f", randomBytes(int(size)))
+	type region struct{ off, n int64 }
+	regions := make(chan region, 1)
+	results := make(chan warmResult, 1)
+	var s *Server
+	s = &Server{Loops: 1, FileWorkers: 2, Handler: &funcs{read: func(c *Conn, in []byte) int {
+		loop := goid()
+		r := <-regions
+		err := s.Warm(c, f, r.off, r.n, func(err error) {
+			res, rerr := Resident(f, r.off, min(r.n, size-r.off))
+			if rerr != nil {
+				t.Error(rerr)
+			}
+			results <- warmResult{err: err, onLoop: goid() == loop, resident: res}
+		})
+		if err != nil {
+			t.Errorf("Warm: %v", err)
+		}
+		return len(in)
+	}}}
+	c := dial(t, start(t, s))
+	warm := func(off, n int64) warmResult {
+		t.Helper()
+		if res, _ := Resident(f, off, min(n, size-off)); res {
+			t.Fatalf("region %d+%d resident before Warm", off, n)
+		}
+		regions <- region{off, n}
+		c.Write([]byte("x"))
+		return recv(t, results)
+	}
+
+	r := warm(ps+10, 2*warmChunk+3*ps) // an unaligned region of several worker reads
+	if r.err != nil || !r.onLoop || !r.resident {
+		t.Errorf("Warm of a dropped region: callback got %v, on the loop: %v, region resident: %v; want nil, true, true",
+			r.err, r.onLoop, r.resident)
+	}
+	if res, _ := Resident(f, 0, ps); res {
+		t.Error("Warm brought in the page before the region")
+	}
+
+	// A region that runs past the end of the file: the read error.
+	r = warm(3*warmChunk, 6*ps)
+	if !errors.Is(r.err, io.EOF) || !r.onLoop {
+		t.Errorf("Warm past EOF: callback got %v, on the loop: %v; want io.EOF, true", r.err, r.onLoop)
+	}
+}
+
+func TestWarmClosedServer(t *testing.T) {
+	f := coldFile(t, diskTempDir(t), "f", randomBytes(int(pageSize)))
+	never := &Server{Handler: &funcs{}}
+	if err := never.Warm(nil, f, 0, 1, func(error) { t.Error("callback of a refused Warm ran") }); err != ErrServerClosed {
+		t.Errorf("Warm before Start: %v, want ErrServerClosed", err)
+	}
+
+	conns := make(chan *Conn, 1)
+	s := &Server{Loops: 1, Handler: &funcs{open: func(c *Conn) { conns <- c }}}
+	if err := s.Start("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	dial(t, s.Addr().String())
+	c := recv(t, conns)
+	if err := s.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Warm(c, f, 0, 1, func(error) { t.Error("callback of a refused Warm ran") }); err != ErrServerClosed {
+		t.Errorf("Warm after Shutdown: %v, want ErrServerClosed", err)
+	}
+}
+
+// TestSendFileDropBehind sends a 16 MiB file that is not in the page
+// cache to a client that reads it all, and counts the file's pages left
+// in the page cache: few with drop-behind, all without.
+func TestSendFileDropBehind(t *testing.T) {
+	const size = 16 << 20
+	data := randomBytes(size)
+	dir := diskTempDir(t)
+	for i, tc := range []struct {
+		name       string
+		dropBehind int64
+		// random sets POSIX_FADV_RANDOM on the file the server sends, so
+		// that its page cache holds single pages; otherwise it is opened
+		// as a server opens it, and readahead fills the page cache with
+		// large folios (ext4 and xfs on recent kernels).
+		random         bool
+		sockBuf        int // SO_SNDBUF of the server's socket and SO_RCVBUF of the client's; 0: the kernel's
+		inFlight       int // the client starts reading once the server's socket holds this much; 0: at once
+		minPct, maxPct int // of the file's pages left resident
+		bug            string
+	}{
+		// Single pages and socket buffers far below dropStep: what drops
+		// behind the send is no longer referenced, and goes.
+		{name: "drop-behind, single pages, small socket buffers", dropBehind: 4 << 20, random: true, sockBuf: 64 << 10, maxPct: 5},
+		{name: "drop-behind, large folios, small socket buffers", dropBehind: 4 << 20, sockBuf: 64 << 10, maxPct: 5,
+			bug: "each DropCache of SendFile's drop-behind (conn_linux.go, sendFile and endSend) covers [dropFrom, off-dropStep), " +
+				"and POSIX_FADV_DONTNEED leaves every large folio that is partly outside its range (find_lock_entries); the " +
+				"folio that straddles each boundary is never covered whole by a later call, so one folio per step stays: " +
+				"about 20% of a file read in with readahead (see the report)"},
+		// 4 MiB socket buffers (the most tcp_wmem autotunes to by default,
+		// and less than a fast long link holds in flight), and a client
+		// that starts reading once 4 MiB are in flight.
+		{name: "drop-behind, single pages, 4 MiB in flight", dropBehind: 4 << 20, random: true, sockBuf: 4 << 20,
+			inFlight: 4 << 20, maxPct: 5,
+			bug: "SendFile drops dropStep (1 MiB) behind the send (conn_linux.go, sendFile), but more than that can still be " +
+				"in flight (unacknowledged, or unread on loopback); POSIX_FADV_DONTNEED skips pages the socket still " +
+				"references and nothing drops them later: what was in flight at each drop stays (see the report)"},
+		{name: "no drop-behind", dropBehind: -1, minPct: 100, maxPct: 100},
+		{name: "send below DropBehind", dropBehind: size + 1, minPct: 100, maxPct: 100},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.bug != "" {
+				t.Skip("bug: " + tc.bug)
+			}
+			name := strconv.Itoa(i)
+			f := coldFile(t, dir, name, data)
+			if !tc.random {
+				var err error
+				if f, err = os.Open(filepath.Join(dir, name)); err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { f.Close() })
+			}
+			left := make(chan int64, 1)
+			fds := make(chan int, 1)
+			s := &Server{Loops: 1, DropBehind: tc.dropBehind, Handler: &funcs{
+				open: func(c *Conn) {
+					fds <- c.Fd()
+					if tc.sockBuf > 0 {
+						if err := unix.SetsockoptInt(c.Fd(), unix.SOL_SOCKET, unix.SO_SNDBUF, tc.sockBuf); err != nil {
+							t.Error(err)
+						}
+					}
+				},
+				read: func(c *Conn, in []byte) int {
+					if err := c.SendFile(f, 0, size); err != nil {
+						t.Error(err)
+					}
+					return len(in)
+				},
+				writable: func(c *Conn) {
+					left <- c.Buffered()
+					c.Close() // the client reads to EOF: exactly the file
+				},
+			}}
+			c := dial(t, start(t, s))
+			if tc.sockBuf > 0 {
+				if err := c.(*net.TCPConn).SetReadBuffer(tc.sockBuf); err != nil {
+					t.Fatal(err)
+				}
+			}
+			c.Write([]byte("x"))
+			if fd := recv(t, fds); tc.inFlight > 0 {
+				// The socket is the loop's until the client has read the
+				// file, so asking it from here is safe.
+				waitFor(t, func() bool {
+					n, err := unix.IoctlGetInt(fd, unix.SIOCOUTQ)
+					return err != nil || n >= tc.inFlight
+				})
+			}
+			c.SetReadDeadline(time.Now().Add(20 * time.Second))
+			got, err := io.ReadAll(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != size || !bytes.Equal(got, data) {
+				t.Fatalf("client got %d bytes (equal: %v), want the file's %d", len(got), bytes.Equal(got, data), size)
+			}
+			if n := recv(t, left); n != 0 {
+				t.Fatalf("OnWritable with %d bytes buffered", n)
+			}
+			// OnWritable ran after the last sendfile and its DropCache,
+			// and before the Close that the client saw as EOF.
+			in, all := residentPages(t, f, 0, size)
+			pct := 100 * in / all
+			t.Logf("%d of %d pages (%d%%) resident after the send", in, all, pct)
+			if pct < tc.minPct || pct > tc.maxPct {
+				t.Errorf("%d%% of the file resident after the send, want %d%% to %d%%", pct, tc.minPct, tc.maxPct)
+			}
+		})
+	}
+}
+
+// The measurement of what drop-behind is for: that one large file
+// streamed once does not push the small hot files out of the page cache.
+// The page cache is shared by the whole machine, so the scenario runs in
+// a memory cgroup whose limit makes it small: in a child process (this
+// test binary again, with hotChildEnv set) that is placed into the cgroup
+// before it starts, since page cache is charged to the cgroup of the
+// process that reads it in.
+const (
+	hotChildEnv  = "NETPOLL_TEST_HOT_CHILD" // the child's hotConfig, in JSON
+	hotResult    = "netpoll-hot-result "    // the child's line of results on stdout
+	hotFiles     = 32
+	hotFileSize  = 256 << 10 // 32 × 256 KiB: an 8 MiB hot set
+	hotMemLimit  = 32 << 20  // the cgroup's limit: the child's heap, the hot set, and room
+	hotBigSize   = 4 * hotMemLimit
+	hotRoundSize = 8 << 20 // the hot set is read again every 8 MiB of the stream
+)
+
+// hotConfig is one run of the scenario.
+type hotConfig struct {
+	Name       string
+	Dir        string // of the files
+	DropBehind int64  // Server.DropBehind
+	SockBuf    int    // SO_SNDBUF of the server's socket and SO_RCVBUF of the client's; 0: the kernel's
+	// Random sets POSIX_FADV_RANDOM on the large file, so that its page
+	// cache holds single pages rather than the large folios of readahead.
+	Random     bool
+	MaxMissPct float64 // the test fails if more of the hot set's reads miss; 0: no check
+}
+
+// hotStats is what the child measured. Pages of the hot set are counted
+// with mincore; a round is one read of the whole hot set during the
+// stream, and its misses are the hot pages it found evicted (and read
+// back from the disk).
+type hotStats struct {
+	HotPages    int // in the hot set
+	Initial     int // resident after reading the hot set twice, before the stream
+	Rounds      int
+	Misses      int // summed over the rounds
+	MinResident int // the fewest resident at the start of a round
+	Final       int // resident after the stream, hotRoundSize after the last round
+	BigResident int // pages of the large file resident after the stream
+	BigPages    int
+	Seconds     float64 // the stream
+}
+
+// TestDropBehindKeepsHotFiles streams a file four times the cgroup's
+// memory limit once per configuration, while a hot set of small files is
+// read again and again, and reports how much of the hot set the stream
+// evicted. It logs the figures, and fails only where drop-behind can
+// drop everything it sent (single pages, socket buffers far below
+// dropStep) but the stream still evicts the hot set.
+func TestDropBehindKeepsHotFiles(t *testing.T) {
+	if env := os.Getenv(hotChildEnv); env != "" {
+		var cfg hotConfig
+		if err := json.Unmarshal([]byte(env), &cfg); err != nil {
+			t.Fatal(err)
+		}
+		hotChild(t, cfg)
+		return
+	}
+	if testing.Short() {
+		t.Skip("streams 3 × 128 MiB in a memory cgroup")
+	}
+	dir := diskTempDir(t)
+	for i := range hotFiles {
+		coldFile(t, dir, "hot-"+strconv.Itoa(i), randomBytes(hotFileSize))
+	}
+	// The large file is sparse: its pages are read from holes, at memory
+	// speed, but they are page cache pages like any others, charged to the
+	// cgroup, reclaimed and dropped the same way.
+	big, err := os.Create(filepath.Join(dir, "big"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer big.Close()
+	if err := big.Truncate(hotBigSize); err != nil {
+		t.Fatal(err)
+	}
+	for i, cfg := range []hotConfig{
+		{Name: "drop-behind", DropBehind: 4 << 20},
+		{Name: "no drop-behind", DropBehind: -1},
+		{Name: "drop-behind, single pages, 64 KiB socket buffers", DropBehind: 4 << 20, SockBuf: 64 << 10, Random: true, MaxMissPct: 1},
+	} {
+		cfg.Dir = dir
+		// The hot files start each run with no page cached (pages cached
+		// before would be charged elsewhere, out of the cgroup's reach).
+		for i := range hotFiles {
+			f, err := os.Open(filepath.Join(dir, "hot-"+strconv.Itoa(i)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			dropOrSkip(t, f, hotFileSize)
+			f.Close()
+		}
+		if err := DropCache(big, 0, hotBigSize); err != nil {
+			t.Fatal(err)
+		}
+		cg := newMemCgroup(t, strconv.Itoa(i), hotMemLimit)
+		st := runHotChild(t, cg, cfg)
+		missPct := 100 * float64(st.Misses) / float64(max(1, st.Rounds*st.HotPages))
+		t.Logf("%s: hot set of %d pages, %d resident before the stream; during it %d rounds, %d misses "+
+			"(%.1f%% of the reads), fewest resident %d; %d resident %d MiB after the last round; "+
+			"large file: %d of %d pages resident after; stream %.2fs; cgroup %s peak %s",
+			cfg.Name, st.HotPages, st.Initial, st.Rounds, st.Misses, missPct, st.MinResident,
+			st.Final, hotRoundSize>>20, st.BigResident, st.BigPages, st.Seconds, cg.version(), cg.peak())
+		if st.Initial != st.HotPages {
+			t.Errorf("%s: only %d of the hot set's %d pages resident before the stream: the limit is too small",
+				cfg.Name, st.Initial, st.HotPages)
+		}
+		if cfg.MaxMissPct > 0 && missPct > cfg.MaxMissPct {
+			t.Errorf("%s: the stream evicted %.1f%% of the hot set's reads, want at most %.0f%%", cfg.Name, missPct, cfg.MaxMissPct)
+		}
+	}
+}
+
+// runHotChild runs the scenario in a child process in cg.
+func runHotChild(t *testing.T, cg *memCgroup, cfg hotConfig) hotStats {
+	t.Helper()
+	env, err := json.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestDropBehindKeepsHotFiles$", "-test.count=1")
+	// (GORACE: a race-enabled binary otherwise sleeps a second at exit.)
+	cmd.Env = append(os.Environ(), hotChildEnv+"="+string(env), "GORACE=atexit_sleep_ms=0 "+os.Getenv("GORACE"))
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// The child waits for a byte on stdin, so that all the page cache it
+	// reads in is charged to the cgroup.
+	if err := cg.add(cmd.Process.Pid); err != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Skipf("cannot move a process into the cgroup: %v", err)
+	}
+	stdin.Write([]byte{1})
+	stdin.Close()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("%s: child: %v (killed by the cgroup's OOM killer?)\n%s", cfg.Name, err, out.Bytes())
+	}
+	for line := range strings.Lines(out.String()) {
+		if rest, ok := strings.CutPrefix(line, hotResult); ok {
+			var st hotStats
+			if err := json.Unmarshal([]byte(rest), &st); err != nil {
+				t.Fatal(err)
+			}
+			return st
+		}
+	}
+	t.Fatalf("%s: the child printed no result:\n%s", cfg.Name, out.Bytes())
+	return hotStats{}
+}
+
+// hotChild is the scenario, in the child process.
+func hotChild(t *testing.T, cfg hotConfig) {
+	var b [1]byte
+	if _, err := os.Stdin.Read(b[:]); err != nil { // in the cgroup now
+		t.Fatal(err)
+	}
+	var hot []*os.File
+	for i := range hotFiles {
+		f, err := os.Open(filepath.Join(cfg.Dir, "hot-"+strconv.Itoa(i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		hot = append(hot, f)
+	}
+	buf := make([]byte, hotFileSize)
+	readHot := func() {
+		for _, f := range hot {
+			if _, err := f.ReadAt(buf, 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	countHot := func() (resident, total int) {
+		for _, f := range hot {
+			in, all := residentPages(t, f, 0, hotFileSize)
+			resident += in
+			total += all
+		}
+		return resident, total
+	}
+	readHot()
+	readHot() // twice: the kernel's active list
+	var st hotStats
+	st.Initial, st.HotPages = countHot()
+	st.MinResident = st.Initial
+
+	big, err := os.Open(filepath.Join(cfg.Dir, "big"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer big.Close()
+	if cfg.Random {
+		if err := unix.Fadvise(int(big.Fd()), 0, 0, unix.FADV_RANDOM); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := &Server{Loops: 1, DropBehind: cfg.DropBehind, Handler: &funcs{
+		open: func(c *Conn) {
+			if cfg.SockBuf > 0 {
+				unix.SetsockoptInt(c.Fd(), unix.SOL_SOCKET, unix.SO_SNDBUF, cfg.SockBuf)
+			}
+		},
+		read: func(c *Conn, in []byte) int {
+			if err := c.SendFile(big, 0, hotBigSize); err != nil {
+				t.Error(err)
+			}
+			return len(in)
+		},
+		writable: func(c *Conn) { c.Close() },
+	}}
+	c := dial(t, start(t, s))
+	if cfg.SockBuf > 0 {
+		c.(*net.TCPConn).SetReadBuffer(cfg.SockBuf)
+	}
+	began := time.Now()
+	c.Write([]byte("x"))
+	c.SetReadDeadline(time.Now().Add(time.Minute))
+	var got int64
+	next := int64(hotRoundSize)
+	for {
+		n, err := c.Read(buf)
+		got += int64(n)
+		if got >= next && got < hotBigSize {
+			in, _ := countHot()
+			st.Rounds++
+			st.Misses += st.HotPages - in
+			st.MinResident = min(st.MinResident, in)
+			readHot()
+			next += hotRoundSize
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	st.Seconds = time.Since(began).Seconds()
+	if got != hotBigSize {
+		t.Fatalf("client got %d bytes, want %d", got, hotBigSize)
+	}
+	st.Final, _ = countHot()
+	st.BigResident, st.BigPages = residentPages(t, big, 0, hotBigSize)
+	res, err := json.Marshal(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Printf("%s%s\n", hotResult, res)
+}
+
+// memCgroup is a memory cgroup made for a test.
+type memCgroup struct {
+	dir string
+	v2  bool
+}
+
+// newMemCgroup creates a memory cgroup limited to limit bytes (memory.max
+// in cgroup v2, memory.limit_in_bytes in v1), removed when the test ends.
+// It skips the test when there is no memory controller it can use.
+func newMemCgroup(t *testing.T, name string, limit int64) *memCgroup {
+	t.Helper()
+	parent, v2, err := memCgroupParent()
+	if err != nil {
+		t.Skipf("no memory cgroup: %v", err)
+	}
+	g := &memCgroup{dir: filepath.Join(parent, fmt.Sprintf("netpoll-test-%d-%s", os.Getpid(), name)), v2: v2}
+	if err := os.Mkdir(g.dir, 0o755); err != nil {
+		t.Skipf("cannot create a memory cgroup: %v", err)
+	}
+	t.Cleanup(func() {
+		// The child has exited and been waited for; its page cache stays
+		// charged, to the parent once the cgroup is gone.
+		if err := os.Remove(g.dir); err != nil {
+			t.Errorf("removing the cgroup: %v", err)
+		}
+	})
+	file := "memory.limit_in_bytes"
+	if v2 {
+		file = "memory.max"
+	}
+	if err := writeCgroup(filepath.Join(g.dir, file), strconv.FormatInt(limit, 10)); err != nil {
+		t.Skipf("cannot limit the cgroup's memory: %v", err)
+	}
+	return g
+}
+
+// add moves the process pid into the cgroup.
+func (g *memCgroup) add(pid int) error {
+	return writeCgroup(filepath.Join(g.dir, "cgroup.procs"), strconv.Itoa(pid))
+}
+
+func (g *memCgroup) version() string {
+	if g.v2 {
+		return "v2"
+	}
+	return "v1"
+}
+
+// peak returns the cgroup's peak memory use, in MiB.
+func (g *memCgroup) peak() string {
+	file := "memory.max_usage_in_bytes"
+	if g.v2 {
+		file = "memory.peak"
+	}
+	b, err := os.ReadFile(filepath.Join(g.dir, file))
+	if err != nil {
+		return "unknown"
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil {
+		return "unknown"
+	}
+	return strconv.FormatInt(n>>20, 10) + " MiB"
+}
+
+func writeCgroup(path, s string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString(s)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// memCgroupParent finds where to create a memory cgroup: the root of a
+// cgroup v2 hierarchy that delegates the memory controller to its
+// children, or else this process's own cgroup in the v1 memory
+// hierarchy (v1 lets a cgroup with processes have children).
+func memCgroupParent() (dir string, v2 bool, err error) {
+	mounts, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return "", false, err
+	}
+	own, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return "", false, err
+	}
+	var v1dir string
+	for line := range strings.Lines(string(mounts)) {
+		// 36 35 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+		f := strings.Fields(line)
+		sep := slices.Index(f, "-")
+		if sep < 0 || sep+3 >= len(f) || len(f) < 5 {
+			continue
+		}
+		root, mnt, fstype, opts := f[3], f[4], f[sep+1], f[sep+3]
+		switch {
+		case fstype == "cgroup2":
+			ctl, _ := os.ReadFile(filepath.Join(mnt, "cgroup.controllers"))
+			sub, _ := os.ReadFile(filepath.Join(mnt, "cgroup.subtree_control"))
+			if slices.Contains(strings.Fields(string(ctl)), "memory") && slices.Contains(strings.Fields(string(sub)), "memory") {
+				return mnt, true, nil
+			}
+		case fstype == "cgroup" && slices.Contains(strings.Split(opts, ","), "memory"):
+			// 4:memory:/process_api/c8120597
+			for l := range strings.Lines(string(own)) {
+				parts := strings.SplitN(strings.TrimSpace(l), ":", 3)
+				if len(parts) == 3 && slices.Contains(strings.Split(parts[1], ","), "memory") {
+					rel, ok := strings.CutPrefix(parts[2], root)
+					if root == "/" {
+						rel, ok = parts[2], true
+					}
+					if ok {
+						v1dir = filepath.Join(mnt, rel)
+					}
+				}
+			}
+		}
+	}
+	if v1dir == "" {
+		return "", false, errors.New("neither a cgroup v2 hierarchy with the memory controller enabled for its children nor a v1 memory hierarchy")
+	}
+	return v1dir, false, nil
+}
