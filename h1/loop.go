@@ -19,8 +19,9 @@ const (
 
 // Listen opens the server's listening sockets on addr for Start: one per
 // event loop, bound with SO_REUSEPORT (core/netpoll). It reports an
-// address in use before anything runs. With TLSConfig set, the
-// connections are TLS; otherwise plain HTTP.
+// address in use before anything runs. The settings other than Loops may
+// still change until Start. With TLSConfig set, the connections are TLS;
+// otherwise plain HTTP.
 func (s *Server) Listen(addr string) error {
 	if err := s.Validate(); err != nil {
 		return err
@@ -30,8 +31,7 @@ func (s *Server) Listen(addr string) error {
 	if s.loops != nil {
 		return errors.New("h1: already listening")
 	}
-	nonBlocking := message.IsNonBlocking(s.Handler) || s.Handler == nil
-	s.loops = &netpoll.Server{Handler: &loopHandler{srv: s, onLoop: nonBlocking}, Loops: s.Loops}
+	s.loops = &netpoll.Server{Handler: &loopHandler{srv: s}, Loops: s.Loops}
 	if err := s.loops.Listen(addr); err != nil {
 		s.loops = nil
 		return fmt.Errorf("h1: %w", err)
@@ -61,7 +61,11 @@ func (s *Server) Start() error {
 	if s.shutdown.Load() {
 		return ErrServerClosed
 	}
+	if err := s.Validate(); err != nil {
+		return err
+	}
 	h := loops.Handler.(*loopHandler)
+	h.onLoop = s.Handler == nil || message.IsNonBlocking(s.Handler)
 	h.states = make([]loopState, loops.LoopCount())
 	for i := range h.states {
 		h.states[i].x = s.newExchange()
@@ -135,6 +139,10 @@ func (h *loopHandler) OnWritable(c *netpoll.Conn) { c.Context().(*loopConn).onWr
 
 // OnTimeout acts on an expired deadline according to the phase.
 func (h *loopHandler) OnTimeout(c *netpoll.Conn) { c.Context().(*loopConn).onTimeout() }
+
+// OnDrain ends a connection when Shutdown begins: at once when it is
+// idle, after its response when one is in flight.
+func (h *loopHandler) OnDrain(c *netpoll.Conn) { c.Context().(*loopConn).onDrain() }
 
 // OnClose releases what the connection holds.
 func (h *loopHandler) OnClose(c *netpoll.Conn, err error) {

@@ -49,6 +49,7 @@ type loopConn struct {
 	partial     bool // part of a request head has arrived (a timeout earns 408)
 	handshaking bool // the handshake goroutine has started
 	warming     bool // a file worker reads the backlog's file for the pump
+	draining    bool // Shutdown: close once the response in flight is done
 	lingered    int  // bytes dropped while lingering
 
 	serverName string  // TLS SNI
@@ -203,9 +204,30 @@ func (lc *loopConn) afterBatch(partial, served bool) {
 			lc.nc.SetTimeout(s.readHeaderTimeout()) // from the head's first byte
 		}
 		lc.phase, lc.partial = phaseHead, true
+	case lc.draining:
+		lc.close()
 	case served || lc.phase == phaseWrite:
 		lc.phase, lc.partial = phaseIdle, false
 		lc.nc.SetTimeout(s.idleTimeout())
+	}
+}
+
+// onDrain closes the connection for Shutdown if it has nothing in
+// flight, else marks it to close when it is done: after the response
+// being sent, or after the request whose head is arriving (its response
+// says Connection: close).
+func (lc *loopConn) onDrain() {
+	switch lc.phase {
+	case phaseIdle, phaseHandshake:
+		lc.close()
+	case phaseHead:
+		if !lc.partial {
+			lc.close()
+			return
+		}
+		lc.draining = true
+	case phaseWrite, phaseHandOff:
+		lc.draining = true
 	}
 }
 
@@ -225,6 +247,10 @@ func (lc *loopConn) onWritable() {
 	case phaseHandOff:
 		lc.tryHandOff()
 	case phaseWrite:
+		if lc.draining && !lc.partial {
+			lc.close()
+			return
+		}
 		lc.phase = phaseIdle
 		timeout := lc.h.srv.idleTimeout()
 		if lc.partial {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"slices"
 	"strconv"
 	"sync"
@@ -30,16 +31,13 @@ type gateway struct {
 	log *slog.Logger
 	ca  *certs.CA
 
-	tcpTLS   net.Listener   // HTTPS over TCP: TLS, then h1 or h2 by ALPN
-	tcpPlain net.Listener   // plain HTTP: h1
-	udp      net.PacketConn // HTTP/3
+	udp net.PacketConn // HTTP/3
 
-	handshakes *terminate.Server
-	h1TLS      *h1.Server
-	h1Plain    *h1.Server
-	h2         *h2.Server
-	h3         *h3.Server
-	statics    []*static.Handler
+	h1TLS   *h1.Server // HTTPS over TCP on the event loops: TLS, then h1 here or h2 by ALPN
+	h1Plain *h1.Server // plain HTTP on the event loops
+	h2      *h2.Server
+	h3      *h3.Server
+	statics []*static.Handler
 }
 
 // newGateway builds the servers for cfg and opens its listeners. On error
@@ -90,16 +88,16 @@ func (gw *gateway) openSites() ([]message.Handler, error) {
 // listen opens the HTTPS port on TCP and UDP and the plain-HTTP port. A
 // port of 0 on the HTTPS address picks one free port for both.
 func (gw *gateway) listen() error {
-	var err error
-	lc := net.ListenConfig{}
-	if gw.tcpTLS, err = lc.Listen(context.Background(), "tcp", gw.cfg.HTTPS); err != nil {
+	gw.h1TLS, gw.h1Plain = &h1.Server{}, &h1.Server{}
+	if err := gw.h1TLS.Listen(gw.cfg.HTTPS); err != nil {
 		return listenError("https", gw.cfg.HTTPS, err)
 	}
 	udpAddr := net.JoinHostPort(hostOf(gw.cfg.HTTPS), strconv.Itoa(gw.httpsPort()))
-	if gw.udp, err = lc.ListenPacket(context.Background(), "udp", udpAddr); err != nil {
+	var err error
+	if gw.udp, err = (&net.ListenConfig{}).ListenPacket(context.Background(), "udp", udpAddr); err != nil {
 		return listenError("https (UDP, HTTP/3)", udpAddr, err)
 	}
-	if gw.tcpPlain, err = lc.Listen(context.Background(), "tcp", gw.cfg.HTTP); err != nil {
+	if err := gw.h1Plain.Listen(gw.cfg.HTTP); err != nil {
 		return listenError("http", gw.cfg.HTTP, err)
 	}
 	return nil
@@ -108,8 +106,12 @@ func (gw *gateway) listen() error {
 // listenError says which listener could not open, in one line.
 func listenError(which, addr string, err error) error {
 	var opErr *net.OpError
-	if errors.As(err, &opErr) && opErr.Err != nil {
+	var sysErr *os.SyscallError
+	switch {
+	case errors.As(err, &opErr) && opErr.Err != nil:
 		err = opErr.Err
+	case errors.As(err, &sysErr):
+		err = sysErr.Err
 	}
 	return fmt.Errorf("cannot listen for %s on %s: %v", which, addr, err)
 }
@@ -183,21 +185,6 @@ func claimed(host string, sites []siteConfig) bool {
 func (gw *gateway) buildServers(tlsConfig *tls.Config, secure, plain *route.Table) {
 	c := gw.cfg
 	altSvc := h3.AltSvc(gw.httpsPort())
-	h1Server := func(handler message.Handler, altSvc string) *h1.Server {
-		return &h1.Server{
-			Handler:           handler,
-			AltSvc:            altSvc,
-			ReadHeaderTimeout: c.Timeouts.ReadHeader.Duration,
-			IdleTimeout:       c.Timeouts.Idle.Duration,
-			WriteTimeout:      c.Timeouts.Write.Duration,
-			MaxHeaderBytes:    int(c.Limits.MaxHeaderBytes.Bytes),
-			MaxHeaderCount:    c.Limits.MaxHeaderCount.N,
-			MaxBodyBytes:      c.Limits.MaxBodyBytes.Bytes,
-			Logger:            gw.log,
-		}
-	}
-	gw.h1TLS = h1Server(secure, altSvc)
-	gw.h1Plain = h1Server(plain, "")
 	gw.h2 = &h2.Server{
 		Handler:          secure,
 		AltSvc:           altSvc,
@@ -215,39 +202,50 @@ func (gw *gateway) buildServers(tlsConfig *tls.Config, secure, plain *route.Tabl
 		MaxBodyBytes:   c.Limits.MaxBodyBytes.Bytes,
 		Logger:         gw.log,
 	}
-	gw.handshakes = &terminate.Server{
-		TLSConfig:        tlsConfig,
-		Protocols:        map[string]func(*tls.Conn){"h2": gw.h2.ServeConn, "http/1.1": gw.serveH1TLS},
-		Default:          gw.serveH1TLS,
-		HandshakeTimeout: c.Timeouts.Handshake.Duration,
-		Logger:           gw.log,
-	}
+	gw.configureH1(gw.h1TLS, secure, altSvc)
+	gw.h1TLS.TLSConfig = tlsConfig
+	gw.h1TLS.TLSProtocols = map[string]func(*tls.Conn){"h2": gw.h2.ServeConn}
+	gw.h1TLS.HandshakeTimeout = c.Timeouts.Handshake.Duration
+	gw.configureH1(gw.h1Plain, plain, "")
 }
 
-func (gw *gateway) serveH1TLS(c *tls.Conn) { gw.h1TLS.ServeConn(c) }
+// configureH1 sets an HTTP/1.1 server's handler, timeouts and limits.
+func (gw *gateway) configureH1(s *h1.Server, handler message.Handler, altSvc string) {
+	c := gw.cfg
+	s.Handler = handler
+	s.AltSvc = altSvc
+	s.ReadHeaderTimeout = c.Timeouts.ReadHeader.Duration
+	s.IdleTimeout = c.Timeouts.Idle.Duration
+	s.WriteTimeout = c.Timeouts.Write.Duration
+	s.MaxHeaderBytes = int(c.Limits.MaxHeaderBytes.Bytes)
+	s.MaxHeaderCount = c.Limits.MaxHeaderCount.N
+	s.MaxBodyBytes = c.Limits.MaxBodyBytes.Bytes
+	s.Logger = gw.log
+}
 
-// start serves every listener in its own goroutine. The channel gets the
-// first listener's failure; a stop by shutdown is not a failure.
-func (gw *gateway) start() <-chan error {
-	failed := make(chan error, 3)
-	serve := func(name string, f func() error) {
-		go func() {
-			if err := f(); err != nil && !isClosedError(err) {
-				failed <- fmt.Errorf("%s: %w", name, err)
-			}
-		}()
+// start runs the event loops of both TCP ports and serves HTTP/3 in a
+// goroutine. The channel gets a failure that comes later; a stop by
+// shutdown is not a failure.
+func (gw *gateway) start() (<-chan error, error) {
+	if err := gw.h1TLS.Start(); err != nil {
+		return nil, fmt.Errorf("https: %w", err)
 	}
-	serve("https", func() error { return gw.handshakes.Serve(gw.tcpTLS) })
-	serve("http", func() error { return gw.h1Plain.Serve(gw.tcpPlain) })
-	serve("http/3", func() error { return gw.h3.Serve(gw.udp) })
-	return failed
+	if err := gw.h1Plain.Start(); err != nil {
+		return nil, fmt.Errorf("http: %w", err)
+	}
+	failed := make(chan error, 1)
+	go func() { // exits when the HTTP/3 server stops
+		if err := gw.h3.Serve(gw.udp); err != nil && !isClosedError(err) {
+			failed <- fmt.Errorf("http/3: %w", err)
+		}
+	}()
+	return failed, nil
 }
 
 // isClosedError reports whether err only says that a listener was closed
 // on purpose.
 func isClosedError(err error) bool {
-	return errors.Is(err, net.ErrClosed) || errors.Is(err, terminate.ErrServerClosed) ||
-		errors.Is(err, h1.ErrServerClosed) || errors.Is(err, h3.ErrServerClosed)
+	return errors.Is(err, net.ErrClosed) || errors.Is(err, h1.ErrServerClosed) || errors.Is(err, h3.ErrServerClosed)
 }
 
 // shutdown stops accepting, lets in-flight requests finish within the
@@ -256,9 +254,9 @@ func (gw *gateway) shutdown() error {
 	ctx, cancel := context.WithTimeout(context.Background(), gw.drainTimeout())
 	defer cancel()
 	var wg sync.WaitGroup
-	errs := make([]error, 5)
+	errs := make([]error, 4)
 	for i, stop := range []func(context.Context) error{
-		gw.handshakes.Shutdown, gw.h1Plain.Shutdown, gw.h1TLS.Shutdown, gw.h2.Shutdown, gw.h3.Shutdown,
+		gw.h1Plain.Shutdown, gw.h1TLS.Shutdown, gw.h2.Shutdown, gw.h3.Shutdown,
 	} {
 		wg.Go(func() { errs[i] = stop(ctx) })
 	}
@@ -272,11 +270,10 @@ func (gw *gateway) shutdown() error {
 
 // closeAll closes whatever is open, ignoring errors: it is the last step.
 func (gw *gateway) closeAll() {
-	if gw.tcpTLS != nil {
-		_ = gw.tcpTLS.Close()
-	}
-	if gw.tcpPlain != nil {
-		_ = gw.tcpPlain.Close()
+	for _, s := range []*h1.Server{gw.h1TLS, gw.h1Plain} {
+		if s != nil {
+			_ = s.Close() // the listening sockets, if the loops never started
+		}
 	}
 	if gw.udp != nil {
 		_ = gw.udp.Close()
@@ -286,10 +283,10 @@ func (gw *gateway) closeAll() {
 	}
 }
 
-func (gw *gateway) httpsAddr() string { return gw.tcpTLS.Addr().String() }
-func (gw *gateway) httpAddr() string  { return gw.tcpPlain.Addr().String() }
-func (gw *gateway) httpsPort() int    { return gw.tcpTLS.Addr().(*net.TCPAddr).Port }
-func (gw *gateway) httpPort() int     { return gw.tcpPlain.Addr().(*net.TCPAddr).Port }
+func (gw *gateway) httpsAddr() string { return gw.h1TLS.Addr().String() }
+func (gw *gateway) httpAddr() string  { return gw.h1Plain.Addr().String() }
+func (gw *gateway) httpsPort() int    { return gw.h1TLS.Addr().(*net.TCPAddr).Port }
+func (gw *gateway) httpPort() int     { return gw.h1Plain.Addr().(*net.TCPAddr).Port }
 
 // hostOf returns the host part of a host:port address.
 func hostOf(addr string) string {

@@ -33,7 +33,11 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	failed := gw.start()
+	failed, err := gw.start()
+	if err != nil {
+		gw.shutdown()
+		return err
+	}
 	printBanner(stdout, gw)
 	logger.Info("ready", "https", gw.httpsAddr(), "http", gw.httpAddr(), "data", cfg.Data)
 	select {

@@ -91,9 +91,8 @@ func (c *Conn) attach(then func()) {
 	if then != nil {
 		then()
 	}
-	if c.loop.drain && !c.Closed() {
-		c.err = ErrServerClosed
-		c.Close()
+	if c.loop.drain {
+		c.drain()
 	}
 }
 

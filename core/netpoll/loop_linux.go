@@ -274,10 +274,23 @@ func (l *Loop) beginDrain() {
 	}
 	for _, c := range l.conns {
 		if c != nil && c.flags&(flagClosing|flagClosed|flagDetached) == 0 { // detached: at Attach
-			c.err = ErrServerClosed
-			c.Close()
+			c.drain()
 		}
 	}
+}
+
+// drain ends a connection for Shutdown: as the Handler's OnDrain decides,
+// or once its output has been sent.
+func (c *Conn) drain() {
+	if c.Closed() {
+		return
+	}
+	if d, ok := c.loop.srv.Handler.(Drainer); ok {
+		d.OnDrain(c)
+		return
+	}
+	c.err = ErrServerClosed
+	c.Close()
 }
 
 // forceClose closes every connection now, sent or not.

@@ -39,6 +39,17 @@ type TimeoutHandler interface {
 	OnTimeout(c *Conn)
 }
 
+// Drainer is a Handler that decides how its connections end when
+// Shutdown begins: OnDrain is called on the loop, once for each
+// connection that is open and on the loop (a detached one when it comes
+// back), and closes it at once or when its work is done (a response in
+// flight). Without it, Shutdown closes every connection once its queued
+// output has been sent.
+type Drainer interface {
+	Handler
+	OnDrain(c *Conn)
+}
+
 // Errors reported by the package.
 var (
 	// ErrServerClosed is given to OnClose for connections closed by
