@@ -44,7 +44,8 @@ type fileSend struct {
 	at       int       // position in out where the file's bytes go
 	off      int64     // next file offset to send
 	left     int64     // bytes still to send
-	dropFrom int64     // first offset not yet dropped from the page cache; -1: no drop-behind
+	dropFrom int64     // the send's first offset, from which drop-behind drops; -1: no drop-behind
+	dropped  int64     // the offset the send had reached at the last drop
 	checked  int64     // offsets below this are known to be in the page cache
 	owned    bool      // f is a duplicate the send closes when it ends
 }

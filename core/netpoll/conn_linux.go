@@ -275,7 +275,7 @@ func (c *Conn) SendFile(f *os.File, off, n int64) error {
 		return nil
 	}
 	s := c.loop.newSend()
-	*s = fileSend{f: f, at: c.outW, off: off, left: n, dropFrom: -1, checked: off}
+	*s = fileSend{f: f, at: c.outW, off: off, left: n, dropFrom: -1, dropped: off, checked: off}
 	if db := c.loop.srv.dropBehind(); db >= 0 && n >= db {
 		s.dropFrom = off
 	}
@@ -291,7 +291,7 @@ func (c *Conn) SendFile(f *os.File, off, n int64) error {
 	if c.dead() {
 		return c.err
 	}
-	if c.sendTail == s { // still queued
+	if c.sendTail == s && !s.owned { // still queued
 		return s.own()
 	}
 	return nil
@@ -452,11 +452,8 @@ func (c *Conn) sendFile() bool {
 		return false
 	}
 	s.left -= int64(n)
-	if s.dropFrom >= 0 && s.off-s.dropFrom >= 2*dropStep {
-		// Drop all but the last step: those pages may still be in flight.
-		end := s.off - dropStep
-		DropCache(s.f, s.dropFrom, end-s.dropFrom)
-		s.dropFrom = end
+	if s.dropFrom >= 0 && s.off-s.dropped >= dropStep {
+		c.dropBehind(s)
 	}
 	if s.left == 0 {
 		c.endSend()
@@ -480,6 +477,12 @@ func (c *Conn) checkResident(s *fileSend) bool {
 		s.checked = s.off + window
 		return true
 	}
+	if !s.owned {
+		if err := s.own(); err != nil { // the worker reads after SendFile has returned
+			s.checked = s.off + window
+			return true
+		}
+	}
 	c.flags |= flagWarming
 	err = c.loop.srv.Warm(c, s.f, s.off, window, func(error) {
 		c.flags &^= flagWarming
@@ -500,6 +503,23 @@ func (c *Conn) checkResident(s *fileSend) bool {
 
 // dropStep is the granularity of drop-behind.
 const dropStep = 1 << 20
+
+// dropBehind drops the pages a send has handed to the socket and the peer
+// has acknowledged: from the send's first offset up to its progress less
+// what the socket still holds (SIOCOUTQ), since the kernel keeps pages
+// the socket references. Each drop covers the whole range again, so that
+// a large folio straddling the previous drop's end, which DONTNEED leaves
+// alone, goes once the range covers it whole.
+func (c *Conn) dropBehind(s *fileSend) {
+	inFlight, err := unix.IoctlGetInt(c.fd, unix.SIOCOUTQ)
+	if err != nil {
+		inFlight = dropStep
+	}
+	if end := s.off - int64(inFlight); end > s.dropFrom {
+		DropCache(s.f, s.dropFrom, end-s.dropFrom)
+	}
+	s.dropped = s.off
+}
 
 // releaseOut gives the output buffer back.
 func (c *Conn) releaseOut() {
@@ -573,6 +593,11 @@ func (c *Conn) finish() {
 	l := c.loop
 	c.flags = c.flags&^flagClosing | flagClosed
 	l.wheel.Cancel(&c.timer)
+	if c.flags&flagDetached != 0 {
+		// A goroutine holds a duplicate of the socket: shut it down so
+		// that its blocked reads and writes end and the peer sees the close.
+		unix.Shutdown(c.fd, unix.SHUT_RDWR)
+	}
 	unix.Close(c.fd) // also removes it from the epoll set
 	if c.fd < len(l.conns) && l.conns[c.fd] == c {
 		l.conns[c.fd] = nil

@@ -426,11 +426,6 @@ func TestShutdownDetachedExpired(t *testing.T) {
 // goroutine, blocked in a read, should see the connection end, and the
 // peer should see it closed, without waiting for the goroutine.
 func TestShutdownDetachedExpiredWakesGoroutine(t *testing.T) {
-	t.Skip("bug: when Shutdown's context ends, forceClose closes only the loop's descriptor of a detached " +
-		"connection (Loop.forceClose -> Conn.finish -> unix.Close(c.fd), loop_linux.go and conn_linux.go); the " +
-		"socket lives on through the net.Conn's duplicate, so the goroutine blocked in Read is not woken and " +
-		"the peer is not disconnected until that goroutine closes its net.Conn; shutdown(2) of the socket " +
-		"(SHUT_RDWR) before the close would end both")
 	dets := make(chan detached, 1)
 	s := &Server{Loops: 1, Handler: detachOnCommand(dets, nil)}
 	client := dial(t, start(t, s)) // its Shutdown, at the end, returns at once
