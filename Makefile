@@ -29,9 +29,13 @@ check:
 	$(GO) vet ./...
 	$(GO) mod tidy -diff
 
-## unit: every package's tests with the race detector (e2e excluded)
+## unit: every package's tests with the race detector (e2e excluded); h1's
+## tests once more in each other way of serving (see h1/helpers_test.go)
 unit:
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /e2e)
+	$(GO) test -race -count=1 ./h1 -args -h1.serve=loop
+	$(GO) test -race -count=1 ./h1 -args -h1.serve=goroutine
+	$(GO) test -count=1 -run Alloc ./h1 ./cmd/anx
 
 ## e2e: black-box tests of the built binary against real peers
 e2e: build

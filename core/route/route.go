@@ -8,7 +8,6 @@ package route
 import (
 	"errors"
 	"fmt"
-	"net"
 	"strings"
 
 	"github.com/anx-gateway/anx/core/message"
@@ -120,12 +119,16 @@ func NormalizeHost(h string) (string, error) {
 
 // hostname strips the port, the IPv6 brackets and a trailing dot from an
 // authority and lowers its case.
+// It allocates nothing for a name already in lower case (net.SplitHostPort
+// allocates an error for an authority without a port, which is most).
 func hostname(authority string) string {
 	host := authority
-	if h, _, err := net.SplitHostPort(authority); err == nil {
-		host = h
-	} else if strings.HasPrefix(host, "[") && strings.HasSuffix(host, "]") {
-		host = host[1 : len(host)-1]
+	if strings.HasPrefix(host, "[") {
+		if end := strings.IndexByte(host, ']'); end > 0 {
+			host = host[1:end]
+		}
+	} else if i := strings.IndexByte(host, ':'); i >= 0 && i == strings.LastIndexByte(host, ':') {
+		host = host[:i] // one colon: name:port; more: a bare IPv6 address
 	}
 	return strings.ToLower(strings.TrimSuffix(host, "."))
 }
