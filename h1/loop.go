@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 // Defaults of the loop front end's TLS settings.
 const (
 	defaultHandshakeTimeout = 10 * time.Second
+	defaultMaxHandshakes    = 4096
 )
 
 // Listen opens the server's listening sockets on addr for Start: one per
@@ -106,8 +108,22 @@ type loopHandler struct {
 // and response state of the one request the loop serves at a time, and
 // the buffer TLS input is decrypted into.
 type loopState struct {
-	x     *conn  // the exchange for requests served on the loop
-	plain []byte // decrypted TLS input; grows as needed, kept
+	x          *conn       // the exchange for requests served on the loop
+	plain      []byte      // decrypted TLS input; grows as needed, kept
+	handshakes int         // TLS handshakes in flight
+	waiting    []*loopConn // connections waiting for a handshake slot, first come first served
+}
+
+// maxHandshakesPerLoop is each loop's share of MaxHandshakes.
+func (h *loopHandler) maxHandshakesPerLoop() int {
+	n := h.srv.MaxHandshakes
+	switch {
+	case n < 0:
+		return math.MaxInt
+	case n == 0:
+		n = defaultMaxHandshakes
+	}
+	return max(1, n/len(h.states))
 }
 
 // state returns the state of c's loop.

@@ -22,8 +22,17 @@ const (
 // handshakeInput passes input to the handshake, which runs on its own
 // goroutine (netpoll.TLSConn); the goroutine starts with the first bytes
 // of the ClientHello, so that a client that sends nothing holds none.
+// At MaxHandshakes (divided among the loops) a connection waits, paused,
+// for one of its loop's handshakes to end.
 func (lc *loopConn) handshakeInput(in []byte) int {
 	if !lc.handshaking {
+		st := lc.h.state(lc.nc)
+		if st.handshakes >= lc.h.maxHandshakesPerLoop() {
+			st.waiting = append(st.waiting, lc)
+			lc.nc.Pause() // the input stays with the loop until then
+			return 0
+		}
+		st.handshakes++
 		lc.handshaking = true
 		lc.tls.Handshake(lc.tc, lc.handshakeDone)
 	}
@@ -31,10 +40,27 @@ func (lc *loopConn) handshakeInput(in []byte) int {
 	return lc.tls.Consumed()
 }
 
+// handshakeEnded frees a handshake slot of the loop and lets the first
+// connection waiting for one go on.
+func (lc *loopConn) handshakeEnded() {
+	st := lc.h.state(lc.nc)
+	st.handshakes--
+	for len(st.waiting) > 0 {
+		next := st.waiting[0]
+		st.waiting[0] = nil
+		st.waiting = st.waiting[1:]
+		if !next.nc.Closed() {
+			next.nc.Resume() // its input comes again, to handshakeInput
+			return
+		}
+	}
+}
+
 // handshakeDone runs on the loop when the handshake has ended: it hands
 // connections whose ALPN protocol is not HTTP/1.1 to that protocol's
 // server and serves the rest here.
 func (lc *loopConn) handshakeDone(err error) {
+	lc.handshakeEnded()
 	if lc.nc.Closed() {
 		return
 	}

@@ -110,6 +110,14 @@ type Server struct {
 	// accept. Default 10s; negative means none.
 	HandshakeTimeout time.Duration
 
+	// MaxHandshakes bounds the TLS handshakes in flight on the loops,
+	// each of which runs on a goroutine of its own with 15 to 25 KiB of
+	// state: a connection past the bound waits, paused, for a slot, its
+	// HandshakeTimeout running. A handshake starts with the first bytes
+	// of the ClientHello, so connections that send nothing take no slot.
+	// Default 4096 (about 100 MiB at most); negative means no bound.
+	MaxHandshakes int
+
 	// Loops is the number of event loops of Listen and Start; 0 means
 	// GOMAXPROCS.
 	Loops int
