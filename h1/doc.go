@@ -1,35 +1,56 @@
 // Package h1 is anx's HTTP/1.1 front end: a request parser, a connection
-// state machine and a response writer that turn HTTP/1.0 and HTTP/1.1 on a
-// net.Conn into calls of a message.Handler.
+// state machine and a response writer that turn HTTP/1.0 and HTTP/1.1, on
+// core/netpoll's event loops or on a net.Conn, into calls of a
+// message.Handler.
 //
-// # Layers
+// # Two ways to serve
 //
-// The code is split so that a later milestone can move it from a goroutine
-// per connection onto core/netpoll's epoll loops without rewriting the
-// protocol:
+// Listen and Start run the server on core/netpoll's epoll loops, one per
+// core, which is how anx serves: plain HTTP, or TLS when TLSConfig is set.
+// Serve (a net.Listener, a goroutine per connection) and ServeConn (one
+// net.Conn in the caller's goroutine) remain for other systems and for
+// embedding; they share the parser, the body reader and the response
+// writer with the loops.
 //
-//   - parse.go and chunked.go know only bytes: scanHead finds the end of a
-//     request head in a buffer (or reports that more bytes are needed),
-//     parseHead parses a complete head without allocating, and
-//     chunkedDecoder decodes chunked content incrementally from whatever
-//     bytes are at hand. None of them does I/O.
-//   - conn.go, body.go, response.go and out.go hold the connection state
-//     machine: they read into a pooled buffer, call the parser, run the
-//     handler and frame the response. They do blocking I/O with deadlines
-//     today; every place that blocks is one small method (waitIdle,
-//     fillHead, fillBody, outBuf.flush) so a reactor can replace it.
-//   - server.go accepts connections, tracks them and shuts them down.
+// On a loop (loop.go, loopconn.go, looptls.go) a connection is a small
+// loopConn: its phase, its TLS state, a few flags. A request without
+// content, for a handler that is message.NonBlocking (core/static, the
+// routing table over it), is served on the loop as its bytes arrive: the
+// loop lends the connection its one exchange (the conn struct that holds
+// a request, its body and response writer, reused for every request), the
+// head is parsed in place, the handler runs, and the responses to all the
+// requests of one read leave in one write. File bodies go by sendfile on
+// plain connections (netpoll queues them and never waits for the disk:
+// cold regions are read by a file worker first); over TLS a small file
+// in the page cache is copied with the head, a larger one is read,
+// encrypted and sent by a pump as the socket drains. A request with
+// content, or any request when the handler may block, takes the
+// connection off the loop (netpoll.Conn.Detach) to a goroutine that runs
+// the same code as Serve's, with blocking reads and deadlines; when that
+// goroutine has no input left it gives the connection back. A TLS
+// handshake runs on a goroutine of its own (crypto/tls cannot resume a
+// handshake after a would-block) that starts with the first byte of the
+// ClientHello; ALPN protocols other than HTTP/1.1 (h2) are handed to
+// TLSProtocols on a goroutine. Deadlines are the loop's timing wheel: one
+// per connection, moved as the phase changes (handshake, head, idle,
+// write, linger).
+//
+// The layers below the loop know only bytes: scanHead finds the end of a
+// request head in a buffer (or reports that more bytes are needed),
+// parseHead parses a complete head without allocating, and chunkedDecoder
+// decodes chunked content incrementally. None of them does I/O.
 //
 // # Memory
 //
-// A connection borrows its read and write buffers from core/pool when a
-// request starts and gives them back when it goes idle between requests:
-// an idle keep-alive connection holds no buffer. On a plain socket the idle
-// wait does not read at all (it waits for readability, see wait_linux.go);
-// elsewhere it reads a single byte into the connection struct. The request
-// head is converted to one string per request; the method, target and every
-// header field are substrings of it, so parsing allocates nothing further,
-// and a handler that keeps one of them keeps valid memory.
+// An idle keep-alive connection on a loop holds no buffer and no
+// goroutine: its netpoll.Conn, its loopConn and, over TLS, its tls.Conn.
+// Input that forms complete requests is consumed in the loop's own read
+// buffer; only a partial head is kept, in a buffer from core/pool. On the
+// loop the head is not copied: the request's strings point into the
+// input, valid until the handler returns (which message.Request asks of
+// handlers anyway), so a keep-alive request for a cached file allocates
+// nothing. On a goroutine the head is converted to one string per
+// request, and the method, target and every field are substrings of it.
 //
 // # Strictness
 //
@@ -47,17 +68,23 @@
 //
 // # Goroutines
 //
-// Serve runs the accept loop in the caller's goroutine and starts one
-// goroutine per connection; ServeConn runs a connection in the caller's
-// goroutine. A connection's goroutine owns everything in its conn struct
-// except the state field, which Shutdown and Close also touch, and the
-// net.Conn, which they may close. The handler runs on the connection's
-// goroutine and must be done with the request and the response writer when
-// it returns. While it runs it may read Request.Body in one goroutine and
-// write the response in another (full duplex, as a proxy streams): the
-// read side never touches the output, and the one exception, "100
-// Continue", is ordered against the response head by a mutex. The response
-// writer also has a Flush() error method for streaming handlers, reached by
-// a type assertion until core/message defines a Flusher. Shutdown and Close
-// run in their callers' goroutines and start none.
+// Start starts the loops' goroutines (core/netpoll), which own every
+// loopConn and the exchange; a TLS handshake, a detached connection and a
+// connection handed to another protocol each run on a goroutine of their
+// own, which ends when the handshake ends, when the connection goes back
+// to its loop, or when the protocol closes it. Serve runs the accept loop
+// in the caller's goroutine and starts one goroutine per connection;
+// ServeConn runs a connection in the caller's goroutine. Such a
+// connection's goroutine owns everything in its conn struct except the
+// state field, which Shutdown and Close also touch, and the net.Conn,
+// which they may close. The handler runs on the connection's goroutine
+// (or the loop's) and must be done with the request and the response
+// writer when it returns. On a goroutine it may read Request.Body in one
+// goroutine and write the response in another (full duplex, as a proxy
+// streams): the read side never touches the output, and the one
+// exception, "100 Continue", is ordered against the response head by a
+// mutex. The response writer also has a Flush() error method for
+// streaming handlers, reached by a type assertion until core/message
+// defines a Flusher. Shutdown and Close run in their callers' goroutines
+// and start none.
 package h1
