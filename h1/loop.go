@@ -66,6 +66,7 @@ func (s *Server) Start() error {
 	if err := s.Validate(); err != nil {
 		return err
 	}
+	loops.DropBehind = s.DropBehind
 	h := loops.Handler.(*loopHandler)
 	h.onLoop = s.Handler == nil || message.IsNonBlocking(s.Handler)
 	h.states = make([]loopState, loops.LoopCount())

@@ -118,6 +118,12 @@ type Server struct {
 	// Default 4096 (about 100 MiB at most); negative means no bound.
 	MaxHandshakes int
 
+	// DropBehind is the size from which a file body sent by sendfile on
+	// the loops drops its pages from the page cache behind it, so that a
+	// large download does not push the small hot files out
+	// (netpoll.Server.DropBehind). Default 64 MiB; negative means never.
+	DropBehind int64
+
 	// Loops is the number of event loops of Listen and Start; 0 means
 	// GOMAXPROCS.
 	Loops int

@@ -26,6 +26,7 @@ type config struct {
 	Data     string       `toml:"data"`
 	Timeouts timeouts     `toml:"timeouts"`
 	Limits   limits       `toml:"limits"`
+	Files    files        `toml:"files"`
 	Sites    []siteConfig `toml:"site"`
 }
 
@@ -45,6 +46,15 @@ type limits struct {
 	MaxHeaderBytes size  `toml:"max_header_bytes"`
 	MaxHeaderCount count `toml:"max_header_count"`
 	MaxBodyBytes   size  `toml:"max_body_bytes"`
+}
+
+// files tunes how file bodies are sent.
+type files struct {
+	// DropBehind: a sendfile body of at least this many bytes drops its
+	// pages from the page cache behind it, so that large downloads do not
+	// push the small hot files out (nginx's directio, done with
+	// posix_fadvise); -1 ("off") never.
+	DropBehind threshold `toml:"drop_behind"`
 }
 
 // siteConfig declares one site: its host names, its files and what the
@@ -72,6 +82,7 @@ func defaultConfig() config {
 			Drain:      duration{10 * time.Second},
 		},
 		Limits: limits{MaxHeaderBytes: size{32 << 10}, MaxHeaderCount: count{100}, MaxBodyBytes: size{10 << 20}},
+		Files:  files{DropBehind: threshold{64 << 20}},
 		Sites:  []siteConfig{{Hosts: []string{"localhost"}, Root: "."}},
 	}
 }
@@ -228,6 +239,23 @@ func (s *size) UnmarshalText(b []byte) error {
 		return valueError(b, "want a size such as 65536 or \"64KiB\", got %q", b)
 	}
 	s.Bytes = n * scale
+	return nil
+}
+
+// threshold is a positive size, or "off" (-1).
+type threshold struct{ Bytes int64 }
+
+// UnmarshalText parses a positive size or "off".
+func (t *threshold) UnmarshalText(b []byte) error {
+	if string(b) == "off" {
+		t.Bytes = -1
+		return nil
+	}
+	var s size
+	if err := s.UnmarshalText(b); err != nil || s.Bytes == 0 {
+		return valueError(b, "want a size such as \"64MiB\", or \"off\", got %q", b)
+	}
+	t.Bytes = s.Bytes
 	return nil
 }
 

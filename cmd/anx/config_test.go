@@ -27,6 +27,8 @@ read_header = "2s"
 max_header_bytes = "32KiB"
 max_body_bytes = 1048576
 max_header_count = 50
+[files]
+drop_behind = "off"
 [[site]]
 hosts = ["localhost"]
 root = "site"
@@ -51,6 +53,7 @@ root = "/srv/b"
 		{"max_header_bytes with a unit", cfg.Limits.MaxHeaderBytes, size{32 << 10}},
 		{"max_body_bytes as an integer", cfg.Limits.MaxBodyBytes, size{1 << 20}},
 		{"max_header_count", cfg.Limits.MaxHeaderCount, count{50}},
+		{"drop_behind off", cfg.Files.DropBehind, threshold{-1}},
 		{"sites", len(cfg.Sites), 2},
 		{"site root is relative to the file", cfg.Sites[0].Root, filepath.Join(dir, "site")},
 		{"http_mode", cfg.Sites[0].HTTPMode, httpServe},
@@ -82,6 +85,7 @@ func TestBadConfigNamesFileLineAndKey(t *testing.T) {
 		{"bool for a mode", "[[site]]\nhosts = [\"a.test\"]\nhttp_mode = true\n", `:3: key "site.http_mode": want "redirect" or "serve", got "true"`},
 		{"negative count", "[limits]\nmax_header_count = -5\n", `:2: key "limits.max_header_count": want a whole number of zero or more, got "-5"`},
 		{"negative size", "[limits]\nmax_body_bytes = -1\n", `:2: key "limits.max_body_bytes": want a size`},
+		{"zero drop_behind", "[files]\ndrop_behind = 0\n", `:2: key "files.drop_behind": want a size such as "64MiB", or "off", got "0"`},
 		{"syntax", "https = \n", `:1:`},
 		{"no site", "https = \":1\"\n", `no [[site]] declared`},
 	}

@@ -207,6 +207,7 @@ func (gw *gateway) buildServers(tlsConfig *tls.Config, secure, plain *route.Tabl
 	gw.h1TLS.TLSProtocols = map[string]func(*tls.Conn){"h2": gw.h2.ServeConn}
 	gw.h1TLS.HandshakeTimeout = c.Timeouts.Handshake.Duration
 	gw.configureH1(gw.h1Plain, plain, "")
+	gw.h1Plain.DropBehind = c.Files.DropBehind.Bytes // TLS bodies are not sent by sendfile
 }
 
 // configureH1 sets an HTTP/1.1 server's handler, timeouts and limits.
