@@ -76,9 +76,9 @@ func (timeoutError) Temporary() bool { return true }
 
 // Defaults of the Server's settings.
 const (
-	defaultMaxInput    = 1 << 20 // core/pool's largest class
+	defaultMaxInput    = 1 << 20  // core/pool's largest class
 	defaultDropBehind  = 64 << 20 // SendFile of at least this many bytes drops the pages it sent
-	defaultFileWorkers = 4       // goroutines that warm cold files
+	defaultFileWorkers = 4        // goroutines that warm cold files
 	timerTick          = 5 * time.Millisecond
 	timerSlots         = 64
 	scratchSize        = 64 << 10 // the per-loop read buffer
