@@ -136,8 +136,8 @@ func (h *loopHandler) OnOpen(c *netpoll.Conn) {
 	lc := &loopConn{h: h, nc: c}
 	c.SetContext(lc)
 	if cfg := h.srv.TLSConfig; cfg != nil {
-		lc.tls = netpoll.NewTLSConn(c)
-		lc.tc = tls.Server(lc.tls, cfg)
+		raw := netpoll.NewTLSConn(c)
+		lc.tlsState = &tlsState{tls: raw, tc: tls.Server(raw, cfg)}
 		lc.phase = phaseHandshake
 		c.SetTimeout(h.srv.handshakeTimeout())
 		return

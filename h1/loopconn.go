@@ -40,24 +40,41 @@ const (
 // served. Owned by the loop's goroutine, except while detached, when the
 // goroutine serving it owns the tls.Conn.
 type loopConn struct {
-	h     *loopHandler
-	nc    *netpoll.Conn
-	tls   *netpoll.TLSConn // nil on a plain connection
-	tc    *tls.Conn        // the TLS connection over tls; nil on a plain one
-	phase phase
-
-	partial     bool // part of a request head has arrived (a timeout earns 408)
-	handshaking bool // the handshake goroutine has started
-	warming     bool // a file worker reads the backlog's file for the pump
-	draining    bool // Shutdown: close once the response in flight is done
-	lingered    int  // bytes dropped while lingering
-
-	serverName string  // TLS SNI
-	plain      *[]byte // TLS: decrypted input not yet consumed, (*plain)[:plainN]; nil when none
-	plainN     int
-	backlog    *backlog // TLS: output behind a file body the pump sends; nil when none
-	handOff    func()   // phaseHandOff: what takes the connection off the loop once its output drains
+	h         *loopHandler
+	nc        *netpoll.Conn
+	*tlsState        // nil on a plain connection
+	handOff   func() // phaseHandOff: what takes the connection off the loop once its output drains
+	lingered  int32  // bytes dropped while lingering
+	phase     phase
+	partial   bool // part of a request head has arrived (a timeout earns 408)
+	draining  bool // Shutdown: close once the response in flight is done
 }
+
+// tlsState is what only a TLS connection on a loop holds.
+type tlsState struct {
+	tls         *netpoll.TLSConn
+	tc          *tls.Conn // the TLS connection over tls
+	serverName  string    // SNI
+	plain       *[]byte   // decrypted input not yet consumed, (*plain)[:plainN]; nil when none
+	plainN      int
+	backlog     *backlog // output behind a file body the pump sends; nil when none
+	handshaking bool     // the handshake goroutine has started
+	warming     bool     // a file worker reads the backlog's file for the pump
+}
+
+// isTLS reports whether the connection is TLS.
+func (lc *loopConn) isTLS() bool { return lc.tlsState != nil }
+
+// sni returns the server name a TLS client asked for, or "".
+func (lc *loopConn) sni() string {
+	if lc.tlsState == nil {
+		return ""
+	}
+	return lc.serverName
+}
+
+// hasBacklog reports whether TLS output waits behind a file body.
+func (lc *loopConn) hasBacklog() bool { return lc.tlsState != nil && lc.backlog != nil }
 
 // onRead handles input according to the phase.
 func (lc *loopConn) onRead(in []byte) int {
@@ -70,7 +87,7 @@ func (lc *loopConn) onRead(in []byte) int {
 	case phaseHandOff, phaseDetached:
 		return 0 // paused or off the loop: not reached
 	}
-	if lc.tls != nil {
+	if lc.isTLS() {
 		return lc.readTLS(in)
 	}
 	return lc.serve(in)
@@ -104,7 +121,7 @@ func (lc *loopConn) serve(in []byte) int {
 		served = true
 	}
 	x.out.flush()
-	if lc.backlog != nil {
+	if lc.hasBacklog() {
 		lc.pump()
 	}
 	lc.unbind(x)
@@ -173,8 +190,10 @@ func (lc *loopConn) bind() *conn {
 	x.loop = lc
 	x.out.nc = lc
 	x.remote = lc.nc.RemoteAddr()
-	x.serverName = lc.serverName
-	x.tlsConn = lc.tc
+	x.serverName = lc.sni()
+	if lc.isTLS() {
+		x.tlsConn = lc.tc
+	}
 	x.linger = false
 	return x
 }
@@ -233,11 +252,11 @@ func (lc *loopConn) onDrain() {
 
 // backedUp reports whether output waits: queued in the socket's stead, or
 // in the TLS backlog. The connection then reads no more requests.
-func (lc *loopConn) backedUp() bool { return lc.nc.Buffered() > 0 || lc.backlog != nil }
+func (lc *loopConn) backedUp() bool { return lc.nc.Buffered() > 0 || lc.hasBacklog() }
 
 // onWritable continues once the output has drained.
 func (lc *loopConn) onWritable() {
-	if lc.backlog != nil {
+	if lc.hasBacklog() {
 		lc.pump()
 		if lc.backedUp() {
 			return
@@ -258,7 +277,7 @@ func (lc *loopConn) onWritable() {
 		}
 		lc.nc.SetTimeout(timeout)
 		lc.nc.Resume() // hands kept input over again
-		if lc.tls != nil {
+		if lc.isTLS() {
 			lc.readTLS(nil) // decrypted input waits here, not in the loop
 		}
 	}
@@ -294,11 +313,11 @@ func (lc *loopConn) onTimeout() {
 
 // onClose gives back what the connection holds.
 func (lc *loopConn) onClose(err error) {
-	if lc.tls != nil {
+	if lc.isTLS() {
 		lc.tls.CloseInput(err) // ends a handshake's wait
 	}
 	lc.dropPlain()
-	if lc.backlog != nil {
+	if lc.hasBacklog() {
 		lc.backlog.release()
 		lc.backlog = nil
 	}
@@ -312,10 +331,10 @@ func (lc *loopConn) Write(p []byte) (int, error) {
 		return 0, errLoopOutput
 	}
 	switch {
-	case lc.backlog != nil:
+	case lc.hasBacklog():
 		lc.backlog.addBytes(p)
 		return len(p), nil
-	case lc.tc != nil:
+	case lc.isTLS():
 		return lc.tc.Write(p)
 	}
 	if err := lc.nc.Write(p); err != nil {
@@ -330,7 +349,7 @@ func (lc *loopConn) SetWriteDeadline(time.Time) error { return nil }
 // close closes the connection once its output is sent; over TLS after a
 // close_notify alert.
 func (lc *loopConn) close() {
-	if lc.tc != nil && lc.phase != phaseHandshake {
+	if lc.isTLS() && lc.phase != phaseHandshake {
 		lc.tc.Close() // close_notify, then the TLSConn closes the loop connection
 		return
 	}
@@ -354,7 +373,7 @@ func (lc *loopConn) closeAfterError(x *conn) {
 // which can destroy the response before the client reads it (RFC 9112
 // section 9.6; nginx's lingering_close).
 func (lc *loopConn) closeLingering() {
-	if lc.tc != nil {
+	if lc.isTLS() {
 		lc.tc.CloseWrite() // close_notify
 	}
 	lc.phase = phaseLinger
@@ -365,7 +384,7 @@ func (lc *loopConn) closeLingering() {
 
 // linger drops n bytes read while lingering.
 func (lc *loopConn) linger(n int) {
-	if lc.lingered += n; lc.lingered >= lingerBytes {
+	if lc.lingered += int32(min(n, lingerBytes)); lc.lingered >= lingerBytes {
 		lc.nc.Close()
 	}
 }
@@ -408,7 +427,7 @@ func (lc *loopConn) tryHandOff() {
 // with the n bytes of input in buf.
 func (lc *loopConn) serveDetached(buf *[]byte, n int) {
 	var c *conn
-	if lc.tls != nil {
+	if lc.isTLS() {
 		if err := lc.tls.Detach(); err != nil {
 			pool.Put(buf)
 			lc.nc.Close()
@@ -425,7 +444,7 @@ func (lc *loopConn) serveDetached(buf *[]byte, n int) {
 		c = lc.h.srv.newConn(nc)
 	}
 	c.rbuf, c.r, c.w = buf, 0, n
-	c.serverName = lc.serverName
+	c.serverName = lc.sni()
 	c.state.Store(stateActive)
 	if !lc.h.srv.trackConn(c) { // shutting down
 		c.state.Store(stateClosed)
@@ -451,7 +470,7 @@ func (lc *loopConn) runDetached(c *conn) {
 // reattach gives a detached connection back to its loop: to wait for the
 // next request, or to close.
 func (lc *loopConn) reattach(c *conn, keep bool) {
-	if lc.tls != nil {
+	if lc.isTLS() {
 		if !keep {
 			return // c.shut closed the tls.Conn, whose TLSConn closes the loop connection
 		}
@@ -469,14 +488,14 @@ func (lc *loopConn) reattach(c *conn, keep bool) {
 func (lc *loopConn) reattached() {
 	lc.phase, lc.partial = phaseIdle, false
 	lc.nc.SetTimeout(lc.h.srv.idleTimeout())
-	if lc.tls != nil {
+	if lc.isTLS() {
 		lc.readTLS(nil) // what crypto/tls holds already
 	}
 }
 
 // dropPlain gives back the kept decrypted input.
 func (lc *loopConn) dropPlain() {
-	if lc.plain != nil {
+	if lc.tlsState != nil && lc.plain != nil {
 		pool.Put(lc.plain)
 		lc.plain, lc.plainN = nil, 0
 	}

@@ -156,7 +156,7 @@ func (lc *loopConn) sendFile(x *conn, f *os.File, offset, n int64) (int64, error
 	if err := o.flush(); err != nil {
 		return 0, err
 	}
-	if lc.tc == nil {
+	if !lc.isTLS() {
 		if err := lc.nc.SendFile(f, offset, n); err != nil {
 			o.fail(err)
 			return 0, err

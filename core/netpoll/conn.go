@@ -18,7 +18,7 @@ import (
 // from core/pool, which goes back as soon as it is empty.
 type Conn struct {
 	loop   *Loop
-	fd     int
+	fd     int32
 	flags  connFlags
 	remote netip.AddrPort
 	timer  Timer // the connection's one deadline; Func is c.onTimeout
@@ -30,8 +30,7 @@ type Conn struct {
 	out        *[]byte // queued output, (*out)[outR:outW]; nil when empty
 	outR, outW int
 	send       *fileSend // the first queued SendFile; nil when none
-	sendTail   *fileSend // the last one
-	progress   time.Time // when output last moved (see Progress)
+	progress   int64     // when output last moved (see Progress), in Unix nanoseconds
 
 	err error // why the connection is closing
 }
@@ -73,7 +72,7 @@ func (c *Conn) RemoteAddr() netip.AddrPort { return c.remote }
 
 // Fd returns the socket's file descriptor. It must not be closed or used
 // for blocking I/O.
-func (c *Conn) Fd() int { return c.fd }
+func (c *Conn) Fd() int { return int(c.fd) }
 
 // Context returns the value set by SetContext.
 func (c *Conn) Context() any { return c.ctx }
@@ -108,7 +107,7 @@ func (c *Conn) Buffered() int64 {
 // socket last took queued bytes (or, before that, when the connection
 // opened). A protocol's write timeout compares it with the time it gets
 // from Now to tell a stalled peer from a slow one.
-func (c *Conn) Progress() time.Time { return c.progress }
+func (c *Conn) Progress() time.Time { return time.Unix(0, c.progress) }
 
 // Now returns the time the loop last woke up, the clock of SetTimeout.
 func (c *Conn) Now() time.Time { return c.loop.now }

@@ -71,7 +71,7 @@ func (c *Conn) readOnce() bool {
 		iov = appendIov(iov, tail)
 	}
 	iov = appendIov(iov, l.scratch)
-	n, err := readv(c.fd, iov)
+	n, err := readv(int(c.fd), iov)
 	switch {
 	case err == unix.EINTR:
 		return true
@@ -195,7 +195,7 @@ func (c *Conn) Write(p []byte) error {
 		return nil
 	}
 	for len(p) > 0 {
-		n, err := unix.Write(c.fd, p)
+		n, err := unix.Write(int(c.fd), p)
 		switch {
 		case err == unix.EAGAIN:
 			c.queue(p)
@@ -228,7 +228,7 @@ func (c *Conn) Writev(bufs [][]byte) error {
 		if len(iov) == 0 {
 			return nil // only empty buffers
 		}
-		n, err := writev(c.fd, iov)
+		n, err := writev(int(c.fd), iov)
 		if err == unix.EAGAIN {
 			break
 		}
@@ -279,19 +279,22 @@ func (c *Conn) SendFile(f *os.File, off, n int64) error {
 	if db := c.loop.srv.dropBehind(); db >= 0 && n >= db {
 		s.dropFrom = off
 	}
-	if c.sendTail != nil {
-		c.sendTail.next = s
-		c.sendTail = s
+	if c.send != nil {
+		last := c.send
+		for last.next != nil {
+			last = last.next
+		}
+		last.next = s
 		return s.own() // behind the first one, which flushes it in turn
 	}
-	c.send, c.sendTail = s, s
+	c.send = s
 	if !c.flush() {
 		c.flags |= flagQueued
 	}
 	if c.dead() {
 		return c.err
 	}
-	if c.sendTail == s && !s.owned { // still queued
+	if c.send == s && !s.owned { // still queued (the only one)
 		return s.own()
 	}
 	return nil
@@ -324,9 +327,6 @@ func (l *Loop) newSend() *fileSend {
 func (c *Conn) endSend() {
 	s := c.send
 	c.send = s.next
-	if c.send == nil {
-		c.sendTail = nil
-	}
 	if s.dropFrom >= 0 && s.off > s.dropFrom {
 		DropCache(s.f, s.dropFrom, s.off-s.dropFrom)
 	}
@@ -397,7 +397,7 @@ func (c *Conn) flush() bool {
 		}
 		switch {
 		case c.outR < end:
-			n, err := unix.Write(c.fd, (*c.out)[c.outR:end])
+			n, err := unix.Write(int(c.fd), (*c.out)[c.outR:end])
 			if !c.wrote(n, err, "write") {
 				return false
 			}
@@ -420,7 +420,7 @@ func (c *Conn) wrote(n int, err error, op string) bool {
 	switch {
 	case err == nil:
 		if n > 0 {
-			c.progress = c.loop.now
+			c.progress = c.loop.now.UnixNano()
 		}
 		return true
 	case err == unix.EINTR:
@@ -440,7 +440,7 @@ func (c *Conn) sendFile() bool {
 		return false
 	}
 	chunk := min(s.left, s.checked-s.off, 1<<30)
-	n, err := unix.Sendfile(c.fd, int(s.f.Fd()), &s.off, int(chunk))
+	n, err := unix.Sendfile(int(c.fd), int(s.f.Fd()), &s.off, int(chunk))
 	if !c.wrote(n, err, "sendfile") {
 		return false
 	}
@@ -511,7 +511,7 @@ const dropStep = 1 << 20
 // a large folio straddling the previous drop's end, which DONTNEED leaves
 // alone, goes once the range covers it whole.
 func (c *Conn) dropBehind(s *fileSend) {
-	inFlight, err := unix.IoctlGetInt(c.fd, unix.SIOCOUTQ)
+	inFlight, err := unix.IoctlGetInt(int(c.fd), unix.SIOCOUTQ)
 	if err != nil {
 		inFlight = dropStep
 	}
@@ -563,7 +563,7 @@ func (c *Conn) CloseWrite() {
 // shutWrite is shutdown(2) of the sending side.
 func (c *Conn) shutWrite() {
 	c.flags &^= flagShutWrite
-	unix.Shutdown(c.fd, unix.SHUT_WR)
+	unix.Shutdown(int(c.fd), unix.SHUT_WR)
 }
 
 // fail closes the connection at once with err.
@@ -596,11 +596,11 @@ func (c *Conn) finish() {
 	if c.flags&flagDetached != 0 {
 		// A goroutine holds a duplicate of the socket: shut it down so
 		// that its blocked reads and writes end and the peer sees the close.
-		unix.Shutdown(c.fd, unix.SHUT_RDWR)
+		unix.Shutdown(int(c.fd), unix.SHUT_RDWR)
 	}
-	unix.Close(c.fd) // also removes it from the epoll set
-	if c.fd < len(l.conns) && l.conns[c.fd] == c {
-		l.conns[c.fd] = nil
+	unix.Close(int(c.fd)) // also removes it from the epoll set
+	if int(c.fd) < len(l.conns) && l.conns[int(c.fd)] == c {
+		l.conns[int(c.fd)] = nil
 	}
 	l.nconns--
 	c.releaseIn()
@@ -614,7 +614,7 @@ func (c *Conn) finish() {
 
 // LocalAddr returns the address of the connection's own end.
 func (c *Conn) LocalAddr() netip.AddrPort {
-	sa, err := unix.Getsockname(c.fd)
+	sa, err := unix.Getsockname(int(c.fd))
 	if err != nil {
 		return netip.AddrPort{}
 	}

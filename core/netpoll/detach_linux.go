@@ -33,11 +33,11 @@ func (c *Conn) Detach() (net.Conn, error) {
 	if c.Buffered() > 0 || c.inN > 0 {
 		return nil, ErrBusy
 	}
-	nc, err := dupConn(c.fd)
+	nc, err := dupConn(int(c.fd))
 	if err != nil {
 		return nil, err
 	}
-	if err := unix.EpollCtl(c.loop.epfd, unix.EPOLL_CTL_DEL, c.fd, nil); err != nil {
+	if err := unix.EpollCtl(c.loop.epfd, unix.EPOLL_CTL_DEL, int(c.fd), nil); err != nil {
 		nc.Close()
 		return nil, os.NewSyscallError("epoll_ctl", err)
 	}
@@ -83,8 +83,8 @@ func (c *Conn) attach(then func()) {
 	c.flags &^= flagDetached
 	// Edge-triggered again. Adding reports the socket's present state, so
 	// input that arrived while detached raises an event.
-	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET, Fd: int32(c.fd)}
-	if err := unix.EpollCtl(c.loop.epfd, unix.EPOLL_CTL_ADD, c.fd, &ev); err != nil {
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET, Fd: c.fd}
+	if err := unix.EpollCtl(c.loop.epfd, unix.EPOLL_CTL_ADD, int(c.fd), &ev); err != nil {
 		c.fail(os.NewSyscallError("epoll_ctl", err))
 		return
 	}

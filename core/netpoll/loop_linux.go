@@ -327,7 +327,7 @@ func (l *Loop) open(fd int, remote netip.AddrPort) {
 		unix.Close(fd)
 		return
 	}
-	c := &Conn{loop: l, fd: fd, remote: remote, progress: l.now}
+	c := &Conn{loop: l, fd: int32(fd), remote: remote, progress: l.now.UnixNano()}
 	c.timer.Func = c.onTimeout
 	for fd >= len(l.conns) {
 		l.conns = append(l.conns, make([]*Conn, len(l.conns)+64)...)
