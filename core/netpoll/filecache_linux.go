@@ -145,10 +145,10 @@ func (w *warmer) stop() {
 // work is a worker goroutine.
 func (w *warmer) work() {
 	defer w.workers.Done()
-	buf := pool.Get(warmChunk)
-	defer pool.Put(buf)
 	for j := range w.jobs {
+		buf := pool.Get(warmChunk) // only while there is work: idle workers hold nothing
 		err := readRegion(j.f, j.off, j.n, *buf)
+		pool.Put(buf)
 		done := j.done
 		j.c.Submit(func() { done(err) }) // dropped if the loop has stopped
 	}

@@ -35,10 +35,11 @@ type Loop struct {
 	n            int                // events pollFn found
 	parkDeadline time.Time          // epf's read deadline now
 
-	scratch []byte             // the per-loop read buffer
-	events  []unix.EpollEvent  // epoll_wait's results
-	iov     [maxIov]unix.Iovec // for readv and writev
-	conns   []*Conn            // by file descriptor
+	peer    unix.RawSockaddrAny // accept4's address buffer
+	scratch []byte              // the per-loop read buffer
+	events  []unix.EpollEvent   // epoll_wait's results
+	iov     [maxIov]unix.Iovec  // for readv and writev
+	conns   []*Conn             // by file descriptor
 	nconns  int
 	ready   []*Conn     // connections with unread input or input to redeliver
 	closing []*Conn     // connections to close when the current callback returns
@@ -306,17 +307,47 @@ func (l *Loop) reap() {
 // accept takes new connections from the listening socket.
 func (l *Loop) accept() {
 	for range acceptBatch {
-		fd, sa, err := unix.Accept4(l.lnfd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+		fd, err := l.accept4()
 		switch err {
-		case nil:
+		case 0:
 		case unix.EINTR, unix.ECONNABORTED:
 			continue
 		default: // EAGAIN, or EMFILE and the like: level-triggered, we hear again
 			return
 		}
 		unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
-		l.open(fd, sockaddrPort(sa))
+		l.open(fd, rawSockaddrPort(&l.peer))
 	}
+}
+
+// accept4 is accept4(2) into the loop's peer buffer. unix.Accept4
+// allocates the address twice (about 250 bytes per connection), which an
+// idle connection's memory would otherwise show until the next GC.
+func (l *Loop) accept4() (int, unix.Errno) {
+	size := uint32(unsafe.Sizeof(l.peer))
+	fd, _, e := unix.Syscall6(unix.SYS_ACCEPT4, uintptr(l.lnfd), uintptr(unsafe.Pointer(&l.peer)),
+		uintptr(unsafe.Pointer(&size)), unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
+	return int(fd), e
+}
+
+// rawSockaddrPort converts an accepted peer's address without allocating.
+func rawSockaddrPort(sa *unix.RawSockaddrAny) netip.AddrPort {
+	switch sa.Addr.Family {
+	case unix.AF_INET:
+		a := (*unix.RawSockaddrInet4)(unsafe.Pointer(sa))
+		return netip.AddrPortFrom(netip.AddrFrom4(a.Addr), networkPort(a.Port))
+	case unix.AF_INET6:
+		a := (*unix.RawSockaddrInet6)(unsafe.Pointer(sa))
+		return netip.AddrPortFrom(netip.AddrFrom16(a.Addr).Unmap(), networkPort(a.Port))
+	}
+	return netip.AddrPort{}
+}
+
+// networkPort converts a port in network byte order, as the kernel fills
+// it into a sockaddr, to a number.
+func networkPort(p uint16) uint16 {
+	b := (*[2]byte)(unsafe.Pointer(&p))
+	return uint16(b[0])<<8 | uint16(b[1])
 }
 
 // open registers a connected socket with the loop.
