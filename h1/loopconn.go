@@ -120,7 +120,9 @@ func (lc *loopConn) serve(in []byte) int {
 		}
 		served = true
 	}
-	x.out.flush()
+	if x.out.flush() != nil && !lc.nc.Closed() {
+		lc.nc.Close() // a response cut short: its framing is broken
+	}
 	if lc.hasBacklog() {
 		lc.pump()
 	}
@@ -327,7 +329,7 @@ func (lc *loopConn) onClose(err error) {
 // straight to the socket. It never blocks (netpoll queues what the
 // socket does not take) and, behind a TLS backlog, waits its turn there.
 func (lc *loopConn) Write(p []byte) (int, error) {
-	if lc.nc.Buffered() > maxLoopOutput {
+	if lc.queued() > maxLoopOutput {
 		return 0, errLoopOutput
 	}
 	switch {
@@ -341,6 +343,16 @@ func (lc *loopConn) Write(p []byte) (int, error) {
 		return 0, err
 	}
 	return len(p), nil
+}
+
+// queued returns the output bytes held in memory: in the socket's stead
+// and on the TLS backlog (file regions waiting to be sent do not count).
+func (lc *loopConn) queued() int {
+	n := lc.nc.Queued()
+	if lc.hasBacklog() {
+		n += lc.backlog.bytes
+	}
+	return n
 }
 
 // SetWriteDeadline does nothing: the loop's write timeout is the phase's.
@@ -446,12 +458,7 @@ func (lc *loopConn) serveDetached(buf *[]byte, n int) {
 	c.rbuf, c.r, c.w = buf, 0, n
 	c.serverName = lc.sni()
 	c.state.Store(stateActive)
-	if !lc.h.srv.trackConn(c) { // shutting down
-		c.state.Store(stateClosed)
-		c.release()
-		lc.reattach(c, false)
-		return
-	}
+	lc.h.srv.trackDetached(c)
 	go lc.runDetached(c) // exits when the connection goes back to the loop or closes
 }
 

@@ -175,6 +175,7 @@ func (lc *loopConn) sendFile(x *conn, f *os.File, offset, n int64) (int64, error
 // the handler's, which may close them when WriteFile returns.
 type backlog struct {
 	items []backlogItem
+	bytes int // in the bytes items, for the bound on output held in memory
 }
 
 // backlogItem is a file region (f set) or bytes.
@@ -203,6 +204,7 @@ func (b *backlog) addBytes(p []byte) {
 	if len(p) == 0 {
 		return
 	}
+	b.bytes += len(p)
 	if last := len(b.items) - 1; last >= 0 && b.items[last].f == nil {
 		it := &b.items[last]
 		if it.n+len(p) <= len(*it.data) {
@@ -235,6 +237,7 @@ func (lc *loopConn) pump() {
 		it := &b.items[0]
 		if it.f == nil {
 			lc.tc.Write((*it.data)[:it.n])
+			b.bytes -= it.n
 			pool.Put(it.data)
 			b.items = b.items[1:]
 			continue

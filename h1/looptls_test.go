@@ -401,14 +401,14 @@ func clientHello(t *testing.T, cfg *tls.Config) []byte {
 func TestLoopTLSALPN(t *testing.T) {
 	preface := "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 	type seen struct {
-		complete  bool
-		proto     string
-		sni       string
-		onLoop    bool
-		preface   string
-		readErr   error
-		closeErr  error
-		reply     string
+		complete bool
+		proto    string
+		sni      string
+		onLoop   bool
+		preface  string
+		readErr  error
+		closeErr error
+		reply    string
 	}
 	got := make(chan seen, 1)
 	h2 := func(tc *tls.Conn) {
@@ -433,54 +433,51 @@ func TestLoopTLSALPN(t *testing.T) {
 	s := &Server{Handler: nonBlocking{handlerFunc(describe)}, TLSProtocols: map[string]func(*tls.Conn){"h2": h2}}
 	l := serveLoopTLS(t, s)
 
-	t.Run("h2 is handed off", func(t *testing.T) {
-		for _, maxVersion := range []uint16{0, tls.VersionTLS12} {
-			cfg := l.config("h2", "http/1.1")
-			cfg.MaxVersion = maxVersion
-			c, br := l.dialConfig(t, cfg, 0)
-			if p := c.ConnectionState().NegotiatedProtocol; p != "h2" {
-				t.Fatalf("negotiated %q, want h2", p)
-			}
-			// At once after the handshake, as an HTTP/2 client does: in
-			// TLS 1.3 it may come with the client's Finished.
-			send(t, c, preface)
-			line, err := br.ReadString('\n')
-			if err != nil || line != "hello from h2\n" {
-				t.Fatalf("got %q, %v; want the h2 server's line", line, err)
-			}
-			send(t, c, "bye\n")
-			if rest, err := io.ReadAll(br); len(rest) > 0 || err != nil {
-				t.Errorf("after the h2 server closed: %q, %v; want EOF", rest, err)
-			}
-			var s seen
-			select {
-			case s = <-got:
-			case <-time.After(5 * time.Second):
-				t.Fatal("the h2 server was not called")
-			}
-			want := seen{complete: true, proto: "h2", sni: tlsName, preface: preface, reply: "bye\n"}
-			if s != want {
-				t.Errorf("TLS %x: the h2 server saw %+v, want %+v", maxVersion, s, want)
-			}
+	h2Exchange := func(t *testing.T, c *tls.Conn, br *bufio.Reader) {
+		t.Helper()
+		// At once after the handshake, as an HTTP/2 client does: in
+		// TLS 1.3 it may come with the client's Finished.
+		send(t, c, preface)
+		line, err := br.ReadString('\n')
+		if err != nil || line != "hello from h2\n" {
+			t.Fatalf("got %q, %v; want the h2 server's line", line, err)
 		}
-	})
+		send(t, c, "bye\n")
+		if rest, err := io.ReadAll(br); len(rest) > 0 || err != nil {
+			t.Errorf("after the h2 server closed: %q, %v; want EOF", rest, err)
+		}
+		var s seen
+		select {
+		case s = <-got:
+		case <-time.After(5 * time.Second):
+			t.Fatal("the h2 server was not called")
+		}
+		want := seen{complete: true, proto: "h2", sni: tlsName, preface: preface, reply: "bye\n"}
+		if s != want {
+			t.Errorf("the h2 server saw %+v, want %+v", s, want)
+		}
+	}
 	for _, tc := range []struct {
-		name   string
-		protos []string
-		want   string // negotiated
+		name       string
+		protos     []string
+		maxVersion uint16
+		want       string // negotiated
 	}{
-		{"http/1.1 only", []string{"http/1.1"}, "http/1.1"},
-		{"no ALPN", nil, ""},
-		{"http/1.1 preferred by client", []string{"http/1.1", "h2"}, "h2"}, // the server's order wins
+		{"h2", []string{"h2", "http/1.1"}, 0, "h2"},
+		{"h2 over TLS 1.2", []string{"h2", "http/1.1"}, tls.VersionTLS12, "h2"},
+		{"http/1.1 preferred by client", []string{"http/1.1", "h2"}, 0, "h2"}, // the server's order wins
+		{"http/1.1 only", []string{"http/1.1"}, 0, "http/1.1"},
+		{"no ALPN", nil, 0, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, br := l.dialConfig(t, l.config(tc.protos...), 0)
+			cfg := l.config(tc.protos...)
+			cfg.MaxVersion = tc.maxVersion
+			c, br := l.dialConfig(t, cfg, 0)
 			if p := c.ConnectionState().NegotiatedProtocol; p != tc.want {
 				t.Fatalf("negotiated %q, want %q", p, tc.want)
 			}
 			if tc.want == "h2" {
-				c.Close()
-				<-got // the h2 server read nothing
+				h2Exchange(t, c, br)
 				return
 			}
 			for range 2 {
@@ -982,7 +979,8 @@ func TestLoopTLSShutdown(t *testing.T) {
 	s := &Server{Handler: fileRoutes(t, f, size), HandshakeTimeout: 10 * time.Second}
 	l := serveLoopTLS(t, s)
 
-	// A download in flight, read slowly.
+	// A download in flight, read slowly. (A connection in the middle of
+	// its handshake: TestLoopTLSShutdownDuringHandshake.)
 	dl, dlBR := l.dialConfig(t, l.config("http/1.1"), 128<<10)
 	send(t, dl, "GET /file HTTP/1.1\r\nHost: h\r\n\r\n")
 	resp, err := http.ReadResponse(dlBR, &http.Request{Method: "GET"})
@@ -994,22 +992,18 @@ func TestLoopTLSShutdown(t *testing.T) {
 		t.Fatal(err)
 	}
 	// An idle keep-alive connection, one that has done its handshake and
-	// sent nothing, one in the middle of its handshake and one that has
-	// sent nothing at all.
+	// sent nothing, and one that has sent nothing at all.
 	idle, idleBR := l.dial(t)
 	send(t, idle, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
 	readResponse(t, idleBR, "GET")
 	_, freshBR := l.dial(t)
-	half := rawDial(t, l.addr, 0)
-	half.Write(clientHello(t, l.config("http/1.1"))[:20])
-	waitFor(t, func() bool { return goroutinesIn(handshakeFn) == 1 })
 	silent := rawDial(t, l.addr, 0)
 
 	shutdown := make(chan error, 1)
 	go func() { shutdown <- s.Shutdown(context.Background()) }()
 	start := time.Now()
-	for name, r := range map[string]io.Reader{"idle": idleBR, "fresh": freshBR, "mid-handshake": half, "silent": silent} {
-		if out, err := io.ReadAll(r); len(out) > 0 && name != "mid-handshake" || err != nil && !isReset(err) {
+	for name, r := range map[string]io.Reader{"idle": idleBR, "fresh": freshBR, "silent": silent} {
+		if out, err := io.ReadAll(r); len(out) > 0 || err != nil && !isReset(err) {
 			t.Errorf("%s connection: got %q, %v; want a close", name, out, err)
 		}
 	}
@@ -1041,22 +1035,60 @@ func TestLoopTLSShutdown(t *testing.T) {
 	}
 }
 
+func TestLoopTLSShutdownDuringHandshake(t *testing.T) {
+	// A connection whose handshake is under way when Shutdown begins is
+	// closed at once, and its handshake goroutine ends.
+	s := &Server{Handler: nonBlocking{handlerFunc(describe)}}
+	l := serveLoopTLS(t, s)
+	nc := rawDial(t, l.addr, 0)
+	if _, err := nc.Write(clientHello(t, l.config("http/1.1"))[:20]); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return goroutinesIn(handshakeFn) == 1 })
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != nil {
+		t.Errorf("Shutdown = %v", err)
+	}
+	if out, err := io.ReadAll(nc); len(out) > 0 && out[0] != 21 || err != nil && !isReset(err) {
+		t.Errorf("got %q, %v; want a close", out, err)
+	}
+	waitFor(t, func() bool { return goroutinesIn(handshakeFn) == 0 })
+}
+
 func TestLoopTLSShutdownAnswersAHeadInProgress(t *testing.T) {
 	// A head arriving when Shutdown begins is served, with
-	// Connection: close, and the connection closes.
-	for _, kind := range handlerKinds {
-		t.Run(kind.name, func(t *testing.T) {
-			s := &Server{Handler: kind.wrap(handlerFunc(describe))}
+	// Connection: close, and the connection closes (loopConn.onDrain).
+	for _, tc := range []struct {
+		name    string
+		handler func(message.Handler) message.Handler
+		method  string
+		rest    string // the rest of the head, and the body
+	}{
+		{"NonBlocking GET", handlerKinds[0].wrap, "GET", "Host: h\r\n\r\n"},
+		{"mayBlock GET", handlerKinds[1].wrap, "GET", "Host: h\r\n\r\n"},
+		{"NonBlocking POST", handlerKinds[0].wrap, "POST", "Host: h\r\nContent-Length: 4\r\n\r\nbody"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.name != "NonBlocking GET" {
+			}
+			s := &Server{Handler: tc.handler(handlerFunc(describe))}
 			l := serveLoopTLS(t, s)
 			c, br := l.dial(t)
-			send(t, c, "GET /p HTTP/1.1\r\n")
+			send(t, c, tc.method+" /p HTTP/1.1\r\n")
 			time.Sleep(50 * time.Millisecond) // the half head arrives before Shutdown: the state under test
 			shutdown := make(chan error, 1)
-			go func() { shutdown <- s.Shutdown(context.Background()) }()
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			go func() { shutdown <- s.Shutdown(ctx) }()
 			time.Sleep(50 * time.Millisecond) // Shutdown has begun: the state under test
-			send(t, c, "Host: h\r\n\r\n")
-			resp, body := readResponse(t, br, "GET")
-			if want := `GET /p tls=true sni="example.test" body=`; body != want || !resp.Close {
+			send(t, c, tc.rest)
+			resp, body := readResponse(t, br, tc.method)
+			want := tc.method + ` /p tls=true sni="example.test" body=`
+			if tc.method == "POST" {
+				want += "body"
+			}
+			if body != want || !resp.Close {
 				t.Errorf("got %q close=%v, want %q with Connection: close", body, resp.Close, want)
 			}
 			expectEOF(t, br)
@@ -1155,5 +1187,138 @@ func TestLoopTLSManyClients(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestLoopTLSOutputBound(t *testing.T) {
+	// A handler on the loop that writes more than maxLoopOutput without
+	// waiting is refused (errLoopOutput) rather than let it fill memory:
+	// also when its Writes queue behind a file body on the TLS backlog.
+	f, _ := testFileAt(t, t.TempDir(), 1<<20)
+	for _, tc := range []struct {
+		name      string
+		fileFirst bool
+	}{
+		{"Writes", false},
+		{"Writes behind a WriteFile", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.fileFirst {
+			}
+			var werr error
+			wrote := 0
+			done := make(chan struct{})
+			l := serveLoopTLS(t, &Server{Handler: nonBlocking{handlerFunc(func(w mrw, r *mreq) {
+				defer close(done)
+				if tc.fileFirst {
+					w.(message.FileWriter).WriteFile(f, 0, 1<<20)
+				}
+				chunk := make([]byte, 64<<10)
+				for range 256 { // 16 MiB
+					n, err := w.Write(chunk)
+					wrote += n
+					if err != nil {
+						werr = err
+						return
+					}
+				}
+			})}})
+			c, br := l.dialConfig(t, l.config("http/1.1"), 64<<10)
+			send(t, c, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+			<-done
+			if !errors.Is(werr, errLoopOutput) {
+				t.Errorf("the handler wrote %d bytes, the last Write returned %v; want errLoopOutput past %d bytes",
+					wrote, werr, maxLoopOutput)
+			}
+			io.Copy(io.Discard, br) // the partial response, then the close
+		})
+	}
+}
+
+func TestLoopWriteAfterLargeWriteFile(t *testing.T) {
+	// A NonBlocking handler writes a file region larger than maxLoopOutput
+	// and then a few bytes: they are body bytes, not queued output, and
+	// must arrive, over TLS (the backlog) as over plain TCP (sendfile).
+	const size = 16 << 20
+	f, data := testFileAt(t, t.TempDir(), size)
+	handler := nonBlocking{handlerFunc(func(w mrw, r *mreq) {
+		w.Header().Set("Content-Length", strconv.Itoa(5+size+5))
+		io.WriteString(w, "head;")
+		if _, err := w.(message.FileWriter).WriteFile(f, 0, size); err != nil {
+			t.Errorf("WriteFile: %v", err)
+		}
+		if _, err := io.WriteString(w, ";tail"); err != nil {
+			t.Errorf("Write after WriteFile: %v", err)
+		}
+	})}
+	want := append(append([]byte("head;"), data...), ";tail"...)
+	t.Run("TLS", func(t *testing.T) {
+		l := serveLoopTLS(t, &Server{Handler: handler})
+		c, br := l.dialConfig(t, l.config("http/1.1"), 64<<10)
+		send(t, c, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+		resp, err := http.ReadResponse(br, &http.Request{Method: "GET"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkBytes(t, "body", readBodySlowly(t, resp.Body), want)
+	})
+	t.Run("plain", func(t *testing.T) {
+		if *serveMode != "goroutine" {
+		}
+		addr := serve(t, &Server{Handler: handler})
+		c := rawDial(t, addr, 64<<10)
+		br := bufio.NewReader(c)
+		send(t, c, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+		resp, err := http.ReadResponse(br, &http.Request{Method: "GET"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkBytes(t, "body", readBodySlowly(t, resp.Body), want)
+	})
+}
+
+func TestLoopTLSCloseNotifyAfterRequest(t *testing.T) {
+	// A client that sends its request and then close_notify (closing its
+	// sending side) still gets its answer, then the server closes.
+	for _, kind := range handlerKinds {
+		t.Run(kind.name, func(t *testing.T) {
+			l := serveLoopTLS(t, &Server{Handler: kind.wrap(handlerFunc(describe))})
+			for _, req := range []string{
+				"GET /g HTTP/1.1\r\nHost: h\r\n\r\n",
+				"POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\n\r\nbody",
+			} {
+				c, br := l.dial(t)
+				send(t, c, req)
+				if err := c.CloseWrite(); err != nil {
+					t.Fatal(err)
+				}
+				method, _, _ := strings.Cut(req, " ")
+				resp, body := readResponse(t, br, method)
+				if !strings.HasPrefix(body, method+" /") || resp.StatusCode != 200 {
+					t.Errorf("%s: %d %q", method, resp.StatusCode, body)
+				}
+				expectEOF(t, br)
+			}
+		})
+	}
+}
+
+func TestLoopTLSClientGoneMidDownload(t *testing.T) {
+	// A client that goes away in the middle of a file body: the loop
+	// drops the backlog and closes its duplicate of the file.
+	const size = 20 << 20
+	f, _ := testFileAt(t, t.TempDir(), size)
+	l := serveLoopTLS(t, &Server{Handler: fileRoutes(t, f, size)})
+	for _, path := range []string{"/own", "/multi"} {
+		c, br := l.dialConfig(t, l.config("http/1.1"), 64<<10)
+		send(t, c, "GET "+path+" HTTP/1.1\r\nHost: h\r\n\r\n")
+		if _, err := io.ReadFull(br, make([]byte, 256<<10)); err != nil {
+			t.Fatal(err)
+		}
+		if n := openCount(t, f.Name()); n < 2 {
+			t.Errorf("%s: %d descriptors on the file during the download, want the test's and the loop's", path, n)
+		}
+		c.NetConn().Close()
+		waitFor(t, func() bool { return openCount(t, f.Name()) == 1 })
 	}
 }

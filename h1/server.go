@@ -419,11 +419,25 @@ func (s *Server) trackConn(c *conn) bool {
 	if s.shutdown.Load() {
 		return false
 	}
+	s.addConnLocked(c)
+	return true
+}
+
+// trackDetached registers a connection a loop handed to a goroutine with
+// a request under way, also while shutting down: that request is answered
+// (with Connection: close) before the connection closes.
+func (s *Server) trackDetached(c *conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.addConnLocked(c)
+}
+
+// addConnLocked adds c to the tracked connections. s.mu must be held.
+func (s *Server) addConnLocked(c *conn) {
 	if s.conns == nil {
 		s.conns = make(map[*conn]bool)
 	}
 	s.conns[c] = true
-	return true
 }
 
 // untrackConn removes a closed connection and wakes Shutdown after the

@@ -103,6 +103,10 @@ func (c *Conn) Buffered() int64 {
 	return n
 }
 
+// Queued returns the bytes of output held in memory, unlike Buffered
+// without the queued SendFiles' file regions.
+func (c *Conn) Queued() int { return c.outW - c.outR }
+
 // Progress returns when the connection's output last moved: when the
 // socket last took queued bytes (or, before that, when the connection
 // opened). A protocol's write timeout compares it with the time it gets

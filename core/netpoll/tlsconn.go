@@ -88,6 +88,10 @@ func (t *TLSConn) Handshake(tc *tls.Conn, done func(error)) {
 			t.mu.Lock()
 			t.blocked = false
 			t.extra, t.held = t.held, nil // input that came with the last flight
+			if len(t.extra) == 0 {
+				t.extra = nil // keep no buffer while idle
+			}
+			t.signal = nil
 			t.mu.Unlock()
 			done(err)
 		})
@@ -125,6 +129,9 @@ func (t *TLSConn) Consumed() int {
 func (t *TLSConn) CloseInput(err error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if err == nil {
+		err = net.ErrClosed // a Close of ours: the wait must end all the same
+	}
 	if t.closed == nil {
 		t.closed = err
 	}
