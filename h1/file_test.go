@@ -2,12 +2,10 @@ package h1
 
 import (
 	"bytes"
-	"crypto/rand"
 	"errors"
 	"io"
 	"net"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,18 +18,7 @@ import (
 // with its contents.
 func testFile(t *testing.T, n int) (*os.File, []byte) {
 	t.Helper()
-	data := make([]byte, n)
-	rand.Read(data)
-	path := filepath.Join(t.TempDir(), "f")
-	if err := os.WriteFile(path, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	return f, data
+	return testFileAt(t, t.TempDir(), n)
 }
 
 // fileHandler serves /off/len regions of f with WriteFile, declaring the

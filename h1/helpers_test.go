@@ -44,6 +44,14 @@ func serve(t *testing.T, s *Server) string {
 	if _, declared := s.Handler.(message.NonBlocking); *serveMode == "fast" && s.Handler != nil && !declared {
 		s.Handler = nonBlocking{s.Handler}
 	}
+	return serveLoops(t, s, before)
+}
+
+// serveLoops runs s on its event loops on loopback and returns its
+// address; at cleanup it closes s and checks that every goroutine started
+// since before has ended.
+func serveLoops(t *testing.T, s *Server, before goleak.Option) string {
+	t.Helper()
 	if err := s.Listen("127.0.0.1:0"); err != nil {
 		t.Fatal(err)
 	}

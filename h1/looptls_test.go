@@ -57,19 +57,7 @@ func serveLoopTLS(t *testing.T, s *Server) *loopTLS {
 	before := goleak.IgnoreCurrent()
 	pki := testpki.New(t, tlsName, tlsOtherName)
 	s.TLSConfig = pki.ServerConfig("h2", "http/1.1")
-	if err := s.Listen("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := s.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-		goleak.VerifyNone(t, before)
-	})
-	return &loopTLS{addr: s.Addr().String(), pki: pki}
+	return &loopTLS{addr: serveLoops(t, s, before), pki: pki}
 }
 
 // config returns a client configuration that trusts the test CA, sends
