@@ -12,6 +12,16 @@ import (
 // the front end cannot send it from the file itself.
 const copyBufferSize = 64 << 10
 
+// send writes length bytes of the representation from offset: from
+// memory for a small file the entry holds, else from the file.
+func (rep *representation) send(w message.ResponseWriter, offset, length int64) error {
+	if rep.body != nil {
+		_, err := w.Write(rep.body[offset : offset+length])
+		return err
+	}
+	return sendRegion(w, rep.file, offset, length)
+}
+
 // sendRegion sends length bytes of f from offset: through
 // message.FileWriter when w offers it (sendfile), else by copying.
 func sendRegion(w message.ResponseWriter, f *os.File, offset, length int64) error {

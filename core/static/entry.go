@@ -21,7 +21,16 @@ type representation struct {
 	lastModified  string
 	etag          string
 	contentLength string
+	body          []byte // the whole content of a file of at most inlineBody bytes; nil otherwise
 }
+
+// inlineBody is the largest file whose content an entry keeps in memory,
+// so that a response for it is one write of head and body together (on
+// HTTP/1.1, one system call instead of a head write and a file read or
+// sendfile). Small files are the most requested (icons, scripts, styles,
+// API-like JSON), and the cache bounds how many entries there are, so
+// this costs at most inlineBody per cached entry and variant.
+const inlineBody = 4 << 10
 
 // entry is a resolved resource: an open regular file, its open sidecars
 // and their metadata. It is shared by the requests that use it and by the
@@ -101,7 +110,22 @@ func (e *entry) set(c coding, f *os.File, info fs.FileInfo, now time.Time) {
 		lastModified:  formatHTTPDate(modTime),
 		etag:          makeETag(info.ModTime(), info.Size(), c.etagSuffix()),
 		contentLength: strconv.FormatInt(info.Size(), 10),
+		body:          readSmall(f, info.Size()),
 	}
+}
+
+// readSmall returns the content of a file of at most inlineBody bytes, or
+// nil when it is larger or the read falls short (the file changed: the
+// response then reads the file itself, as for a large one).
+func readSmall(f *os.File, size int64) []byte {
+	if size == 0 || size > inlineBody {
+		return nil
+	}
+	body := make([]byte, size)
+	if n, err := f.ReadAt(body, 0); int64(n) != size && err != nil {
+		return nil
+	}
+	return body
 }
 
 // openSidecar opens a precompressed variant; any failure means there is

@@ -52,7 +52,7 @@ func (h *Handler) serveWhole(w message.ResponseWriter, r *message.Request, e *en
 	if r.Method == "HEAD" || rep.size == 0 {
 		return
 	}
-	_ = sendRegion(w, rep.file, 0, rep.size) // too late for a status: the front end sees the short body
+	_ = rep.send(w, 0, rep.size) // too late for a status: the front end sees the short body
 }
 
 // partial describes a range request.
@@ -96,7 +96,7 @@ func (h *Handler) serveSingleRange(w message.ResponseWriter, e *entry, c coding,
 	hdr.Set("Content-Range", string(appendContentRange(nil, rg, rep.size)))
 	hdr.Set("Content-Length", strconv.FormatInt(rg.length, 10))
 	w.WriteHeader(206)
-	_ = sendRegion(w, rep.file, rg.start, rg.length)
+	_ = rep.send(w, rg.start, rg.length)
 }
 
 // serveMultipart sends several ranges as multipart/byteranges (sections
@@ -116,7 +116,7 @@ func (h *Handler) serveMultipart(w message.ResponseWriter, e *entry, rep *repres
 			return
 		}
 		start = body.headEnds[i]
-		if err := sendRegion(w, rep.file, rg.start, rg.length); err != nil {
+		if err := rep.send(w, rg.start, rg.length); err != nil {
 			return
 		}
 	}
