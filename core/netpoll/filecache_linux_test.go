@@ -186,11 +186,6 @@ func TestResident(t *testing.T) {
 // the file but neither owns it nor may write it: a gateway running as its
 // own user, serving files that another user deployed.
 func TestResidentUnwritableFile(t *testing.T) {
-	t.Skip("bug: Resident reports every page resident for a file the process may not write: mincore(2) reveals " +
-		"a file mapping's page cache only to the file's owner, CAP_FOWNER or a process that could open it for " +
-		"writing, and reports all pages resident to others (Linux 5.2, the fix for CVE-2019-5489); so " +
-		"filecache_linux.go Resident, and SendFile's checkResident, never see a cold region there, and the loop " +
-		"waits for the disk in sendfile")
 	if os.Geteuid() != 0 {
 		t.Skip("needs root, to look as another user (setfsuid)")
 	}
