@@ -67,7 +67,7 @@
 // EPOLLOUT; several may be queued, in order with the bytes written
 // between them, and a send that has to wait keeps a duplicate of the
 // descriptor. The loop never waits for a disk: before each 2 MiB window
-// of a file it asks mincore(2) (Resident) whether the pages are cached,
+// of a file it asks cachestat(2) (Resident) whether the pages are cached,
 // and when they are not, one of a small bounded pool of file workers
 // reads them (Warm) while the connection's output waits. ReadNoWait
 // (preadv2 with RWF_NOWAIT) serves protocols that copy small files
@@ -75,10 +75,10 @@
 // have sent from the page cache as they go (DropCache, lagging by what
 // the socket still holds), so that one large download does not push the
 // small hot files out: TestDropBehindKeepsHotFiles measures it in a 32 MiB
-// memory cgroup. Known gaps: mincore(2) reports every page cached for a
-// file the process could not write (Linux 5.2 and later), so such files
-// are sent without the check; and the pages still in flight when a send
-// ends stay cached.
+// memory cgroup. Known gaps: on kernels before 6.5, which lack cachestat(2),
+// Resident falls back to mincore(2), which reports every page cached for a
+// file the process could not write, so such files are sent without the
+// check; and the pages still in flight when a send ends stay cached.
 //
 // # TLS
 //
