@@ -263,7 +263,7 @@ func (c *Conn) Writev(bufs [][]byte) error {
 // SendFiles, are queued behind it.
 //
 // The loop never waits for the disk: before each window of up to
-// warmWindow bytes it asks mincore whether the pages are cached (Resident)
+// warmWindow bytes it asks whether the pages are cached (Resident)
 // and, when they are not, has a file worker read them first (Warm) while
 // the connection's output waits. Sends of at least Server.DropBehind bytes
 // drop the pages behind them from the page cache (see DropCache).

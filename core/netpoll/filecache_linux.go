@@ -16,8 +16,8 @@ var pageSize = int64(os.Getpagesize())
 // Resident reports whether the n bytes of f from off are all in the page
 // cache, so that reading or sendfile-ing them will not wait for the disk.
 // It asks cachestat(2), or where that is missing maps the region, asks
-// mincore(2) and unmaps it; no I/O either way. A region it cannot check (n <= 0, an unmappable file)
-// counts as resident only when n <= 0.
+// mincore(2) and unmaps it; no I/O either way. A region it cannot check
+// (n <= 0, an unmappable file) counts as resident only when n <= 0.
 func Resident(f *os.File, off, n int64) (bool, error) {
 	if n <= 0 {
 		return true, nil
