@@ -679,7 +679,8 @@ func hotChild(t *testing.T, cfg hotConfig) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer big.Close()
+	t.Cleanup(func() { big.Close() }) // after the server's Shutdown, registered later
+
 	if cfg.Random {
 		if err := unix.Fadvise(int(big.Fd()), 0, 0, unix.FADV_RANDOM); err != nil {
 			t.Fatal(err)
