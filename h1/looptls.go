@@ -17,6 +17,7 @@ const (
 	tlsHighWater  = 64 << 10     // the pump stops while this much output is queued
 	tlsFileChunk  = 64 << 10     // file bytes read and encrypted per step of the pump
 	tlsWarmWindow = 2 << 20      // file bytes a worker reads ahead when the pump finds them cold
+	maxKeptPlain  = 256 << 10    // the largest decryption buffer a loop keeps between reads
 )
 
 // handshakeInput passes input to the handshake, which runs on its own
@@ -115,7 +116,11 @@ func (lc *loopConn) readTLS(in []byte) int {
 			break
 		}
 	}
-	st.plain = buf[:0] // keep what it grew to, for the next connection
+	if cap(buf) <= maxKeptPlain {
+		st.plain = buf[:0] // keep what it grew to, for the next connection
+	} else {
+		st.plain = nil // a burst: do not hold it for good
+	}
 	consumed := 0
 	if len(buf) > 0 {
 		consumed = lc.serve(buf)
