@@ -327,20 +327,30 @@ func TestAttachAfterPeerClosed(t *testing.T) {
 	}
 }
 
-// TestShutdownWaitsForDetached: Shutdown waits for a detached connection
-// until its goroutine Attaches, which then closes it once its function
-// has run.
-func TestShutdownWaitsForDetached(t *testing.T) {
+// startDetached starts a one-loop server whose connections detach on
+// "detach\n", connects, and returns the server, the client and its
+// connection detached. The server's Shutdown at cleanup returns at once
+// if the test has shut it down already.
+func startDetached(t *testing.T, closed chan<- error) (*Server, net.Conn, detached) {
+	t.Helper()
 	dets := make(chan detached, 1)
-	closed := make(chan error, 1)
 	s := &Server{Loops: 1, Handler: detachOnCommand(dets, closed)}
-	client := dial(t, start(t, s)) // its Shutdown, at the end, returns at once
+	client := dial(t, start(t, s))
 	client.SetDeadline(time.Now().Add(10 * time.Second))
 	client.Write([]byte("detach\n"))
 	d := recv(t, dets)
 	if d.err != nil {
 		t.Fatal(d.err)
 	}
+	return s, client, d
+}
+
+// TestShutdownWaitsForDetached: Shutdown waits for a detached connection
+// until its goroutine Attaches, which then closes it once its function
+// has run.
+func TestShutdownWaitsForDetached(t *testing.T) {
+	closed := make(chan error, 1)
+	s, client, d := startDetached(t, closed)
 	defer d.c.Attach(d.nc, nil) // if the test fails before it does, so that Shutdown returns
 
 	shut := make(chan error, 1)
@@ -395,16 +405,8 @@ func TestShutdownWaitsForDetached(t *testing.T) {
 // loop closes the connection; the goroutine's Attach is refused and its
 // function never runs.
 func TestShutdownDetachedExpired(t *testing.T) {
-	dets := make(chan detached, 1)
 	closed := make(chan error, 1)
-	s := &Server{Loops: 1, Handler: detachOnCommand(dets, closed)}
-	client := dial(t, start(t, s)) // its Shutdown, at the end, returns at once
-	client.SetDeadline(time.Now().Add(10 * time.Second))
-	client.Write([]byte("detach\n"))
-	d := recv(t, dets)
-	if d.err != nil {
-		t.Fatal(d.err)
-	}
+	s, client, d := startDetached(t, closed)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if err := s.Shutdown(ctx); err != context.Canceled {
@@ -426,17 +428,10 @@ func TestShutdownDetachedExpired(t *testing.T) {
 // goroutine, blocked in a read, should see the connection end, and the
 // peer should see it closed, without waiting for the goroutine.
 func TestShutdownDetachedExpiredWakesGoroutine(t *testing.T) {
-	dets := make(chan detached, 1)
-	s := &Server{Loops: 1, Handler: detachOnCommand(dets, nil)}
-	client := dial(t, start(t, s)) // its Shutdown, at the end, returns at once
-	client.Write([]byte("detach\n"))
-	d := recv(t, dets)
-	if d.err != nil {
-		t.Fatal(d.err)
-	}
+	s, client, d := startDetached(t, nil)
 	defer d.nc.Close()
 	readErr := make(chan error, 1)
-	d.nc.SetReadDeadline(time.Now().Add(5 * time.Second)) // so that the goroutine ends even with the bug
+	d.nc.SetReadDeadline(time.Now().Add(5 * time.Second)) // a failing test ends all the same
 	// The connection's goroutine: exits when its read fails.
 	go func() {
 		_, err := d.nc.Read(make([]byte, 1))
