@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"runtime"
 	"runtime/debug"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -19,31 +18,13 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/anx-gateway/anx/internal/testproc"
 )
 
 // clientsEnv, when set to "addr n", makes TestLoopTLSIdleMemoryClients
 // the client process of TestLoopTLSIdleMemory.
 const clientsEnv = "ANX_H1_TLS_CLIENTS"
-
-// vmRSS returns the process's resident set in bytes.
-func vmRSS(t testing.TB) int64 {
-	t.Helper()
-	status, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		t.Skip(err)
-	}
-	for line := range strings.SplitSeq(string(status), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
-			if err != nil {
-				t.Skipf("VmRSS: %q", line)
-			}
-			return kb << 10
-		}
-	}
-	t.Skip("no VmRSS")
-	return 0
-}
 
 // TestLoopTLSIdleMemory opens 2000 TLS connections that have each done a
 // handshake and one small keep-alive request, and measures what the
@@ -81,14 +62,14 @@ func TestLoopTLSIdleMemory(t *testing.T) {
 	debug.FreeOSMemory()
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
-	rss0 := vmRSS(t)
+	rss0 := testproc.VmRSS(t)
 	clients := runClients(t, l.addr, n)
 	defer clients.stop(t)
 	runtime.GC()
 	runtime.ReadMemStats(&after)
-	rss1 := vmRSS(t)
+	rss1 := testproc.VmRSS(t)
 	debug.FreeOSMemory() // scavenges what the handshakes used and freed
-	rss2 := vmRSS(t)
+	rss2 := testproc.VmRSS(t)
 
 	heap := float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / n
 	objects := float64(int64(after.HeapObjects)-int64(before.HeapObjects)) / n

@@ -1,36 +1,17 @@
 package netpoll
 
 import (
-	"bufio"
 	"bytes"
 	"net/netip"
-	"os"
 	"runtime"
-	"strconv"
 	"sync/atomic"
 	"testing"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
-)
 
-// vmRSS returns the process's resident set in bytes.
-func vmRSS(t testing.TB) int64 {
-	f, err := os.Open("/proc/self/status")
-	if err != nil {
-		t.Skip(err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if rest, ok := bytes.CutPrefix(sc.Bytes(), []byte("VmRSS:")); ok {
-			kb, _ := strconv.ParseInt(string(bytes.TrimSpace(bytes.TrimSuffix(bytes.TrimSpace(rest), []byte("kB")))), 10, 64)
-			return kb << 10
-		}
-	}
-	t.Skip("no VmRSS")
-	return 0
-}
+	"github.com/anx-gateway/anx/internal/testproc"
+)
 
 // TestIdleConnMemory opens 4000 connections, has each carry one 1 KiB
 // request and response, lets them go idle and measures what the process
@@ -57,7 +38,7 @@ func TestIdleConnMemory(t *testing.T) {
 	runtime.GC()
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
-	rss0 := vmRSS(t)
+	rss0 := testproc.VmRSS(t)
 	for range n {
 		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 		if err != nil {
@@ -81,7 +62,7 @@ func TestIdleConnMemory(t *testing.T) {
 	waitFor(t, func() bool { return open.Load() == n })
 	runtime.GC()
 	runtime.ReadMemStats(&after)
-	rss1 := vmRSS(t)
+	rss1 := testproc.VmRSS(t)
 	heap := float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / n
 	rss := float64(rss1-rss0) / n
 	t.Logf("per idle connection: heap %.0f B, RSS %.0f B (unsafe.Sizeof(Conn) = %d B; the client ends' fds are ints)",
