@@ -33,8 +33,8 @@ type outBuf struct {
 }
 
 // sink is where a connection's output goes: the net.Conn of a connection
-// served by a goroutine, or a loop connection's sink (loop.go), whose
-// writes never block.
+// served by a goroutine, or the loopConn it is lent to (loopconn.go),
+// whose writes never block.
 type sink interface {
 	Write(p []byte) (int, error)
 	SetWriteDeadline(t time.Time) error

@@ -506,24 +506,6 @@ func (s *Server) Addr() netip.AddrPort {
 	return s.addr
 }
 
-// ForEach runs f, on each loop's goroutine, for every connection of that
-// loop that is open or detached, soon: it queues the work and returns. A
-// protocol uses it to close its idle connections when it shuts down.
-func (s *Server) ForEach(f func(c *Conn)) {
-	s.mu.Lock()
-	loops := s.loops
-	s.mu.Unlock()
-	for _, l := range loops {
-		l.Submit(func() {
-			for _, c := range l.conns {
-				if c != nil && !c.dead() {
-					f(c)
-				}
-			}
-		})
-	}
-}
-
 // Shutdown stops accepting, closes every connection once its queued
 // output is sent (OnClose gets ErrServerClosed) and waits for the loops to
 // exit. If ctx ends first it closes the rest at once, waits for the loops

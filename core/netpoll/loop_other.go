@@ -97,9 +97,6 @@ func (c *Conn) Attach(nc net.Conn, then func()) error { return ErrUnsupported }
 // Detached reports false.
 func (c *Conn) Detached() bool { return false }
 
-// ForEach does nothing: there are no loops on this system.
-func (s *Server) ForEach(f func(c *Conn)) {}
-
 // Index returns 0: there are no loops on this system.
 func (l *Loop) Index() int { return 0 }
 
