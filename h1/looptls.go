@@ -8,7 +8,6 @@ import (
 
 	"github.com/anx-gateway/anx/core/netpoll"
 	"github.com/anx-gateway/anx/core/pool"
-	"golang.org/x/sys/unix"
 )
 
 // Sizes of the TLS path on the loop.
@@ -193,14 +192,14 @@ type backlogItem struct {
 
 // queueFile puts a file region on the backlog.
 func (lc *loopConn) queueFile(f *os.File, offset, n int64) error {
-	fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+	dup, err := netpoll.DupFile(f)
 	if err != nil {
-		return os.NewSyscallError("fcntl", err)
+		return err
 	}
 	if lc.backlog == nil {
 		lc.backlog = &backlog{}
 	}
-	lc.backlog.items = append(lc.backlog.items, backlogItem{f: os.NewFile(uintptr(fd), f.Name()), off: offset, left: n})
+	lc.backlog.items = append(lc.backlog.items, backlogItem{f: dup, off: offset, left: n})
 	return nil
 }
 

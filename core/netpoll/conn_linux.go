@@ -304,11 +304,11 @@ func (c *Conn) SendFile(f *os.File, off, n int64) error {
 // closed when the send ends: the caller may close its file as soon as
 // SendFile returns (core/static's cache does, when it drops an entry).
 func (s *fileSend) own() error {
-	fd, err := unix.FcntlInt(s.f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+	f, err := DupFile(s.f)
 	if err != nil {
-		return os.NewSyscallError("fcntl", err)
+		return err
 	}
-	s.f, s.owned = os.NewFile(uintptr(fd), s.f.Name()), true
+	s.f, s.owned = f, true
 	return nil
 }
 

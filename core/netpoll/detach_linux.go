@@ -23,9 +23,9 @@ var ErrBusy = errors.New("netpoll: connection has queued input or output")
 // consumed; it fails with ErrBusy otherwise.
 //
 // A detached connection still counts as the loop's, so Shutdown waits for
-// it (and, when its context ends, closes the loop's descriptor; the
-// goroutine's reads fail once it closes its own). Give it back with
-// Attach, which closes the returned net.Conn.
+// it (and, when its context ends, shuts the socket down, which ends the
+// goroutine's blocked reads and writes, and closes the loop's descriptor).
+// Give it back with Attach, which closes the returned net.Conn.
 func (c *Conn) Detach() (net.Conn, error) {
 	if c.Closed() || c.flags&flagDetached != 0 {
 		return nil, ErrClosed

@@ -99,6 +99,17 @@ func ReadNoWait(f *os.File, p []byte, off int64) (int, error) {
 	}
 }
 
+// DupFile returns a new *os.File on a duplicate of f's descriptor, for
+// work that outlives the caller's use of f: the caller may close f, and
+// the duplicate is closed on its own.
+func DupFile(f *os.File) (*os.File, error) {
+	fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return nil, os.NewSyscallError("fcntl", err)
+	}
+	return os.NewFile(uintptr(fd), f.Name()), nil
+}
+
 // DropCache advises the kernel that the n bytes of f from off will not be
 // needed again (posix_fadvise POSIX_FADV_DONTNEED), so that a large file
 // streamed once does not push the small hot files out of the page cache.

@@ -102,3 +102,6 @@ func (l *Loop) Index() int { return 0 }
 
 // CloseWrite does nothing.
 func (c *Conn) CloseWrite() {}
+
+// DupFile fails with ErrUnsupported: only the loops need it.
+func DupFile(f *os.File) (*os.File, error) { return nil, ErrUnsupported }
