@@ -1,19 +1,25 @@
-// Package certs holds anx's certificates. For now it is the internal CA:
-// a local root and intermediate kept in the data directory, which issue
-// short-lived leaf certificates for localhost, IP addresses and internal
-// names, and a Manager whose GetCertificate hook serves them only for the
-// names the configuration allows.
+// Package certs obtains, stores, renews and serves anx's certificates,
+// through certmagic: from an ACME CA (Let's Encrypt by default; HTTP-01
+// and TLS-ALPN-01 challenges, on-demand issuance guarded by an ask URL)
+// for public names, and from anx's internal CA for localhost, IP addresses
+// and internal names. The internal CA is a certmagic Issuer, so both kinds
+// are stored and renewed the same way. Manager is the entry point: its
+// GetCertificate is the TLS hook and its HTTPChallenge answers HTTP-01 on
+// the plain-HTTP side.
 //
-// The files live under <dir>/ca:
+// Under the data directory:
 //
-//	root.pem          root certificate, 10 years; the one users trust
-//	root.key          its private key (0600)
-//	intermediate.pem  intermediate certificate, 1 year, signs the leaves
-//	intermediate.key  its private key (0600)
+//	ca/root.pem               the internal root, 10 years; the one users trust
+//	ca/root.key               its private key (0600)
+//	ca/intermediate.pem       intermediate certificate, 1 year, signs the leaves
+//	ca/intermediate.key       its private key (0600)
+//	certificates/<issuer>/    certificates and keys, by issuer and name (certmagic)
+//	acme/<ca>/                ACME accounts (certmagic)
+//	locks/, ocsp/             certmagic's locks and OCSP staples
+//	certificate-errors.json   the last issuance error of each name, for `anx certs`
 //
 // The root is created on first use and reused on every later start; the
-// intermediate is replaced when less than 30 days of it are left. Leaves
-// live only in memory (see CA.Certificate).
+// intermediate is replaced when less than 30 days of it are left.
 package certs
 
 import (
@@ -80,10 +86,6 @@ type CA struct {
 	inter     *x509.Certificate
 	interKey  crypto.Signer
 	interNext time.Time // no run-time renewal attempt before this instant
-
-	// mu guards leaves, the in-memory leaf cache (see leaf.go).
-	mu     sync.Mutex
-	leaves map[string]*leafEntry
 }
 
 // OpenCA opens the internal CA kept under dir (the data directory),
@@ -101,9 +103,8 @@ func openCA(dir string, now func() time.Time) (*CA, error) {
 		return nil, fmt.Errorf("certs: data dir %q: %w", dir, err)
 	}
 	c := &CA{
-		caDir:  filepath.Join(abs, caDirName),
-		now:    now,
-		leaves: make(map[string]*leafEntry),
+		caDir: filepath.Join(abs, caDirName),
+		now:   now,
 	}
 	if err := os.MkdirAll(c.caDir, 0o700); err != nil {
 		return nil, fmt.Errorf("certs: %w", err)

@@ -1,12 +1,19 @@
 package certs
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
-	"strings"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+
+	"github.com/caddyserver/certmagic"
+	"go.uber.org/zap"
 )
 
 // ErrNotAllowed is returned (wrapped) by Manager.GetCertificate for a name
@@ -14,135 +21,205 @@ import (
 // the local address nor a default name can be used.
 var ErrNotAllowed = errors.New("certs: name not allowed")
 
-// Policy says for which names the internal CA serves certificates.
-type Policy struct {
-	// Names are the allowed names: exact DNS names ("localhost",
-	// "api.internal"), IP addresses ("127.0.0.1", "::1") and wildcards
-	// "*.suffix", which allow any name with exactly one more label
-	// ("*.internal" allows "a.internal", not "internal" nor "a.b.internal"),
-	// as a wildcard certificate would. Case and a trailing dot are ignored.
-	Names []string
+// cacheCapacity bounds the certificates held in memory; on-demand names
+// beyond it push out others, which are loaded again from storage.
+const cacheCapacity = 10000
 
-	// DefaultName, if set, is served to a ClientHello without SNI whose
-	// local address is not an allowed IP, e.g. a client that connected to
-	// an IP address. It is allowed by being set.
-	DefaultName string
-}
-
-// Validate checks every name of the policy.
-func (p *Policy) Validate() error {
-	_, err := compile(p)
-	return err
-}
-
-// Manager serves the internal CA's certificates in TLS handshakes, only for
-// the names its policy allows. It is immutable and safe for concurrent use;
-// to change the policy (on reload), make a new Manager on the same CA, whose
-// leaf cache is kept.
+// Manager obtains, stores, renews and serves certificates under a Policy,
+// through certmagic: from an ACME CA (HTTP-01, TLS-ALPN-01) and from the
+// internal CA, which is a certmagic Issuer like any other. Certificates and
+// ACME accounts live under the data directory; a restart loads them.
+//
+// Open starts certmagic's maintenance goroutine (renewals, OCSP staples)
+// and Close stops it. Apply may be called again to change the policy (on a
+// reload); GetCertificate serves the current one. All methods are safe for
+// concurrent use.
 type Manager struct {
-	ca       *CA
-	exact    map[string]struct{} // canonical names and IP addresses
-	wildcard map[string]struct{} // suffixes of "*.suffix", canonical
-	deflt    string              // canonical DefaultName, or ""
+	// Set by Open and read-only after.
+	ca      *CA
+	dir     string
+	storage *certmagic.FileStorage
+	cache   *certmagic.Cache
+	log     *slog.Logger
+	zlog    *zap.Logger
+	status  *statusBook
+	limiter *certmagic.RingBufferRateLimiter // on-demand issuances
+	ctx     context.Context                  // ends at Close
+	stop    context.CancelFunc
+
+	applyMu    sync.Mutex         // serializes Apply and Close
+	planCancel context.CancelFunc // ends the current plan's background obtains; guarded by applyMu
+	plan       atomic.Pointer[plan]
 }
 
-// NewManager returns a Manager that issues from ca under policy p.
-func NewManager(ca *CA, p Policy) (*Manager, error) {
-	if ca == nil {
-		return nil, errors.New("certs: NewManager: nil CA")
-	}
-	m, err := compile(&p)
+// Open opens the internal CA and the certificate storage under dir (the
+// data directory) and starts the maintenance goroutine. Nothing is served
+// until Apply.
+func Open(dir string, logger *slog.Logger) (*Manager, error) {
+	ca, err := OpenCA(dir)
 	if err != nil {
 		return nil, err
 	}
-	m.ca = ca
-	return m, nil
-}
-
-// compile turns a policy into a Manager without a CA.
-func compile(p *Policy) (*Manager, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("certs: data dir %q: %w", dir, err)
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
 	m := &Manager{
-		exact:    make(map[string]struct{}, len(p.Names)),
-		wildcard: make(map[string]struct{}),
+		ca:      ca,
+		dir:     abs,
+		storage: &certmagic.FileStorage{Path: abs},
+		log:     logger,
+		zlog:    newZapLogger(logger.Handler(), "certmagic"),
+		status:  openStatusBook(abs),
+		limiter: certmagic.NewRateLimiter(DefaultOnDemandRate, DefaultOnDemandInterval),
 	}
-	for _, n := range p.Names {
-		if suffix, ok := strings.CutPrefix(n, "*."); ok {
-			s, isIP, err := canonicalName(suffix)
-			if err != nil || isIP {
-				return nil, fmt.Errorf("certs: policy: invalid wildcard %q", n)
-			}
-			m.wildcard[s] = struct{}{}
-			continue
-		}
-		c, _, err := canonicalName(n)
-		if err != nil {
-			return nil, fmt.Errorf("certs: policy: %w", err)
-		}
-		m.exact[c] = struct{}{}
-	}
-	if p.DefaultName != "" {
-		c, _, err := canonicalName(p.DefaultName)
-		if err != nil {
-			return nil, fmt.Errorf("certs: policy: default name: %w", err)
-		}
-		m.deflt = c
-	}
+	m.ctx, m.stop = context.WithCancel(context.Background())
+	m.cache = certmagic.NewCache(certmagic.CacheOptions{
+		GetConfigForCert:   m.configForCert,
+		RenewCheckInterval: DefaultRenewInterval,
+		Capacity:           cacheCapacity,
+		Logger:             m.zlog,
+	})
 	return m, nil
 }
 
-// Allowed reports whether the policy allows a certificate for name, which
-// is canonicalized first. The default name is allowed.
-func (m *Manager) Allowed(name string) bool {
-	c, isIP, err := canonicalName(name)
-	return err == nil && m.allowed(c, isIP)
+// CA returns the internal CA.
+func (m *Manager) CA() *CA { return m.ca }
+
+// Close stops background work: maintenance, obtains in progress and the
+// rate limiter. Certificates already served stay valid.
+func (m *Manager) Close() {
+	m.applyMu.Lock()
+	defer m.applyMu.Unlock()
+	m.stop()
+	if m.planCancel != nil {
+		m.planCancel()
+	}
+	m.cache.Stop()
+	m.limiter.Stop()
 }
 
-// allowed is Allowed for a canonical name.
-func (m *Manager) allowed(name string, isIP bool) bool {
-	if _, ok := m.exact[name]; ok || name == m.deflt {
-		return true
+// Apply makes p the policy served. Certificates of exact internal names
+// are issued (or loaded) before it returns; those of ACME names are loaded
+// from storage or obtained in the background, retried with backoff, with
+// each failure logged and kept for Status. On error the previous policy
+// stays in force.
+func (m *Manager) Apply(p Policy) error {
+	pl, err := compilePolicy(&p)
+	if err != nil {
+		return err
 	}
-	if isIP {
-		return false
+	if err := m.buildConfigs(pl); err != nil {
+		return err
 	}
-	_, parent, ok := strings.Cut(name, ".")
-	if !ok {
-		return false
+	m.applyMu.Lock()
+	defer m.applyMu.Unlock()
+	if m.ctx.Err() != nil {
+		return errors.New("certs: manager closed")
 	}
-	_, ok = m.wildcard[parent]
-	return ok
+	internal, acme := pl.exactNames()
+	if err := pl.internal.ManageSync(m.ctx, internal); err != nil {
+		return fmt.Errorf("certs: internal CA: %w", err)
+	}
+	m.cache.SetOptions(certmagic.CacheOptions{
+		GetConfigForCert:   m.configForCert,
+		RenewCheckInterval: p.renewInterval(),
+		Capacity:           cacheCapacity,
+		Logger:             m.zlog,
+	})
+	n, every := p.OnDemand.rate()
+	m.limiter.SetMaxEvents(n)
+	m.limiter.SetWindow(every)
+	ctx, cancel := context.WithCancel(m.ctx)
+	if len(acme) > 0 {
+		if err := pl.acme.ManageAsync(ctx, acme); err != nil {
+			cancel()
+			return fmt.Errorf("certs: %w", err)
+		}
+	}
+	old := m.plan.Swap(pl)
+	if m.planCancel != nil {
+		m.planCancel()
+	}
+	m.planCancel = cancel
+	m.unmanageRemoved(old, pl)
+	return nil
+}
+
+// unmanageRemoved stops renewing the exact names old had and cur has not.
+func (m *Manager) unmanageRemoved(old, cur *plan) {
+	if old == nil {
+		return
+	}
+	var gone []certmagic.SubjectIssuer
+	for name := range old.exact {
+		if cur.exact[name] == nil {
+			gone = append(gone, certmagic.SubjectIssuer{Subject: name})
+		}
+	}
+	if len(gone) > 0 {
+		m.cache.RemoveManaged(gone)
+	}
 }
 
 // GetCertificate is a tls.Config.GetCertificate hook. With SNI it serves
-// the name if allowed. Without SNI it serves the local IP address the
-// client connected to if that is allowed, else the default name. Anything
-// else fails with an error wrapping ErrNotAllowed, which fails the
-// handshake with an alert, and nothing is issued.
+// the name if the policy allows it. Without SNI it serves the local IP
+// address the client connected to if the policy names it, else the default
+// name. ACME's TLS-ALPN-01 validation handshakes (ALPN acme-tls/1 only) get
+// the challenge certificate. Anything else fails with an error wrapping
+// ErrNotAllowed, which fails the handshake with an alert, and nothing is
+// issued.
 func (m *Manager) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
-	if hello.ServerName == "" {
-		return m.withoutSNI(hello)
+	pl := m.plan.Load()
+	if pl == nil {
+		return nil, fmt.Errorf("%w: no policy applied", ErrNotAllowed)
 	}
-	name, isIP, err := canonicalName(hello.ServerName)
+	name, isIP, err := pl.serverName(hello)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrNotAllowed, err)
+		return nil, err
 	}
-	if !m.allowed(name, isIP) {
+	cfg, _ := pl.config(name, isIP)
+	if cfg == nil {
 		return nil, fmt.Errorf("%w: %q", ErrNotAllowed, name)
 	}
-	return m.ca.Certificate(name)
+	if hello.ServerName != name {
+		h := *hello
+		h.ServerName = name
+		hello = &h
+	}
+	return cfg.GetCertificate(hello)
 }
 
-// withoutSNI picks the certificate for a ClientHello without SNI.
-func (m *Manager) withoutSNI(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
-	if addr, ok := localIP(hello.Conn); ok {
-		if name := addr.String(); m.allowed(name, true) {
-			return m.ca.Certificate(name)
-		}
+// HTTPChallenge answers ACME's HTTP-01 validation: for a request to host
+// (without port) and path that is a challenge anx is solving, it returns
+// the key authorization to send with status 200.
+func (m *Manager) HTTPChallenge(host, path string) (keyAuth string, ok bool) {
+	chal, ok := certmagic.GetACMEChallenge(host)
+	if !ok || chal.Type != ChallengeHTTP01 || path != chal.HTTP01ResourcePath() {
+		return "", false
 	}
-	if m.deflt != "" {
-		return m.ca.Certificate(m.deflt)
+	return chal.KeyAuthorization, true
+}
+
+// configForCert tells certmagic's maintenance which config renews a
+// cached certificate: the current plan's for its first name.
+func (m *Manager) configForCert(cert certmagic.Certificate) (*certmagic.Config, error) {
+	pl := m.plan.Load()
+	if pl == nil || len(cert.Names) == 0 {
+		return nil, errors.New("certs: no policy for the certificate")
 	}
-	return nil, fmt.Errorf("%w: no SNI and no default name", ErrNotAllowed)
+	name, isIP, err := canonicalName(cert.Names[0])
+	if err != nil {
+		return nil, err
+	}
+	cfg, _ := pl.config(name, isIP)
+	if cfg == nil {
+		return nil, fmt.Errorf("certs: %q is no longer in the policy", name)
+	}
+	return cfg, nil
 }
 
 // localIP returns the local IP address of conn, unmapped and without zone.

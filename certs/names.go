@@ -63,3 +63,26 @@ func checkLabel(label string) error {
 	}
 	return nil
 }
+
+// Public reports whether a canonical DNS name can get a certificate from a
+// public CA: it has at least two labels, is not an IP address and is not
+// under a reserved top-level name: RFC 6761's test, example, invalid and
+// localhost, RFC 6762's local, RFC 8375's home.arpa, ICANN's internal.
+func Public(name string) bool {
+	if _, isIP, err := canonicalName(name); err != nil || isIP || !strings.Contains(name, ".") {
+		return false
+	}
+	if name == "home.arpa" || strings.HasSuffix(name, ".home.arpa") {
+		return false
+	}
+	switch name[strings.LastIndexByte(name, '.')+1:] {
+	case "test", "example", "invalid", "localhost", "local", "internal":
+		return false
+	}
+	return true
+}
+
+// isLocalhost reports whether a canonical name is localhost or under it.
+func isLocalhost(name string) bool {
+	return name == "localhost" || strings.HasSuffix(name, ".localhost")
+}

@@ -1,10 +1,15 @@
 package main
 
 import (
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"runtime/debug"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
 
 	"github.com/anx-gateway/anx/certs"
 )
@@ -40,23 +45,15 @@ func runValidate(args []string, stdout, stderr io.Writer) error {
 func runCA(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("anx ca", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	configPath := fs.String("config", "", "take the data dir from this config `file`")
-	data := fs.String("data", "", "the data `dir` (default $XDG_DATA_HOME/anx or ~/.local/share/anx)")
+	d := addDataFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	dir := defaultDataDir()
-	if *configPath != "" {
-		cfg, err := loadConfigFile(*configPath)
-		if err != nil {
-			return err
-		}
-		dir = cfg.Data
+	cfg, err := d.load()
+	if err != nil {
+		return err
 	}
-	if *data != "" {
-		dir = *data
-	}
-	ca, err := certs.OpenCA(dir)
+	ca, err := certs.OpenCA(cfg.Data)
 	if err != nil {
 		return err
 	}
@@ -64,6 +61,98 @@ func runCA(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintln(stdout)
 	fmt.Fprint(stdout, certs.TrustInstructions(ca.RootPath()))
 	return nil
+}
+
+// runCerts lists the certificates kept in the data dir: names, issuer,
+// expiry, next renewal and the last issuance error.
+func runCerts(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("anx certs", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	d := addDataFlags(fs)
+	asJSON := fs.Bool("json", false, "print JSON instead of a table")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := d.load()
+	if err != nil {
+		return err
+	}
+	list, err := certs.List(cfg.Data, cfg.RenewalWindowRatio.F)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(slices.Concat([]certs.Status{}, list))
+	}
+	printCerts(stdout, cfg.Data, list)
+	return nil
+}
+
+// printCerts writes the certificate list as a table.
+func printCerts(w io.Writer, dir string, list []certs.Status) {
+	if len(list) == 0 {
+		fmt.Fprintf(w, "no certificates in %s\n", dir)
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAMES\tISSUER\tNOT AFTER\tRENEWS\tLAST ERROR")
+	for _, s := range list {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", strings.Join(s.Names, ","), orDash(s.Issuer),
+			formatTime(s.NotAfter), formatTime(s.RenewAt), lastError(s))
+	}
+	tw.Flush()
+}
+
+func formatTime(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.Format(time.RFC3339)
+}
+
+func lastError(s certs.Status) string {
+	if s.LastError == "" {
+		return "-"
+	}
+	return s.LastErrorAt.Format(time.RFC3339) + " " + s.LastError
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// dataFlags are the flags of commands that read the data dir: --config
+// (for its data dir and settings) and --data, which wins.
+type dataFlags struct {
+	config, data *string
+}
+
+func addDataFlags(fs *flag.FlagSet) dataFlags {
+	return dataFlags{
+		config: fs.String("config", "", "take the data dir from this config `file`"),
+		data:   fs.String("data", "", "the data `dir` (default $XDG_DATA_HOME/anx or ~/.local/share/anx)"),
+	}
+}
+
+// load returns the config the flags name: the file's, or the defaults,
+// with --data over it.
+func (d dataFlags) load() (config, error) {
+	cfg := defaultConfig()
+	if *d.config != "" {
+		var err error
+		if cfg, err = loadConfigFile(*d.config); err != nil {
+			return config{}, err
+		}
+	}
+	if *d.data != "" {
+		cfg.Data = *d.data
+	}
+	return cfg, nil
 }
 
 // versionString reports the module version and VCS revision the binary

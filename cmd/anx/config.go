@@ -14,6 +14,7 @@ import (
 	"github.com/pelletier/go-toml/v2"
 	"github.com/pelletier/go-toml/v2/unstable"
 
+	"github.com/anx-gateway/anx/certs"
 	"github.com/anx-gateway/anx/core/route"
 )
 
@@ -21,13 +22,31 @@ import (
 // sites. It comes from the built-in defaults, then the config file, then
 // the flags, each overriding what the one before set.
 type config struct {
-	HTTPS    string       `toml:"https"`
-	HTTP     string       `toml:"http"`
-	Data     string       `toml:"data"`
+	HTTPS string `toml:"https"`
+	HTTP  string `toml:"http"`
+	Data  string `toml:"data"`
+
+	// Certificates: the ACME CA and its account, and renewal.
+	ACMECA             urlValue  `toml:"acme_ca"`
+	ACMECARoot         string    `toml:"acme_ca_root"`
+	Email              string    `toml:"email"`
+	ACMEChallenge      challenge `toml:"acme_challenge"`
+	RenewInterval      duration  `toml:"renew_interval"`
+	RenewalWindowRatio ratio     `toml:"renewal_window_ratio"`
+	OnDemand           onDemand  `toml:"on_demand"`
+
 	Timeouts timeouts     `toml:"timeouts"`
 	Limits   limits       `toml:"limits"`
 	Files    files        `toml:"files"`
 	Sites    []siteConfig `toml:"site"`
+}
+
+// onDemand guards on-demand certificates (sites with on_demand = true).
+type onDemand struct {
+	Ask          urlValue `toml:"ask"`
+	AskTimeout   duration `toml:"ask_timeout"`
+	Rate         count    `toml:"rate"`
+	RateInterval duration `toml:"rate_interval"`
 }
 
 // timeouts bound how long a client may hold a connection without progress.
@@ -64,6 +83,9 @@ type siteConfig struct {
 	Root                     string   `toml:"root"`
 	HTTPMode                 httpMode `toml:"http_mode"`
 	AllowSymlinksOutsideRoot bool     `toml:"allow_symlinks_outside_root"`
+	Issuer                   issuer   `toml:"issuer"`
+	OnDemand                 bool     `toml:"on_demand"`
+	HSTS                     hsts     `toml:"hsts"`
 }
 
 // defaultConfig returns the built-in defaults: one site for localhost
@@ -118,6 +140,7 @@ func loadConfigFile(path string) (config, error) {
 	}
 	dir := filepath.Dir(path)
 	cfg.Data = resolve(dir, cfg.Data)
+	cfg.ACMECARoot = resolve(dir, cfg.ACMECARoot)
 	for i := range cfg.Sites {
 		cfg.Sites[i].Root = resolve(dir, cfg.Sites[i].Root)
 	}
@@ -172,6 +195,9 @@ func (c *config) validate() error {
 			return fmt.Errorf("config: site %d: root is empty", i+1)
 		}
 		for _, h := range s.Hosts {
+			if h == "*" {
+				continue // any host: the certificate policy checks it
+			}
 			name, err := route.NormalizeHost(h)
 			if err != nil {
 				return fmt.Errorf("config: site %d: %w", i+1, err)
@@ -181,6 +207,10 @@ func (c *config) validate() error {
 			}
 			seen[name] = i + 1
 		}
+	}
+	p := certPolicy(c, 0, 0)
+	if err := p.Validate(); err != nil {
+		return fmt.Errorf("config: %w", err)
 	}
 	return nil
 }
@@ -299,4 +329,120 @@ func (m httpMode) String() string {
 		return "serve"
 	}
 	return "redirect"
+}
+
+// urlValue is an absolute http:// or https:// URL, or empty.
+type urlValue struct{ URL string }
+
+// UnmarshalText checks the URL.
+func (u *urlValue) UnmarshalText(b []byte) error {
+	if err := certs.CheckURL(string(b)); err != nil {
+		return valueError(b, "%v", err)
+	}
+	u.URL = string(b)
+	return nil
+}
+
+// challenge pins the ACME challenge type, or is empty for both.
+type challenge struct{ Type string }
+
+// UnmarshalText accepts "http-01" or "tls-alpn-01".
+func (c *challenge) UnmarshalText(b []byte) error {
+	switch string(b) {
+	case certs.ChallengeHTTP01, certs.ChallengeTLSALPN01:
+		c.Type = string(b)
+		return nil
+	}
+	return valueError(b, "want %q or %q, got %q", certs.ChallengeHTTP01, certs.ChallengeTLSALPN01, b)
+}
+
+// ratio is a fraction strictly between 0 and 1, or 0 for the default.
+type ratio struct{ F float64 }
+
+// UnmarshalText parses a number such as 0.33.
+func (r *ratio) UnmarshalText(b []byte) error {
+	f, err := strconv.ParseFloat(string(b), 64)
+	if err != nil || f <= 0 || f >= 1 {
+		return valueError(b, "want a fraction between 0 and 1 such as 0.33, got %q", b)
+	}
+	r.F = f
+	return nil
+}
+
+// issuer picks where a site's certificates come from.
+type issuer struct{ Kind certs.Issuer }
+
+// UnmarshalText accepts "auto", "acme" or "internal".
+func (i *issuer) UnmarshalText(b []byte) error {
+	switch string(b) {
+	case "auto":
+		i.Kind = certs.IssuerAuto
+	case "acme":
+		i.Kind = certs.IssuerACME
+	case "internal":
+		i.Kind = certs.IssuerInternal
+	default:
+		return valueError(b, "want \"auto\", \"acme\" or \"internal\", got %q", b)
+	}
+	return nil
+}
+
+// defaultHSTS is the Strict-Transport-Security value sent for public names
+// by default: one year, this host only (includeSubDomains and preload are
+// promises about other hosts, which only the site's owner can make).
+const defaultHSTS = "max-age=31536000"
+
+// hsts is a site's Strict-Transport-Security policy: auto (the zero
+// value: defaultHSTS for public names only), off, or a header value.
+type hsts struct {
+	Off   bool
+	Value string // set: sent for every host of the site
+}
+
+// UnmarshalText accepts "auto", "off" or a header value with max-age.
+func (h *hsts) UnmarshalText(b []byte) error {
+	v := strings.TrimSpace(string(b))
+	switch {
+	case v == "auto":
+		*h = hsts{}
+	case v == "off":
+		*h = hsts{Off: true}
+	case validHSTS(v):
+		*h = hsts{Value: v}
+	default:
+		return valueError(b, "want \"auto\", \"off\" or a header value such as \"max-age=63072000; includeSubDomains\", got %q", b)
+	}
+	return nil
+}
+
+// validHSTS checks a Strict-Transport-Security value: directives
+// separated by ";", one of them max-age=<seconds> (RFC 6797 section 6.1).
+func validHSTS(v string) bool {
+	maxAge := false
+	for d := range strings.SplitSeq(v, ";") {
+		name, value, _ := strings.Cut(strings.TrimSpace(d), "=")
+		switch strings.ToLower(name) {
+		case "max-age":
+			_, err := strconv.ParseUint(strings.Trim(value, "\""), 10, 63)
+			maxAge = err == nil
+		case "includesubdomains", "preload":
+		default:
+			return false
+		}
+	}
+	return maxAge
+}
+
+// headerFor returns the Strict-Transport-Security value for one host of
+// the site, or "" for none.
+func (h hsts) headerFor(host string) string {
+	switch {
+	case h.Off:
+		return ""
+	case h.Value != "":
+		return h.Value
+	case host == "*" || certs.Public(strings.ToLower(strings.TrimPrefix(host, "*."))):
+		return defaultHSTS
+	}
+	return ""
 }

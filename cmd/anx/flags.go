@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/anx-gateway/anx/certs"
 )
 
 // runFlags are the flags of "anx run".
@@ -16,7 +18,13 @@ type runFlags struct {
 	http     string
 	data     string
 	httpMode string
-	set      map[string]bool // the flags given on the command line
+
+	acmeCA        string
+	acmeCARoot    string
+	email         string
+	acmeChallenge string
+
+	set map[string]bool // the flags given on the command line
 }
 
 // stringList is a flag that may be repeated.
@@ -42,10 +50,14 @@ func parseRunFlags(args []string, stderr io.Writer) (runFlags, error) {
 	fs.StringVar(&f.http, "http", "", "listen for plain HTTP on this `addr` (default \":8080\")")
 	fs.StringVar(&f.data, "data", "", "keep certificates and the local CA in this `dir` (default $XDG_DATA_HOME/anx or ~/.local/share/anx)")
 	fs.StringVar(&f.httpMode, "http-mode", "", "what plain HTTP does: redirect to HTTPS, or serve the site (`mode`: redirect|serve; default redirect)")
+	fs.StringVar(&f.acmeCA, "acme-ca", "", "get certificates from the ACME CA with this directory `URL` (default Let's Encrypt); it then also serves internal names such as *.test")
+	fs.StringVar(&f.acmeCARoot, "acme-ca-root", "", "trust the root certificates in this PEM `file` for the ACME CA's API (a private CA)")
+	fs.StringVar(&f.email, "email", "", "the ACME account's contact `address` (optional)")
+	fs.StringVar(&f.acmeChallenge, "acme-challenge", "", "answer only this ACME `challenge`: http-01 or tls-alpn-01 (default: both, one after the other)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: anx run [flags]\n\n")
 		fs.PrintDefaults()
-		fmt.Fprintf(stderr, "\nA flag wins over the config file: --https, --http and --data replace the file's\nvalues; --root, --domain and --http-mode replace those of its only site.\n")
+		fmt.Fprintf(stderr, "\nA flag wins over the config file: --https, --http, --data and the --acme-* and\n--email flags replace the file's values; --root, --domain and --http-mode replace those of its only site.\n")
 	}
 	if err := fs.Parse(args); err != nil {
 		return f, err
@@ -85,6 +97,9 @@ func applyFlags(cfg *config, f runFlags) error {
 	if f.set["data"] {
 		cfg.Data = f.data
 	}
+	if err := applyACMEFlags(cfg, f); err != nil {
+		return err
+	}
 	if !f.set["root"] && !f.set["domain"] && !f.set["http-mode"] {
 		return nil
 	}
@@ -101,6 +116,29 @@ func applyFlags(cfg *config, f runFlags) error {
 	if f.set["http-mode"] {
 		if err := site.HTTPMode.UnmarshalText([]byte(f.httpMode)); err != nil {
 			return usageError{"--http-mode: " + err.Error()}
+		}
+	}
+	return nil
+}
+
+// applyACMEFlags lays the ACME flags over cfg, checked as the config
+// file's keys are.
+func applyACMEFlags(cfg *config, f runFlags) error {
+	if f.set["acme-ca"] {
+		if err := certs.CheckURL(f.acmeCA); err != nil {
+			return usageError{"--acme-ca: " + err.Error()}
+		}
+		cfg.ACMECA.URL = f.acmeCA
+	}
+	if f.set["acme-ca-root"] {
+		cfg.ACMECARoot = f.acmeCARoot
+	}
+	if f.set["email"] {
+		cfg.Email = f.email
+	}
+	if f.set["acme-challenge"] {
+		if err := cfg.ACMEChallenge.UnmarshalText([]byte(f.acmeChallenge)); err != nil {
+			return usageError{"--acme-challenge: " + err.Error()}
 		}
 	}
 	return nil

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/anx-gateway/anx/certs"
 	"github.com/anx-gateway/anx/core/message"
@@ -23,13 +24,13 @@ import (
 )
 
 // gateway is one running anx: its listeners and the servers behind them.
-// newGateway opens everything, start serves, shutdown drains; all three
-// run on the main goroutine, and each server's goroutines are owned by
-// that server.
+// newGateway opens everything, start serves, reload changes the sites,
+// shutdown drains; all of them run on the main goroutine, and each
+// server's goroutines are owned by that server.
 type gateway struct {
-	cfg config
-	log *slog.Logger
-	ca  *certs.CA
+	cfg   config
+	log   *slog.Logger
+	certs *certs.Manager
 
 	udp net.PacketConn // HTTP/3
 
@@ -37,6 +38,8 @@ type gateway struct {
 	h1Plain *h1.Server // plain HTTP on the event loops
 	h2      *h2.Server
 	h3      *h3.Server
+	secure  *route.Live // what HTTPS serves, whatever the protocol
+	plain   *route.Live // what plain HTTP serves
 	statics []*static.Handler
 }
 
@@ -49,40 +52,121 @@ func newGateway(cfg config, logger *slog.Logger) (_ *gateway, err error) {
 			gw.closeAll()
 		}
 	}()
-	if gw.ca, err = certs.OpenCA(cfg.Data); err != nil {
-		return nil, err
-	}
-	sites, err := gw.openSites()
-	if err != nil {
+	if gw.certs, err = certs.Open(cfg.Data, logger); err != nil {
 		return nil, err
 	}
 	if err = gw.listen(); err != nil {
+		return nil, err
+	}
+	s, err := gw.buildSites(&cfg)
+	if err != nil {
+		return nil, err
+	}
+	gw.statics = s.statics
+	if err = gw.certs.Apply(certPolicy(&cfg, gw.httpPort(), gw.httpsPort())); err != nil {
 		return nil, err
 	}
 	tlsConfig, err := gw.tlsConfig()
 	if err != nil {
 		return nil, err
 	}
-	secure, plain, err := gw.routeTables(sites)
-	if err != nil {
-		return nil, err
-	}
-	gw.buildServers(tlsConfig, secure, plain)
+	gw.secure, gw.plain = route.NewLive(s.secure), route.NewLive(s.plain)
+	gw.buildServers(tlsConfig)
 	return gw, nil
 }
 
+// sites is what a config's sites become: the two routing tables and the
+// static handlers under them.
+type sites struct {
+	secure, plain *route.Table
+	statics       []*static.Handler
+}
+
+// buildSites opens the sites of cfg. On error nothing is left open.
+func (gw *gateway) buildSites(cfg *config) (sites, error) {
+	var s sites
+	handlers, err := openSites(cfg)
+	if err != nil {
+		return s, err
+	}
+	for _, h := range handlers {
+		s.statics = append(s.statics, h)
+	}
+	s.secure, s.plain, err = gw.routeTables(cfg, handlers)
+	if err != nil {
+		closeStatics(s.statics)
+		return sites{}, err
+	}
+	return s, nil
+}
+
+// reload serves cfg's sites and certificate policy from now on, on the
+// running listeners. Listener addresses, the data dir, timeouts, limits and
+// [files] take effect only at a restart; a change to them is logged. On
+// error the running sites keep serving, unchanged.
+func (gw *gateway) reload(cfg config) error {
+	gw.warnRestartOnly(&cfg)
+	s, err := gw.buildSites(&cfg)
+	if err != nil {
+		return err
+	}
+	if err := gw.certs.Apply(certPolicy(&cfg, gw.httpPort(), gw.httpsPort())); err != nil {
+		closeStatics(s.statics)
+		return err
+	}
+	if err := errors.Join(gw.secure.Store(s.secure), gw.plain.Store(s.plain)); err != nil {
+		closeStatics(s.statics)
+		return errors.Join(err, gw.certs.Apply(certPolicy(&gw.cfg, gw.httpPort(), gw.httpsPort())))
+	}
+	old := gw.statics
+	gw.statics = s.statics
+	gw.cfg.Sites = cfg.Sites
+	gw.cfg.ACMECA, gw.cfg.ACMECARoot, gw.cfg.Email, gw.cfg.ACMEChallenge = cfg.ACMECA, cfg.ACMECARoot, cfg.Email, cfg.ACMEChallenge
+	gw.cfg.RenewInterval, gw.cfg.RenewalWindowRatio, gw.cfg.OnDemand = cfg.RenewInterval, cfg.RenewalWindowRatio, cfg.OnDemand
+	// Requests routed by the old tables may still be sending files.
+	time.AfterFunc(gw.drainTimeout(), func() { closeStatics(old) })
+	return nil
+}
+
+// warnRestartOnly logs each setting of cfg that a reload cannot change.
+func (gw *gateway) warnRestartOnly(cfg *config) {
+	old := gw.cfg
+	for _, k := range []struct {
+		key     string
+		changed bool
+	}{
+		{"https", cfg.HTTPS != old.HTTPS},
+		{"http", cfg.HTTP != old.HTTP},
+		{"data", cfg.Data != old.Data},
+		{"timeouts", cfg.Timeouts != old.Timeouts},
+		{"limits", cfg.Limits != old.Limits},
+		{"files", cfg.Files != old.Files},
+	} {
+		if k.changed {
+			gw.log.Warn("reload: this setting changes only at a restart; the running value stays", "key", k.key)
+		}
+	}
+}
+
 // openSites makes one static handler per site, in config order.
-func (gw *gateway) openSites() ([]message.Handler, error) {
-	handlers := make([]message.Handler, 0, len(gw.cfg.Sites))
-	for _, s := range gw.cfg.Sites {
+func openSites(cfg *config) ([]*static.Handler, error) {
+	handlers := make([]*static.Handler, 0, len(cfg.Sites))
+	for _, s := range cfg.Sites {
 		h, err := static.New(static.Config{Root: s.Root, AllowSymlinksOutside: s.AllowSymlinksOutsideRoot})
 		if err != nil {
+			closeStatics(handlers)
 			return nil, err
 		}
-		gw.statics = append(gw.statics, h)
 		handlers = append(handlers, h)
 	}
 	return handlers, nil
+}
+
+// closeStatics closes static handlers; errors do not matter any more.
+func closeStatics(hs []*static.Handler) {
+	for _, h := range hs {
+		_ = h.Close()
+	}
 }
 
 // listen opens the HTTPS port on TCP and UDP and the plain-HTTP port. A
@@ -116,37 +200,36 @@ func listenError(which, addr string, err error) error {
 	return fmt.Errorf("cannot listen for %s on %s: %v", which, addr, err)
 }
 
-// tlsConfig builds the TLS policy, with certificates from the local CA for
-// the names the sites declare.
+// tlsConfig builds the TLS policy, with certificates from the manager, and
+// ALPN acme-tls/1 for TLS-ALPN-01 validations.
 func (gw *gateway) tlsConfig() (*tls.Config, error) {
-	var names []string
-	for _, s := range gw.cfg.Sites {
-		names = append(names, siteHosts(s, gw.cfg.Sites)...)
+	tc := terminate.Config{
+		GetCertificate: gw.certs.GetCertificate,
+		NextProtos:     []string{"h2", "http/1.1", acmeTLS1},
 	}
-	manager, err := certs.NewManager(gw.ca, certs.Policy{Names: names, DefaultName: gw.cfg.Sites[0].Hosts[0]})
-	if err != nil {
-		return nil, err
-	}
-	tc := terminate.Config{GetCertificate: manager.GetCertificate}
 	if err := tc.Validate(); err != nil {
 		return nil, err
 	}
 	return tc.TLSConfig(), nil
 }
 
-// routeTables builds the two routing tables: HTTPS serves every site;
-// plain HTTP serves the sites in serve mode and redirects the others.
-func (gw *gateway) routeTables(handlers []message.Handler) (secure, plain *route.Table, err error) {
+// acmeTLS1 is the ALPN protocol of ACME's TLS-ALPN-01 validation (RFC 8737).
+const acmeTLS1 = "acme-tls/1"
+
+// routeTables builds the two routing tables: HTTPS serves every site, with
+// its Strict-Transport-Security; plain HTTP answers ACME HTTP-01
+// validations, serves the sites in serve mode and redirects the others.
+func (gw *gateway) routeTables(cfg *config, handlers []*static.Handler) (secure, plain *route.Table, err error) {
 	var secureSites, plainSites []route.Site
 	redirect := route.RedirectHTTPS{Port: gw.httpsPort()}
-	for i, s := range gw.cfg.Sites {
-		hosts := siteHosts(s, gw.cfg.Sites)
-		secureSites = append(secureSites, route.Site{Hosts: hosts, Handler: handlers[i]})
+	for i, s := range cfg.Sites {
+		hosts := siteHosts(s, cfg.Sites)
+		secureSites = append(secureSites, hstsSites(s.HSTS, hosts, handlers[i])...)
 		var onPlain message.Handler = redirect
 		if s.HTTPMode == httpServe {
 			onPlain = handlers[i]
 		}
-		plainSites = append(plainSites, route.Site{Hosts: hosts, Handler: onPlain})
+		plainSites = append(plainSites, routeSites(hosts, onPlain)...)
 	}
 	if secure, err = route.New(secureSites); err != nil {
 		return nil, nil, err
@@ -155,6 +238,43 @@ func (gw *gateway) routeTables(handlers []message.Handler) (secure, plain *route
 		return nil, nil, err
 	}
 	return secure, plain, nil
+}
+
+// hstsSites splits a site's hosts by the Strict-Transport-Security value
+// each gets, and wraps the handler for those that get one.
+func hstsSites(policy hsts, hosts []string, h message.Handler) []route.Site {
+	byValue := map[string][]string{}
+	var order []string
+	for _, host := range hosts {
+		v := policy.headerFor(host)
+		if _, ok := byValue[v]; !ok {
+			order = append(order, v)
+		}
+		byValue[v] = append(byValue[v], host)
+	}
+	var out []route.Site
+	for _, v := range order {
+		var handler message.Handler = h
+		if v != "" {
+			handler = route.WithHeader{Name: "Strict-Transport-Security", Value: v, Handler: h}
+		}
+		out = append(out, routeSites(byValue[v], handler)...)
+	}
+	return out
+}
+
+// routeSites makes the route sites of some hosts: "*" (any host) becomes
+// the default site.
+func routeSites(hosts []string, h message.Handler) []route.Site {
+	named := slices.DeleteFunc(slices.Clone(hosts), func(host string) bool { return host == "*" })
+	var out []route.Site
+	if len(named) > 0 {
+		out = append(out, route.Site{Hosts: named, Handler: h})
+	}
+	if len(named) < len(hosts) {
+		out = append(out, route.Site{Handler: h})
+	}
+	return out
 }
 
 // siteHosts returns a site's hosts; "localhost" brings the loopback
@@ -181,12 +301,12 @@ func claimed(host string, sites []siteConfig) bool {
 	return false
 }
 
-// buildServers makes the protocol servers over the routing tables.
-func (gw *gateway) buildServers(tlsConfig *tls.Config, secure, plain *route.Table) {
+// buildServers makes the protocol servers over the live routing tables.
+func (gw *gateway) buildServers(tlsConfig *tls.Config) {
 	c := gw.cfg
 	altSvc := h3.AltSvc(gw.httpsPort())
 	gw.h2 = &h2.Server{
-		Handler:          secure,
+		Handler:          gw.secure,
 		AltSvc:           altSvc,
 		IdleTimeout:      c.Timeouts.Idle.Duration,
 		WriteByteTimeout: c.Timeouts.Write.Duration,
@@ -195,17 +315,18 @@ func (gw *gateway) buildServers(tlsConfig *tls.Config, secure, plain *route.Tabl
 		Logger:           gw.log,
 	}
 	gw.h3 = &h3.Server{
-		Handler:        secure,
+		Handler:        gw.secure,
 		TLSConfig:      tlsConfig,
 		IdleTimeout:    c.Timeouts.Idle.Duration,
 		MaxHeaderBytes: int(c.Limits.MaxHeaderBytes.Bytes),
 		MaxBodyBytes:   c.Limits.MaxBodyBytes.Bytes,
 		Logger:         gw.log,
 	}
-	gw.configureH1(gw.h1TLS, secure, altSvc)
+	gw.configureH1(gw.h1TLS, gw.secure, altSvc)
 	gw.h1TLS.TLSConfig = tlsConfig
-	gw.h1TLS.TLSProtocols = map[string]func(*tls.Conn){"h2": gw.h2.ServeConn}
+	gw.h1TLS.TLSProtocols = map[string]func(*tls.Conn){"h2": gw.h2.ServeConn, acmeTLS1: closeACMEConn}
 	gw.h1TLS.HandshakeTimeout = c.Timeouts.Handshake.Duration
+	plain := route.HTTPChallenge{Solve: gw.certs.HTTPChallenge, Handler: gw.plain}
 	gw.configureH1(gw.h1Plain, plain, "")
 	gw.h1Plain.DropBehind = c.Files.DropBehind.Bytes // TLS bodies are not sent by sendfile
 }
@@ -279,8 +400,9 @@ func (gw *gateway) closeAll() {
 	if gw.udp != nil {
 		_ = gw.udp.Close()
 	}
-	for _, s := range gw.statics {
-		_ = s.Close()
+	closeStatics(gw.statics)
+	if gw.certs != nil {
+		gw.certs.Close()
 	}
 }
 

@@ -5,8 +5,11 @@
 //
 //	anx run [--config FILE] [--root DIR] [--domain NAME]... [--https ADDR]
 //	        [--http ADDR] [--data DIR] [--http-mode redirect|serve]
+//	        [--acme-ca URL] [--acme-ca-root FILE] [--email ADDR]
+//	        [--acme-challenge http-01|tls-alpn-01]
 //	anx validate --config FILE
 //	anx ca [--config FILE] [--data DIR]
+//	anx certs [--config FILE] [--data DIR] [--json]
 //	anx version
 //
 // Run "anx help" or "anx run --help" for the details; README.md has the
@@ -32,6 +35,8 @@ Commands:
   anx run [flags]                 serve (flags below; "anx run --help")
   anx validate --config FILE      check a config file and exit
   anx ca [--data DIR]             print the local CA's root and how to trust it
+  anx certs [--data DIR] [--json] list managed certificates: names, issuer, expiry,
+                                  next renewal, last error
   anx version                     print the version
 
 Flags and the config file: the built-in defaults come first, then the
@@ -61,6 +66,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = runValidate(args[1:], stdout, stderr)
 	case "ca":
 		err = runCA(args[1:], stdout, stderr)
+	case "certs":
+		err = runCerts(args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, versionString())
 	case "help", "-h", "-help", "--help":

@@ -10,20 +10,19 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/anx-gateway/anx/certs"
 )
 
 // runServe is "anx run": load the config, open every listener, serve
-// until SIGTERM or SIGINT, then drain.
+// until SIGTERM or SIGINT, then drain. SIGHUP reloads the config.
 func runServe(args []string, stdout, stderr io.Writer) error {
 	f, err := parseRunFlags(args, stderr)
 	if err != nil {
 		return err
 	}
-	cfg, err := loadRunConfig(f)
+	cfg, err := loadServeConfig(f)
 	if err != nil {
-		return err
-	}
-	if err := checkRoots(cfg); err != nil {
 		return err
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
@@ -33,6 +32,9 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	failed, err := gw.start()
 	if err != nil {
 		gw.shutdown()
@@ -40,16 +42,52 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	}
 	printBanner(stdout, gw)
 	logger.Info("ready", "https", gw.httpsAddr(), "http", gw.httpAddr(), "data", cfg.Data)
-	select {
-	case <-ctx.Done():
-		logger.Info("stopping", "drain", gw.drainTimeout())
-	case err = <-failed:
-		logger.Error("a listener failed; stopping", "err", err)
-	}
+	err = serveUntilStopped(ctx, gw, f, hup, failed)
 	stop() // a second signal now kills at once
 	err = errors.Join(err, gw.shutdown())
 	logger.Info("stopped")
 	return err
+}
+
+// serveUntilStopped reloads on each SIGHUP until a stop signal or a
+// listener failure.
+func serveUntilStopped(ctx context.Context, gw *gateway, f runFlags, hup <-chan os.Signal, failed <-chan error) error {
+	for {
+		select {
+		case <-ctx.Done():
+			gw.log.Info("stopping", "drain", gw.drainTimeout())
+			return nil
+		case err := <-failed:
+			gw.log.Error("a listener failed; stopping", "err", err)
+			return err
+		case <-hup:
+			reload(gw, f)
+		}
+	}
+}
+
+// reload loads the config again (file, then flags) and serves it; a bad
+// config is logged and the running one keeps serving.
+func reload(gw *gateway, f runFlags) {
+	cfg, err := loadServeConfig(f)
+	if err == nil {
+		err = gw.reload(cfg)
+	}
+	if err != nil {
+		gw.log.Error("reload failed", "err", err)
+		return
+	}
+	gw.log.Info("reloaded", "sites", len(cfg.Sites))
+}
+
+// loadServeConfig is the config "anx run" serves, with every site's root
+// checked.
+func loadServeConfig(f runFlags) (config, error) {
+	cfg, err := loadRunConfig(f)
+	if err != nil {
+		return config{}, err
+	}
+	return cfg, checkRoots(cfg)
 }
 
 // checkRoots makes sure every site's root is a directory, so that a typo
@@ -83,9 +121,19 @@ func printBanner(w io.Writer, gw *gateway) {
 		}
 		fmt.Fprintf(w, "  http://%s   (%s)\n", hostPort(host, http, 80), mode)
 	}
-	fmt.Fprintf(w, "Certificates come from anx's local CA: %s\n", gw.ca.RootPath())
-	fmt.Fprintf(w, "  trust it with curl:  curl --cacert %s https://%s/\n", gw.ca.RootPath(), hostPort(gw.cfg.Sites[0].Hosts[0], https, 443))
+	root := gw.certs.CA().RootPath()
+	ca := gw.cfg.ACMECA.URL
+	if ca == "" {
+		ca = certs.LetsEncrypt
+	}
+	fmt.Fprintf(w, "Certificates of public names come from the ACME CA %s\n", ca)
+	if gw.cfg.ACMECA.URL != "" {
+		fmt.Fprintf(w, "  (which also serves internal names such as *.test, as acme_ca is set)\n")
+	}
+	fmt.Fprintf(w, "Certificates of localhost, IP addresses and internal names come from anx's local CA: %s\n", root)
+	fmt.Fprintf(w, "  trust it with curl:  curl --cacert %s https://%s/\n", root, hostPort(gw.cfg.Sites[0].Hosts[0], https, 443))
 	fmt.Fprintf(w, "  system and browsers: run \"anx ca --data %s\"\n", gw.cfg.Data)
+	fmt.Fprintf(w, "Managed certificates: anx certs --data %s\n", gw.cfg.Data)
 }
 
 // drainTimeout bounds a graceful stop.

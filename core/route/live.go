@@ -1,0 +1,99 @@
+package route
+
+import (
+	"errors"
+	"sync/atomic"
+
+	"github.com/anx-gateway/anx/core/message"
+)
+
+// Live serves through whichever Table was stored last, so that a reload
+// changes the sites of running servers without touching their listeners
+// or connections: each request is routed by the table current when it
+// arrives. The zero Live answers 503 until Store.
+type Live struct {
+	table atomic.Pointer[Table]
+}
+
+// NewLive returns a Live serving t.
+func NewLive(t *Table) *Live {
+	l := &Live{}
+	l.table.Store(t)
+	return l
+}
+
+// Store makes t the table served from now on. A front end decides once,
+// at start, whether it may run the handler on its event loop (see
+// message.NonBlocking), so a table that may block cannot replace one that
+// does not: that needs a restart, and Store refuses it.
+func (l *Live) Store(t *Table) error {
+	if old := l.table.Load(); old != nil && old.NonBlocking() && !t.NonBlocking() {
+		return errors.New("route: the new sites have a handler that may block, the running ones have none: restart to serve them")
+	}
+	l.table.Store(t)
+	return nil
+}
+
+// NonBlocking reports whether the current table never blocks.
+func (l *Live) NonBlocking() bool {
+	t := l.table.Load()
+	return t == nil || t.NonBlocking()
+}
+
+// Serve routes r through the current table.
+func (l *Live) Serve(w message.ResponseWriter, r *message.Request) {
+	t := l.table.Load()
+	if t == nil {
+		Respond(w, r, 503, "503 Service Unavailable\n")
+		return
+	}
+	t.Serve(w, r)
+}
+
+// WithHeader is a handler that sets one response header field on every
+// response of Handler, before it runs: e.g. Strict-Transport-Security on
+// the HTTPS side of a site.
+type WithHeader struct {
+	Name, Value string
+	Handler     message.Handler
+}
+
+// NonBlocking reports whether the wrapped handler never blocks.
+func (h WithHeader) NonBlocking() bool { return message.IsNonBlocking(h.Handler) }
+
+// Serve sets the field and calls the wrapped handler.
+func (h WithHeader) Serve(w message.ResponseWriter, r *message.Request) {
+	w.Header().Set(h.Name, h.Value)
+	h.Handler.Serve(w, r)
+}
+
+// ACMEHTTP01Prefix is the path prefix of ACME HTTP-01 validation requests
+// (RFC 8555 section 8.3).
+const ACMEHTTP01Prefix = "/.well-known/acme-challenge/"
+
+// HTTPChallenge answers ACME HTTP-01 validation requests before Handler
+// sees them, whatever Handler does with the rest (a site in redirect mode
+// redirects everything else). Solve returns the key authorization for a
+// host (without port) and path, if one is being validated.
+type HTTPChallenge struct {
+	Solve   func(host, path string) (keyAuth string, ok bool)
+	Handler message.Handler
+}
+
+// NonBlocking reports whether the wrapped handler never blocks; Solve
+// must not block either (it reads memory).
+func (h HTTPChallenge) NonBlocking() bool { return message.IsNonBlocking(h.Handler) }
+
+// Serve answers a GET for a challenge being validated, and passes anything
+// else on.
+func (h HTTPChallenge) Serve(w message.ResponseWriter, r *message.Request) {
+	if len(r.Path) > len(ACMEHTTP01Prefix) && r.Path[:len(ACMEHTTP01Prefix)] == ACMEHTTP01Prefix &&
+		(r.Method == "GET" || r.Method == "HEAD") {
+		if keyAuth, ok := h.Solve(hostname(r.Host), r.Path); ok {
+			w.Header().Set("Cache-Control", "no-store")
+			Respond(w, r, 200, keyAuth)
+			return
+		}
+	}
+	h.Handler.Serve(w, r)
+}
