@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"runtime/debug"
-	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -84,7 +83,10 @@ func runCerts(args []string, stdout, stderr io.Writer) error {
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(slices.Concat([]certs.Status{}, list))
+		if list == nil {
+			list = []certs.Status{} // [], not null
+		}
+		return enc.Encode(list)
 	}
 	printCerts(stdout, cfg.Data, list)
 	return nil

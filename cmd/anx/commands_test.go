@@ -2,10 +2,13 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/anx-gateway/anx/certs"
 )
 
 func runCommand(args ...string) (code int, stdout, stderr string) {
@@ -67,5 +70,42 @@ func TestUnknownCommandAndVersion(t *testing.T) {
 	}
 	if code, out, _ := runCommand("version"); code != exitOK || !strings.HasPrefix(out, "anx ") {
 		t.Errorf("version: exit %d, stdout %q", code, out)
+	}
+}
+
+// anx certs lists what a Manager stored, as a table and as JSON.
+func TestCertsListsStoredCertificates(t *testing.T) {
+	data := t.TempDir()
+	if code, out, errOut := runCommand("certs", "--data", data, "--json"); code != exitOK || strings.TrimSpace(out) != "[]" {
+		t.Fatalf("empty data dir: exit %d, stdout %q, stderr %q; want []", code, out, errOut)
+	}
+	m, err := certs.Open(data, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = m.Apply(certs.Policy{Sites: []certs.Site{{Names: []string{"localhost", "127.0.0.1"}}}})
+	m.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runCommand("certs", "--data", data, "--json")
+	if code != exitOK {
+		t.Fatalf("exit %d, stderr %q", code, errOut)
+	}
+	var list []certs.Status
+	if err := json.Unmarshal([]byte(out), &list); err != nil {
+		t.Fatalf("%v in %q", err, out)
+	}
+	if len(list) != 2 || list[0].Names[0] != "127.0.0.1" || list[1].Names[0] != "localhost" {
+		t.Fatalf("got %+v, want 127.0.0.1 and localhost", list)
+	}
+	for _, s := range list {
+		if s.Issuer != certs.InternalIssuerKey || s.NotAfter.IsZero() || !s.RenewAt.Before(s.NotAfter) || s.LastError != "" {
+			t.Errorf("%+v: want the internal issuer, a renewal before expiry, no error", s)
+		}
+	}
+	code, out, _ = runCommand("certs", "--data", data)
+	if code != exitOK || !strings.HasPrefix(out, "NAMES") || !strings.Contains(out, "localhost") || !strings.Contains(out, "anx-internal") {
+		t.Errorf("table: exit %d, stdout %q", code, out)
 	}
 }

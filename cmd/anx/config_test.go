@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/anx-gateway/anx/core/route"
 )
 
 func writeConfig(t *testing.T, text string) string {
@@ -86,6 +88,14 @@ func TestBadConfigNamesFileLineAndKey(t *testing.T) {
 		{"negative count", "[limits]\nmax_header_count = -5\n", `:2: key "limits.max_header_count": want a whole number of zero or more, got "-5"`},
 		{"negative size", "[limits]\nmax_body_bytes = -1\n", `:2: key "limits.max_body_bytes": want a size`},
 		{"zero drop_behind", "[files]\ndrop_behind = 0\n", `:2: key "files.drop_behind": want a size such as "64MiB", or "off", got "0"`},
+		{"malformed acme_ca", "acme_ca = \"not a url\"\n", `:1: key "acme_ca": want an absolute https://`},
+		{"acme_ca of another scheme", "\nacme_ca = \"ftp://ca.example/dir\"\n", `:2: key "acme_ca": want an absolute https://`},
+		{"bad challenge", "acme_challenge = \"dns-01\"\n", `:1: key "acme_challenge": want "http-01" or "tls-alpn-01", got "dns-01"`},
+		{"ratio of 1", "renewal_window_ratio = 1.0\n", `:1: key "renewal_window_ratio": want a fraction between 0 and 1`},
+		{"bad ask", "[on_demand]\nask = \"/relative\"\n", `:2: key "on_demand.ask": want an absolute https://`},
+		{"bad issuer", "[[site]]\nhosts = [\"a.test\"]\nissuer = \"letsencrypt\"\n", `:3: key "site.issuer": want "auto", "acme" or "internal"`},
+		{"bad hsts", "[[site]]\nhosts = [\"a.test\"]\nhsts = \"yes please\"\n", `:3: key "site.hsts": want "auto", "off" or a header value`},
+		{"hsts without max-age", "[[site]]\nhosts = [\"a.test\"]\nhsts = \"includeSubDomains\"\n", `:3: key "site.hsts"`},
 		{"syntax", "https = \n", `:1:`},
 		{"no site", "https = \":1\"\n", `no [[site]] declared`},
 	}
@@ -109,6 +119,10 @@ func TestValidateRejects(t *testing.T) {
 		"site without host": {HTTPS: ":1", HTTP: ":2", Sites: []siteConfig{site()}},
 		"bad address":       {HTTPS: "8443", HTTP: ":2", Sites: []siteConfig{site("a.test")}},
 		"no site":           {HTTPS: ":1", HTTP: ":2"},
+		"on_demand without ask": {HTTPS: ":1", HTTP: ":2", Sites: []siteConfig{
+			{Hosts: []string{"*.example.com"}, Root: ".", OnDemand: true}}},
+		"ACME wildcard without on_demand": {HTTPS: ":1", HTTP: ":2", Sites: []siteConfig{site("*.example.com")}},
+		"any host twice":                  {HTTPS: ":1", HTTP: ":2", Sites: []siteConfig{site("*"), site("*")}},
 	}
 	for name, cfg := range cases {
 		if err := cfg.validate(); err == nil {
@@ -171,5 +185,126 @@ func TestExampleConfigIsValid(t *testing.T) {
 	}
 	if err := checkRoots(cfg); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestCertificateKeys(t *testing.T) {
+	path := writeConfig(t, `
+acme_ca = "https://127.0.0.1:14000/dir"
+acme_ca_root = "pebble.pem"
+email = "ops@example.com"
+acme_challenge = "tls-alpn-01"
+renew_interval = "1s"
+renewal_window_ratio = 0.9
+[on_demand]
+ask = "http://127.0.0.1:5555/ask"
+ask_timeout = "2s"
+rate = 3
+rate_interval = "1h"
+[[site]]
+hosts = ["a.test"]
+root = "."
+issuer = "acme"
+hsts = "off"
+[[site]]
+hosts = ["*"]
+root = "."
+on_demand = true
+hsts = "max-age=63072000; includeSubDomains; preload"
+`)
+	cfg, err := loadConfigFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.validate(); err != nil {
+		t.Fatal(err)
+	}
+	p := certPolicy(&cfg, 80, 443)
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"acme_ca", p.ACME.CA, "https://127.0.0.1:14000/dir"},
+		{"acme_ca_root is relative to the file", p.ACME.RootFile, filepath.Join(filepath.Dir(path), "pebble.pem")},
+		{"email", p.ACME.Email, "ops@example.com"},
+		{"challenge", p.ACME.Challenge, "tls-alpn-01"},
+		{"ports", [2]int{p.ACME.HTTPPort, p.ACME.TLSPort}, [2]int{80, 443}},
+		{"renew_interval", p.RenewInterval, time.Second},
+		{"renewal_window_ratio", p.RenewalWindowRatio, 0.9},
+		{"ask", p.OnDemand.Ask, "http://127.0.0.1:5555/ask"},
+		{"ask_timeout", p.OnDemand.AskTimeout, 2 * time.Second},
+		{"rate", [2]any{p.OnDemand.Rate, p.OnDemand.RateInterval}, [2]any{3, time.Hour}},
+		{"issuer", string(p.Sites[0].Issuer), "acme"},
+		{"on_demand", p.Sites[1].OnDemand, true},
+		{"default name", p.DefaultName, "a.test"},
+		{"hsts off", cfg.Sites[0].HSTS.headerFor("a.test"), ""},
+		{"hsts value", cfg.Sites[1].HSTS.headerFor("shop.example.com"), "max-age=63072000; includeSubDomains; preload"},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s: got %v, want %v", c.name, c.got, c.want)
+		}
+	}
+}
+
+// HSTS by default: public names only, never localhost, IPs or internal names.
+func TestHSTSAuto(t *testing.T) {
+	var auto hsts
+	for host, want := range map[string]string{
+		"example.com":     defaultHSTS,
+		"*.example.com":   defaultHSTS,
+		"WWW.Example.COM": defaultHSTS,
+		"*":               defaultHSTS,
+		"localhost":       "",
+		"127.0.0.1":       "",
+		"::1":             "",
+		"api.internal":    "",
+		"a.test":          "",
+		"printer.local":   "",
+		"intranet":        "",
+	} {
+		if got := auto.headerFor(host); got != want {
+			t.Errorf("%s: got %q, want %q", host, got, want)
+		}
+	}
+}
+
+// The HTTPS routes of a site with public and local names send HSTS for the
+// public ones only, and "*" becomes the default site.
+func TestHSTSSites(t *testing.T) {
+	h := route.RedirectHTTPS{}
+	got := hstsSites(hsts{}, []string{"example.com", "localhost", "*"}, h)
+	if len(got) != 3 {
+		t.Fatalf("got %d route sites, want 3: %+v", len(got), got)
+	}
+	for _, s := range got {
+		_, wrapped := s.Handler.(route.WithHeader)
+		public := len(s.Hosts) == 0 || s.Hosts[0] == "example.com"
+		if wrapped != public {
+			t.Errorf("hosts %v: HSTS wrapper %v, want %v", s.Hosts, wrapped, public)
+		}
+	}
+}
+
+func TestACMEFlags(t *testing.T) {
+	f, err := parseRunFlags([]string{"--acme-ca", "https://ca.test/dir", "--acme-ca-root", "r.pem", "--email", "a@b.test", "--acme-challenge", "http-01"}, os.Stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := loadRunConfig(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.ACMECA.URL != "https://ca.test/dir" || cfg.ACMECARoot != "r.pem" || cfg.Email != "a@b.test" || cfg.ACMEChallenge.Type != "http-01" {
+		t.Errorf("got %+v %q %q %+v", cfg.ACMECA, cfg.ACMECARoot, cfg.Email, cfg.ACMEChallenge)
+	}
+	for _, args := range [][]string{{"--acme-ca", "ca.test"}, {"--acme-challenge", "dns-01"}} {
+		f, err := parseRunFlags(args, os.Stderr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := loadRunConfig(f); err == nil {
+			t.Errorf("%v: accepted", args)
+		}
 	}
 }
