@@ -157,4 +157,3 @@ func certStatus(path string, ratio float64) (Status, error) {
 		RenewAt:  leaf.NotAfter.Add(-time.Duration(float64(lifetime) * ratio)).UTC(),
 	}, nil
 }
-
