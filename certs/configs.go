@@ -60,6 +60,7 @@ func (m *Manager) newConfig(pl *plan, onDemand bool) *certmagic.Config {
 		RenewalWindowRatio: pl.policy.renewalWindowRatio(),
 		Logger:             m.zlog,
 		OnEvent:            m.onEvent,
+		ShouldEmitFunc:     recorded,
 	}
 	if onDemand {
 		cfg.OnDemand = &certmagic.OnDemandConfig{
@@ -123,6 +124,12 @@ func (m *Manager) ask(ctx context.Context, o *OnDemand, name string) error {
 		return fmt.Errorf("certs: ask %s refused %q: %s", o.Ask, name, resp.Status)
 	}
 	return nil
+}
+
+// recorded reports whether onEvent wants an event; the others (one per
+// handshake among them) are not even built.
+func recorded(event string) bool {
+	return event == "cert_failed" || event == "cert_obtained"
 }
 
 // onEvent records certmagic's issuance outcomes: each failure is logged
