@@ -16,22 +16,17 @@ import (
 const acmeTimeout = 90 * time.Second
 
 // buildConfigs makes the plan's certmagic configs, for the internal CA and
-// the ACME CA, each managed and on demand, over the Manager's cache and
-// storage.
-func (m *Manager) buildConfigs(pl *plan) error {
-	roots, err := pl.policy.ACME.roots()
-	if err != nil {
-		return err
-	}
-	pl.internal = m.newConfig(pl, false)
+// the ACME CA, each managed and on demand, over cache and the Manager's
+// storage. roots are the ACME CA's API roots, nil for the system's.
+func (m *Manager) buildConfigs(pl *plan, cache *certmagic.Cache, roots *x509.CertPool) {
+	pl.internal = m.newConfig(pl, cache, false)
 	pl.internal.Issuers = []certmagic.Issuer{m.ca}
-	pl.internalOnDemand = m.newConfig(pl, true)
+	pl.internalOnDemand = m.newConfig(pl, cache, true)
 	pl.internalOnDemand.Issuers = []certmagic.Issuer{m.ca}
-	pl.acme = m.newConfig(pl, false)
+	pl.acme = m.newConfig(pl, cache, false)
 	pl.acme.Issuers = []certmagic.Issuer{m.acmeIssuer(pl.acme, &pl.policy.ACME, roots)}
-	pl.acmeOnDemand = m.newConfig(pl, true)
+	pl.acmeOnDemand = m.newConfig(pl, cache, true)
 	pl.acmeOnDemand.Issuers = []certmagic.Issuer{m.acmeIssuer(pl.acmeOnDemand, &pl.policy.ACME, roots)}
-	return nil
 }
 
 // acmeIssuer returns an ACME issuer of cfg for the policy's CA.
@@ -54,7 +49,7 @@ func (m *Manager) acmeIssuer(cfg *certmagic.Config, a *ACME, roots *x509.CertPoo
 
 // newConfig returns a certmagic config with the settings all share; an
 // on-demand one decides through the plan.
-func (m *Manager) newConfig(pl *plan, onDemand bool) *certmagic.Config {
+func (m *Manager) newConfig(pl *plan, cache *certmagic.Cache, onDemand bool) *certmagic.Config {
 	cfg := certmagic.Config{
 		Storage:            m.storage,
 		RenewalWindowRatio: pl.policy.renewalWindowRatio(),
@@ -67,7 +62,7 @@ func (m *Manager) newConfig(pl *plan, onDemand bool) *certmagic.Config {
 			DecisionFunc: func(ctx context.Context, name string) error { return m.decide(ctx, pl, name) },
 		}
 	}
-	return certmagic.New(m.cache, cfg)
+	return certmagic.New(cache, cfg)
 }
 
 // decide is certmagic's on-demand decision for a name with no certificate

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
@@ -39,7 +40,6 @@ type Manager struct {
 	ca      *CA
 	dir     string
 	storage *certmagic.FileStorage
-	cache   *certmagic.Cache
 	log     *slog.Logger
 	zlog    *zap.Logger
 	status  *statusBook
@@ -50,11 +50,13 @@ type Manager struct {
 	applyMu    sync.Mutex         // serializes Apply and Close
 	planCancel context.CancelFunc // ends the current plan's background obtains; guarded by applyMu
 	plan       atomic.Pointer[plan]
+	cache      *certmagic.Cache // the current plan's; guarded by applyMu
+	cacheEvery time.Duration    // its renewal check interval; guarded by applyMu
 }
 
 // Open opens the internal CA and the certificate storage under dir (the
-// data directory) and starts the maintenance goroutine. Nothing is served
-// until Apply.
+// data directory). Nothing is served until Apply, which starts the
+// maintenance goroutine.
 func Open(dir string, logger *slog.Logger) (*Manager, error) {
 	ca, err := OpenCA(dir)
 	if err != nil {
@@ -77,13 +79,18 @@ func Open(dir string, logger *slog.Logger) (*Manager, error) {
 		limiter: certmagic.NewRateLimiter(DefaultOnDemandRate, DefaultOnDemandInterval),
 	}
 	m.ctx, m.stop = context.WithCancel(context.Background())
-	m.cache = certmagic.NewCache(certmagic.CacheOptions{
+	return m, nil
+}
+
+// newCache starts a certificate cache whose maintenance goroutine checks
+// renewals every so often (certmagic fixes the interval at start).
+func (m *Manager) newCache(every time.Duration) *certmagic.Cache {
+	return certmagic.NewCache(certmagic.CacheOptions{
 		GetConfigForCert:   m.configForCert,
-		RenewCheckInterval: DefaultRenewInterval,
+		RenewCheckInterval: every,
 		Capacity:           cacheCapacity,
 		Logger:             m.zlog,
 	})
-	return m, nil
 }
 
 // CA returns the internal CA.
@@ -94,25 +101,31 @@ func (m *Manager) CA() *CA { return m.ca }
 func (m *Manager) Close() {
 	m.applyMu.Lock()
 	defer m.applyMu.Unlock()
+	if m.ctx.Err() != nil {
+		return
+	}
 	m.stop()
 	if m.planCancel != nil {
 		m.planCancel()
 	}
-	m.cache.Stop()
+	if m.cache != nil {
+		m.cache.Stop()
+	}
 	m.limiter.Stop()
 }
 
 // Apply makes p the policy served. Certificates of exact internal names
 // are issued (or loaded) before it returns; those of ACME names are loaded
-// from storage or obtained in the background, retried with backoff, with
-// each failure logged and kept for Status. On error the previous policy
+// from storage, or obtained in the background, retried with backoff, with
+// each failure logged and kept for List. On error the previous policy
 // stays in force.
 func (m *Manager) Apply(p Policy) error {
 	pl, err := compilePolicy(&p)
 	if err != nil {
 		return err
 	}
-	if err := m.buildConfigs(pl); err != nil {
+	roots, err := p.ACME.roots()
+	if err != nil {
 		return err
 	}
 	m.applyMu.Lock()
@@ -120,36 +133,55 @@ func (m *Manager) Apply(p Policy) error {
 	if m.ctx.Err() != nil {
 		return errors.New("certs: manager closed")
 	}
-	internal, acme := pl.exactNames()
-	if err := pl.internal.ManageSync(m.ctx, internal); err != nil {
-		return fmt.Errorf("certs: internal CA: %w", err)
+	cache, fresh := m.cache, false
+	if every := p.renewInterval(); cache == nil || every != m.cacheEvery {
+		cache, fresh = m.newCache(every), true
 	}
-	m.cache.SetOptions(certmagic.CacheOptions{
-		GetConfigForCert:   m.configForCert,
-		RenewCheckInterval: p.renewInterval(),
-		Capacity:           cacheCapacity,
-		Logger:             m.zlog,
-	})
+	m.buildConfigs(pl, cache, roots)
+	ctx, cancel := context.WithCancel(m.ctx)
+	if err := m.manage(ctx, pl); err != nil {
+		cancel()
+		if fresh {
+			cache.Stop()
+		}
+		return err
+	}
 	n, every := p.OnDemand.rate()
 	m.limiter.SetMaxEvents(n)
 	m.limiter.SetWindow(every)
-	ctx, cancel := context.WithCancel(m.ctx)
-	if len(acme) > 0 {
-		if err := pl.acme.ManageAsync(ctx, acme); err != nil {
-			cancel()
-			return fmt.Errorf("certs: %w", err)
-		}
-	}
 	old := m.plan.Swap(pl)
 	if m.planCancel != nil {
 		m.planCancel()
 	}
 	m.planCancel = cancel
-	m.unmanageRemoved(old, pl)
+	if fresh {
+		if m.cache != nil {
+			m.cache.Stop()
+		}
+		m.cache, m.cacheEvery = cache, p.renewInterval()
+	} else {
+		m.unmanageRemoved(old, pl)
+	}
 	return nil
 }
 
-// unmanageRemoved stops renewing the exact names old had and cur has not.
+// manage loads or issues the exact internal names of pl, and loads or
+// starts obtaining (in the background, until ctx ends) its ACME names.
+func (m *Manager) manage(ctx context.Context, pl *plan) error {
+	internal, acme := pl.exactNames()
+	if err := pl.internal.ManageSync(ctx, internal); err != nil {
+		return fmt.Errorf("certs: internal CA: %w", err)
+	}
+	if len(acme) > 0 {
+		if err := pl.acme.ManageAsync(ctx, acme); err != nil {
+			return fmt.Errorf("certs: %w", err)
+		}
+	}
+	return nil
+}
+
+// unmanageRemoved stops renewing the exact names old had and cur has not,
+// in the cache they share.
 func (m *Manager) unmanageRemoved(old, cur *plan) {
 	if old == nil {
 		return
