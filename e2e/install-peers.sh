@@ -4,7 +4,8 @@
 #   from bookworm:           nghttp2-client (h2load), wrk, chromium, slowhttptest
 #   built here, once:        curl with HTTP/3 (GnuTLS + ngtcp2 + nghttp3 from backports,
 #                            from Debian's curl source) into $ANX_PEERS_CACHE/curl-h3
-#   go install, pinned:      h2spec into <repo>/.tools/bin
+#   go install, pinned:      h2spec, and Pebble (pebble, pebble-challtestsrv: the ACME
+#                            test CA and its DNS server) into <repo>/.tools/bin
 # Idempotent and quick when everything is there (no apt-get at all then).
 # Needs root only when something is missing. Prints what it does on stderr and,
 # on stdout, the path of the HTTP/3 curl (for ANX_CURL_H3).
@@ -18,6 +19,7 @@ curl_h3_prefix=$cache/curl-h3
 curl_h3=$curl_h3_prefix/bin/curl
 tools=$repo/.tools/bin
 h2spec_version=v2.2.1+incompatible
+pebble_version=v2.10.1
 
 backports_pkgs=(curl libcurl3-gnutls ngtcp2-client)
 main_pkgs=(nghttp2-client wrk chromium slowhttptest)
@@ -169,10 +171,15 @@ build_curl_h3() {
   say "curl with HTTP/3: built at $curl_h3"
 }
 
+# need_go WHAT: make sure go is in PATH (adding /usr/local/go/bin if need be), to install WHAT.
+need_go() {
+  if ! command -v go >/dev/null && [ -x /usr/local/go/bin/go ]; then PATH=/usr/local/go/bin:$PATH; fi
+  command -v go >/dev/null || die "go is not in PATH (needed to install $1)"
+}
+
 # install_h2spec: go install h2spec, pinned, into <repo>/.tools/bin.
 install_h2spec() {
-  if ! command -v go >/dev/null && [ -x /usr/local/go/bin/go ]; then PATH=/usr/local/go/bin:$PATH; fi
-  command -v go >/dev/null || die "go is not in PATH (needed to install h2spec)"
+  need_go h2spec
   # h2spec's own --version says 2.0.0 whatever the tag: ask the binary's module info
   if [ -x "$tools/h2spec" ] && go version -m "$tools/h2spec" 2>/dev/null | grep -q "mod[[:space:]]*github.com/summerwind/h2spec[[:space:]]*$h2spec_version"; then
     say "h2spec: $h2spec_version already at $tools/h2spec"
@@ -183,8 +190,26 @@ install_h2spec() {
   (cd "$repo" && GOBIN=$tools GOFLAGS= go install "github.com/summerwind/h2spec/cmd/h2spec@$h2spec_version")
 }
 
+# install_pebble: go install Pebble and pebble-challtestsrv, pinned, into <repo>/.tools/bin.
+install_pebble() {
+  need_go Pebble
+  local cmd todo=()
+  for cmd in pebble pebble-challtestsrv; do
+    if [ -x "$tools/$cmd" ] && go version -m "$tools/$cmd" 2>/dev/null | grep -q "mod[[:space:]]*github.com/letsencrypt/pebble/v2[[:space:]]*$pebble_version"; then
+      say "$cmd: $pebble_version already at $tools/$cmd"
+    else
+      todo+=("github.com/letsencrypt/pebble/v2/cmd/$cmd@$pebble_version")
+    fi
+  done
+  [ ${#todo[@]} -gt 0 ] || return 0
+  say "go install ${todo[*]} into $tools"
+  mkdir -p "$tools"
+  (cd "$repo" && GOBIN=$tools GOFLAGS= go install "${todo[@]}")
+}
+
 install_packages
 build_curl_h3
 install_h2spec
+install_pebble
 say "all peers present"
 echo "$curl_h3"
