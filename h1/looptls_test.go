@@ -1310,3 +1310,36 @@ func TestLoopTLSClientGoneMidDownload(t *testing.T) {
 		waitFor(t, func() bool { return openCount(t, f.Name()) == 1 })
 	}
 }
+
+// A GetCertificate that waits (an on-demand certificate being obtained)
+// is cancelled through hello.Context() when the handshake times out, so
+// that neither it nor the handshake goroutine outlives the connection.
+func TestLoopTLSHandshakeTimeoutCancelsGetCertificate(t *testing.T) {
+	const hst = 300 * time.Millisecond
+	s := &Server{Handler: nonBlocking{handlerFunc(describe)}, HandshakeTimeout: hst}
+	l := serveLoopTLS(t, s)
+	cancelled := make(chan time.Duration, 1)
+	s.TLSConfig.GetCertificate = func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+		start := time.Now()
+		select {
+		case <-hello.Context().Done():
+			cancelled <- time.Since(start)
+			return nil, hello.Context().Err()
+		case <-time.After(10 * time.Second):
+			cancelled <- -1
+			return nil, errors.New("not cancelled")
+		}
+	}
+	s.TLSConfig.Certificates = nil
+	nc := rawDial(t, l.addr, 0)
+	if _, err := nc.Write(clientHello(t, l.config("http/1.1"))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadAll(nc); err != nil && !isReset(err) {
+		t.Errorf("waiting for the close: %v", err)
+	}
+	if waited := <-cancelled; waited < 0 || waited > hst+time.Second {
+		t.Errorf("GetCertificate waited %v, want its context cancelled about %v after the ClientHello", waited, hst)
+	}
+	waitFor(t, func() bool { return goroutinesIn(handshakeFn) == 0 })
+}

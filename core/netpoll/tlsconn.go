@@ -1,6 +1,7 @@
 package netpoll
 
 import (
+	"context"
 	"crypto/tls"
 	"net"
 	"sync"
@@ -58,6 +59,7 @@ type TLSConn struct {
 	held    []byte        // input passed during the handshake and not yet read
 	closed  error         // why no more input will come (handshake view)
 	signal  chan struct{} // wakes the handshake goroutine's Read
+	cancel  func()        // ends the handshake's context: GetCertificate stops waiting too
 
 	in       []byte // the loop's input at hand (established)
 	consumed int    // bytes of in read so far
@@ -74,16 +76,21 @@ type TLSConn struct {
 // NewTLSConn wraps a loop connection for tls.Server.
 func NewTLSConn(c *Conn) *TLSConn { return &TLSConn{c: c} }
 
-// Handshake runs tc.Handshake (tc made by tls.Server over t) on a new
-// goroutine, then runs done on the loop with its result. Call it on the
-// loop, once.
+// Handshake runs tc.HandshakeContext (tc made by tls.Server over t) on a
+// new goroutine, then runs done on the loop with its result. Call it on the
+// loop, once. CloseInput cancels the handshake's context, so that a
+// GetCertificate that waits (an on-demand certificate being obtained,
+// through hello.Context()) gives up when the connection ends.
 func (t *TLSConn) Handshake(tc *tls.Conn, done func(error)) {
+	ctx, cancel := context.WithCancel(context.Background())
 	t.mu.Lock()
 	t.blocked = true
 	t.signal = make(chan struct{}, 1)
+	t.cancel = cancel
 	t.mu.Unlock()
-	go func() { // the handshake goroutine: exits when Handshake returns
-		err := tc.Handshake()
+	go func() { // the handshake goroutine: exits when HandshakeContext returns
+		err := tc.HandshakeContext(ctx)
+		cancel()
 		t.c.Submit(func() {
 			t.mu.Lock()
 			t.blocked = false
@@ -91,7 +98,7 @@ func (t *TLSConn) Handshake(tc *tls.Conn, done func(error)) {
 			if len(t.extra) == 0 {
 				t.extra = nil // keep no buffer while idle
 			}
-			t.signal = nil
+			t.signal, t.cancel = nil, nil
 			t.mu.Unlock()
 			done(err)
 		})
@@ -134,6 +141,9 @@ func (t *TLSConn) CloseInput(err error) {
 	}
 	if t.closed == nil {
 		t.closed = err
+	}
+	if t.cancel != nil {
+		t.cancel()
 	}
 	t.wake()
 }
