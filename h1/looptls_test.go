@@ -1316,10 +1316,12 @@ func TestLoopTLSClientGoneMidDownload(t *testing.T) {
 // that neither it nor the handshake goroutine outlives the connection.
 func TestLoopTLSHandshakeTimeoutCancelsGetCertificate(t *testing.T) {
 	const hst = 300 * time.Millisecond
-	s := &Server{Handler: nonBlocking{handlerFunc(describe)}, HandshakeTimeout: hst}
-	l := serveLoopTLS(t, s)
+	before := goleak.IgnoreCurrent()
+	pki := testpki.New(t, tlsName)
 	cancelled := make(chan time.Duration, 1)
-	s.TLSConfig.GetCertificate = func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	cfg := pki.ServerConfig("http/1.1")
+	cfg.Certificates = nil
+	cfg.GetCertificate = func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 		start := time.Now()
 		select {
 		case <-hello.Context().Done():
@@ -1330,9 +1332,10 @@ func TestLoopTLSHandshakeTimeoutCancelsGetCertificate(t *testing.T) {
 			return nil, errors.New("not cancelled")
 		}
 	}
-	s.TLSConfig.Certificates = nil
-	nc := rawDial(t, l.addr, 0)
-	if _, err := nc.Write(clientHello(t, l.config("http/1.1"))); err != nil {
+	s := &Server{Handler: nonBlocking{handlerFunc(describe)}, HandshakeTimeout: hst, TLSConfig: cfg}
+	addr := serveLoops(t, s, before)
+	nc := rawDial(t, addr, 0)
+	if _, err := nc.Write(clientHello(t, pki.ClientConfig("http/1.1"))); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := io.ReadAll(nc); err != nil && !isReset(err) {
