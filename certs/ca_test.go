@@ -270,12 +270,9 @@ func removeFile(t *testing.T, path string) {
 // certificate file name and its key.
 func writeLeafAs(t *testing.T, ca *CA, name string) {
 	t.Helper()
-	cert, err := ca.Certificate("leaf.test")
-	if err != nil {
-		t.Fatal(err)
-	}
+	leaf, leafKey := issueLeaf(t, ca, "leaf.test")
 	key := strings.TrimSuffix(name, ".pem") + ".key"
-	if err := writePair(ca.path(key), ca.path(name), cert.PrivateKey.(*ecdsa.PrivateKey), cert.Leaf); err != nil {
+	if err := writePair(ca.path(key), ca.path(name), leafKey, leaf); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -86,7 +86,10 @@ func (m *Manager) decide(ctx context.Context, pl *plan, name string) error {
 	} else if cfg != pl.internalOnDemand {
 		return fmt.Errorf("certs: %q needs on-demand TLS", name)
 	}
-	if !m.limiter.Allow() {
+	if m.storage.Exists(ctx, certmagic.StorageKeys.SiteCert(cfg.Issuers[0].IssuerKey(), c)) {
+		return nil // a load from storage (after a restart or reload), not an issuance
+	}
+	if !pl.limiter.Allow() {
 		m.log.Warn("on-demand certificate refused", "name", c, "err", "rate limit reached")
 		return fmt.Errorf("certs: on-demand rate limit reached for %q", name)
 	}

@@ -33,7 +33,20 @@ func (c *CA) IssuerKey() string { return InternalIssuerKey }
 // addresses of csr, with the intermediate, and returns the PEM chain leaf +
 // intermediate. Wildcards, e-mail addresses and URIs are refused; which
 // names may be served at all is the Manager's policy.
+//
+// Its errors are not retried by certmagic (ErrNoRetry): trying the same
+// CSR again in a minute would fail the same way, and an on-demand
+// handshake would wait for it.
 func (c *CA) Issue(_ context.Context, csr *x509.CertificateRequest) (*certmagic.IssuedCertificate, error) {
+	issued, err := c.issue(csr)
+	if err != nil {
+		return nil, certmagic.ErrNoRetry{Err: err}
+	}
+	return issued, nil
+}
+
+// issue is Issue without the certmagic error wrapping.
+func (c *CA) issue(csr *x509.CertificateRequest) (*certmagic.IssuedCertificate, error) {
 	if err := csr.CheckSignature(); err != nil {
 		return nil, fmt.Errorf("certs: internal CA: CSR signature: %w", err)
 	}
@@ -88,10 +101,12 @@ func (c *CA) leafTemplate(csr *x509.CertificateRequest) (*x509.Certificate, erro
 	for _, ip := range csr.IPAddresses {
 		tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
 	}
-	first := csr.Subject.CommonName
+	// The CommonName repeats the first identifier; the CSR's own is not
+	// trusted, since only the SANs were checked.
+	first := ""
 	if len(tmpl.DNSNames) > 0 {
 		first = tmpl.DNSNames[0]
-	} else if first == "" {
+	} else {
 		first = tmpl.IPAddresses[0].String()
 	}
 	if len(first) <= 64 { // the longest CommonName X.509 allows

@@ -9,13 +9,27 @@ import (
 	"net"
 	"net/netip"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
+	"golang.org/x/time/rate"
 )
+
+// onDemandLimiter returns the rate limiter of on-demand issuances: the
+// previous plan's when the limit is the same (a reload does not refill the
+// bucket), else a new, full one.
+func onDemandLimiter(o *OnDemand, prev *plan) *rate.Limiter {
+	n, interval := o.rate()
+	limit := rate.Every(interval / time.Duration(n)) // n at once, then one every interval/n
+	if prev != nil && prev.limiter.Limit() == limit && prev.limiter.Burst() == n {
+		return prev.limiter
+	}
+	return rate.NewLimiter(limit, n)
+}
 
 // ErrNotAllowed is returned (wrapped) by Manager.GetCertificate for a name
 // the policy does not allow, and for a ClientHello without SNI when neither
@@ -43,8 +57,7 @@ type Manager struct {
 	log     *slog.Logger
 	zlog    *zap.Logger
 	status  *statusBook
-	limiter *certmagic.RingBufferRateLimiter // on-demand issuances
-	ctx     context.Context                  // ends at Close
+	ctx     context.Context // ends at Close
 	stop    context.CancelFunc
 
 	applyMu    sync.Mutex         // serializes Apply and Close
@@ -76,7 +89,6 @@ func Open(dir string, logger *slog.Logger) (*Manager, error) {
 		log:     logger,
 		zlog:    newZapLogger(logger.Handler(), "certmagic"),
 		status:  openStatusBook(abs),
-		limiter: certmagic.NewRateLimiter(DefaultOnDemandRate, DefaultOnDemandInterval),
 	}
 	m.ctx, m.stop = context.WithCancel(context.Background())
 	return m, nil
@@ -111,7 +123,6 @@ func (m *Manager) Close() {
 	if m.cache != nil {
 		m.cache.Stop()
 	}
-	m.limiter.Stop()
 }
 
 // Apply makes p the policy served. Certificates of exact internal names
@@ -146,9 +157,7 @@ func (m *Manager) Apply(p Policy) error {
 		}
 		return err
 	}
-	n, every := p.OnDemand.rate()
-	m.limiter.SetMaxEvents(n)
-	m.limiter.SetWindow(every)
+	pl.limiter = onDemandLimiter(&p.OnDemand, m.plan.Load())
 	old := m.plan.Swap(pl)
 	if m.planCancel != nil {
 		m.planCancel()
@@ -216,6 +225,11 @@ func (m *Manager) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, 
 	cfg, _ := pl.config(name, isIP)
 	if cfg == nil {
 		return nil, fmt.Errorf("%w: %q", ErrNotAllowed, name)
+	}
+	if pl.exact[name] == nil && strings.Contains(name, "_") {
+		// certmagic obtains at handshake time only names its IDNA check
+		// accepts, which has no underscore; an exact name works.
+		return nil, fmt.Errorf("%w: %q: a name with an underscore must be listed exactly, not matched by a wildcard", ErrNotAllowed, name)
 	}
 	if hello.ServerName != name {
 		h := *hello

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/caddyserver/certmagic"
+	"golang.org/x/time/rate"
 )
 
 // kind is where one name's certificate comes from.
@@ -55,6 +56,8 @@ type plan struct {
 	// certmagic cannot do both in one config.
 	internal, internalOnDemand *certmagic.Config
 	acme, acmeOnDemand         *certmagic.Config
+
+	limiter *rate.Limiter // on-demand issuances; set by Apply, shared with the next plan if unchanged
 }
 
 // compilePolicy checks a policy and indexes its names.
@@ -74,8 +77,8 @@ func compilePolicy(p *Policy) (*plan, error) {
 	if err := p.OnDemand.validate(onDemand); err != nil {
 		return nil, err
 	}
-	if p.RenewalWindowRatio < 0 || p.RenewalWindowRatio >= 1 {
-		return nil, fmt.Errorf("certs: renewal window ratio %v: want more than 0 and less than 1", p.RenewalWindowRatio)
+	if !(p.RenewalWindowRatio >= 0 && p.RenewalWindowRatio < 1) { // NaN too
+		return nil, fmt.Errorf("certs: renewal window ratio %v: want 0 (the default) or a fraction less than 1", p.RenewalWindowRatio)
 	}
 	if p.DefaultName != "" {
 		c, _, err := canonicalName(p.DefaultName)

@@ -118,7 +118,9 @@ type OnDemand struct {
 	Ask string
 	// AskTimeout bounds one question; no answer in time is a refusal.
 	AskTimeout time.Duration
-	// Rate issuances at most per RateInterval, over all on-demand names.
+	// Rate and RateInterval limit issuances over all on-demand names, as
+	// a token bucket: up to Rate at once, then Rate per RateInterval.
+	// Loading a certificate stored earlier does not count.
 	Rate         int
 	RateInterval time.Duration
 }
@@ -176,6 +178,9 @@ func (a *ACME) roots() (*x509.CertPool, error) {
 
 // validate checks the on-demand guard; needed says whether a site uses it.
 func (o *OnDemand) validate(needed bool) error {
+	if o.AskTimeout < 0 || o.Rate < 0 || o.RateInterval < 0 {
+		return errors.New("certs: on-demand timeout and rate must not be negative")
+	}
 	if o.Ask == "" {
 		if needed {
 			return errors.New("certs: on-demand TLS needs an ask URL: anx asks it before issuing for a name")
@@ -184,9 +189,6 @@ func (o *OnDemand) validate(needed bool) error {
 	}
 	if err := CheckURL(o.Ask); err != nil {
 		return fmt.Errorf("certs: ask: %w", err)
-	}
-	if o.AskTimeout < 0 || o.Rate < 0 || o.RateInterval < 0 {
-		return errors.New("certs: on-demand timeout and rate must not be negative")
 	}
 	return nil
 }

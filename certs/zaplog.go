@@ -24,7 +24,9 @@ type slogCore struct {
 }
 
 // Enabled implements zapcore.LevelEnabler.
-func (c *slogCore) Enabled(l zapcore.Level) bool { return l >= c.min }
+func (c *slogCore) Enabled(l zapcore.Level) bool {
+	return l >= c.min && c.handler.Enabled(context.Background(), slogLevel(l))
+}
 
 // With implements zapcore.Core.
 func (c *slogCore) With(fields []zapcore.Field) zapcore.Core {
