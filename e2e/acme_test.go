@@ -739,3 +739,32 @@ func tlsWith(tc *tls.Config, alpn string) *tls.Config {
 	c.NextProtos = []string{alpn}
 	return c
 }
+
+// TestACMEChallengeFallback: with both challenges offered (no
+// --acme-challenge), anx still gets its certificate when Pebble cannot
+// reach one of them: HTTP-01 validations sent to a closed port, then
+// TLS-ALPN-01 validations sent to a closed port. The failed challenge's
+// order is invalid; the other challenge must carry a new one.
+func TestACMEChallengeFallback(t *testing.T) {
+	t.Parallel()
+	for _, broken := range []string{"http-01", "tls-alpn-01"} {
+		t.Run("broken "+broken, func(t *testing.T) {
+			t.Parallel()
+			pl := harness.NewPlacement(t)
+			opts := harness.PebbleOptions{HTTPPort: pl.HTTPPort, TLSPort: pl.HTTPSPort, Validity: issueValidity}
+			if broken == "http-01" {
+				opts.HTTPPort = harness.FreeTCPPort(t)
+			} else {
+				opts.TLSPort = harness.FreeTCPPort(t)
+			}
+			p := harness.StartPebble(t, opts)
+			args := []string{"--domain", acmeName, "--acme-ca", p.DirURL, "--acme-ca-root", p.APIRootPath, "--email", acmeEmail}
+			start := time.Now()
+			s := harness.StartAt(t, harness.Options{Args: args}, pl)
+			if _, ok := waitCert(t, s, acmeName, p.IssuingRoots().Pool, start.Add(30*time.Second)); !ok {
+				t.Fatalf("no certificate within 30s with %s unreachable", broken)
+			}
+			t.Logf("certificate after %v with %s unreachable", time.Since(start).Round(time.Millisecond), broken)
+		})
+	}
+}
