@@ -269,7 +269,8 @@ func (m *Manager) configForCert(cert certmagic.Certificate) (*certmagic.Config, 
 }
 
 // localIP returns the local IP address of conn, unmapped and without zone.
-// conn is nil for QUIC handshakes.
+// conn may be nil (a ClientHelloInfo made by hand); quic-go sets one that
+// carries the addresses.
 func localIP(conn net.Conn) (netip.Addr, bool) {
 	if conn == nil {
 		return netip.Addr{}, false

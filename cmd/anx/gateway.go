@@ -106,6 +106,7 @@ func (gw *gateway) buildSites(cfg *config) (sites, error) {
 // error the running sites keep serving, unchanged.
 func (gw *gateway) reload(cfg config) error {
 	gw.warnRestartOnly(&cfg)
+	cfg.keepRestartOnly(&gw.cfg)
 	s, err := gw.buildSites(&cfg)
 	if err != nil {
 		return err
@@ -119,13 +120,19 @@ func (gw *gateway) reload(cfg config) error {
 		return errors.Join(err, gw.certs.Apply(certPolicy(&gw.cfg, gw.httpPort(), gw.httpsPort())))
 	}
 	old := gw.statics
-	gw.statics = s.statics
-	gw.cfg.Sites = cfg.Sites
-	gw.cfg.ACMECA, gw.cfg.ACMECARoot, gw.cfg.Email, gw.cfg.ACMEChallenge = cfg.ACMECA, cfg.ACMECARoot, cfg.Email, cfg.ACMEChallenge
-	gw.cfg.RenewInterval, gw.cfg.RenewalWindowRatio, gw.cfg.OnDemand = cfg.RenewInterval, cfg.RenewalWindowRatio, cfg.OnDemand
-	// Requests routed by the old tables may still be sending files.
+	gw.statics, gw.cfg = s.statics, cfg
+	// Requests routed by the old tables may still be sending files; the
+	// timer's goroutine closes the old handlers once they have had the
+	// drain timeout to finish.
 	time.AfterFunc(gw.drainTimeout(), func() { closeStatics(old) })
 	return nil
+}
+
+// keepRestartOnly sets in c the running values of what only a restart
+// changes: the listeners, the data dir, timeouts, limits and [files].
+func (c *config) keepRestartOnly(running *config) {
+	c.HTTPS, c.HTTP, c.Data = running.HTTPS, running.HTTP, running.Data
+	c.Timeouts, c.Limits, c.Files = running.Timeouts, running.Limits, running.Files
 }
 
 // warnRestartOnly logs each setting of cfg that a reload cannot change.
