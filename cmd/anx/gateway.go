@@ -84,14 +84,11 @@ type sites struct {
 
 // buildSites opens the sites of cfg. On error nothing is left open.
 func (gw *gateway) buildSites(cfg *config) (sites, error) {
-	var s sites
 	handlers, err := openSites(cfg)
 	if err != nil {
-		return s, err
+		return sites{}, err
 	}
-	for _, h := range handlers {
-		s.statics = append(s.statics, h)
-	}
+	s := sites{statics: handlers}
 	s.secure, s.plain, err = gw.routeTables(cfg, handlers)
 	if err != nil {
 		closeStatics(s.statics)
@@ -111,14 +108,16 @@ func (gw *gateway) reload(cfg config) error {
 	if err != nil {
 		return err
 	}
-	if err := gw.certs.Apply(certPolicy(&cfg, gw.httpPort(), gw.httpsPort())); err != nil {
+	err = errors.Join(gw.secure.Accepts(s.secure), gw.plain.Accepts(s.plain))
+	if err == nil {
+		err = gw.certs.Apply(certPolicy(&cfg, gw.httpPort(), gw.httpsPort()))
+	}
+	if err != nil {
 		closeStatics(s.statics)
 		return err
 	}
-	if err := errors.Join(gw.secure.Store(s.secure), gw.plain.Store(s.plain)); err != nil {
-		closeStatics(s.statics)
-		return errors.Join(err, gw.certs.Apply(certPolicy(&gw.cfg, gw.httpPort(), gw.httpsPort())))
-	}
+	gw.secure.Store(s.secure)
+	gw.plain.Store(s.plain)
 	old := gw.statics
 	gw.statics, gw.cfg = s.statics, cfg
 	// Requests routed by the old tables may still be sending files; the

@@ -22,16 +22,20 @@ func NewLive(t *Table) *Live {
 	return l
 }
 
-// Store makes t the table served from now on. A front end decides once,
-// at start, whether it may run the handler on its event loop (see
-// message.NonBlocking), so a table that may block cannot replace one that
-// does not: that needs a restart, and Store refuses it.
-func (l *Live) Store(t *Table) error {
+// Accepts reports whether t may replace the current table. A front end
+// decides once, at start, whether it may run the handler on its event loop
+// (see message.NonBlocking), so a table that may block cannot replace one
+// that does not: that needs a restart.
+func (l *Live) Accepts(t *Table) error {
 	if old := l.table.Load(); old != nil && old.NonBlocking() && !t.NonBlocking() {
 		return errors.New("route: the new sites have a handler that may block, the running ones have none: restart to serve them")
 	}
-	l.table.Store(t)
 	return nil
+}
+
+// Store makes t the table served from now on; check it with Accepts first.
+func (l *Live) Store(t *Table) {
+	l.table.Store(t)
 }
 
 // NonBlocking reports whether the current table never blocks.
