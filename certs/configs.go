@@ -80,7 +80,9 @@ func (m *Manager) decide(ctx context.Context, pl *plan, name string) error {
 	}
 	if r.onDemand {
 		if err := m.ask(ctx, &pl.policy.OnDemand, c); err != nil {
-			m.log.Warn("on-demand certificate refused", "name", c, "err", err)
+			// Debug: a refusal is the usual answer to a scanner's name,
+			// and must not let one flood the log.
+			m.log.Debug("on-demand certificate refused", "name", c, "err", err)
 			return err
 		}
 	} else if cfg != pl.internalOnDemand {
@@ -131,7 +133,7 @@ func recorded(event string) bool {
 }
 
 // onEvent records certmagic's issuance outcomes: each failure is logged
-// with the name and reason and kept for Status; a success clears it.
+// with the name and reason and kept for List; a success clears it.
 func (m *Manager) onEvent(_ context.Context, event string, data map[string]any) error {
 	name, _ := data["identifier"].(string)
 	renewal, _ := data["renewal"].(bool)
