@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the real peers that anx's e2e tests talk to, on Debian 12 (bookworm):
-#   from bookworm-backports: curl 8.14, libcurl3-gnutls, ngtcp2-client (gtlsclient)
-#   from bookworm:           nghttp2-client (h2load), wrk, chromium, slowhttptest
+#   from bookworm-backports: curl 8.14, libcurl3-gnutls, ngtcp2-client (gtlsclient),
+#                            testssl.sh 3.2 (3.0 prints no grade)
+#   from bookworm:           nghttp2-client (h2load), wrk, chromium, slowhttptest,
+#                            qemu-user (arm64 builds of anx run under qemu-aarch64)
 #   built here, once:        curl with HTTP/3 (GnuTLS + ngtcp2 + nghttp3 from backports,
 #                            from Debian's curl source) into $ANX_PEERS_CACHE/curl-h3
 #   go install, pinned:      h2spec, and Pebble (pebble, pebble-challtestsrv: the ACME
@@ -21,8 +23,8 @@ tools=$repo/.tools/bin
 h2spec_version=v2.2.1+incompatible
 pebble_version=v2.10.1
 
-backports_pkgs=(curl libcurl3-gnutls ngtcp2-client)
-main_pkgs=(nghttp2-client wrk chromium slowhttptest)
+backports_pkgs=(curl libcurl3-gnutls ngtcp2-client testssl.sh)
+main_pkgs=(nghttp2-client wrk chromium slowhttptest qemu-user)
 build_pkgs=(gcc make pkg-config xz-utils dpkg-dev libgnutls28-dev libngtcp2-dev libngtcp2-crypto-gnutls-dev
   libnghttp3-dev libnghttp2-dev zlib1g-dev)
 
@@ -119,9 +121,10 @@ install_packages() {
   local old=()
   installed curl 8.14 || old+=(curl)
   installed libcurl3-gnutls 8.14 || old+=(libcurl3-gnutls)
+  installed testssl.sh 3.2 || old+=(testssl.sh)
   if [ ${#old[@]} -gt 0 ]; then
-    # an older curl from bookworm counts as missing: upgrade it from backports
-    need_root "installing curl 8.14 from backports"
+    # an older curl or testssl.sh from bookworm counts as missing: upgrade it from backports
+    need_root "installing ${old[*]} from backports"
     add_backports
     apt_update
     say "apt-get install -t bookworm-backports ${old[*]}"
@@ -132,6 +135,7 @@ install_packages() {
   local p
   for p in "${backports_pkgs[@]}" "${main_pkgs[@]}"; do installed "$p" || die "$p is still not installed"; done
   installed curl 8.14 || die "curl is older than 8.14"
+  installed testssl.sh 3.2 || die "testssl.sh is older than 3.2"
 }
 
 # build_curl_h3: build curl with HTTP/3 from Debian's curl source, once.
