@@ -14,6 +14,7 @@ func TestImportsPointDown(t *testing.T) {
 	// cmd/anx may import everything; e2e tests only the built binary.
 	allowedImports := map[string][]string{
 		"certs":                  {},
+		"asm":                    {},
 		"tls/terminate":          {"certs", "asm"},
 		"h1":                     {"core/message", "core/pool", "core/route", "core/netpoll", "asm"},
 		"h2":                     {"core/message", "core/nethttp", "core/route"},
