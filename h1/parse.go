@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"strings"
 
+	"github.com/anx-gateway/anx/asm"
 	"github.com/anx-gateway/anx/core/message"
 )
 
@@ -117,17 +118,18 @@ func parseHead(head string, req *message.Request, info *headInfo, lim limits) er
 		return err
 	}
 	for {
-		line, rest, ok = nextLine(rest)
-		if !ok {
+		if rest == "" {
 			return badRequest("incomplete request head")
 		}
-		if line == "" {
+		if end, ok := cutLineEnd(rest); ok {
+			rest = end
 			break
 		}
 		if req.Header.Len() == lim.maxFields {
 			return refuse(431, "too many header fields")
 		}
-		if err := parseField(line, req, info); err != nil {
+		var err error
+		if rest, err = parseField(rest, req, info); err != nil {
 			return err
 		}
 	}
@@ -137,13 +139,26 @@ func parseHead(head string, req *message.Request, info *headInfo, lim limits) er
 	return setHost(req, info)
 }
 
+// cutLineEnd reports whether s starts with a line ending (CRLF or LF), and
+// returns what follows it.
+func cutLineEnd(s string) (rest string, ok bool) {
+	switch {
+	case strings.HasPrefix(s, "\r\n"):
+		return s[2:], true
+	case strings.HasPrefix(s, "\n"):
+		return s[1:], true
+	}
+	return s, false
+}
+
 // parseRequestLine parses "method SP request-target SP HTTP-version"
 // (RFC 9112 section 3) with exactly one SP between the parts.
 func parseRequestLine(line string, req *message.Request, info *headInfo) error {
-	method, rest, ok := strings.Cut(line, " ")
-	if !ok || !isToken(method) {
+	n := asm.TokenEnd(line)
+	if n == 0 || n == len(line) || line[n] != ' ' {
 		return badRequest("malformed method in request line")
 	}
+	method, rest := line[:n], line[n+1:]
 	target, version, ok := strings.Cut(rest, " ")
 	if !ok || target == "" {
 		return badRequest("malformed request line")
@@ -180,10 +195,8 @@ func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 // parseTarget parses the request-target (RFC 9112 section 3.2) into
 // req.Path and req.RawQuery, without decoding anything.
 func parseTarget(method, target string, req *message.Request, info *headInfo) error {
-	for i := 0; i < len(target); i++ {
-		if !isTargetByte(target[i]) {
-			return badRequest("invalid byte in request-target")
-		}
+	if err := checkTarget(target); err != nil {
+		return err
 	}
 	switch {
 	case method == "CONNECT":
@@ -233,35 +246,72 @@ func parseAbsoluteForm(method, target string, req *message.Request, info *headIn
 	return nil
 }
 
+// checkTarget checks that every byte of a request-target may appear in one
+// (isTargetByte). asm.CleanPathEnd skips the runs of clean path bytes, all
+// of which may; the bytes it stops at ("%", "?", obs-text, ...) are judged
+// one by one.
+func checkTarget(target string) error {
+	for i := 0; i < len(target); i++ {
+		if i += asm.CleanPathEnd(target[i:]); i == len(target) {
+			break
+		}
+		if !isTargetByte(target[i]) {
+			return badRequest("invalid byte in request-target")
+		}
+	}
+	return nil
+}
+
 // splitQuery splits an origin-form target at its first "?".
 func splitQuery(target string) (path, query string) {
 	path, query, _ = strings.Cut(target, "?")
 	return path, query
 }
 
-// parseField parses one field line, "name: value" (RFC 9112 section 5),
-// and adds it to req.Header.
-func parseField(line string, req *message.Request, info *headInfo) error {
-	if line[0] == ' ' || line[0] == '\t' {
+// parseField parses the field line, "name: value" (RFC 9112 section 5),
+// that starts s, adds it to req.Header and returns what follows its line
+// ending. The name ends at the first byte that is not a token character
+// (asm.TokenEnd), which must be the colon; the value at the first control
+// byte (asm.FieldValueEnd), which must start the line ending: one pass
+// finds the end of the line and validates the value.
+func parseField(s string, req *message.Request, info *headInfo) (rest string, err error) {
+	if s[0] == ' ' || s[0] == '\t' {
 		// obs-fold, or whitespace before the first field line
 		// (RFC 9112 sections 2.2 and 5.2): rejected.
-		return badRequest("obsolete line folding")
+		return s, badRequest("obsolete line folding")
 	}
-	colon := strings.IndexByte(line, ':')
-	if colon < 0 {
+	n := asm.TokenEnd(s)
+	if n == len(s) || s[n] != ':' {
+		return s, fieldNameError(s)
+	}
+	if n == 0 {
+		return s, badRequest("invalid field name")
+	}
+	name, v := s[:n], s[n+1:]
+	e := asm.FieldValueEnd(v)
+	value := v[:e]
+	if rest, ok := cutLineEnd(v[e:]); ok {
+		value = trimOWS(value)
+		req.Header.Add(name, value)
+		info.note(name, value)
+		return rest, nil
+	}
+	if e == len(v) {
+		return s, badRequest("incomplete request head")
+	}
+	return s, badRequest("invalid byte in field value")
+}
+
+// fieldNameError says what is wrong with a field line whose name is not
+// followed by a colon: no colon on the line at all, or a byte before it
+// that is not a token character (whitespace between name and colon among
+// them, RFC 9112 section 5.1).
+func fieldNameError(s string) error {
+	line, _, _ := strings.Cut(s, "\n")
+	if strings.IndexByte(line, ':') < 0 {
 		return badRequest("field line without a colon")
 	}
-	name, value := line[:colon], trimOWS(line[colon+1:])
-	if !isToken(name) {
-		// Also whitespace between name and colon (RFC 9112 section 5.1).
-		return badRequest("invalid field name")
-	}
-	if !validFieldValue(value) {
-		return badRequest("invalid byte in field value")
-	}
-	req.Header.Add(name, value)
-	info.note(name, value)
-	return nil
+	return badRequest("invalid field name")
 }
 
 // note records the fields that frame the request or steer the connection.
