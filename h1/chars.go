@@ -1,5 +1,7 @@
 package h1
 
+import "github.com/anx-gateway/anx/asm"
+
 // Byte classes of RFC 9110 section 5.6.2 (token) and RFC 3986 (host), as
 // 128-bit masks split in two constant words, so that no table is package
 // state.
@@ -37,17 +39,7 @@ func inMask(c byte, lo, hi uint64) bool {
 func isTchar(c byte) bool { return inMask(c, tcharLo, tcharHi) }
 
 // isToken reports whether s is a non-empty token.
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if !isTchar(s[i]) {
-			return false
-		}
-	}
-	return true
-}
+func isToken(s string) bool { return s != "" && asm.TokenEnd(s) == len(s) }
 
 // isFieldValueByte reports whether c may appear in a field value: VCHAR,
 // obs-text, SP or HTAB (RFC 9110 section 5.5). Every other control byte,
@@ -58,14 +50,7 @@ func isFieldValueByte(c byte) bool {
 
 // validFieldValue reports whether every byte of s may appear in a field
 // value.
-func validFieldValue(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if !isFieldValueByte(s[i]) {
-			return false
-		}
-	}
-	return true
-}
+func validFieldValue(s string) bool { return asm.FieldValueEnd(s) == len(s) }
 
 // isTargetByte reports whether c may appear in a request-target. It admits
 // every visible ASCII character but "#" (a fragment is never sent, RFC 9112
