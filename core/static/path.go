@@ -1,5 +1,7 @@
 package static
 
+import "github.com/anx-gateway/anx/asm"
+
 // decodePath turns the percent-encoded request path into the cleaned,
 // decoded path it names, starting with "/". It returns status 400 for a path
 // that is malformed or that hides a separator (RFC 9110 section 15.5.1), and
@@ -12,6 +14,14 @@ package static
 func decodePath(raw string) (clean string, status int) {
 	if raw == "" || raw[0] != '/' {
 		return "", 400
+	}
+	if asm.CleanPathEnd(raw) == len(raw) {
+		// No "%", "\", control, space or non-ASCII byte: nothing to
+		// decode or refuse byte by byte.
+		if !segmentsServable(raw) {
+			return "", 404
+		}
+		return raw, 0
 	}
 	escaped := false
 	for i := 0; i < len(raw); i++ {
