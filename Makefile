@@ -22,20 +22,26 @@ run: build
 ## test: install the peers, then check formatting, vet, unit tests (-race) and e2e tests
 test: peers check unit e2e
 
-## check: gofmt, go vet, go mod tidy
+## check: gofmt, go vet (also of the arm64 and purego builds: asmdecl), go mod tidy
 check:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
+	GOARCH=arm64 $(GO) vet ./asm/... ./h1
+	$(GO) vet -tags purego ./asm/... ./h1
 	$(GO) mod tidy -diff
 
 ## unit: every package's tests with the race detector (e2e excluded); h1's
-## tests once more in each other way of serving (see h1/helpers_test.go)
+## tests once more in each other way of serving (see h1/helpers_test.go);
+## asm and h1 with the Go references only (-tags purego); asm on arm64
+## under qemu-aarch64 (installed by make peers)
 unit:
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /e2e)
 	$(GO) test -race -count=1 ./h1 -args -h1.serve=loop
 	$(GO) test -race -count=1 ./h1 -args -h1.serve=goroutine
 	$(GO) test -count=1 -run Alloc ./h1 ./cmd/anx
+	$(GO) test -count=1 -tags purego ./asm/... ./h1
+	GOARCH=arm64 $(GO) test -count=1 -exec 'qemu-aarch64 -cpu max' ./asm/...
 
 ## e2e: black-box tests of the built binary against real peers
 e2e: build
