@@ -10,6 +10,7 @@
 //	anx validate --config FILE
 //	anx ca [--config FILE] [--data DIR]
 //	anx certs [--config FILE] [--data DIR] [--json]
+//	anx doctor [--config FILE] [--json]
 //	anx version
 //
 // Run "anx help" or "anx run --help" for the details; README.md has the
@@ -37,6 +38,10 @@ Commands:
   anx ca [--data DIR]             print the local CA's root and how to trust it
   anx certs [--data DIR] [--json] list managed certificates: names, issuer, expiry,
                                   next renewal, last error
+  anx doctor [--config FILE] [--json]
+                                  report the CPU's crypto hardware and what it is
+                                  worth, the TLS 1.3 suite preferred, and system
+                                  settings that cost speed (ok or warn + fix)
   anx version                     print the version
 
 Flags and the config file: the built-in defaults come first, then the
@@ -68,6 +73,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = runCA(args[1:], stdout, stderr)
 	case "certs":
 		err = runCerts(args[1:], stdout, stderr)
+	case "doctor":
+		err = runDoctor(args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, versionString())
 	case "help", "-h", "-help", "--help":
