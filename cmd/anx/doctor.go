@@ -47,6 +47,10 @@ const doctorChildTimeout = 60 * time.Second
 // and accepts when the kernel reports at least that much.
 const quicBufferBytes = 7 << 20
 
+// quicBufferSysctl is the limit the fix sets: the figure quic-go's
+// documentation gives, and h3's own warning repeats.
+const quicBufferSysctl = 7500000
+
 // wantOpenFiles is the open-files limit a gateway should have. anx sets
 // no cap on connections: each holds a descriptor, a proxied one a second
 // to its upstream, and 4096 TLS handshakes alone may be in flight (h1's
@@ -457,7 +461,7 @@ func udpBufferCheck(goos, https string, rmem, wmem sysctlValue) check {
 		"of the %d MiB quic-go asks for (unless anx runs with CAP_NET_ADMIN): HTTP/3 throughput suffers",
 		where, rmem.n, wmem.n, granted(rmem.n)>>10, granted(wmem.n)>>10, quicBufferBytes>>20)
 	c.Fix = fmt.Sprintf("sysctl -w net.core.rmem_max=%d net.core.wmem_max=%d (and the same in /etc/sysctl.d/ to keep it)",
-		quicBufferBytes, quicBufferBytes)
+		quicBufferSysctl, quicBufferSysctl)
 	return c
 }
 
