@@ -162,7 +162,7 @@ func TestUDPBufferCheck(t *testing.T) {
 		if c.Status != tt.status || !strings.Contains(c.Detail, tt.detail) {
 			t.Errorf("%s rmem %v wmem %v: %+v; want %s with %q", tt.goos, tt.rmem, tt.wmem, c, tt.status, tt.detail)
 		}
-		if tt.status == "warn" && c.Fix != "sysctl -w net.core.rmem_max=7340032 net.core.wmem_max=7340032 (and the same in /etc/sysctl.d/ to keep it)" {
+		if tt.status == "warn" && c.Fix != "sysctl -w net.core.rmem_max=7500000 net.core.wmem_max=7500000 (and the same in /etc/sysctl.d/ to keep it)" {
 			t.Errorf("fix %q", c.Fix)
 		}
 	}
