@@ -35,9 +35,12 @@ type Config struct {
 
 // cipherSuites are the TLS 1.2 suites allowed: ECDHE key exchange (forward
 // secrecy) with an AEAD (AES-GCM, ChaCha20-Poly1305). CBC suites, RSA key
-// exchange and 3DES are left out. TLS 1.3 suites are all AEAD and are not
-// configurable in crypto/tls. crypto/tls orders them itself, preferring
-// AES-GCM when both ends have AES hardware and ChaCha20 otherwise.
+// exchange, 3DES and RC4 are left out. TLS 1.3 suites are all AEAD and are
+// not configurable in crypto/tls. crypto/tls ignores the order of this list
+// and orders the suites itself, in TLS 1.2 and 1.3 alike: AES-GCM first
+// when the server has AES hardware and the client lists an AES-GCM suite
+// first (as a client with AES hardware does), ChaCha20-Poly1305 first
+// otherwise (see suites_test.go).
 func cipherSuites() []uint16 {
 	return []uint16{
 		tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
