@@ -46,11 +46,12 @@ type Loop struct {
 	sends   []*fileSend // free fileSends, so that SendFile does not allocate
 	drain   bool        // Shutdown: close connections as they drain, exit when none
 
-	woken atomic.Bool // an eventfd write is pending; Submit skips its own
-	mu    sync.Mutex
-	tasks []func() // guarded by mu
-	spare []func() // the previous tasks slice, reused; loop goroutine only
-	done  bool     // guarded by mu: the loop has exited; Submit refuses
+	woken  atomic.Bool // an eventfd write is pending; Submit skips its own
+	mu     sync.Mutex
+	tasks  []func()      // guarded by mu
+	spare  []func()      // the previous tasks slice, reused; loop goroutine only
+	done   bool          // guarded by mu: the loop has exited; Submit refuses
+	exited chan struct{} // closed when the loop's goroutine returns
 }
 
 // maxIov bounds the buffers of one readv or writev.
@@ -68,6 +69,7 @@ func newLoop(s *Server, lnfd int, now time.Time) (*Loop, error) {
 		return nil, fmt.Errorf("netpoll: epoll_create1: %w", err)
 	}
 	l := &Loop{srv: s, epfd: epfd, evfd: -1, lnfd: lnfd, now: now,
+		exited:  make(chan struct{}),
 		wheel:   NewWheel(timerTick, timerSlots, now),
 		scratch: make([]byte, scratchSize),
 		events:  make([]unix.EpollEvent, 256),
@@ -146,6 +148,7 @@ func (l *Loop) Submit(f func()) error {
 // run is the loop's goroutine.
 func (l *Loop) run() {
 	defer l.srv.loopDone.Done()
+	defer close(l.exited)
 	if l.srv.LockOSThread {
 		runtime.LockOSThread()
 		defer runtime.UnlockOSThread()
@@ -379,14 +382,19 @@ func sockaddrPort(sa unix.Sockaddr) netip.AddrPort {
 	return netip.AddrPort{}
 }
 
-// beginDrain stops accepting and closes every connection once its output
-// has drained. Runs on the loop (Submitted by Shutdown).
-func (l *Loop) beginDrain() {
-	l.drain = true
+// closeListener stops the loop accepting. Runs on the loop.
+func (l *Loop) closeListener() {
 	if l.lnfd >= 0 {
 		unix.Close(l.lnfd) // also leaves the epoll set
 		l.lnfd = -1
 	}
+}
+
+// beginDrain stops accepting and closes every connection once its output
+// has drained. Runs on the loop (Submitted by Shutdown).
+func (l *Loop) beginDrain() {
+	l.drain = true
+	l.closeListener()
 	for _, c := range l.conns {
 		if c != nil && c.flags&(flagClosing|flagClosed|flagDetached) == 0 { // detached: at Attach
 			c.drain()
@@ -526,6 +534,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.closing = true
 	loops := s.loops
 	s.mu.Unlock()
+	stopAccepting(ctx, loops)
 	for _, l := range loops {
 		l.Submit(l.beginDrain)
 	}
@@ -546,6 +555,25 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.warm.stop()
 	return err
+}
+
+// stopAccepting closes every loop's listening socket and waits until all
+// have, so that no loop accepts a connection once any has begun to drain
+// its own (a loop that has exited has closed its socket; ctx bounds the
+// wait).
+func stopAccepting(ctx context.Context, loops []*Loop) {
+	for _, l := range loops {
+		closed := make(chan struct{})
+		if l.Submit(func() { l.closeListener(); close(closed) }) != nil {
+			continue
+		}
+		select {
+		case <-closed:
+		case <-l.exited:
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // listenReusePort opens n listening sockets on addr with SO_REUSEPORT.
