@@ -428,51 +428,6 @@ func parsePEMCert(b []byte) (*x509.Certificate, error) {
 	return x509.ParseCertificate(block.Bytes)
 }
 
-// Placement fixes where an anx run listens and keeps its data, for runs
-// that something must know in advance (Pebble validates on anx's ports)
-// or that follow each other on the same data dir (a restart).
-type Placement struct {
-	HTTPSPort int    // TCP (h1, h2) and UDP (h3)
-	HTTPPort  int    // plain HTTP
-	Data      string // the --data dir (it need not exist yet)
-}
-
-// NewPlacement picks free ports (https free on TCP and UDP) and a data dir
-// path under a new temporary directory.
-func NewPlacement(t testing.TB) Placement {
-	t.Helper()
-	return Placement{HTTPSPort: FreePort(t), HTTPPort: FreeTCPPort(t), Data: filepath.Join(t.TempDir(), "data")}
-}
-
-// StartAt is Start on pl's ports and data dir: anx runs like Start runs
-// it (fresh dir and site, Options as for Start, stopped in t.Cleanup),
-// but without retrying on other ports, since pl is fixed. The internal CA's
-// root must exist once anx is ready (as for Start), so configs should
-// serve localhost too.
-func StartAt(t testing.TB, o Options, pl Placement) *Server {
-	t.Helper()
-	dir := t.TempDir()
-	root := filepath.Join(dir, "site")
-	if err := os.MkdirAll(root, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	site := o.Site
-	if site == nil {
-		site = WriteSite
-	}
-	site(t, root)
-	s := &Server{Dir: dir, Root: root, t: t, HTTPSPort: pl.HTTPSPort, HTTPPort: pl.HTTPPort, Data: pl.Data}
-	s.HTTPS = loopback(pl.HTTPSPort)
-	s.HTTP = loopback(pl.HTTPPort)
-	if err := s.start(o); err != nil {
-		t.Fatalf("harness: anx did not become ready on %s and %s: %v", s.HTTPS, s.HTTP, err)
-	}
-	return s
-}
-
-// loopback returns "127.0.0.1:<port>".
-func loopback(port int) string { return net.JoinHostPort("127.0.0.1", itoa(port)) }
-
 // dialAll returns nil once every addr accepts a TCP connection.
 func dialAll(addrs ...string) error {
 	for _, a := range addrs {

@@ -66,23 +66,10 @@ type Server struct {
 // It retries with new ports (3 times) if anx reports an address in use.
 func Start(t testing.TB, o Options) *Server {
 	t.Helper()
-	dir := t.TempDir()
-	root := filepath.Join(dir, "site")
-	if err := os.MkdirAll(root, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	site := o.Site
-	if site == nil {
-		site = WriteSite
-	}
-	site(t, root)
+	dir, root := prepareSite(t, o)
 	var last string
 	for range 3 {
-		s := &Server{Dir: dir, Root: root, t: t}
-		s.HTTPSPort, s.HTTPPort = FreePort(t), FreeTCPPort(t)
-		s.HTTPS = net.JoinHostPort("127.0.0.1", itoa(s.HTTPSPort))
-		s.HTTP = net.JoinHostPort("127.0.0.1", itoa(s.HTTPPort))
-		s.Data = filepath.Join(t.TempDir(), "data")
+		s := newServer(t, dir, root, NewPlacement(t))
 		err := s.start(o)
 		if err == nil {
 			return s
@@ -95,6 +82,63 @@ func Start(t testing.TB, o Options) *Server {
 	t.Fatalf("harness: anx did not become ready: %s", last)
 	return nil
 }
+
+// Placement fixes where an anx run listens and keeps its data, for runs
+// that something must know in advance (Pebble validates on anx's ports)
+// or that follow each other on the same data dir (a restart).
+type Placement struct {
+	HTTPSPort int    // TCP (h1, h2) and UDP (h3)
+	HTTPPort  int    // plain HTTP
+	Data      string // the --data dir (it need not exist yet)
+}
+
+// NewPlacement picks free ports (https free on TCP and UDP) and a data dir
+// path under a new temporary directory.
+func NewPlacement(t testing.TB) Placement {
+	t.Helper()
+	return Placement{HTTPSPort: FreePort(t), HTTPPort: FreeTCPPort(t), Data: filepath.Join(t.TempDir(), "data")}
+}
+
+// StartAt is Start on pl's ports and data dir: anx runs like Start runs
+// it (fresh dir and site, Options as for Start, stopped in t.Cleanup),
+// but without retrying on other ports, since pl is fixed. The internal CA's
+// root must exist once anx is ready (as for Start), so configs should
+// serve localhost too.
+func StartAt(t testing.TB, o Options, pl Placement) *Server {
+	t.Helper()
+	dir, root := prepareSite(t, o)
+	s := newServer(t, dir, root, pl)
+	if err := s.start(o); err != nil {
+		t.Fatalf("harness: anx did not become ready on %s and %s: %v", s.HTTPS, s.HTTP, err)
+	}
+	return s
+}
+
+// prepareSite makes the test's directory and writes the site (o.Site, or
+// WriteSite) into its "site" folder.
+func prepareSite(t testing.TB, o Options) (dir, root string) {
+	t.Helper()
+	dir = t.TempDir()
+	root = filepath.Join(dir, "site")
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	site := o.Site
+	if site == nil {
+		site = WriteSite
+	}
+	site(t, root)
+	return dir, root
+}
+
+// newServer is a Server, not started yet, on pl on loopback.
+func newServer(t testing.TB, dir, root string, pl Placement) *Server {
+	return &Server{Dir: dir, Root: root, t: t, HTTPSPort: pl.HTTPSPort, HTTPPort: pl.HTTPPort, Data: pl.Data,
+		HTTPS: loopback(pl.HTTPSPort), HTTP: loopback(pl.HTTPPort)}
+}
+
+// loopback returns "127.0.0.1:<port>".
+func loopback(port int) string { return net.JoinHostPort("127.0.0.1", itoa(port)) }
 
 // start launches the process once and waits for ready.
 func (s *Server) start(o Options) error {
