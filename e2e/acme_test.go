@@ -242,45 +242,6 @@ func checkBadCA(t *testing.T, s *harness.Server, reason string) {
 	}
 }
 
-// badCAURLs are acme_ca values that are not an ACME directory URL.
-var badCAURLs = []struct{ name, value string }{
-	{"bad-scheme", "ht!tp://x"},
-	{"not-a-url", "not a url"},
-}
-
-// TestACMEBadCAURL: a malformed acme_ca is a config error at load: `anx
-// validate` and `anx run` exit non-zero with one line naming file:line and
-// the key acme_ca.
-func TestACMEBadCAURL(t *testing.T) {
-	t.Parallel()
-	dir := t.TempDir()
-	if err := os.Mkdir(filepath.Join(dir, "site"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range badCAURLs {
-		mark := "acme_ca = " + strconv.Quote(c.value)
-		text := fmt.Sprintf("https = \"127.0.0.1:%d\"\nhttp = \"127.0.0.1:%d\"\ndata = \"data\"\nemail = %q\n%s\n\n[[site]]\nhosts = [%q]\nroot = \"site\"\n",
-			harness.FreePort(t), harness.FreeTCPPort(t), acmeEmail, mark, acmeName)
-		line := strings.Count(text[:strings.Index(text, mark)], "\n") + 1
-		path := filepath.Join(dir, c.name+".toml")
-		harness.WriteFile(t, path, []byte(text))
-		want := fmt.Sprintf("%s.toml:%d", c.name, line)
-		for _, cmd := range []string{"validate", "run"} {
-			r := harness.RunAnx(t, dir, 10*time.Second, cmd, "--config", path)
-			what := fmt.Sprintf("anx %s --config %s.toml (acme_ca %q)", cmd, c.name, c.value)
-			if r.TimedOut || r.ExitCode == 0 {
-				t.Errorf("%s: exit %d (timed out %v), want non-zero\nstderr: %s", what, r.ExitCode, r.TimedOut, r.Stderr)
-				continue
-			}
-			ls := lines(r.Stderr)
-			if len(ls) != 1 || !strings.Contains(ls[0], want) || !strings.Contains(ls[0], "acme_ca") {
-				t.Errorf("%s: stderr %q, want one line naming %q and key acme_ca", what, r.Stderr, want)
-			}
-			noCrash(t, what, r)
-		}
-	}
-}
-
 // TestResumptionAcrossReload: a second TLS connection resumes the first's
 // session (Go's client session cache), and so does one after a config
 // reload (SIGHUP); the same with openssl s_client -sess_out/-sess_in when

@@ -88,6 +88,9 @@ var badConfigs = []struct{ name, text, mark, key string }{
 	{"wrong-type", "[timeouts]\nread_header = 10\n", "read_header = 10", "read_header"},
 	{"unknown-key", "bogus_key = 1\n", "bogus_key", "bogus_key"},
 	{"bad-http-mode", "[[site]]\nhosts = [\"localhost\"]\nroot = \"site\"\nhttp_mode = \"x\"\n", `http_mode = "x"`, "http_mode"},
+	// A malformed ACME directory URL is a config error at load.
+	{"acme-ca-bad-scheme", "email = \"test@example.com\"\nacme_ca = \"ht!tp://x\"\n", "acme_ca", "acme_ca"},
+	{"acme-ca-not-a-url", "acme_ca = \"not a url\"\n", "acme_ca", "acme_ca"},
 }
 
 // TestBadConfig: `anx validate` and `anx run` on a faulty config exit
