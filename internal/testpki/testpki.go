@@ -3,18 +3,24 @@
 // configurations for both ends of a connection.
 //
 // The certificates are valid from an hour ago to an hour from now; keys
-// are ECDSA P-256. Nothing is written to disk.
+// are ECDSA P-256 (RSACertificate adds an RSA one). Nothing is written to
+// disk but by CAFile.
 package testpki
 
 import (
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/pem"
 	"math/big"
 	"net"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -22,6 +28,9 @@ import (
 // PKI is a test CA and a server certificate it issued.
 type PKI struct {
 	serverName string
+	names      []string
+	ca         *x509.Certificate
+	caKey      *ecdsa.PrivateKey
 	cert       tls.Certificate
 	pool       *x509.CertPool
 }
@@ -47,31 +56,57 @@ func New(t testing.TB, names ...string) *PKI {
 	}
 	ca := create(t, caTmpl, caTmpl, caKey, caKey)
 
-	key := newKey(t)
+	p := &PKI{serverName: names[0], names: names, ca: ca, caKey: caKey, pool: x509.NewCertPool()}
+	p.pool.AddCert(ca)
+	p.cert = p.leaf(t, newKey(t), x509.KeyUsageDigitalSignature)
+	return p
+}
+
+// leaf issues a server certificate for the PKI's names to key.
+func (p *PKI) leaf(t testing.TB, key crypto.Signer, usage x509.KeyUsage) tls.Certificate {
+	t.Helper()
+	now := time.Now()
 	tmpl := &x509.Certificate{
 		SerialNumber: serial(t),
-		Subject:      pkix.Name{CommonName: names[0]},
+		Subject:      pkix.Name{CommonName: p.names[0]},
 		NotBefore:    now.Add(-time.Hour),
 		NotAfter:     now.Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
+		KeyUsage:     usage,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
-	for _, n := range names {
+	for _, n := range p.names {
 		if ip := net.ParseIP(n); ip != nil {
 			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
 		} else {
 			tmpl.DNSNames = append(tmpl.DNSNames, n)
 		}
 	}
-	leaf := create(t, tmpl, ca, key, caKey)
+	leaf := create(t, tmpl, p.ca, key, p.caKey)
+	return tls.Certificate{Certificate: [][]byte{leaf.Raw}, PrivateKey: key, Leaf: leaf}
+}
 
-	pool := x509.NewCertPool()
-	pool.AddCert(ca)
-	return &PKI{
-		serverName: names[0],
-		cert:       tls.Certificate{Certificate: [][]byte{leaf.Raw}, PrivateKey: key, Leaf: leaf},
-		pool:       pool,
+// RSACertificate issues a second server certificate for the same names,
+// with an RSA 2048 key and the key-encipherment usage, so that even an RSA
+// key exchange could use it: a test of a policy that must refuse one then
+// sees the policy refuse, not the certificate.
+func (p *PKI) RSACertificate(t testing.TB) tls.Certificate {
+	t.Helper()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
 	}
+	return p.leaf(t, key, x509.KeyUsageDigitalSignature|x509.KeyUsageKeyEncipherment)
+}
+
+// CAFile writes the CA certificate as PEM into a temporary directory of t
+// and returns its path, for tools such as openssl's -CAfile.
+func (p *PKI) CAFile(t testing.TB) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: p.ca.Raw}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 // Certificate returns the server certificate with its private key. The
@@ -121,10 +156,11 @@ func serial(t testing.TB) *big.Int {
 	return n
 }
 
-// create signs tmpl with the key of parent and parses the result.
-func create(t testing.TB, tmpl, parent *x509.Certificate, key, parentKey *ecdsa.PrivateKey) *x509.Certificate {
+// create signs tmpl, for key's public half, with parentKey and parses the
+// result.
+func create(t testing.TB, tmpl, parent *x509.Certificate, key, parentKey crypto.Signer) *x509.Certificate {
 	t.Helper()
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, key.Public(), parentKey)
 	if err != nil {
 		t.Fatal(err)
 	}

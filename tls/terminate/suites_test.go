@@ -3,21 +3,11 @@ package terminate
 import (
 	"bytes"
 	"context"
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
-	"math/big"
-	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -26,6 +16,7 @@ import (
 	"time"
 
 	"github.com/anx-gateway/anx/asm"
+	"github.com/anx-gateway/anx/internal/testpki"
 )
 
 // The tests of this file make real handshakes against the tls.Config of
@@ -48,83 +39,19 @@ import (
 // CPU and once more, in a child process, with GODEBUG=cpu.aes=off, so that
 // both of the server's orders are seen on a machine with AES hardware.
 
-// testCerts is a CA and two certificates it issued for localhost and
-// 127.0.0.1, one with an ECDSA P-256 key and one with an RSA key, so that
-// every TLS 1.2 suite has a certificate it could be used with and a
-// refused suite is refused for the policy, not for the key type.
+// testCerts are the server certificates of these tests: an ECDSA and an
+// RSA one for localhost and 127.0.0.1 from one test CA.
 type testCerts struct {
 	ecdsa, rsa tls.Certificate
 	roots      *x509.CertPool
 	caFile     string // the CA in PEM, for openssl's -CAfile
 }
 
-// newTestCerts mints a testCerts valid from an hour ago to an hour from
-// now, and writes the CA's PEM file into a temporary directory.
+// newTestCerts mints the test certificates and writes the CA's PEM file.
 func newTestCerts(t *testing.T) *testCerts {
 	t.Helper()
-	now := time.Now()
-	caKey := ecdsaKey(t)
-	caTmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "anx suites test CA"},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(time.Hour),
-		KeyUsage:              x509.KeyUsageCertSign,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	ca := issue(t, caTmpl, caTmpl, caKey, caKey)
-	leaf := func(serial int64, key crypto.Signer) tls.Certificate {
-		tmpl := &x509.Certificate{
-			SerialNumber: big.NewInt(serial),
-			Subject:      pkix.Name{CommonName: "localhost"},
-			DNSNames:     []string{"localhost"},
-			IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-			NotBefore:    now.Add(-time.Hour),
-			NotAfter:     now.Add(time.Hour),
-			// KeyEncipherment lets an RSA key exchange use the RSA
-			// certificate, so that only the policy refuses it.
-			KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
-			ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		}
-		c := issue(t, tmpl, ca, key, caKey)
-		return tls.Certificate{Certificate: [][]byte{c.Raw}, PrivateKey: key, Leaf: c}
-	}
-	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tc := &testCerts{ecdsa: leaf(2, ecdsaKey(t)), rsa: leaf(3, rsaKey), roots: x509.NewCertPool()}
-	tc.roots.AddCert(ca)
-	tc.caFile = filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(tc.caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Raw}), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return tc
-}
-
-// ecdsaKey returns a new P-256 key.
-func ecdsaKey(t *testing.T) *ecdsa.PrivateKey {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return key
-}
-
-// issue signs tmpl, for key's public half, with parentKey.
-func issue(t *testing.T, tmpl, parent *x509.Certificate, key, parentKey crypto.Signer) *x509.Certificate {
-	t.Helper()
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, key.Public(), parentKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
+	pki := testpki.New(t, "localhost", "127.0.0.1")
+	return &testCerts{ecdsa: *pki.Certificate(), rsa: pki.RSACertificate(t), roots: pki.Pool(), caFile: pki.CAFile(t)}
 }
 
 // serveCert starts a Server with anx's policy (Config.TLSConfig) that
