@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -87,7 +88,8 @@ func (b *statusBook) update(change func(map[string]failure)) {
 }
 
 // List reports the certificates stored under the data directory dir, with
-// the renewal time for ratio (0 means DefaultRenewalWindowRatio) and the
+// the renewal time for ratio (0 means DefaultRenewalWindowRatio), or the
+// earlier one the CA's renewal information (ARI) led to, and the
 // last issuance error of each name, plus the names whose issuance failed
 // and that have no certificate. It reads files only; a running anx need
 // not be asked.
@@ -151,9 +153,35 @@ func certStatus(path string, ratio float64) (Status, error) {
 		names = []string{leaf.Subject.CommonName}
 	}
 	lifetime := leaf.NotAfter.Sub(leaf.NotBefore)
-	return Status{
-		Names:    names,
-		NotAfter: leaf.NotAfter.UTC(),
-		RenewAt:  leaf.NotAfter.Add(-time.Duration(float64(lifetime) * ratio)).UTC(),
-	}, nil
+	renewAt := leaf.NotAfter.Add(-time.Duration(float64(lifetime) * ratio))
+	if ari := selectedRenewal(strings.TrimSuffix(path, ".crt") + ".json"); !ari.IsZero() && ari.Before(renewAt) {
+		renewAt = ari
+	}
+	return Status{Names: names, NotAfter: leaf.NotAfter.UTC(), RenewAt: renewAt.UTC()}, nil
+}
+
+// storedMeta is the part of certmagic's metadata file, beside each stored
+// certificate, that holds the renewal time certmagic chose in the window
+// the CA's ACME renewal information (ARI, RFC 9773) suggested.
+type storedMeta struct {
+	IssuerData struct {
+		RenewalInfo struct {
+			SelectedTime time.Time `json:"_selectedTime"`
+		} `json:"renewal_info"`
+	} `json:"issuer_data"`
+}
+
+// selectedRenewal returns the ARI renewal time kept in a metadata file, or
+// the zero time when there is none (an internal certificate, a CA without
+// ARI, or no file).
+func selectedRenewal(metaPath string) time.Time {
+	data, err := os.ReadFile(metaPath)
+	if err != nil {
+		return time.Time{}
+	}
+	var meta storedMeta
+	if json.Unmarshal(data, &meta) != nil {
+		return time.Time{}
+	}
+	return meta.IssuerData.RenewalInfo.SelectedTime
 }
