@@ -150,7 +150,7 @@ func (m *Manager) Apply(p Policy) error {
 	}
 	m.buildConfigs(pl, cache, roots)
 	ctx, cancel := context.WithCancel(m.ctx)
-	if err := m.manage(ctx, pl); err != nil {
+	if err := manage(ctx, cache, pl); err != nil {
 		cancel()
 		if fresh {
 			cache.Stop()
@@ -174,19 +174,37 @@ func (m *Manager) Apply(p Policy) error {
 	return nil
 }
 
-// manage loads or issues the exact internal names of pl, and loads or
-// starts obtaining (in the background, until ctx ends) its ACME names.
-func (m *Manager) manage(ctx context.Context, pl *plan) error {
+// manage loads or issues the exact internal names of pl, and loads its
+// ACME names from storage, or starts obtaining them (in the background,
+// until ctx ends).
+func manage(ctx context.Context, cache *certmagic.Cache, pl *plan) error {
 	internal, acme := pl.exactNames()
 	if err := pl.internal.ManageSync(ctx, internal); err != nil {
 		return fmt.Errorf("certs: internal CA: %w", err)
 	}
 	if len(acme) > 0 {
+		loadStored(ctx, cache, pl.acme, acme)
 		if err := pl.acme.ManageAsync(ctx, acme); err != nil {
 			return fmt.Errorf("certs: %w", err)
 		}
 	}
 	return nil
+}
+
+// loadStored puts the stored certificates of names into cache before
+// Apply returns, so that a restarted anx serves them from its first
+// handshake: certmagic's ManageAsync loads them on goroutines of its own,
+// and skips the names already loaded. A certificate due for renewal is
+// taken out again, for ManageAsync to load and renew in the background
+// (it would otherwise wait for the first maintenance tick); so is a name
+// without a stored certificate, or whose files cannot be read.
+func loadStored(ctx context.Context, cache *certmagic.Cache, cfg *certmagic.Config, names []string) {
+	for _, name := range names {
+		cert, err := cfg.CacheManagedCertificate(ctx, name)
+		if err == nil && cert.NeedsRenewal(cfg) {
+			cache.Remove([]string{cert.Hash()})
+		}
+	}
 }
 
 // unmanageRemoved stops renewing the exact names old had and cur has not,
