@@ -10,7 +10,9 @@
 //	ANX_CURL_H3  curl built with HTTP/3 (else the cache dir of e2e/install-peers.sh)
 //	ANX_H2SPEC   h2spec binary (else PATH, else <repo>/.tools/bin)
 //
-// Other peers (curl, h2load, gtlsclient, chromium, slowhttptest) are looked up
-// in PATH. A missing peer fails the test and says how to install it, except
-// under `go test -short`, where tests that need a peer are skipped.
+// Other peers (curl, h2load, gtlsclient, chromium, slowhttptest, testssl,
+// openssl, qemu-aarch64) are looked up in PATH; Pebble and
+// pebble-challtestsrv (StartPebble) in PATH, then in <repo>/.tools/bin. A
+// missing peer fails the test and says how to install it, except under `go
+// test -short`, where tests that need a peer are skipped.
 package harness
