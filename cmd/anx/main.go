@@ -45,9 +45,10 @@ Commands:
   anx version                     print the version
 
 Flags and the config file: the built-in defaults come first, then the
-config file, then the flags; a flag always wins. --https, --http and --data
-replace the file's values; --root, --domain and --http-mode replace those of
-the file's site, which is only allowed when the file declares one site.
+config file, then the flags; a flag always wins. --https, --http, --data,
+--acme-ca, --acme-ca-root, --email and --acme-challenge replace the file's
+values; --root, --domain and --http-mode replace those of the file's site,
+which is only allowed when the file declares one site.
 `
 
 // exit codes
