@@ -68,10 +68,17 @@ type scanImpl struct {
 	fieldValueEnd, tokenEnd, cleanPathEnd func(string) int
 }
 
+// IsFieldValueByte reports whether c may appear in a field value: VCHAR,
+// obs-text, SP or HTAB (RFC 9110 section 5.5). It is FieldValueEnd for one
+// byte, for parsers that look at one byte at a time.
+func IsFieldValueByte(c byte) bool {
+	return c >= 0x20 && c != 0x7f || c == '\t'
+}
+
 // fieldValueEndGeneric is FieldValueEnd in Go: the reference.
 func fieldValueEndGeneric(s string) int {
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 && c != '\t' || c == 0x7f {
+		if !IsFieldValueByte(s[i]) {
 			return i
 		}
 	}
@@ -87,20 +94,20 @@ const (
 		1<<('^'-64) | 1<<('_'-64) | 1<<('`'-64) | 1<<('|'-64) | 1<<('~'-64)
 )
 
+// IsTokenByte reports whether c is a token character (tchar, RFC 9110
+// section 5.6.2). It is TokenEnd for one byte, for parsers that look at
+// one byte at a time.
+func IsTokenByte(c byte) bool {
+	if c < 64 {
+		return tcharLo>>c&1 != 0
+	}
+	return c < 128 && tcharHi>>(c-64)&1 != 0
+}
+
 // tokenEndGeneric is TokenEnd in Go: the reference.
 func tokenEndGeneric(s string) int {
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c < 64:
-			if tcharLo>>c&1 == 0 {
-				return i
-			}
-		case c < 128:
-			if tcharHi>>(c-64)&1 == 0 {
-				return i
-			}
-		default:
+		if !IsTokenByte(s[i]) {
 			return i
 		}
 	}

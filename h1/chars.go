@@ -2,18 +2,10 @@ package h1
 
 import "github.com/anx-gateway/anx/asm"
 
-// Byte classes of RFC 9110 section 5.6.2 (token) and RFC 3986 (host), as
-// 128-bit masks split in two constant words, so that no table is package
-// state.
-
-// tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." /
-// "^" / "_" / "`" / "|" / "~" / DIGIT / ALPHA (RFC 9110 section 5.6.2).
-const (
-	tcharLo uint64 = 1<<'!' | 1<<'#' | 1<<'$' | 1<<'%' | 1<<'&' | 1<<'\'' |
-		1<<'*' | 1<<'+' | 1<<'-' | 1<<'.' | (1<<('9'+1) - 1<<'0')
-	tcharHi uint64 = (1<<('Z'+1-64) - 1<<('A'-64)) | (1<<('z'+1-64) - 1<<('a'-64)) |
-		1<<('^'-64) | 1<<('_'-64) | 1<<('`'-64) | 1<<('|'-64) | 1<<('~'-64)
-)
+// The byte class of RFC 3986's host, as a 128-bit mask split in two
+// constant words, so that no table is package state. Token and field-value
+// bytes are asm's (asm.IsTokenByte, asm.IsFieldValueByte), beside the SIMD
+// kernels that scan whole strings of them.
 
 // Characters of a reg-name or IPv4 address in a host: unreserved,
 // sub-delims and "%" of pct-encoded (RFC 3986 section 3.2.2).
@@ -35,18 +27,8 @@ func inMask(c byte, lo, hi uint64) bool {
 	return false
 }
 
-// isTchar reports whether c may appear in a token.
-func isTchar(c byte) bool { return inMask(c, tcharLo, tcharHi) }
-
 // isToken reports whether s is a non-empty token.
 func isToken(s string) bool { return s != "" && asm.TokenEnd(s) == len(s) }
-
-// isFieldValueByte reports whether c may appear in a field value: VCHAR,
-// obs-text, SP or HTAB (RFC 9110 section 5.5). Every other control byte,
-// NUL, CR, LF and DEL included, may not.
-func isFieldValueByte(c byte) bool {
-	return c >= 0x20 && c != 0x7f || c == '\t'
-}
 
 // validFieldValue reports whether every byte of s may appear in a field
 // value.

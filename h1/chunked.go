@@ -1,6 +1,10 @@
 package h1
 
-import "math"
+import (
+	"math"
+
+	"github.com/anx-gateway/anx/asm"
+)
 
 // States of chunkedDecoder, one per position in the grammar of RFC 9112
 // section 7.1:
@@ -158,7 +162,7 @@ func (d *chunkedDecoder) sizeByte(c byte) error {
 			d.state = chunkSizeLF
 			return nil
 		}
-		if !isFieldValueByte(c) {
+		if !asm.IsFieldValueByte(c) {
 			return badChunk("invalid byte in chunk extension")
 		}
 		return nil
@@ -211,7 +215,7 @@ func (d *chunkedDecoder) trailerByte(c byte) error {
 		switch {
 		case c == '\r':
 			d.state = chunkEndLF
-		case isTchar(c):
+		case asm.IsTokenByte(c):
 			d.fields++
 			if d.fields > d.maxField {
 				return badChunk("too many trailer fields")
@@ -224,14 +228,14 @@ func (d *chunkedDecoder) trailerByte(c byte) error {
 		switch {
 		case c == ':':
 			d.state = chunkTrailerValue
-		case !isTchar(c):
+		case !asm.IsTokenByte(c):
 			return badChunk("invalid trailer field name")
 		}
 	case chunkTrailerValue:
 		switch {
 		case c == '\r':
 			d.state = chunkTrailerLF
-		case !isFieldValueByte(c):
+		case !asm.IsFieldValueByte(c):
 			return badChunk("invalid byte in trailer field value")
 		}
 	case chunkTrailerLF:

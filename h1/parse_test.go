@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/anx-gateway/anx/asm"
 	"github.com/anx-gateway/anx/core/message"
 )
 
@@ -53,8 +54,8 @@ func TestTcharMaskMatchesRFC9110(t *testing.T) {
 	const tchars = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 	for c := 0; c < 256; c++ {
 		want := strings.IndexByte(tchars, byte(c)) >= 0
-		if got := isTchar(byte(c)); got != want {
-			t.Errorf("isTchar(%#x) = %v, want %v", c, got, want)
+		if got := asm.IsTokenByte(byte(c)); got != want {
+			t.Errorf("asm.IsTokenByte(%#x) = %v, want %v", c, got, want)
 		}
 	}
 	// RFC 3986 sections 2.2, 2.3 and 3.2.2: unreserved, sub-delims, "%".
