@@ -2,6 +2,7 @@ package route
 
 import (
 	"errors"
+	"strings"
 	"sync/atomic"
 
 	"github.com/anx-gateway/anx/core/message"
@@ -91,7 +92,7 @@ func (h HTTPChallenge) NonBlocking() bool { return message.IsNonBlocking(h.Handl
 // Serve answers a GET for a challenge being validated, and passes anything
 // else on.
 func (h HTTPChallenge) Serve(w message.ResponseWriter, r *message.Request) {
-	if len(r.Path) > len(ACMEHTTP01Prefix) && r.Path[:len(ACMEHTTP01Prefix)] == ACMEHTTP01Prefix &&
+	if len(r.Path) > len(ACMEHTTP01Prefix) && strings.HasPrefix(r.Path, ACMEHTTP01Prefix) &&
 		(r.Method == "GET" || r.Method == "HEAD") {
 		if keyAuth, ok := h.Solve(hostname(r.Host), r.Path); ok {
 			w.Header().Set("Cache-Control", "no-store")
