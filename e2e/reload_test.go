@@ -4,9 +4,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/anx-gateway/anx/e2e/harness"
 )
@@ -26,15 +24,17 @@ func TestReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	added := string(original) + "\n[[site]]\nhosts = [\"new.internal\"]\nroot = \"" + s.Root + "\"\n"
-	sighup(t, s, added, "msg=reloaded")
+	if line := s.Reload(t, added); !strings.Contains(line, "msg=reloaded") {
+		t.Fatalf("reload with a new site: %s", line)
+	}
 	for _, name := range []string{"new.internal", "localhost"} {
 		if got := curlStatus(t, s, curl, name); got != "200" {
 			t.Errorf("%s after the reload: status %s, want 200", name, got)
 		}
 	}
 	broken := added + "\n[[site]]\nhosts = [\"broken.internal\"]\nroot = 7\n"
-	line := sighup(t, s, broken, `msg="reload failed"`)
-	if !strings.Contains(line, "anx.toml:") || !strings.Contains(line, "site.root") {
+	line := s.Reload(t, broken)
+	if !strings.Contains(line, `msg="reload failed"`) || !strings.Contains(line, "anx.toml:") || !strings.Contains(line, "site.root") {
 		t.Errorf("reload failure line %q: want the file, line and key", line)
 	}
 	for _, name := range []string{"new.internal", "localhost"} {
@@ -42,34 +42,6 @@ func TestReload(t *testing.T) {
 			t.Errorf("%s after a failed reload: status %s, want 200 (the running config)", name, got)
 		}
 	}
-}
-
-// sighup writes text as s's config file, sends SIGHUP and returns the
-// first new log line that contains want.
-func sighup(t *testing.T, s *harness.Server, text, want string) string {
-	t.Helper()
-	if err := os.WriteFile(s.ConfigPath, []byte(text), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	seen := strings.Count(s.Stderr(), want)
-	if err := syscall.Kill(s.PID(), syscall.SIGHUP); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		var found []string
-		for line := range strings.SplitSeq(s.Stderr(), "\n") {
-			if strings.Contains(line, want) {
-				found = append(found, line)
-			}
-		}
-		if len(found) > seen {
-			return found[seen]
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("no %s within 10s of SIGHUP; stderr:\n%s", want, tail(s.Stderr(), 3000))
-	return ""
 }
 
 // curlStatus GETs /hello.txt from name (resolved to anx) trusting anx's

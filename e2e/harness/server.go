@@ -272,6 +272,40 @@ func (s *Server) WaitLog(substr string, timeout time.Duration) bool {
 	return false
 }
 
+// Reload writes config as the server's config file, sends SIGHUP and
+// waits up to 10 s for the line that ends the reload: "msg=reloaded" or
+// `msg="reload failed"`, which it returns. It fails t when neither comes.
+func (s *Server) Reload(t testing.TB, config string) string {
+	t.Helper()
+	if err := os.WriteFile(s.ConfigPath, []byte(config), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	seen := len(reloadLines(s.log.String()))
+	if err := s.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if lines := reloadLines(s.log.String()); len(lines) > seen {
+			return lines[seen]
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("harness: no end of reload logged within 10s of SIGHUP; stderr:\n%s", s.log.String())
+	return ""
+}
+
+// reloadLines returns the log lines that end a reload, in order.
+func reloadLines(log string) []string {
+	var lines []string
+	for line := range strings.SplitSeq(log, "\n") {
+		if strings.Contains(line, "msg=reloaded") || strings.Contains(line, `msg="reload failed"`) {
+			lines = append(lines, line)
+		}
+	}
+	return lines
+}
+
 // Signal sends sig to the process (by pid) and marks its exit as expected.
 func (s *Server) Signal(sig os.Signal) error {
 	s.mu.Lock()
