@@ -435,11 +435,8 @@ func checkPebbleChain(t *testing.T, p *harness.Pebble, st tls.ConnectionState, v
 // the exact bytes and HTTP version.
 func curlName(t *testing.T, s *harness.Server, path, root, name, version, flag string) {
 	t.Helper()
-	port := strconv.Itoa(s.HTTPSPort)
 	out := filepath.Join(t.TempDir(), "out")
-	r := harness.RunCmd(t, s.Dir, harness.PeerTimeout, path, "-sS", "--max-time", "30", "--cacert", root,
-		"--resolve", name+":"+port+":127.0.0.1", flag, "-o", out, "-w", "%{http_code} %{http_version}",
-		"https://"+name+":"+port+"/hello.txt")
+	r := s.CurlAs(t, path, root, "https", name, "/hello.txt", flag, "-o", out, "-w", "%{http_code} %{http_version}")
 	if want := "200 " + version; r.ExitCode != 0 || r.Stdout != want {
 		t.Errorf("curl %s https://%s/hello.txt: exit %d, -w %q, want %q\nstderr: %s", flag, name, r.ExitCode, r.Stdout, want, r.Stderr)
 		return

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"strconv"
 	"strings"
 	"testing"
 
@@ -41,13 +40,7 @@ func TestHSTS(t *testing.T) {
 // returns its Strict-Transport-Security field, or "" when there is none.
 func hstsHeader(t *testing.T, s *harness.Server, curl, flag, name, scheme string) string {
 	t.Helper()
-	port := s.HTTPSPort
-	if scheme == "http" {
-		port = s.HTTPPort
-	}
-	p := strconv.Itoa(port)
-	r := harness.RunCmd(t, s.Dir, harness.PeerTimeout, curl, "-sS", "--max-time", "30", "--cacert", s.CAPath(),
-		"--resolve", name+":"+p+":127.0.0.1", flag, "-o", "/dev/null", "-D", "-", scheme+"://"+name+":"+p+"/hello.txt")
+	r := s.CurlAs(t, curl, s.CAPath(), scheme, name, "/hello.txt", flag, "-o", "/dev/null", "-D", "-")
 	if r.ExitCode != 0 {
 		t.Fatalf("curl %s %s://%s: exit %d: %s", flag, scheme, name, r.ExitCode, r.Stderr)
 	}

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"os"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -48,8 +47,5 @@ func TestReload(t *testing.T) {
 // local CA, and returns the status code ("000" when curl got none).
 func curlStatus(t *testing.T, s *harness.Server, curl, name string) string {
 	t.Helper()
-	p := strconv.Itoa(s.HTTPSPort)
-	r := harness.RunCmd(t, s.Dir, harness.PeerTimeout, curl, "-s", "--max-time", "10", "--cacert", s.CAPath(),
-		"--resolve", name+":"+p+":127.0.0.1", "-o", "/dev/null", "-w", "%{http_code}", "https://"+name+":"+p+"/hello.txt")
-	return r.Stdout
+	return s.CurlAs(t, curl, s.CAPath(), "https", name, "/hello.txt", "-o", "/dev/null", "-w", "%{http_code}").Stdout
 }

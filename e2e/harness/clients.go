@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"testing"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -235,4 +236,19 @@ func (s *Server) DoAllWith(clients map[Proto]*http.Client, r Request) map[Proto]
 		out[r.p] = r.res
 	}
 	return out
+}
+
+// CurlAs runs the curl at curl for scheme://name:<port><path>, with name
+// resolved to 127.0.0.1 (the port is the HTTPS one, or the plain-HTTP one
+// for "http"), trusting the PEM file cacert, within 30 s; args (such as
+// --http2, -o, -w, -D) come before the URL.
+func (s *Server) CurlAs(t testing.TB, curl, cacert, scheme, name, path string, args ...string) Result {
+	t.Helper()
+	port := s.HTTPSPort
+	if scheme == "http" {
+		port = s.HTTPPort
+	}
+	p := itoa(port)
+	all := append([]string{"-sS", "--max-time", "30", "--cacert", cacert, "--resolve", name + ":" + p + ":127.0.0.1"}, args...)
+	return RunCmd(t, s.Dir, PeerTimeout, curl, append(all, scheme+"://"+name+":"+p+path)...)
 }
