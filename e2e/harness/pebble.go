@@ -84,7 +84,7 @@ type IssuingRoots struct {
 // missing one skips the test under -short and fails it otherwise.
 func StartPebble(t testing.TB, o PebbleOptions) *Pebble {
 	t.Helper()
-	pebbleBin, dnsBin := pebbleTool(t, "pebble"), pebbleTool(t, "pebble-challtestsrv")
+	pebbleBin, dnsBin := Peer(t, "pebble"), Peer(t, "pebble-challtestsrv")
 	p := &Pebble{Dir: t.TempDir(), t: t}
 	if err := p.writeAPICerts(); err != nil {
 		t.Fatalf("harness: pebble: %v", err)
@@ -282,27 +282,6 @@ func (p *Pebble) stopAll() {
 			p.t.Logf("%s output (pid %d):\n%s", proc.name, proc.pid(), tailString(proc.output(), 32<<10))
 		}
 	}
-}
-
-// pebbleTool finds pebble or pebble-challtestsrv in PATH or <repo>/.tools/bin,
-// with Peer's rules for -short and a missing program.
-func pebbleTool(t testing.TB, name string) string {
-	t.Helper()
-	if testing.Short() {
-		t.Skipf("needs the real peer %s (Pebble %s): skipped under -short", name, PebbleVersion)
-	}
-	if p, err := exec.LookPath(name); err == nil {
-		return p
-	}
-	root, err := RepoRoot()
-	if err != nil {
-		t.Fatalf("peer %s not found (%v): %s", name, err, installHint)
-	}
-	p, why := executable(filepath.Join(root, ".tools", "bin", name), "not in PATH nor .tools/bin")
-	if p == "" {
-		t.Fatalf("peer %s (Pebble %s) not found (%s): %s", name, PebbleVersion, why, installHint)
-	}
-	return p
 }
 
 // writeAPICerts makes a CA and a leaf for 127.0.0.1, ::1 and localhost

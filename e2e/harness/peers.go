@@ -14,7 +14,8 @@ const installHint = "run `make test`, or `sudo e2e/install-peers.sh` then this t
 	"(or use `go test -short` to skip tests that need real peers)"
 
 // Peer returns the path of the real peer program name (e.g. "curl",
-// "h2load", "gtlsclient", "chromium", "slowhttptest", "h2spec", "curl-h3").
+// "h2load", "gtlsclient", "chromium", "slowhttptest", "testssl", "openssl",
+// "qemu-aarch64", "h2spec", "pebble", "curl-h3").
 // Under -short it skips the test; if the peer is missing it fails the test.
 func Peer(t testing.TB, name string) string {
 	t.Helper()
@@ -37,20 +38,28 @@ func findPeer(name string) (path, why string) {
 		if p := os.Getenv("ANX_H2SPEC"); p != "" {
 			return executable(p, "ANX_H2SPEC")
 		}
-		if p, err := exec.LookPath(name); err == nil {
-			return p, ""
-		}
-		root, err := RepoRoot()
-		if err != nil {
-			return "", err.Error()
-		}
-		return executable(filepath.Join(root, ".tools", "bin", name), "not in PATH nor .tools/bin")
+		return findTool(name)
+	case "pebble", "pebble-challtestsrv":
+		return findTool(name)
 	}
 	p, err := exec.LookPath(name)
 	if err != nil {
 		return "", "not in PATH"
 	}
 	return p, ""
+}
+
+// findTool finds a peer that the install script puts in <repo>/.tools/bin
+// with go install: in PATH first, then there.
+func findTool(name string) (path, why string) {
+	if p, err := exec.LookPath(name); err == nil {
+		return p, ""
+	}
+	root, err := RepoRoot()
+	if err != nil {
+		return "", err.Error()
+	}
+	return executable(filepath.Join(root, ".tools", "bin", name), "not in PATH nor .tools/bin")
 }
 
 // findCurlH3 returns $ANX_CURL_H3 or the install script's cache path, if it
