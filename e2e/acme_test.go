@@ -308,10 +308,7 @@ func reload(t *testing.T, s *harness.Server) {
 // opensslResumption: s_client saves the session, resumes it ("Reused"),
 // and resumes again after a reload.
 func opensslResumption(t *testing.T, s *harness.Server) {
-	openssl, err := exec.LookPath("openssl")
-	if err != nil {
-		t.Skip("openssl is not installed: the s_client part is skipped")
-	}
+	openssl := harness.Peer(t, "openssl")
 	dir := t.TempDir()
 	sess := func(i int) string { return filepath.Join(dir, fmt.Sprintf("sess%d.pem", i)) }
 	if out := sClient(t, s, openssl, "", sess(0)); !strings.Contains(out, "New, TLS") {

@@ -3,7 +3,8 @@
 #   from bookworm-backports: curl 8.14, libcurl3-gnutls, ngtcp2-client (gtlsclient),
 #                            testssl.sh 3.2 (3.0 prints no grade)
 #   from bookworm:           nghttp2-client (h2load), wrk, chromium, slowhttptest,
-#                            qemu-user (arm64 builds of anx run under qemu-aarch64)
+#                            qemu-user (arm64 builds of anx run under qemu-aarch64),
+#                            openssl (s_client: cipher order, session resumption)
 #   built here, once:        curl with HTTP/3 (GnuTLS + ngtcp2 + nghttp3 from backports,
 #                            from Debian's curl source) into $ANX_PEERS_CACHE/curl-h3
 #   go install, pinned:      h2spec, and Pebble (pebble, pebble-challtestsrv: the ACME
@@ -24,7 +25,7 @@ h2spec_version=v2.2.1+incompatible
 pebble_version=v2.10.1
 
 backports_pkgs=(curl libcurl3-gnutls ngtcp2-client testssl.sh)
-main_pkgs=(nghttp2-client wrk chromium slowhttptest qemu-user)
+main_pkgs=(nghttp2-client wrk chromium slowhttptest qemu-user openssl)
 build_pkgs=(gcc make pkg-config xz-utils dpkg-dev libgnutls28-dev libngtcp2-dev libngtcp2-crypto-gnutls-dev
   libnghttp3-dev libnghttp2-dev zlib1g-dev)
 
