@@ -308,3 +308,23 @@ func TestACMEFlags(t *testing.T) {
 		}
 	}
 }
+
+// A reload keeps the running listeners, data dir, timeouts, limits and
+// [files], and names the keys whose change it ignored.
+func TestKeepRestartOnly(t *testing.T) {
+	running := defaultConfig()
+	next := defaultConfig()
+	next.HTTPS, next.Data = ":9443", "/elsewhere"
+	next.Timeouts.Idle = duration{time.Minute * 5}
+	next.Sites = []siteConfig{{Hosts: []string{"b.test"}, Root: "."}}
+	changed := next.keepRestartOnly(&running)
+	if got := strings.Join(changed, ","); got != "https,data,timeouts" {
+		t.Errorf("changed %q, want https,data,timeouts", got)
+	}
+	if next.HTTPS != running.HTTPS || next.Data != running.Data || next.Timeouts != running.Timeouts {
+		t.Errorf("restart-only values not kept: %q %q %+v", next.HTTPS, next.Data, next.Timeouts)
+	}
+	if next.Sites[0].Hosts[0] != "b.test" {
+		t.Errorf("sites not taken from the new config: %+v", next.Sites)
+	}
+}

@@ -102,8 +102,9 @@ func (gw *gateway) buildSites(cfg *config) (sites, error) {
 // [files] take effect only at a restart; a change to them is logged. On
 // error the running sites keep serving, unchanged.
 func (gw *gateway) reload(cfg config) error {
-	gw.warnRestartOnly(&cfg)
-	cfg.keepRestartOnly(&gw.cfg)
+	for _, key := range cfg.keepRestartOnly(&gw.cfg) {
+		gw.log.Warn("reload: this setting changes only at a restart; the running value stays", "key", key)
+	}
 	s, err := gw.buildSites(&cfg)
 	if err != nil {
 		return err
@@ -128,30 +129,23 @@ func (gw *gateway) reload(cfg config) error {
 }
 
 // keepRestartOnly sets in c the running values of what only a restart
-// changes: the listeners, the data dir, timeouts, limits and [files].
-func (c *config) keepRestartOnly(running *config) {
-	c.HTTPS, c.HTTP, c.Data = running.HTTPS, running.HTTP, running.Data
-	c.Timeouts, c.Limits, c.Files = running.Timeouts, running.Limits, running.Files
-}
-
-// warnRestartOnly logs each setting of cfg that a reload cannot change.
-func (gw *gateway) warnRestartOnly(cfg *config) {
-	old := gw.cfg
-	for _, k := range []struct {
-		key     string
-		changed bool
-	}{
-		{"https", cfg.HTTPS != old.HTTPS},
-		{"http", cfg.HTTP != old.HTTP},
-		{"data", cfg.Data != old.Data},
-		{"timeouts", cfg.Timeouts != old.Timeouts},
-		{"limits", cfg.Limits != old.Limits},
-		{"files", cfg.Files != old.Files},
-	} {
-		if k.changed {
-			gw.log.Warn("reload: this setting changes only at a restart; the running value stays", "key", k.key)
+// changes (the listeners, the data dir, timeouts, limits and [files]) and
+// returns the keys whose value c had changed.
+func (c *config) keepRestartOnly(running *config) (changed []string) {
+	keep := func(key string, differs bool) {
+		if differs {
+			changed = append(changed, key)
 		}
 	}
+	keep("https", c.HTTPS != running.HTTPS)
+	keep("http", c.HTTP != running.HTTP)
+	keep("data", c.Data != running.Data)
+	keep("timeouts", c.Timeouts != running.Timeouts)
+	keep("limits", c.Limits != running.Limits)
+	keep("files", c.Files != running.Files)
+	c.HTTPS, c.HTTP, c.Data = running.HTTPS, running.HTTP, running.Data
+	c.Timeouts, c.Limits, c.Files = running.Timeouts, running.Limits, running.Files
+	return changed
 }
 
 // openSites makes one static handler per site, in config order.
