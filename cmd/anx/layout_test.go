@@ -31,6 +31,7 @@ func TestImportsPointDown(t *testing.T) {
 		"core/netpoll":           {"core/pool"},
 		"internal/testpki":       {},
 		"internal/testproc":      {},
+		"internal/testrun":       {},
 	}
 	out, err := exec.Command("go", "list", "-f", "{{.ImportPath}}|{{join .Imports \" \"}}|{{join .TestImports \" \"}} {{join .XTestImports \" \"}}", "github.com/anx-gateway/anx/...").Output()
 	if err != nil {
