@@ -11,6 +11,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -24,6 +25,11 @@ import (
 	"github.com/anx-gateway/anx/core/message"
 	"github.com/anx-gateway/anx/internal/testpki"
 )
+
+// hangTimeout is the safety net of every wait in these tests: it only
+// turns a hang into a failure, and is sized for -race on a busy 2-core
+// machine and for qemu emulation. No test waits it out when it passes.
+const hangTimeout = 3 * time.Minute
 
 // testServer is a Server on a real UDP socket on 127.0.0.1, with a
 // certificate for example.com and 127.0.0.1.
@@ -202,7 +208,7 @@ func TestConcurrentRequests(t *testing.T) {
 		}
 		select {
 		case <-all:
-		case <-time.After(10 * time.Second):
+		case <-time.After(hangTimeout):
 			w.WriteHeader(503)
 			return
 		}
@@ -236,6 +242,53 @@ func TestConcurrentRequests(t *testing.T) {
 	}
 }
 
+// TestMalformedPathIsMessageError sends :path values that are not valid
+// URIs (the malformed percent-encodings of statictest's InvalidURI
+// cases). RFC 9114 section 4.1.2 makes a malformed request a stream error
+// of type H3_MESSAGE_ERROR: the server resets that request stream with
+// H3_MESSAGE_ERROR, no handler runs, and the connection serves on.
+func TestMalformedPathIsMessageError(t *testing.T) {
+	var calls atomic.Int32
+	ts := start(t, &Server{Handler: message.HandlerFunc(func(w message.ResponseWriter, r *message.Request) {
+		calls.Add(1)
+	})})
+	ctx, cancel := context.WithTimeout(context.Background(), hangTimeout)
+	defer cancel()
+	qc, err := quic.DialAddr(ctx, ts.addr, ts.tlsConfig(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer qc.CloseWithError(0, "")
+	tr := &http3.Transport{}
+	defer tr.Close()
+	cc := tr.NewClientConn(qc)
+	for _, path := range []string{"/%zz", "/hello%2", "/hello%"} {
+		// URL.Opaque goes out as the :path, unchanged.
+		req := &http.Request{Method: "GET", URL: &url.URL{Scheme: "https", Host: "example.com", Opaque: path}, Header: http.Header{}}
+		resp, err := cc.RoundTrip(req.WithContext(ctx))
+		if err == nil {
+			resp.Body.Close()
+			t.Errorf(":path %q: got status %d, want the stream reset with H3_MESSAGE_ERROR", path, resp.StatusCode)
+			continue
+		}
+		if h3err, ok := errors.AsType[*http3.Error](err); !ok || h3err.ErrorCode != http3.ErrCodeMessageError || !h3err.Remote {
+			t.Errorf(":path %q: got %v, want the server's H3_MESSAGE_ERROR (%#x)", path, err, uint64(http3.ErrCodeMessageError))
+		}
+	}
+	req, _ := http.NewRequestWithContext(ctx, "GET", "https://example.com/valid", nil)
+	resp, err := cc.RoundTrip(req)
+	if err != nil {
+		t.Fatalf("valid request after the malformed ones: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("valid request after the malformed ones: status %d, want 200", resp.StatusCode)
+	}
+	if n := calls.Load(); n != 1 {
+		t.Errorf("handler called %d times, want once (for /valid only)", n)
+	}
+}
+
 // TestShutdown: a request in flight when Shutdown starts completes; the
 // client learns of the GOAWAY (new requests fail with quic-go's "graceful
 // shutdown" error) and closes the drained connection, and Shutdown
@@ -254,7 +307,7 @@ func TestShutdown(t *testing.T) {
 		_, _ = w.Write([]byte("fast"))
 	})})
 
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), hangTimeout)
 	defer cancel()
 	qc, err := quic.DialAddr(ctx, ts.addr, ts.tlsConfig(), nil)
 	if err != nil {
@@ -298,7 +351,7 @@ func TestShutdown(t *testing.T) {
 		select {
 		case <-ctx.Done():
 			t.Fatal("client never saw GOAWAY")
-		case <-time.After(10 * time.Millisecond):
+		case <-time.After(10 * time.Millisecond): // the poll's pace, not a wait for an event
 		}
 	}
 	select {
@@ -316,12 +369,12 @@ func TestShutdown(t *testing.T) {
 		if err != nil {
 			t.Errorf("Shutdown = %v, want nil", err)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(hangTimeout):
 		t.Fatal("Shutdown did not return after the last request")
 	}
 	select {
 	case <-qc.Context().Done():
-	case <-time.After(5 * time.Second):
+	case <-time.After(hangTimeout):
 		t.Error("client connection still open after Shutdown")
 	}
 }
@@ -344,6 +397,8 @@ func TestShutdownDeadline(t *testing.T) {
 				return
 			}
 			once.Do(func() { close(entered) })
+			// The state under test: a response that never ends. The
+			// pace only spares the CPU; no outcome depends on it.
 			time.Sleep(10 * time.Millisecond)
 		}
 	})})
@@ -358,10 +413,15 @@ func TestShutdownDeadline(t *testing.T) {
 		failed <- err
 	}()
 	<-entered
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	const deadline = 100 * time.Millisecond
+	ctx, cancel := context.WithTimeout(context.Background(), deadline)
 	defer cancel()
+	began := time.Now()
 	if err := ts.srv.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Shutdown = %v, want context.DeadlineExceeded", err)
+	}
+	if took := time.Since(began); took < deadline {
+		t.Errorf("Shutdown returned after %v, before its context's %v deadline", took, deadline)
 	}
 	if err := <-handlerErr; err == nil {
 		t.Error("handler's writes kept succeeding")
@@ -387,10 +447,13 @@ func TestListenAndServe(t *testing.T) {
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.ListenAndServe() }()
-	// Wait until a QUIC handshake succeeds.
+	// Wait until a QUIC handshake succeeds. Packets sent before the
+	// socket is bound are lost, and the client sends its Initial again;
+	// an attempt fails only after quic-go's handshake idle timeout, and
+	// then the next one starts.
 	ts := &testServer{addr: addr, pki: pki}
-	for deadline := time.Now().Add(5 * time.Second); ; {
-		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	for deadline := time.Now().Add(hangTimeout); ; {
+		ctx, cancel := context.WithDeadline(context.Background(), deadline)
 		qc, err := quic.DialAddr(ctx, addr, ts.tlsConfig(), nil)
 		cancel()
 		if err == nil {
