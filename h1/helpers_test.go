@@ -4,12 +4,16 @@ import (
 	"bufio"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
+	"os"
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -96,17 +100,81 @@ func serveGoroutines(t *testing.T, s *Server, before goleak.Option) string {
 	return ln.Addr().String()
 }
 
-// dial connects to addr; the connection is closed at cleanup and every
-// read or write on it fails after a few seconds rather than hanging.
+// hangTimeout bounds every wait of a test for an event: a safety net
+// against a hang, never what a test measures. It is sized for -race on a
+// busy 2-core machine and for qemu emulation, where an event that comes
+// at all comes long before it.
+const hangTimeout = 2 * time.Minute
+
+// notUnderTest is what a test sets the server's timeouts that it does not
+// exercise to: longer than hangTimeout, so that however slow the machine,
+// they cannot fire while the test waits for something else, and a close
+// the test sees can only have the cause it is about.
+const notUnderTest = time.Hour
+
+// dial connects to addr; the connection is closed at cleanup and each
+// read or write on it fails after hangTimeout without progress rather
+// than hang (progressConn).
 func dial(t *testing.T, addr string) (net.Conn, *bufio.Reader) {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
+	nc, err := net.DialTimeout("tcp", addr, hangTimeout)
 	if err != nil {
 		t.Fatal(err)
 	}
+	c := &progressConn{Conn: nc}
 	t.Cleanup(func() { c.Close() })
-	c.SetDeadline(time.Now().Add(10 * time.Second))
 	return c, bufio.NewReader(c)
+}
+
+// progressConn is a test's client connection: each Read and Write fails
+// after hangTimeout without progress, rather than hang, however much the
+// connection carries in all. A deadline the test sets itself replaces
+// that safety net.
+type progressConn struct {
+	net.Conn
+	readDeadline, writeDeadline atomic.Int64 // set by the test, in Unix nanoseconds; 0 for none
+}
+
+func (c *progressConn) Read(p []byte) (int, error) {
+	c.Conn.SetReadDeadline(deadlineOr(&c.readDeadline))
+	return c.Conn.Read(p)
+}
+
+func (c *progressConn) Write(p []byte) (int, error) {
+	c.Conn.SetWriteDeadline(deadlineOr(&c.writeDeadline))
+	return c.Conn.Write(p)
+}
+
+func (c *progressConn) SetDeadline(t time.Time) error {
+	c.readDeadline.Store(unixNanos(t))
+	c.writeDeadline.Store(unixNanos(t))
+	return c.Conn.SetDeadline(t)
+}
+
+func (c *progressConn) SetReadDeadline(t time.Time) error {
+	c.readDeadline.Store(unixNanos(t))
+	return c.Conn.SetReadDeadline(t)
+}
+
+func (c *progressConn) SetWriteDeadline(t time.Time) error {
+	c.writeDeadline.Store(unixNanos(t))
+	return c.Conn.SetWriteDeadline(t)
+}
+
+// deadlineOr returns the deadline the test set, or hangTimeout from now.
+func deadlineOr(set *atomic.Int64) time.Time {
+	if ns := set.Load(); ns != 0 {
+		return time.Unix(0, ns)
+	}
+	return time.Now().Add(hangTimeout)
+}
+
+// unixNanos is t in Unix nanoseconds, 0 for the zero time (no deadline).
+func unixNanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
 }
 
 // send writes raw to c.
@@ -213,12 +281,88 @@ type (
 	handlerFunc = message.HandlerFunc
 )
 
-// waitFor polls cond until it holds, failing the test after 5 seconds.
+// waitFor polls cond until it holds, failing the test after hangTimeout
+// (a safety net: cond is an event the test knows will come).
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+	for deadline := time.Now().Add(hangTimeout); !cond(); time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 5s")
+			t.Fatalf("condition not met within %v", hangTimeout)
 		}
 	}
+}
+
+// tcpEstablished is the ESTABLISHED state in /proc/net/tcp
+// (include/net/tcp_states.h).
+const tcpEstablished = 0x01
+
+// tcpSocket is what /proc/net/tcp tells of one socket.
+type tcpSocket struct {
+	state   int // TCP state: tcpEstablished, 0x08 for CLOSE_WAIT...
+	txQueue int // bytes sent and not yet acknowledged by the peer
+	rxQueue int // bytes received and not yet read
+}
+
+// socketFrom finds the IPv4 TCP socket from local to remote in
+// /proc/net/tcp (the server's sockets and the test's are in the same
+// network namespace); ok is false when there is none.
+func socketFrom(t *testing.T, local, remote net.Addr) (s tcpSocket, ok bool) {
+	t.Helper()
+	table, err := os.ReadFile("/proc/net/tcp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantLocal, wantRemote := procAddr(t, local), procAddr(t, remote)
+	for _, line := range strings.Split(string(table), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 5 || f[1] != wantLocal || f[2] != wantRemote {
+			continue
+		}
+		tx, rx, _ := strings.Cut(f[4], ":")
+		_, err1 := fmt.Sscanf(f[3], "%x", &s.state)
+		_, err2 := fmt.Sscanf(tx, "%x", &s.txQueue)
+		_, err3 := fmt.Sscanf(rx, "%x", &s.rxQueue)
+		if err := errors.Join(err1, err2, err3); err != nil {
+			t.Fatalf("/proc/net/tcp line %q: %v", line, err)
+		}
+		return s, true
+	}
+	return s, false
+}
+
+// procAddr writes an IPv4 address as /proc/net/tcp does: the address as
+// a host-order (little-endian) hex word, a colon, the port in hex.
+func procAddr(t *testing.T, a net.Addr) string {
+	t.Helper()
+	ap, err := netip.ParseAddrPort(a.String())
+	if err != nil || !ap.Addr().Is4() {
+		t.Fatalf("address %v: not IPv4 (%v)", a, err)
+	}
+	ip := ap.Addr().As4()
+	return fmt.Sprintf("%02X%02X%02X%02X:%04X", ip[3], ip[2], ip[1], ip[0], ap.Port())
+}
+
+// waitConsumed waits until the server has read everything written on c:
+// its kernel has acknowledged every byte (c's send queue is empty) and
+// it has taken them all from its socket (the receive queue of the other
+// end is empty).
+func waitConsumed(t *testing.T, c net.Conn) {
+	t.Helper()
+	waitFor(t, func() bool {
+		client, ok1 := socketFrom(t, c.LocalAddr(), c.RemoteAddr())
+		server, ok2 := socketFrom(t, c.RemoteAddr(), c.LocalAddr())
+		return ok1 && ok2 && client.txQueue == 0 && server.rxQueue == 0
+	})
+}
+
+// waitPeerClosed waits until the server's FIN has reached c (its socket
+// is in CLOSE_WAIT), and with it, in order, everything the server sent
+// before; or until the socket is gone (reset), which the test's next read
+// reports.
+func waitPeerClosed(t *testing.T, c net.Conn) {
+	t.Helper()
+	waitFor(t, func() bool {
+		s, ok := socketFrom(t, c.LocalAddr(), c.RemoteAddr())
+		return !ok || s.state != tcpEstablished
+	})
 }

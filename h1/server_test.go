@@ -8,7 +8,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/anx-gateway/anx/core/message"
 )
@@ -265,7 +264,6 @@ func TestExpectContinue(t *testing.T) {
 	// The handler reads: 100 Continue comes first, then the final answer.
 	c, br := dial(t, addr)
 	send(t, c, "PUT /up HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n")
-	c.SetReadDeadline(time.Now().Add(2 * time.Second))
 	line, err := br.ReadString('\n')
 	if err != nil || line != "HTTP/1.1 100 Continue\r\n" {
 		t.Fatalf("first line %q, %v; want 100 Continue", line, err)
@@ -342,7 +340,8 @@ func TestHeadLimitsOnTheWire(t *testing.T) {
 		}
 	}
 	// A head that just fits, arriving in small pieces, is served: the
-	// read buffer grows past its first 4 KiB as needed.
+	// read buffer grows past its first 4 KiB as needed. Each piece is
+	// read by the server before the next is sent.
 	addr = serve(t, &Server{Handler: &recorder{}, MaxHeaderBytes: 20 << 10})
 	c, br := dial(t, addr)
 	head := "GET / HTTP/1.1\r\nHost: h\r\nCookie: " + strings.Repeat("c", 19<<10) + "\r\n\r\n"
@@ -350,7 +349,7 @@ func TestHeadLimitsOnTheWire(t *testing.T) {
 		n := min(len(head), 1000)
 		send(t, c, head[:n])
 		head = head[n:]
-		time.Sleep(time.Millisecond)
+		waitConsumed(t, c)
 	}
 	if resp, _ := readResponse(t, br, "GET"); resp.StatusCode != 200 {
 		t.Errorf("19 KiB head under a 20 KiB limit: status %d", resp.StatusCode)
@@ -489,7 +488,7 @@ func TestIdleConnectionHoldsNoBuffer(t *testing.T) {
 		return
 	}
 	var conn *conn
-	for deadline := time.Now().Add(5 * time.Second); ; {
+	waitFor(t, func() bool {
 		s.mu.Lock()
 		for k := range s.conns {
 			conn = k
@@ -497,14 +496,8 @@ func TestIdleConnectionHoldsNoBuffer(t *testing.T) {
 		s.mu.Unlock()
 		// The atomic load of the state orders the checks below after
 		// the connection goroutine's release.
-		if conn != nil && conn.state.Load() == stateIdle {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the connection never went idle")
-		}
-		time.Sleep(time.Millisecond)
-	}
+		return conn != nil && conn.state.Load() == stateIdle
+	})
 	if conn.rbuf != nil || conn.out.buf != nil {
 		t.Errorf("idle connection holds buffers: read %v, write %v", conn.rbuf != nil, conn.out.buf != nil)
 	}

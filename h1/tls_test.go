@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"testing"
-	"time"
 
 	"github.com/anx-gateway/anx/internal/testpki"
 )
@@ -40,12 +39,12 @@ func serveTLS(t *testing.T, s *Server) func() (*tls.Conn, *bufio.Reader) {
 		s.Close()
 	})
 	return func() (*tls.Conn, *bufio.Reader) {
-		c, err := tls.Dial("tcp", ln.Addr().String(), pki.ClientConfig("http/1.1"))
-		if err != nil {
+		nc, _ := dial(t, ln.Addr().String()) // reads and writes fail after hangTimeout without progress
+		c := tls.Client(nc, pki.ClientConfig("http/1.1"))
+		if err := c.Handshake(); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { c.Close() })
-		c.SetDeadline(time.Now().Add(10 * time.Second))
 		return c, bufio.NewReader(c)
 	}
 }
