@@ -16,7 +16,7 @@ func TestScanPageEdges(t *testing.T) {
 	page := os.Getpagesize()
 	mem, err := syscall.Mmap(-1, 0, 3*page, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
 	if err != nil {
-		t.Skipf("mmap: %v", err)
+		t.Fatalf("mmap: %v", err)
 	}
 	defer syscall.Munmap(mem)
 	if err := syscall.Mprotect(mem[:page], syscall.PROT_NONE); err != nil {
