@@ -13,7 +13,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/anx-gateway/anx/asm"
 	"github.com/anx-gateway/anx/internal/testpki"
@@ -84,12 +83,13 @@ func opensslName(id uint16) string {
 	return tls.CipherSuiteName(id)
 }
 
-// lookOpenSSL returns the path of openssl, or skips the test.
+// lookOpenSSL returns the path of openssl, or fails the test: make peers
+// (e2e/install-peers.sh) installs it.
 func lookOpenSSL(t *testing.T) string {
 	t.Helper()
 	p, err := exec.LookPath("openssl")
 	if err != nil {
-		t.Skipf("openssl not in PATH: %v", err)
+		t.Fatalf("openssl not in PATH (make peers installs it): %v", err)
 	}
 	return p
 }
@@ -107,7 +107,7 @@ type opensslResult struct {
 // so it closes the connection once the handshake is done.
 func opensslHandshake(t *testing.T, openssl, addr, caFile string, args ...string) opensslResult {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), hangTimeout)
 	defer cancel()
 	args = append([]string{"s_client", "-connect", addr, "-servername", "localhost",
 		"-CAfile", caFile, "-verify_return_error", "-brief"}, args...)
@@ -256,13 +256,15 @@ func TestCipherPreference(t *testing.T) {
 // testCipherPreferenceWithoutAES runs TestCipherPreference again in a child
 // process whose GODEBUG turns the AES instructions off for crypto/tls and
 // golang.org/x/sys/cpu (hence asm.CPU), so that the server's order for a
-// CPU without AES hardware is checked too.
+// CPU without AES hardware is checked too. When this binary runs under an
+// emulator (go test -exec qemu-aarch64), the kernel starts the child
+// through the emulator registered with binfmt_misc.
 func testCipherPreferenceWithoutAES(t *testing.T) {
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), hangTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, exe, "-test.run=^TestCipherPreference$", "-test.v", "-test.count=1")
 	cmd.Env = append(os.Environ(), noAESChildEnv+"=1", "GODEBUG=cpu.aes=off")
@@ -270,7 +272,7 @@ func testCipherPreferenceWithoutAES(t *testing.T) {
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err = cmd.Run()
 	if errors.Is(err, syscall.ENOEXEC) {
-		t.Skipf("cannot run this binary again (%v): an emulator runs the test", err)
+		t.Fatalf("cannot run this binary again (%v): it is for %s, and no emulator for it is registered with binfmt_misc (make peers registers qemu-aarch64)", err, runtime.GOARCH)
 	}
 	if err != nil {
 		t.Fatalf("child with GODEBUG=cpu.aes=off: %v\n%s", err, out.String())
