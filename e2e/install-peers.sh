@@ -3,7 +3,11 @@
 #   from bookworm-backports: curl 8.14, libcurl3-gnutls, ngtcp2-client (gtlsclient),
 #                            testssl.sh 3.2 (3.0 prints no grade)
 #   from bookworm:           nghttp2-client (h2load), wrk, chromium, slowhttptest,
-#                            qemu-user (arm64 builds of anx run under qemu-aarch64),
+#                            qemu-user, qemu-user-binfmt (arm64 builds of anx and of the
+#                            unit tests run under qemu-aarch64; registered with the
+#                            kernel's binfmt_misc, so that an arm64 binary can start
+#                            another: the doctor's hardware-off child, tests that
+#                            run themselves again),
 #                            openssl (s_client: cipher order, session resumption)
 #   built here, once:        curl with HTTP/3 (GnuTLS + ngtcp2 + nghttp3 from backports,
 #                            from Debian's curl source) into $ANX_PEERS_CACHE/curl-h3
@@ -25,7 +29,7 @@ h2spec_version=v2.2.1+incompatible
 pebble_version=v2.10.1
 
 backports_pkgs=(curl libcurl3-gnutls ngtcp2-client testssl.sh)
-main_pkgs=(nghttp2-client wrk chromium slowhttptest qemu-user openssl)
+main_pkgs=(nghttp2-client wrk chromium slowhttptest qemu-user qemu-user-binfmt openssl)
 build_pkgs=(gcc make pkg-config xz-utils dpkg-dev libgnutls28-dev libngtcp2-dev libngtcp2-crypto-gnutls-dev
   libnghttp3-dev libnghttp2-dev zlib1g-dev)
 
@@ -212,7 +216,33 @@ install_pebble() {
   (cd "$repo" && GOBIN=$tools GOFLAGS= go install "${todo[@]}")
 }
 
+# register_qemu_binfmt: have the kernel start arm64 binaries through
+# qemu-aarch64 (binfmt_misc; the entry qemu-user-binfmt ships for systemd,
+# which may not run here), mounting binfmt_misc first if need be.
+register_qemu_binfmt() {
+  local dir=/proc/sys/fs/binfmt_misc conf=/usr/lib/binfmt.d/qemu-aarch64.conf
+  if [ -f "$dir/qemu-aarch64" ] && head -n 1 "$dir/qemu-aarch64" | grep -qx enabled && grep -qx enabled "$dir/status"; then
+    say "binfmt_misc: qemu-aarch64 already registered"
+    return 0
+  fi
+  need_root "registering qemu-aarch64 with binfmt_misc"
+  [ -f "$conf" ] || die "$conf is missing: is qemu-user-binfmt installed?"
+  if [ ! -f "$dir/register" ]; then
+    say "mount -t binfmt_misc binfmt_misc $dir"
+    mount -t binfmt_misc binfmt_misc "$dir" || die "cannot mount binfmt_misc on $dir"
+  fi
+  echo 1 > "$dir/status"
+  if [ -f "$dir/qemu-aarch64" ]; then
+    echo 1 > "$dir/qemu-aarch64"
+  else
+    say "registering $conf with binfmt_misc"
+    cat "$conf" > "$dir/register" || die "binfmt_misc refused $conf"
+  fi
+  head -n 1 "$dir/qemu-aarch64" | grep -qx enabled || die "qemu-aarch64 is registered but not enabled in $dir"
+}
+
 install_packages
+register_qemu_binfmt
 build_curl_h3
 install_h2spec
 install_pebble
