@@ -9,11 +9,12 @@
 //
 // Usage:
 //
-//	go run ./internal/testrun [-skips FILE] [-v] -- GO-TEST-ARGS...
+//	go run ./internal/testrun [-skips FILE] [-v] [-busy] -- GO-TEST-ARGS...
 //
 // GO-TEST-ARGS are those of `go test` (packages, -race, -count, -run,
 // -args ...); testrun adds -json. The environment is passed on, so GOARCH
-// and the like apply.
+// and the like apply. -busy keeps one CPU busy while the tests run, as
+// another process on a loaded machine would (make stress uses it).
 package main
 
 import (
@@ -23,6 +24,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime"
 )
 
 func main() {
@@ -35,6 +37,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	flags.SetOutput(stderr)
 	skipsFile := flags.String("skips", "internal/testrun/skips.txt", "the allowlist of skips")
 	verbose := flags.Bool("v", false, "print every test's output, as go test -v does")
+	busy := flags.Bool("busy", false, "keep one CPU busy while the tests run")
 	if err := flags.Parse(args); err != nil {
 		return 2
 	}
@@ -44,6 +47,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	goTestArgs := append([]string{"test", "-json"}, flags.Args()...)
+	if *busy {
+		stop := make(chan struct{})
+		defer close(stop)
+		go spin(stop)
+	}
 	rep := newReport(stdout, *verbose)
 	testErr := runGoTest(goTestArgs, rep, stderr)
 	return rep.finish(allowed, testErr)
@@ -64,4 +72,16 @@ func runGoTest(args []string, rep *report, stderr io.Writer) error {
 	readErr := rep.read(out)
 	waitErr := cmd.Wait()
 	return errors.Join(waitErr, readErr)
+}
+
+// spin keeps the CPU of one OS thread busy until stop is closed.
+func spin(stop <-chan struct{}) {
+	runtime.LockOSThread()
+	for {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+	}
 }
