@@ -1060,18 +1060,22 @@ func TestLoopTLSShutdownAnswersAHeadInProgress(t *testing.T) {
 		{"NonBlocking POST", handlerKinds[0].wrap, "POST", "Host: h\r\nContent-Length: 4\r\n\r\nbody"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if tc.name != "NonBlocking GET" {
-			}
-			s := &Server{Handler: tc.handler(handlerFunc(describe))}
+			// One loop, and timeouts that cannot fire during the test.
+			s := &Server{Handler: tc.handler(handlerFunc(describe)), Loops: 1,
+				ReadHeaderTimeout: notUnderTest, IdleTimeout: notUnderTest}
 			l := serveLoopTLS(t, s)
+			// An idle connection beside the one under test: the loop
+			// closes it in the same pass (netpoll's beginDrain) as it
+			// tells the other that Shutdown has begun.
+			_, witness := l.dial(t)
 			c, br := l.dial(t)
 			send(t, c, tc.method+" /p HTTP/1.1\r\n")
-			time.Sleep(50 * time.Millisecond) // the half head arrives before Shutdown: the state under test
+			waitConsumed(t, c.NetConn()) // the half head is with the loop before Shutdown
 			shutdown := make(chan error, 1)
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), hangTimeout)
 			defer cancel()
 			go func() { shutdown <- s.Shutdown(ctx) }()
-			time.Sleep(50 * time.Millisecond) // Shutdown has begun: the state under test
+			expectEOF(t, witness) // Shutdown has begun on the loop
 			send(t, c, tc.rest)
 			resp, body := readResponse(t, br, tc.method)
 			want := tc.method + ` /p tls=true sni="example.test" body=`
@@ -1144,7 +1148,7 @@ func TestLoopTLSLingeringClose(t *testing.T) {
 					}
 				}
 			}()
-			time.Sleep(100 * time.Millisecond) // the answer and the close arrive before we read
+			waitPeerClosed(t, c.NetConn()) // the answer and the close arrive before we read
 			out, err := io.ReadAll(br)
 			if got, want := maskDate(string(out)), errorResponse(tc.status, ""); got != want || err != nil {
 				t.Errorf("got %q, %v; want %q and a clean close", got, err, want)
@@ -1193,8 +1197,6 @@ func TestLoopTLSOutputBound(t *testing.T) {
 		{"Writes behind a WriteFile", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if tc.fileFirst {
-			}
 			var werr error
 			wrote := 0
 			done := make(chan struct{})
@@ -1253,8 +1255,6 @@ func TestLoopWriteAfterLargeWriteFile(t *testing.T) {
 		checkBytes(t, "body", readBodySlowly(t, resp.Body), want)
 	})
 	t.Run("plain", func(t *testing.T) {
-		if *serveMode != "goroutine" {
-		}
 		addr := serve(t, &Server{Handler: handler})
 		c := rawDial(t, addr, 64<<10)
 		br := bufio.NewReader(c)
