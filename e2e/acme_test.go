@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -202,8 +203,10 @@ func TestACMEBadCA(t *testing.T) {
 		wrong := filepath.Join(t.TempDir(), "root.pem")
 		harness.WriteRoot(t, wrong)
 		ca := "https://127.0.0.1:" + strconv.Itoa(harness.FreeTCPPort(t)) + "/dir" // closed
-		s := harness.Start(t, harness.Options{Config: acmeConfig{CA: ca, CARoot: wrong, Hosts: []string{acmeName}}.TOML()})
-		checkBadCA(t, s, "connection refused")
+		const reason = "connection refused"
+		s := harness.Start(t, harness.Options{Config: acmeConfig{CA: ca, CARoot: wrong, Hosts: []string{acmeName}}.TOML(),
+			ExpectedErrors: badCAErrors(reason)})
+		checkBadCA(t, s, reason)
 	})
 	t.Run("wrong-root", func(t *testing.T) {
 		t.Parallel()
@@ -211,12 +214,25 @@ func TestACMEBadCA(t *testing.T) {
 		p := harness.StartPebble(t, harness.PebbleOptions{HTTPPort: pl.HTTPPort, TLSPort: pl.HTTPSPort, Validity: issueValidity})
 		wrong := filepath.Join(t.TempDir(), "root.pem")
 		harness.WriteRoot(t, wrong)
-		s := harness.StartAt(t, harness.Options{Config: acmeConfig{CA: p.DirURL, CARoot: wrong, Hosts: []string{acmeName}}.TOML()}, pl)
-		checkBadCA(t, s, "certificate signed by unknown authority")
+		const reason = "certificate signed by unknown authority"
+		s := harness.StartAt(t, harness.Options{Config: acmeConfig{CA: p.DirURL, CARoot: wrong, Hosts: []string{acmeName}}.TOML(),
+			ExpectedErrors: badCAErrors(reason)}, pl)
+		checkBadCA(t, s, reason)
 		if n := p.Orders(); n != 0 {
 			t.Errorf("Pebble got %d orders over an API anx must not trust", n)
 		}
 	})
+}
+
+// badCAErrors are the ERROR lines a failing ACME CA may cause: each names
+// a.test and the reason (certmagic's "could not get certificate from
+// issuer" and "will retry", anx's "certificate failed"), or is the pending
+// retry's job cancelled when anx stops.
+func badCAErrors(reason string) []string {
+	return []string{
+		`level=ERROR msg=.*\ba\.test\b.*` + regexp.QuoteMeta(reason),
+		`level=ERROR msg="job failed" component=certmagic error="a\.test: obtaining certificate: context canceled"`,
+	}
 }
 
 // checkBadCA waits for the ERROR line naming a.test and reason, then checks

@@ -14,7 +14,9 @@ import (
 func TestReload(t *testing.T) {
 	t.Parallel()
 	curl := harness.Peer(t, "curl")
-	s := harness.Start(t, harness.Options{Config: harness.Config{}.TOML()})
+	s := harness.Start(t, harness.Options{Config: harness.Config{}.TOML(),
+		// The broken file's reload is refused at ERROR, naming the file.
+		ExpectedErrors: []string{`^time=\S+ level=ERROR msg="reload failed" err=".*/anx\.toml:\d+: `}})
 	if got := curlStatus(t, s, curl, "new.internal"); got != "000" {
 		t.Fatalf("new.internal before the reload: status %s, want a failed handshake (000)", got)
 	}

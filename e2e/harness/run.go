@@ -18,10 +18,16 @@ type Result struct {
 }
 
 // RunAnx runs the anx binary with args in dir until it exits or timeout
-// passes (then it is killed by pid and TimedOut is set).
+// passes (then it is killed by pid and TimedOut is set). It fails t if
+// anx's stderr shows a race detector report, a panic or a fatal error; the
+// test reads the exit code and the output for the rest.
 func RunAnx(t testing.TB, dir string, timeout time.Duration, args ...string) Result {
 	t.Helper()
-	return RunCmd(t, dir, timeout, Binary(), args...)
+	r := RunCmd(t, dir, timeout, Binary(), args...)
+	for _, p := range crashProblems(r.Stderr) {
+		t.Errorf("harness: anx %q: %s", args, p)
+	}
+	return r
 }
 
 // RunCmd runs any program like RunAnx, in its own process group (killed as

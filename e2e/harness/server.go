@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,11 +20,15 @@ import (
 	"time"
 )
 
-// ReadyTimeout bounds the wait for the `msg=ready` log line.
-const ReadyTimeout = 30 * time.Second
+// ReadyTimeout bounds the wait for the `msg=ready` log line. It is a safety
+// net against a hang, sized for a -race binary on a busy 2-core machine
+// (anx is ready within a second or two there); no test waits it out.
+const ReadyTimeout = 2 * time.Minute
 
-// StopTimeout bounds the wait for exit after SIGTERM before SIGKILL.
-const StopTimeout = 20 * time.Second
+// StopTimeout bounds the wait for exit after SIGTERM before SIGKILL: a
+// safety net well above anx's longest drain in these tests (30 s) plus a
+// -race binary's slower exit.
+const StopTimeout = 2 * time.Minute
 
 // Options say how Start runs anx. The zero value serves a fixture site
 // (WriteSite) with `--domain localhost` in redirect mode.
@@ -37,6 +42,11 @@ type Options struct {
 	Args []string
 	// Site writes the site into root; nil means WriteSite.
 	Site func(t testing.TB, root string)
+	// ExpectedErrors are regular expressions for the level=ERROR lines the
+	// test provokes: at cleanup, each level=ERROR line of anx's log must
+	// match one of them, or the test fails (LogProblems). None: anx must
+	// log no ERROR. The test itself checks that the lines it expects came.
+	ExpectedErrors []string
 }
 
 // Server is a running anx process on loopback.
@@ -57,13 +67,17 @@ type Server struct {
 	state   *os.ProcessState
 	stopped bool // Signal was called: exit is expected
 	mu      sync.Mutex
-	pool    *x509.CertPool // anx's root, loaded once ready
+	pool    *x509.CertPool   // anx's root, loaded once ready
+	errors  []*regexp.Regexp // Options.ExpectedErrors
 }
 
 // Start runs `anx run` with a fresh data dir and free ports, waits for its
 // `msg=ready` line and registers its stop (SIGTERM, then SIGKILL) in
-// t.Cleanup. On test failure the process's stderr goes to the test log.
-// It retries with new ports (3 times) if anx reports an address in use.
+// t.Cleanup. The cleanup fails the test if anx exited before it, exits
+// other than 0 after SIGTERM, or logged a race, a panic or an unexpected
+// ERROR (Options.ExpectedErrors); on test failure the process's stderr goes
+// to the test log. It retries with new ports (3 times) if anx reports an
+// address in use.
 func Start(t testing.TB, o Options) *Server {
 	t.Helper()
 	dir, root := prepareSite(t, o)
@@ -146,6 +160,9 @@ func (s *Server) start(o Options) error {
 	if err != nil {
 		return err
 	}
+	if s.errors, err = compileExpected(o.ExpectedErrors); err != nil {
+		return err
+	}
 	s.cmd = exec.Command(Binary(), args...)
 	s.cmd.Dir = s.Dir
 	s.cmd.Stdout = io.Discard
@@ -225,7 +242,9 @@ func (s *Server) waitReady() error {
 	}
 }
 
-// cleanup stops the process and logs its stderr if the test failed.
+// cleanup stops the process, fails the test if anx exited early or not
+// with 0, or logged a problem (LogProblems), and logs its stderr if the
+// test failed.
 func (s *Server) cleanup() {
 	s.mu.Lock()
 	early := !s.stopped && s.exited()
@@ -234,10 +253,14 @@ func (s *Server) cleanup() {
 		s.t.Errorf("harness: anx (pid %d) exited during the test: %v", s.PID(), s.state)
 	}
 	code, err := s.Stop()
-	if err != nil {
-		s.t.Logf("harness: stop: %v", err)
-	} else if code != 0 {
-		s.t.Logf("harness: anx exited %d after SIGTERM", code)
+	switch {
+	case err != nil:
+		s.t.Errorf("harness: stop: %v", err)
+	case code != 0:
+		s.t.Errorf("harness: anx (pid %d) exited %d after its stop signal, want 0 (%v)", s.PID(), code, s.state)
+	}
+	for _, p := range LogProblems(s.log.String(), s.errors) {
+		s.t.Errorf("harness: anx (pid %d): %s", s.PID(), p)
 	}
 	if s.t.Failed() {
 		s.t.Logf("anx stderr (pid %d):\n%s", s.PID(), s.log.String())
