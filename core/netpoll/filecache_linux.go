@@ -15,16 +15,59 @@ var pageSize = int64(os.Getpagesize())
 
 // Resident reports whether the n bytes of f from off are all in the page
 // cache, so that reading or sendfile-ing them will not wait for the disk.
-// It asks cachestat(2), or where that is missing maps the region, asks
-// mincore(2) and unmaps it; no I/O either way. A region it cannot check
-// (n <= 0, an unmappable file) counts as resident only when n <= 0.
+// It asks cachestat(2) (Linux 6.5), or where that is missing, mincore(2)
+// on a mapping of the region; neither does I/O. Neither tells the truth to
+// a process that may not write the file (a gateway serving files another
+// user deployed): cachestat refuses it (EPERM, Linux 6.14 and the stable
+// kernels), and mincore reports every page of such a file resident (Linux
+// 5.2, the fix for CVE-2019-5489). For such a file Resident reads the
+// region with RWF_NOWAIT instead (residentByReading), which may start the
+// kernel's readahead of the pages that are missing. Where it has no way to
+// tell (no cachestat, no preadv2: qemu-user 7 among others, and mincore
+// would misreport), it returns false and ErrUnsupported. A region it
+// cannot check (an unmappable file) counts as not resident, with the
+// error; n <= 0 counts as resident.
 func Resident(f *os.File, off, n int64) (bool, error) {
 	if n <= 0 {
 		return true, nil
 	}
-	if resident, ok := residentByCachestat(f, off, n); ok {
+	resident, err := residentByCachestat(f, off, n)
+	switch {
+	case err == nil:
 		return resident, nil
+	case err != unix.EPERM && mincoreTellsTruth(f):
+		return residentByMincore(f, off, n)
 	}
+	return residentByReading(f, off, n)
+}
+
+// residentByCachestat asks cachestat(2) (Linux 6.5) how many pages of the
+// region are cached: one system call, where mincore needs the region
+// mapped and unmapped again, and an unmap of a process whose threads run
+// on several cores interrupts those cores to flush their TLBs. It fails
+// where cachestat is missing (ENOSYS) or refused (EPERM: the process may
+// not write the file).
+func residentByCachestat(f *os.File, off, n int64) (bool, error) {
+	first, end := off/pageSize, (off+n+pageSize-1)/pageSize
+	r := unix.CachestatRange{Off: uint64(off), Len: uint64(n)}
+	var st unix.Cachestat_t
+	if err := unix.Cachestat(uint(f.Fd()), &r, &st, 0); err != nil {
+		return false, err
+	}
+	return st.Cache >= uint64(end-first), nil
+}
+
+// mincoreTellsTruth reports whether mincore(2) reports the page cache of
+// f's mappings to this process: only if it may write the file (or owns it,
+// which Resident does not rely on). faccessat2 with AT_EACCESS checks as
+// the kernel does, with the file system user id.
+func mincoreTellsTruth(f *os.File) bool {
+	return unix.Faccessat2(int(f.Fd()), "", unix.W_OK, unix.AT_EMPTY_PATH|unix.AT_EACCESS) == nil
+}
+
+// residentByMincore maps the region, asks mincore(2) which of its pages
+// are cached and unmaps it.
+func residentByMincore(f *os.File, off, n int64) (bool, error) {
 	start := off &^ (pageSize - 1)
 	length := off + n - start
 	data, err := unix.Mmap(int(f.Fd()), start, int(length), unix.PROT_READ, unix.MAP_SHARED)
@@ -51,20 +94,49 @@ func Resident(f *os.File, off, n int64) (bool, error) {
 	return true, nil
 }
 
-// residentByCachestat asks cachestat(2) (Linux 6.5) how many pages of the
-// region are cached: one system call, where mincore needs the region
-// mapped and unmapped again, and an unmap of a process whose threads run
-// on several cores interrupts those cores to flush their TLBs. ok is false
-// where cachestat is not available or not allowed, and Resident then asks
-// mincore.
-func residentByCachestat(f *os.File, off, n int64) (resident, ok bool) {
-	first, end := off/pageSize, (off+n+pageSize-1)/pageSize
-	r := unix.CachestatRange{Off: uint64(off), Len: uint64(n)}
-	var st unix.Cachestat_t
-	if err := unix.Cachestat(uint(f.Fd()), &r, &st, 0); err != nil {
-		return false, false
+// probeChunk is the size of the scratch buffer residentByReading reads
+// into, and probeIovs how many times one preadv2 reuses it.
+const (
+	probeChunk = 4 << 10
+	probeIovs  = 64
+)
+
+// residentByReading reads the region with preadv2(2) and RWF_NOWAIT, which
+// fails (EAGAIN) or stops short at the first page not in the page cache
+// rather than wait for it, into one scratch buffer that every element of
+// the vector points at: 256 KiB a call, copied but never kept. It returns
+// ErrUnsupported where preadv2 or RWF_NOWAIT is missing.
+func residentByReading(f *os.File, off, n int64) (bool, error) {
+	var scratch [probeChunk]byte
+	var iov [probeIovs]unix.Iovec
+	for n > 0 {
+		want := min(n, probeChunk*probeIovs)
+		count := 0
+		for left := want; left > 0; left -= probeChunk {
+			iov[count].Base = &scratch[0]
+			iov[count].SetLen(int(min(left, probeChunk)))
+			count++
+		}
+		r, _, e := unix.Syscall6(unix.SYS_PREADV2, f.Fd(), uintptr(unsafe.Pointer(&iov[0])), uintptr(count),
+			uintptr(off), 0, unix.RWF_NOWAIT)
+		switch e {
+		case 0:
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			return false, nil
+		case unix.EOPNOTSUPP, unix.ENOSYS, unix.EINVAL:
+			return false, ErrUnsupported
+		default:
+			return false, os.NewSyscallError("preadv2", e)
+		}
+		if int64(r) < want { // a page not cached, or the end of the file
+			return false, nil
+		}
+		off += want
+		n -= want
 	}
-	return st.Cache >= uint64(end-first), true
+	return true, nil
 }
 
 // ErrWouldBlock is returned by ReadNoWait when the data is not in the

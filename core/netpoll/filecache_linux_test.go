@@ -137,12 +137,36 @@ func TestResident(t *testing.T) {
 	if _, err := f.ReadAt(make([]byte, 2*ps), 8*ps); err != nil {
 		t.Fatal(err)
 	}
+	// Resident, and each of the two ways it asks a process that may write
+	// the file (the third, reading, starts readahead: see
+	// TestResidentUnwritableFile). Where cachestat is missing, Resident
+	// asks mincore, and the test says so.
+	_, cerr := residentByCachestat(f, 0, 1)
+	if cerr != nil {
+		t.Logf("cachestat(2): %v: Resident asks mincore(2)", cerr)
+	}
+	ways := []struct {
+		name string
+		ask  func(f *os.File, off, n int64) (bool, error)
+	}{
+		{"Resident", Resident},
+		{"residentByMincore", residentByMincore},
+		{"residentByCachestat", residentByCachestat},
+	}
+	if cerr != nil {
+		ways = ways[:2]
+	}
 	check := func(stage string, cases []residentCase) {
 		t.Helper()
 		for _, tc := range cases {
-			got, err := Resident(f, tc.off, tc.n)
-			if err != nil || got != tc.want {
-				t.Errorf("%s: %s: Resident(f, %d, %d) = %v, %v; want %v, nil", stage, tc.name, tc.off, tc.n, got, err, tc.want)
+			for _, way := range ways {
+				if tc.n <= 0 && way.name != "Resident" {
+					continue // Resident's own answer
+				}
+				got, err := way.ask(f, tc.off, tc.n)
+				if err != nil || got != tc.want {
+					t.Errorf("%s: %s: %s(f, %d, %d) = %v, %v; want %v, nil", stage, tc.name, way.name, tc.off, tc.n, got, err, tc.want)
+				}
 			}
 		}
 	}
@@ -184,47 +208,164 @@ func TestResident(t *testing.T) {
 
 // TestResidentUnwritableFile checks Resident as a process that can read
 // the file but neither owns it nor may write it: a gateway running as its
-// own user, serving files that another user deployed.
+// own user, serving files that another user deployed, opened read-only.
+// Neither cachestat (EPERM) nor mincore (every page "resident") tells such
+// a process the truth, so Resident reads with RWF_NOWAIT. Each step first
+// reads the whole file (so that no read, not even the readahead a probe
+// starts, is in flight), then drops the step's pages and checks that they
+// went, as root, then asks as the other user.
 func TestResidentUnwritableFile(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("needs root, to look as another user (setfsuid)")
+		t.Skip("needs root: the test takes another file system user id (setfsuid, CAP_SETUID) to be a user " +
+			"who may read but not write the file")
 	}
-	size := 16 * pageSize
-	f := coldFile(t, diskTempDir(t), "f", randomBytes(int(size)))
-	if err := f.Chmod(0o644); err != nil { // owned by root, readable by all
+	ps := pageSize
+	size := 16 * ps
+	dir := diskTempDir(t)
+	f := coldFile(t, dir, "f", randomBytes(int(size)))
+	for path, mode := range map[string]os.FileMode{dir: 0o755, f.Name(): 0o644} { // owned by root, readable by all
+		if err := os.Chmod(path, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	other := newFsuidThread(t, nobody)
+	var theirs *os.File
+	var noWay string
+	other.do(func() {
+		var err error
+		if theirs, err = os.Open(f.Name()); err != nil {
+			t.Errorf("open as uid %d: %v", nobody, err)
+			return
+		}
+		noWay = residentUnknowable(theirs)
+	})
+	if theirs == nil {
+		t.FailNow()
+	}
+	defer theirs.Close()
+	if noWay != "" {
+		t.Logf("Resident cannot tell here, and must say so (false, ErrUnsupported): %s", noWay)
+	}
+	for _, tc := range []struct {
+		name     string
+		drop     [2]int64 // off, n; n = 0: none
+		off, n   int64
+		resident bool
+	}{
+		{name: "a dropped file", drop: [2]int64{0, size}, off: 0, n: size, resident: false},
+		{name: "a cached file", off: 0, n: size, resident: true},
+		{name: "pages 8-9 dropped: the file", drop: [2]int64{8 * ps, 2 * ps}, off: 0, n: size, resident: false},
+		{name: "pages 8-9 dropped: pages 0-7", drop: [2]int64{8 * ps, 2 * ps}, off: 0, n: 8 * ps, resident: true},
+		{name: "pages 8-9 dropped: pages 10-15", drop: [2]int64{8 * ps, 2 * ps}, off: 10 * ps, n: 6 * ps, resident: true},
+		{name: "pages 8-9 dropped: one byte of page 9", drop: [2]int64{8 * ps, 2 * ps}, off: 9*ps + 10, n: 1, resident: false},
+		{name: "pages 8-9 dropped: unaligned, across page 8", drop: [2]int64{8 * ps, 2 * ps}, off: 7*ps + 10, n: ps, resident: false},
+	} {
+		if _, err := f.ReadAt(make([]byte, size), 0); err != nil {
+			t.Fatal(err)
+		}
+		if tc.drop[1] > 0 {
+			if err := DropCache(f, tc.drop[0], tc.drop[1]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if in, _ := residentPages(t, f, 0, size); in != int(size/ps-tc.drop[1]/ps) {
+			t.Fatalf("%s: %d pages of the file resident (as root), want %d", tc.name, in, size/ps-tc.drop[1]/ps)
+		}
+		var got bool
+		var err error
+		other.do(func() { got, err = Resident(theirs, tc.off, tc.n) })
+		want, wantErr := tc.resident, error(nil)
+		if noWay != "" {
+			want, wantErr = false, ErrUnsupported
+		}
+		if got != want || err != wantErr {
+			t.Errorf("%s: Resident(f, %d, %d) as uid %d, who may read but not write the file = %v, %v; want %v, %v",
+				tc.name, tc.off, tc.n, nobody, got, err, want, wantErr)
+		}
+	}
+	other.do(func() {
+		if mincoreTellsTruth(theirs) {
+			t.Errorf("mincoreTellsTruth as uid %d, who may not write the file: true, want false", nobody)
+		}
+	})
+	if !mincoreTellsTruth(f) {
+		t.Error("mincoreTellsTruth as root: false, want true")
+	}
+}
+
+// residentUnknowable says why Resident has no way to tell whether pages
+// of f are cached (cachestat and preadv2 both missing, as under
+// qemu-user 7, where mincore would misreport an unwritable file), or
+// returns "" when it has one.
+func residentUnknowable(f *os.File) string {
+	r := unix.CachestatRange{Len: 1}
+	var st unix.Cachestat_t
+	cerr := unix.Cachestat(uint(f.Fd()), &r, &st, 0)
+	var b [1]byte
+	iov := unix.Iovec{Base: &b[0]}
+	iov.SetLen(1)
+	_, _, perr := unix.Syscall6(unix.SYS_PREADV2, f.Fd(), uintptr(unsafe.Pointer(&iov)), 1, 0, 0, unix.RWF_NOWAIT)
+	if perr != 0 && cerr != nil && cerr != unix.EPERM {
+		return fmt.Sprintf("cachestat(2): %v; preadv2(2) with RWF_NOWAIT: %v; and mincore(2) reports every page of "+
+			"a file the caller may not write resident", cerr, perr)
+	}
+	return ""
+}
+
+// nobody is the user id the tests take to be someone who does not own
+// the files they make (Debian's nobody).
+const nobody = 65534
+
+// fsuidThread is a goroutine locked to an OS thread whose file system user
+// id is another user's (and which therefore has lost CAP_FOWNER,
+// CAP_DAC_OVERRIDE and the other file system capabilities): the functions
+// given to do run there, as that user. The goroutine ends, and with it the
+// thread, when the test ends.
+type fsuidThread struct {
+	t    testing.TB
+	work chan func()
+	done chan struct{}
+}
+
+// newFsuidThread starts a thread whose file system user id is uid; it
+// needs root (CAP_SETUID).
+func newFsuidThread(t testing.TB, uid int) *fsuidThread {
+	t.Helper()
+	th := &fsuidThread{t: t, work: make(chan func()), done: make(chan struct{})}
+	started := make(chan error, 1)
+	go th.run(uid, started)
+	if err := recv(t, started); err != nil {
 		t.Fatal(err)
 	}
-	type result struct {
-		resident bool
-		err      error
+	t.Cleanup(func() {
+		close(th.work)
+		<-th.done
+	})
+	return th
+}
+
+// run is the goroutine: it never unlocks the thread, so the runtime ends
+// the thread with it rather than reuse it as root.
+func (th *fsuidThread) run(uid int, started chan<- error) {
+	defer close(th.done)
+	runtime.LockOSThread()
+	unix.Setfsuid(uid)
+	if got, _ := unix.SetfsuidRetUid(-1); got != uid {
+		started <- fmt.Errorf("fsuid is %d after setfsuid(%d)", got, uid)
+		return
 	}
-	res := make(chan result, 1)
-	go func() {
-		// The thread takes another file system user id (which also
-		// clears CAP_FOWNER from it) and stays locked to this goroutine,
-		// so that it ends with it.
-		runtime.LockOSThread()
-		if err := unix.Setfsuid(65534); err != nil {
-			res <- result{err: err}
-			return
-		}
-		if uid, _ := unix.SetfsuidRetUid(-1); uid != 65534 {
-			res <- result{err: fmt.Errorf("fsuid is %d after setfsuid(65534)", uid)}
-			return
-		}
-		r, err := Resident(f, 0, size)
-		res <- result{r, err}
-	}()
-	r := recv(t, res)
-	if r.err != nil {
-		t.Fatal(r.err)
+	started <- nil
+	for f := range th.work {
+		f()
+		th.done <- struct{}{}
 	}
-	if r.resident {
-		t.Error("Resident of a dropped file, as a user who may read but not write it: true, want false")
-	}
-	if in, _ := residentPages(t, f, 0, size); in != 0 {
-		t.Fatalf("%d pages of the file resident (as root)", in)
-	}
+}
+
+// do runs f on the thread and waits for it.
+func (th *fsuidThread) do(f func()) {
+	th.t.Helper()
+	th.work <- f
+	recv(th.t, th.done)
 }
 
 type residentCase struct {
