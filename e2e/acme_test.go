@@ -44,6 +44,9 @@ const (
 	// renewValidity is the pinned lifetime in the renewal test; with
 	// renewal_window_ratio 0.9 anx renews about 6s after each issuance.
 	renewValidity = 60 * time.Second
+	// fallbackLimit bounds one run of TestACMEChallengeFallback: anx's start
+	// to its certificate, through a failed order and a second one.
+	fallbackLimit = 30 * time.Second
 	// handshakeTimeout bounds a single TLS handshake of these tests.
 	handshakeTimeout = 5 * time.Second
 )
@@ -700,11 +703,22 @@ func tlsWith(tc *tls.Config, alpn string) *tls.Config {
 	return c
 }
 
+// fallbackRuns bounds the anx runs of TestACMEChallengeFallback. acmez
+// tries the challenge types in an order it shuffles once per process, so a
+// run tries the broken type first with probability 1/2: 30 runs all
+// trying the working one first happen once in a billion. A run that tries
+// the working one first takes about a second.
+const fallbackRuns = 30
+
 // TestACMEChallengeFallback: with both challenges offered (no
 // --acme-challenge), anx still gets its certificate when Pebble cannot
 // reach one of them: HTTP-01 validations sent to a closed port, then
-// TLS-ALPN-01 validations sent to a closed port. The failed challenge's
-// order is invalid; the other challenge must carry a new one.
+// TLS-ALPN-01 validations sent to a closed port. acmez picks the first
+// type at random, so anx runs again (fresh data dir and account, same
+// Pebble) until a run tried the broken type first (at most fallbackRuns):
+// in that run, anx logs the failed validation of the broken type, Pebble
+// sets the authorization invalid, and the certificate comes from a second
+// order, solved by the other challenge. Every run must get the certificate.
 func TestACMEChallengeFallback(t *testing.T) {
 	t.Parallel()
 	for _, broken := range []string{"http-01", "tls-alpn-01"} {
@@ -718,13 +732,56 @@ func TestACMEChallengeFallback(t *testing.T) {
 				opts.TLSPort = harness.FreeTCPPort(t)
 			}
 			p := harness.StartPebble(t, opts)
-			args := []string{"--domain", acmeName, "--acme-ca", p.DirURL, "--acme-ca-root", p.APIRootPath, "--email", acmeEmail}
-			start := time.Now()
-			s := harness.StartAt(t, harness.Options{Args: args}, pl)
-			if _, ok := waitCert(t, s, acmeName, p.IssuingRoots().Pool, start.Add(30*time.Second)); !ok {
-				t.Fatalf("no certificate within 30s with %s unreachable", broken)
+			for run := 1; run <= fallbackRuns; run++ {
+				pl.Data = filepath.Join(t.TempDir(), "data")
+				if fallbackRun(t, p, pl, broken) {
+					t.Logf("run %d tried %s first", run, broken)
+					return
+				}
 			}
-			t.Logf("certificate after %v with %s unreachable", time.Since(start).Round(time.Millisecond), broken)
+			t.Fatalf("in %d runs, anx never tried %s first (acmez shuffles the order: 1 chance in 2 each)", fallbackRuns, broken)
 		})
 	}
+}
+
+// failedChallengeLine returns a pattern of acmez's ERROR line for a failed
+// validation of a.test by challenge, with the problem Pebble reported.
+func failedChallengeLine(challenge string) string {
+	return `level=ERROR msg="challenge failed" component=\S+ identifier=a\.test challenge_type=` + regexp.QuoteMeta(challenge) + ` problem=`
+}
+
+// fallbackRun runs anx on pl until it serves a.test from p, and stops it.
+// It reports whether the run tried the broken challenge first; if so, it
+// checks the fallback: the failed validation in anx's log, the invalid
+// authorization in Pebble's and two orders, the second one issued.
+func fallbackRun(t *testing.T, p *harness.Pebble, pl harness.Placement, broken string) bool {
+	t.Helper()
+	failed := regexp.MustCompile(failedChallengeLine(broken))
+	orders, invalid := p.Orders(), p.InvalidAuthzs()
+	args := []string{"--domain", acmeName, "--acme-ca", p.DirURL, "--acme-ca-root", p.APIRootPath, "--email", acmeEmail}
+	start := time.Now()
+	s := harness.StartAt(t, harness.Options{Args: args, ExpectedErrors: []string{
+		failed.String(),
+		// acmez then gives up the order, before it places the next one.
+		`level=ERROR msg="validating authorization" component=\S+ identifier=a\.test problem=`,
+	}}, pl)
+	if _, ok := waitCert(t, s, acmeName, p.IssuingRoots().Pool, start.Add(fallbackLimit)); !ok {
+		t.Fatalf("no certificate within %v with %s unreachable", fallbackLimit, broken)
+	}
+	took := time.Since(start).Round(time.Millisecond)
+	if code, err := s.Stop(); err != nil || code != 0 {
+		t.Errorf("anx stop: exit %d, %v", code, err)
+	}
+	if !failed.MatchString(s.Stderr()) {
+		t.Logf("certificate after %v; this run tried the working challenge first", took)
+		return false
+	}
+	t.Logf("certificate after %v with %s unreachable, tried first", took, broken)
+	if n := p.InvalidAuthzs() - invalid; n != 1 {
+		t.Errorf("Pebble set %d authorizations invalid in this run, want 1 (the broken %s)", n, broken)
+	}
+	if n := p.Orders() - orders; n != 2 {
+		t.Errorf("Pebble got %d orders in this run, want 2: the one %s failed, then the one the other challenge solved", n, broken)
+	}
+	return true
 }

@@ -36,6 +36,8 @@ const PebbleReadyTimeout = 20 * time.Second
 const (
 	pebbleOrderLine = "Added order "                   // wfe: a new order is in the db
 	pebbleHTTPLine  = "Attempting to validate w/ HTTP" // va: an HTTP-01 validation starts
+	// va: a challenge's validation failed, the authorization is invalid
+	pebbleInvalidLine = " set INVALID by completed challenge "
 )
 
 // PebbleOptions say what Pebble validates against and what it issues.
@@ -273,6 +275,10 @@ func (p *Pebble) Orders() int { return strings.Count(p.Log(), pebbleOrderLine) }
 // logs no such line for TLS-ALPN-01: a run that got a certificate on one order
 // with no HTTP-01 request solved TLS-ALPN-01.
 func (p *Pebble) HTTPValidations() int { return strings.Count(p.Log(), pebbleHTTPLine) }
+
+// InvalidAuthzs returns how many authorizations Pebble has set invalid so
+// far, each after a failed validation of one of its challenges.
+func (p *Pebble) InvalidAuthzs() int { return strings.Count(p.Log(), pebbleInvalidLine) }
 
 // stopAll stops both processes and logs their output if the test failed.
 func (p *Pebble) stopAll() {
