@@ -92,7 +92,7 @@ func TestDetachAttach(t *testing.T) {
 	closed := make(chan error, 1)
 	s := &Server{Loops: 1, Handler: detachOnCommand(dets, closed)}
 	client := dial(t, start(t, s))
-	client.SetDeadline(time.Now().Add(10 * time.Second))
+	client.SetDeadline(time.Now().Add(safetyNet))
 	r := bufio.NewReader(client)
 
 	client.Write([]byte("before\n"))
@@ -125,7 +125,7 @@ func TestDetachAttach(t *testing.T) {
 	})
 
 	// Blocking reads and writes, from this goroutine: the net.Conn's.
-	nc.SetDeadline(time.Now().Add(10 * time.Second))
+	nc.SetDeadline(time.Now().Add(safetyNet))
 	nr := bufio.NewReader(nc)
 	for _, msg := range []string{"one\n", "two\n", strings.Repeat("x", 100000) + "\n"} {
 		client.Write([]byte(msg))
@@ -147,7 +147,7 @@ func TestDetachAttach(t *testing.T) {
 	if n, err := nc.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("read past the deadline: %d, %v; want a timeout", n, err)
 	}
-	nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	nc.SetReadDeadline(time.Now().Add(safetyNet))
 
 	// Input that arrives while detached and is not read by the goroutine
 	// reaches OnRead after Attach.
@@ -214,7 +214,7 @@ func TestDetachBusy(t *testing.T) {
 			return len(in)
 		}}}
 		client := dial(t, start(t, s))
-		client.SetDeadline(time.Now().Add(10 * time.Second))
+		client.SetDeadline(time.Now().Add(safetyNet))
 		client.Write([]byte("det"))
 		recv(t, kept)
 		client.Write([]byte("ach\n"))
@@ -253,7 +253,7 @@ func TestDetachBusy(t *testing.T) {
 			},
 		}}
 		client := dial(t, start(t, s))
-		client.SetDeadline(time.Now().Add(10 * time.Second))
+		client.SetDeadline(time.Now().Add(safetyNet))
 		client.Write([]byte("x"))
 		if r := recv(t, busy); r.err != ErrBusy || r.queued == 0 {
 			t.Fatalf("Detach with %d bytes queued: %v, want ErrBusy", r.queued, r.err)
@@ -336,7 +336,7 @@ func startDetached(t *testing.T, closed chan<- error) (*Server, net.Conn, detach
 	dets := make(chan detached, 1)
 	s := &Server{Loops: 1, Handler: detachOnCommand(dets, closed)}
 	client := dial(t, start(t, s))
-	client.SetDeadline(time.Now().Add(10 * time.Second))
+	client.SetDeadline(time.Now().Add(safetyNet))
 	client.Write([]byte("detach\n"))
 	d := recv(t, dets)
 	if d.err != nil {
@@ -371,7 +371,7 @@ func TestShutdownWaitsForDetached(t *testing.T) {
 	// The detached connection still works.
 	client.Write([]byte("ping"))
 	buf := make([]byte, 4)
-	d.nc.SetDeadline(time.Now().Add(10 * time.Second))
+	d.nc.SetDeadline(time.Now().Add(safetyNet))
 	if _, err := io.ReadFull(d.nc, buf); err != nil || string(buf) != "ping" {
 		t.Fatalf("detached read during Shutdown: %q, %v", buf, err)
 	}
@@ -431,7 +431,7 @@ func TestShutdownDetachedExpiredWakesGoroutine(t *testing.T) {
 	s, client, d := startDetached(t, nil)
 	defer d.nc.Close()
 	readErr := make(chan error, 1)
-	d.nc.SetReadDeadline(time.Now().Add(5 * time.Second)) // a failing test ends all the same
+	d.nc.SetReadDeadline(time.Now().Add(safetyNet)) // a failing test ends all the same
 	// The connection's goroutine: exits when its read fails.
 	go func() {
 		_, err := d.nc.Read(make([]byte, 1))
@@ -442,7 +442,7 @@ func TestShutdownDetachedExpiredWakesGoroutine(t *testing.T) {
 	if err := s.Shutdown(ctx); err != context.Canceled {
 		t.Fatalf("Shutdown: %v, want context.Canceled", err)
 	}
-	client.SetReadDeadline(time.Now().Add(time.Second))
+	client.SetReadDeadline(time.Now().Add(safetyNet))
 	if n, err := client.Read(make([]byte, 1)); err != io.EOF {
 		t.Errorf("client after Shutdown: %d, %v; want EOF", n, err)
 	}
@@ -474,7 +474,7 @@ func (h *tlsDetach) OnOpen(c *Conn) {
 	st := &tlsState{t: NewTLSConn(c)}
 	st.tc = tls.Server(st.t, h.cfg)
 	c.SetContext(st)
-	c.SetTimeout(5 * time.Second)
+	c.SetTimeout(safetyNet)
 	st.t.Handshake(st.tc, func(err error) { // on the loop, outside OnRead
 		if err != nil {
 			c.Close()
@@ -557,7 +557,7 @@ func tlsDetachClient(t *testing.T) (*tls.Conn, net.Conn, *tlsServed, *tlsDetach)
 	raw := dial(t, start(t, &Server{Loops: 1, Handler: h}))
 	cc := tls.Client(raw, &tls.Config{RootCAs: roots, ServerName: "127.0.0.1"})
 	t.Cleanup(func() { cc.Close() })
-	cc.SetDeadline(time.Now().Add(10 * time.Second))
+	cc.SetDeadline(time.Now().Add(safetyNet))
 	if err := cc.Handshake(); err != nil {
 		t.Fatalf("client handshake: %v", err)
 	}

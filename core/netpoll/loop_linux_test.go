@@ -5,11 +5,13 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -17,6 +19,7 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+	"golang.org/x/sys/unix"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -62,7 +65,7 @@ func start(t testing.TB, s *Server) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), safetyNet)
 		defer cancel()
 		if err := s.Shutdown(ctx); err != nil {
 			t.Errorf("Shutdown: %v", err)
@@ -102,7 +105,7 @@ func TestEchoManyConnsPipelined(t *testing.T) {
 				return
 			}
 			defer c.Close()
-			c.SetDeadline(time.Now().Add(30 * time.Second))
+			c.SetDeadline(time.Now().Add(safetyNet))
 			// Several messages in one write (pipelined), then read them all.
 			batch := bytes.Repeat(msg, 1+i%7)
 			got := make([]byte, len(batch))
@@ -133,33 +136,46 @@ func TestEchoManyConnsPipelined(t *testing.T) {
 	}
 }
 
-// waitFor polls cond for up to 10 s.
+// safetyNet bounds every wait of these tests for an event: not a figure
+// the tests measure, only what ends a test that would otherwise hang,
+// sized for -race on a busy 2-core machine and for qemu emulation.
+const safetyNet = 2 * time.Minute
+
+// waitFor polls cond until it holds, failing the test after safetyNet.
 func waitFor(t testing.TB, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !cond(); {
+	for deadline := time.Now().Add(safetyNet); !cond(); {
 		if time.Now().After(deadline) {
-			t.Fatal("condition not reached in 10s")
+			t.Fatalf("condition not reached in %v", safetyNet)
 		}
 		time.Sleep(time.Millisecond)
 	}
 }
 
 // TestPartialInput checks that unconsumed input is kept and handed over
-// again with what follows: the handler consumes only whole lines.
+// again with what follows: the handler consumes only whole lines. Each
+// piece is sent once the handler has seen the one before, so that every
+// call gets what was kept and one new piece.
 func TestPartialInput(t *testing.T) {
+	seen := make(chan string, 1)
 	s := &Server{Loops: 1, Handler: &funcs{read: func(c *Conn, in []byte) int {
+		seen <- string(in)
 		end := bytes.LastIndexByte(in, '\n') + 1
 		c.Write(in[:end])
 		return end
 	}}}
 	c := dial(t, start(t, s))
 	want := "hello world\nsecond line\n"
+	kept := ""
 	for _, piece := range []string{"hel", "lo w", "orld\nsec", "ond ", "line\n"} {
 		c.Write([]byte(piece))
-		time.Sleep(5 * time.Millisecond)
+		if in := recv(t, seen); in != kept+piece {
+			t.Fatalf("OnRead got %q, want %q (kept) + %q (new)", in, kept, piece)
+		}
+		kept = (kept + piece)[strings.LastIndexByte(kept+piece, '\n')+1:]
 	}
 	got := make([]byte, len(want))
-	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	c.SetReadDeadline(time.Now().Add(safetyNet))
 	if _, err := io.ReadFull(c, got); err != nil || string(got) != want {
 		t.Fatalf("got %q, %v; want %q", got, err, want)
 	}
@@ -187,7 +203,7 @@ func TestSlowReader(t *testing.T) {
 	c.Write([]byte("go"))
 	got := make([]byte, 0, len(data))
 	buf := make([]byte, 16<<10)
-	c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	c.SetReadDeadline(time.Now().Add(safetyNet))
 	for len(got) < len(data) {
 		n, err := c.Read(buf)
 		if err != nil {
@@ -195,19 +211,16 @@ func TestSlowReader(t *testing.T) {
 		}
 		got = append(got, buf[:n]...)
 		if len(got) < 1<<20 {
-			time.Sleep(2 * time.Millisecond) // slow at first
+			// Slow at first: the state under test (the server's output
+			// backs up), which a slower machine only makes slower still.
+			time.Sleep(2 * time.Millisecond)
 		}
 	}
 	if !bytes.Equal(got, data) {
 		t.Fatal("data differs")
 	}
-	select {
-	case left := <-writable:
-		if left != 0 {
-			t.Fatalf("OnWritable with %d bytes still buffered", left)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("no OnWritable")
+	if left := recv(t, writable); left != 0 {
+		t.Fatalf("OnWritable with %d bytes still buffered", left)
 	}
 }
 
@@ -225,8 +238,10 @@ func TestSendFile(t *testing.T) {
 	t.Cleanup(func() { f.Close() }) // after the server's Shutdown (cleanups run last first)
 	head, tail := []byte("HEAD\n"), []byte("\nTAIL")
 	const off = 1000
+	queued := make(chan int64, 1)
 	s := &Server{Loops: 1, DropBehind: 1 << 20, Handler: &funcs{
 		read: func(c *Conn, in []byte) int {
+			defer func() { queued <- c.Buffered() }()
 			c.Writev([][]byte{head[:2], head[2:]})
 			if err := c.SendFile(f, off, int64(len(data)-off)); err != nil {
 				t.Error(err)
@@ -243,8 +258,12 @@ func TestSendFile(t *testing.T) {
 	c.Write([]byte("x"))
 	want := slices.Concat(head, data[off:], tail[:1], data[:3], tail[1:])
 	got := make([]byte, len(want))
-	c.SetReadDeadline(time.Now().Add(20 * time.Second))
-	time.Sleep(50 * time.Millisecond) // let the socket fill: the EPOLLOUT path
+	// The client reads nothing until the server has queued what the socket
+	// did not take: the rest goes out on EPOLLOUT.
+	if n := recv(t, queued); n == 0 {
+		t.Fatal("the whole file went out at once: the test proves nothing")
+	}
+	c.SetReadDeadline(time.Now().Add(safetyNet))
 	if _, err := io.ReadFull(c, got); err != nil {
 		t.Fatal(err)
 	}
@@ -255,8 +274,12 @@ func TestSendFile(t *testing.T) {
 
 func TestPeerCloseAndReset(t *testing.T) {
 	errs := make(chan error, 2)
+	reads := make(chan string, 2)
 	s := &Server{Loops: 1, Handler: &funcs{
-		read:   func(c *Conn, in []byte) int { return len(in) }, // no echo: the client reads nothing
+		read: func(c *Conn, in []byte) int {
+			reads <- string(in)
+			return len(in) // no echo: the client reads nothing
+		},
 		closed: func(c *Conn, err error) { errs <- err },
 	}}
 	addr := start(t, s)
@@ -264,22 +287,31 @@ func TestPeerCloseAndReset(t *testing.T) {
 	c := dial(t, addr)
 	c.Write([]byte("x"))
 	c.Close()
-	if err := <-errs; err != io.EOF {
+	if err := recv(t, errs); err != io.EOF {
 		t.Fatalf("peer close: OnClose(%v), want io.EOF", err)
+	}
+	if got := recv(t, reads); got != "x" {
+		t.Fatalf("peer close: OnRead got %q, want \"x\"", got)
 	}
 
 	c = dial(t, addr)
 	c.(*net.TCPConn).SetLinger(0)
 	c.Write([]byte("y"))
-	time.Sleep(20 * time.Millisecond)
+	if got := recv(t, reads); got != "y" { // read: nothing unread when the RST comes
+		t.Fatalf("reset: OnRead got %q, want \"y\"", got)
+	}
 	c.Close() // RST
-	if err := <-errs; !errors.Is(err, syscall.ECONNRESET) && err != io.EOF {
+	if err := recv(t, errs); !errors.Is(err, syscall.ECONNRESET) {
 		t.Fatalf("reset: OnClose(%v), want ECONNRESET", err)
 	}
 }
 
 // TestWriteToResetPeer checks that a write to a reset connection fails
-// with EPIPE or ECONNRESET and that no SIGPIPE kills the process.
+// with EPIPE or ECONNRESET and that no SIGPIPE kills the process. The
+// write runs on the loop once the socket has taken the peer's RST (its
+// TCP state is CLOSE), before the loop can handle the event (it waits in
+// the submitted function): a Write on a Conn that the loop had already
+// closed would only prove ErrClosed.
 func TestWriteToResetPeer(t *testing.T) {
 	conns := make(chan *Conn, 1)
 	errs := make(chan error, 1)
@@ -289,22 +321,47 @@ func TestWriteToResetPeer(t *testing.T) {
 		closed: func(c *Conn, err error) { errs <- err },
 	}}
 	c := dial(t, start(t, s))
-	sc := <-conns
+	sc := recv(t, conns)
 	c.(*net.TCPConn).SetLinger(0)
-	c.Close()
-	time.Sleep(20 * time.Millisecond)
+	reset := make(chan struct{})
 	werr := make(chan error, 1)
 	sc.Submit(func() {
+		<-reset // the loop waits here, so it cannot handle the RST first
+		if err := waitTCPState(sc.Fd(), unix.BPF_TCP_CLOSE); err != nil {
+			werr <- err
+			return
+		}
 		err := sc.Write([]byte("a"))
 		if err == nil {
 			err = sc.Write([]byte("b"))
 		}
 		werr <- err
 	})
-	err := <-werr
-	cerr := <-errs
-	if err == nil && cerr == nil {
-		t.Fatal("write to a reset peer did not fail")
+	c.Close() // RST
+	close(reset)
+	err := recv(t, werr)
+	if !errors.Is(err, syscall.EPIPE) && !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("Write to a reset peer: %v, want EPIPE or ECONNRESET", err)
+	}
+	if cerr := recv(t, errs); !errors.Is(cerr, syscall.EPIPE) && !errors.Is(cerr, syscall.ECONNRESET) {
+		t.Fatalf("OnClose(%v), want EPIPE or ECONNRESET", cerr)
+	}
+}
+
+// waitTCPState polls the TCP state of the socket fd (TCP_INFO) until it
+// is state, for up to safetyNet.
+func waitTCPState(fd int, state uint8) error {
+	for deadline := time.Now().Add(safetyNet); ; time.Sleep(time.Millisecond) {
+		info, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
+		if err != nil {
+			return err
+		}
+		if info.State == state {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("TCP state %d after %v, want %d", info.State, safetyNet, state)
+		}
 	}
 }
 
@@ -329,7 +386,7 @@ func TestSubmitFromOtherGoroutines(t *testing.T) {
 	}
 	wg.Wait()
 	got := make([]byte, writers*each)
-	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	c.SetReadDeadline(time.Now().Add(safetyNet))
 	if _, err := io.ReadFull(c, got); err != nil {
 		t.Fatal(err)
 	}
@@ -344,47 +401,68 @@ func TestSubmitFromOtherGoroutines(t *testing.T) {
 	}
 }
 
+// TestTimeoutClosesIdle checks SetTimeout: a connection whose handler
+// moves its deadline on every request stays open while the client keeps
+// sending (each request right after the previous one was read, so that no
+// gap depends on the machine's speed), for longer than the timeout, and
+// is closed with ErrTimeout once the client stops: not before the timeout
+// has passed since the last request (the loop's clock, Conn.Now, at the
+// wheel's tick), and at some point after it (within the safety net).
 func TestTimeoutClosesIdle(t *testing.T) {
-	errs := make(chan error, 1)
-	var closedAt atomic.Int64
+	const timeout = 500 * time.Millisecond
+	type event struct {
+		at  time.Time
+		err error // OnClose's; nil for a read
+	}
+	events := make(chan event, 100)
+	var opened atomic.Int64
 	s := &Server{Loops: 1, Handler: &funcs{
-		open: func(c *Conn) { c.SetTimeout(100 * time.Millisecond) },
+		open: func(c *Conn) {
+			opened.Store(c.Now().UnixNano())
+			c.SetTimeout(timeout)
+		},
 		read: func(c *Conn, in []byte) int {
-			c.SetTimeout(100 * time.Millisecond) // moved by every request
+			c.SetTimeout(timeout) // moved by every request
+			events <- event{at: c.Now()}
 			return len(in)
 		},
-		closed: func(c *Conn, err error) { closedAt.Store(time.Now().UnixNano()); errs <- err },
+		closed: func(c *Conn, err error) { events <- event{at: time.Now(), err: err} },
 	}}
 	c := dial(t, start(t, s))
-	begin := time.Now()
-	for range 5 { // activity keeps it open past the first deadline
-		time.Sleep(50 * time.Millisecond)
+	var last time.Time
+	for reads := 0; last.IsZero() || last.Sub(time.Unix(0, opened.Load())) < 2*timeout; reads++ {
 		c.Write([]byte("x"))
+		ev := recv(t, events)
+		if ev.err != nil {
+			t.Fatalf("closed (%v) %v after it opened, while the client kept sending (%d requests read)",
+				ev.err, ev.at.Sub(time.Unix(0, opened.Load())), reads)
+		}
+		last = ev.at
 	}
-	last := time.Now()
-	err := <-errs
-	if err != ErrTimeout {
-		t.Fatalf("OnClose(%v), want ErrTimeout", err)
+	closed := recv(t, events)
+	if closed.err != ErrTimeout {
+		t.Fatalf("OnClose(%v), want ErrTimeout", closed.err)
 	}
-	at := time.Unix(0, closedAt.Load())
-	if d := at.Sub(last); d < 100*time.Millisecond-timerTick || d > 300*time.Millisecond {
-		t.Fatalf("closed %v after the last activity, want about 100ms", d)
+	if d := closed.at.Sub(last); d < timeout-timerTick {
+		t.Fatalf("closed %v after the last request, want at least the timeout, %v (less a tick, %v)", d, timeout, timerTick)
 	}
-	if at.Sub(begin) < 250*time.Millisecond {
-		t.Fatal("activity did not move the deadline")
-	}
-	c.SetReadDeadline(time.Now().Add(time.Second))
+	c.SetReadDeadline(time.Now().Add(safetyNet))
 	if _, err := c.Read(make([]byte, 1)); err != io.EOF {
 		t.Fatalf("client read after timeout: %v, want EOF", err)
 	}
 }
 
+// TestPauseResume checks that a paused connection is not read: input that
+// arrives meanwhile waits in the socket, and Resume hands over what the
+// handler kept and then that input.
 func TestPauseResume(t *testing.T) {
 	conns := make(chan *Conn, 1)
+	reads := make(chan string, 10)
 	var paused atomic.Bool
 	s := &Server{Loops: 1, Handler: &funcs{
 		open: func(c *Conn) { conns <- c },
 		read: func(c *Conn, in []byte) int {
+			reads <- string(in)
 			if paused.Load() {
 				c.Pause()
 				return 0 // keep it: redelivered after Resume
@@ -394,16 +472,27 @@ func TestPauseResume(t *testing.T) {
 		},
 	}}
 	c := dial(t, start(t, s))
-	sc := <-conns
+	sc := recv(t, conns)
 	paused.Store(true)
 	c.Write([]byte("held"))
-	time.Sleep(30 * time.Millisecond)
+	if got := recv(t, reads); got != "held" {
+		t.Fatalf("OnRead got %q, want \"held\"", got)
+	}
 	c.Write([]byte("+more"))
-	time.Sleep(30 * time.Millisecond)
+	// Paused: the loop leaves it in the socket, where the test sees it.
+	waitFor(t, func() bool {
+		n, err := unix.IoctlGetInt(sc.Fd(), unix.SIOCINQ)
+		return err != nil || n == len("+more") || len(reads) > 0
+	})
+	select {
+	case got := <-reads:
+		t.Fatalf("OnRead(%q) while paused", got)
+	default:
+	}
 	paused.Store(false)
 	sc.Submit(sc.Resume)
 	got := make([]byte, len("held+more"))
-	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	c.SetReadDeadline(time.Now().Add(safetyNet))
 	if _, err := io.ReadFull(c, got); err != nil || string(got) != "held+more" {
 		t.Fatalf("got %q, %v", got, err)
 	}
@@ -426,12 +515,12 @@ func TestShutdown(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range cs {
-		if err := <-errs; err != ErrServerClosed {
+		if err := recv(t, errs); err != ErrServerClosed {
 			t.Fatalf("OnClose(%v), want ErrServerClosed", err)
 		}
 	}
 	for _, c := range cs {
-		c.SetReadDeadline(time.Now().Add(time.Second))
+		c.SetReadDeadline(time.Now().Add(safetyNet))
 		if _, err := c.Read(make([]byte, 1)); err != io.EOF {
 			t.Fatalf("read after Shutdown: %v, want EOF", err)
 		}
@@ -448,8 +537,10 @@ func TestShutdown(t *testing.T) {
 // TestShutdownForced: a connection whose output never drains is closed
 // when Shutdown's context ends.
 func TestShutdownForced(t *testing.T) {
+	queued := make(chan int64, 1)
 	s := &Server{Loops: 1, Handler: &funcs{read: func(c *Conn, in []byte) int {
 		c.Write(make([]byte, 16<<20)) // the client never reads
+		queued <- c.Buffered()
 		return len(in)
 	}}}
 	if err := s.Start("127.0.0.1:0"); err != nil {
@@ -457,7 +548,9 @@ func TestShutdownForced(t *testing.T) {
 	}
 	c := dial(t, s.Addr().String())
 	c.Write([]byte("x"))
-	time.Sleep(50 * time.Millisecond)
+	if n := recv(t, queued); n == 0 {
+		t.Fatal("16 MiB went out at once: the test proves nothing")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	if err := s.Shutdown(ctx); err != context.DeadlineExceeded {
@@ -473,7 +566,7 @@ func TestInputLimit(t *testing.T) {
 	}}
 	c := dial(t, start(t, s))
 	c.Write(make([]byte, 10000))
-	if err := <-errs; err != ErrInputFull {
+	if err := recv(t, errs); err != ErrInputFull {
 		t.Fatalf("OnClose(%v), want ErrInputFull", err)
 	}
 }

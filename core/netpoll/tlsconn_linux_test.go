@@ -63,7 +63,7 @@ func (h *tlsEcho) OnOpen(c *Conn) {
 	st := &tlsState{t: NewTLSConn(c)}
 	st.tc = tls.Server(st.t, h.cfg)
 	c.SetContext(st)
-	c.SetTimeout(5 * time.Second) // the handshake's deadline
+	c.SetTimeout(safetyNet) // the handshake's deadline: a safety net
 	st.t.Handshake(st.tc, func(err error) {
 		h.mu.Lock()
 		h.results = append(h.results, err)
@@ -111,7 +111,9 @@ func (h *tlsEcho) OnClose(c *Conn, err error) {
 }
 
 // dribbler writes every Write in small pieces with pauses, so that TLS
-// records (and handshake flights) reach the server split.
+// records (and handshake flights) reach the server split. The pauses are
+// the slow client under test, not a synchronisation: on a slower machine
+// they are only longer.
 type dribbler struct {
 	net.Conn
 	piece int
@@ -143,7 +145,7 @@ func TestTLSOnLoop(t *testing.T) {
 		addr := start(t, s)
 		raw := dial(t, addr)
 		cc := tls.Client(dribbler{raw, 7}, &tls.Config{RootCAs: roots, ServerName: "127.0.0.1"})
-		cc.SetDeadline(time.Now().Add(10 * time.Second))
+		cc.SetDeadline(time.Now().Add(safetyNet))
 		if err := cc.Handshake(); err != nil {
 			t.Fatalf("version %x: client handshake: %v", version, err)
 		}
@@ -179,7 +181,7 @@ func TestTLSHandshakeTimeout(t *testing.T) {
 	s := &Server{Loops: 1, Handler: h}
 	raw := dial(t, start(t, s))
 	raw.Write([]byte{0x16, 0x03, 0x01}) // the start of a record header, then nothing
-	raw.SetReadDeadline(time.Now().Add(5 * time.Second))
+	raw.SetReadDeadline(time.Now().Add(safetyNet))
 	if _, err := raw.Read(make([]byte, 1)); err != io.EOF {
 		t.Fatalf("read: %v, want EOF", err)
 	}
