@@ -1,6 +1,7 @@
 package netpoll
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -13,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -111,14 +113,14 @@ func goid() uint64 {
 }
 
 // recv returns the next value from ch, failing the test if none comes
-// in 10 s. Call it from the test's goroutine.
+// within safetyNet. Call it from the test's goroutine.
 func recv[T any](t testing.TB, ch <-chan T) T {
 	t.Helper()
 	select {
 	case v := <-ch:
 		return v
-	case <-time.After(10 * time.Second):
-		t.Fatal("nothing received in 10s")
+	case <-time.After(safetyNet):
+		t.Fatalf("nothing received in %v", safetyNet)
 	}
 	panic("unreachable")
 }
@@ -595,7 +597,7 @@ func TestSendFileDropBehind(t *testing.T) {
 					return err != nil || n >= tc.inFlight
 				})
 			}
-			c.SetReadDeadline(time.Now().Add(20 * time.Second))
+			c.SetReadDeadline(time.Now().Add(safetyNet))
 			got, err := io.ReadAll(c)
 			if err != nil {
 				t.Fatal(err)
@@ -625,22 +627,39 @@ func TestSendFileDropBehind(t *testing.T) {
 // test binary again, with hotChildEnv set) that is placed into the cgroup
 // before it starts, since page cache is charged to the cgroup of the
 // process that reads it in.
+//
+// The limit also covers the child's own memory, which is not known in
+// advance: about 3 MiB for a plain test binary, 20 MiB and more with
+// -race (its shadow memory and per-thread state, more threads on a loaded
+// machine), more under qemu. A fixed 32 MiB limit left a -race child 4 MiB
+// of page cache for an 8 MiB hot set, so the hot set was evicted whatever
+// drop-behind did, and sometimes the cgroup's OOM killer ended the child.
+// So the child first does everything but the measurement (the server, a
+// connection, a short send), then the test reads what the cgroup holds and
+// sets the limit to that plus hotCacheBudget.
 const (
-	hotChildEnv  = "NETPOLL_TEST_HOT_CHILD" // the child's hotConfig, in JSON
-	hotResult    = "netpoll-hot-result "    // the child's line of results on stdout
-	hotFiles     = 32
-	hotFileSize  = 256 << 10 // 32 × 256 KiB: an 8 MiB hot set
-	hotMemLimit  = 32 << 20  // the cgroup's limit: the child's heap, the hot set, and room
-	hotBigSize   = 4 * hotMemLimit
-	hotRoundSize = 8 << 20 // the hot set is read again every 8 MiB of the stream
+	hotChildEnv    = "NETPOLL_TEST_HOT_CHILD" // the child's hotConfig, in JSON
+	hotReady       = "netpoll-hot-ready"      // the child's line on stdout once it is set up
+	hotResult      = "netpoll-hot-result "    // the child's line of results on stdout
+	hotFiles       = 32
+	hotFileSize    = 256 << 10 // 32 × 256 KiB: an 8 MiB hot set
+	hotCacheBudget = 24 << 20  // the page cache the child may hold: the hot set, and 16 MiB of room
+	hotBigSize     = 128 << 20 // streamed: over 5 times hotCacheBudget
+	hotWarmupSize  = 8 << 20   // sent before the limit is set, to bring the child to its working size
+	hotRoundSize   = 8 << 20   // the hot set is read again every 8 MiB of the stream
+	// hotTimeout is the safety net of one child, which streams 136 MiB:
+	// under a second natively, seconds with -race or under qemu.
+	hotTimeout = 5 * time.Minute
 )
 
 // hotConfig is one run of the scenario.
 type hotConfig struct {
 	Name       string
 	Dir        string // of the files
-	DropBehind int64  // Server.DropBehind
-	SockBuf    int    // SO_SNDBUF of the server's socket and SO_RCVBUF of the client's; 0: the kernel's
+	Cgroup     string // the child's cgroup directory
+	CgroupV2   bool
+	DropBehind int64 // Server.DropBehind
+	SockBuf    int   // SO_SNDBUF of the server's socket and SO_RCVBUF of the client's; 0: the kernel's
 	// Random sets POSIX_FADV_RANDOM on the large file, so that its page
 	// cache holds single pages rather than the large folios of readahead.
 	Random     bool
@@ -661,14 +680,19 @@ type hotStats struct {
 	BigResident int // pages of the large file resident after the stream
 	BigPages    int
 	Seconds     float64 // the stream
+	OwnBefore   int64   // the child's own memory (anonymous), before and after the stream
+	OwnAfter    int64
 }
 
-// TestDropBehindKeepsHotFiles streams a file four times the cgroup's
-// memory limit once per configuration, while a hot set of small files is
-// read again and again, and reports how much of the hot set the stream
-// evicted. It logs the figures, and fails only where drop-behind can
-// drop everything it sent (single pages, socket buffers far below
-// dropStep) but the stream still evicts the hot set.
+// TestDropBehindKeepsHotFiles streams a file over five times the page
+// cache the cgroup leaves the child once per configuration, while a hot
+// set of small files is read again and again, and reports how much of the
+// hot set the stream evicted. It logs the figures, and fails only where
+// drop-behind can drop everything it sent (single pages, socket buffers
+// far below dropStep) but the stream still evicts the hot set. It needs a
+// memory cgroup it may create (root, and cgroup v1's memory hierarchy or
+// v2's with the memory controller enabled for children), and fails
+// without one.
 func TestDropBehindKeepsHotFiles(t *testing.T) {
 	if env := os.Getenv(hotChildEnv); env != "" {
 		var cfg hotConfig
@@ -679,7 +703,7 @@ func TestDropBehindKeepsHotFiles(t *testing.T) {
 		return
 	}
 	if testing.Short() {
-		t.Skip("streams 3 × 128 MiB in a memory cgroup")
+		t.Skip("streams 3 × 136 MiB in a memory cgroup")
 	}
 	dir := diskTempDir(t)
 	for i := range hotFiles {
@@ -715,14 +739,17 @@ func TestDropBehindKeepsHotFiles(t *testing.T) {
 		if err := DropCache(big, 0, hotBigSize); err != nil {
 			t.Fatal(err)
 		}
-		cg := newMemCgroup(t, strconv.Itoa(i), hotMemLimit)
-		st := runHotChild(t, cg, cfg)
+		cg := newMemCgroup(t, strconv.Itoa(i))
+		cfg.Cgroup, cfg.CgroupV2 = cg.dir, cg.v2
+		st, limit := runHotChild(t, cg, cfg)
 		missPct := 100 * float64(st.Misses) / float64(max(1, st.Rounds*st.HotPages))
 		t.Logf("%s: hot set of %d pages, %d resident before the stream; during it %d rounds, %d misses "+
 			"(%.1f%% of the reads), fewest resident %d; %d resident %d MiB after the last round; "+
-			"large file: %d of %d pages resident after; stream %.2fs; cgroup %s peak %s",
+			"large file: %d of %d pages resident after; stream %.2fs; cgroup %s limit %d MiB, peak %s; "+
+			"the child's own memory %d MiB before the stream, %d MiB after",
 			cfg.Name, st.HotPages, st.Initial, st.Rounds, st.Misses, missPct, st.MinResident,
-			st.Final, hotRoundSize>>20, st.BigResident, st.BigPages, st.Seconds, cg.version(), cg.peak())
+			st.Final, hotRoundSize>>20, st.BigResident, st.BigPages, st.Seconds, cg.version(), limit>>20, cg.peak(),
+			st.OwnBefore>>20, st.OwnAfter>>20)
 		if st.Initial != st.HotPages {
 			t.Errorf("%s: only %d of the hot set's %d pages resident before the stream: the limit is too small",
 				cfg.Name, st.Initial, st.HotPages)
@@ -733,14 +760,17 @@ func TestDropBehindKeepsHotFiles(t *testing.T) {
 	}
 }
 
-// runHotChild runs the scenario in a child process in cg.
-func runHotChild(t *testing.T, cg *memCgroup, cfg hotConfig) hotStats {
+// runHotChild runs the scenario in a child process in cg: it starts the
+// child, moves it into cg, lets it set up, limits cg to what the child
+// then holds plus hotCacheBudget, and lets it measure. It returns the
+// child's figures and the limit.
+func runHotChild(t *testing.T, cg *memCgroup, cfg hotConfig) (hotStats, int64) {
 	t.Helper()
 	env, err := json.Marshal(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), hotTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestDropBehindKeepsHotFiles$", "-test.count=1")
 	// (GORACE: a race-enabled binary otherwise sleeps a second at exit.)
@@ -749,22 +779,51 @@ func runHotChild(t *testing.T, cg *memCgroup, cfg hotConfig) hotStats {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = cmd.Stdout
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
+	}
+	fail := func(format string, args ...any) {
+		t.Helper()
+		cmd.Process.Kill()
+		rest, _ := io.ReadAll(stdout)
+		cmd.Wait()
+		t.Fatalf("%s: "+format+"\n%s", append(append([]any{cfg.Name}, args...), rest)...)
 	}
 	// The child waits for a byte on stdin, so that all the page cache it
 	// reads in is charged to the cgroup.
 	if err := cg.add(cmd.Process.Pid); err != nil {
-		cmd.Process.Kill()
-		cmd.Wait()
-		t.Skipf("cannot move a process into the cgroup: %v", err)
+		fail("cannot move the child into the memory cgroup %s: %v", cg.dir, err)
 	}
 	stdin.Write([]byte{1})
+	var out bytes.Buffer
+	lines := bufio.NewReader(io.TeeReader(stdout, &out))
+	for {
+		line, err := lines.ReadString('\n')
+		if err != nil {
+			fail("the child ended before it was set up: %v\n%s", err, out.Bytes())
+		}
+		if strings.TrimSpace(line) == hotReady {
+			break
+		}
+	}
+	held, err := cg.usage()
+	if err != nil {
+		fail("reading the cgroup's memory use: %v", err)
+	}
+	limit := held + hotCacheBudget
+	if err := cg.limit(limit); err != nil {
+		fail("cannot limit the memory cgroup %s: %v", cg.dir, err)
+	}
+	stdin.Write([]byte{2})
 	stdin.Close()
+	io.Copy(io.Discard, lines) // the rest, into out
 	if err := cmd.Wait(); err != nil {
-		t.Fatalf("%s: child: %v (killed by the cgroup's OOM killer?)\n%s", cfg.Name, err, out.Bytes())
+		t.Fatalf("%s: child: %v (killed by the cgroup's OOM killer, or hotTimeout?)\n%s", cfg.Name, err, out.Bytes())
 	}
 	for line := range strings.Lines(out.String()) {
 		if rest, ok := strings.CutPrefix(line, hotResult); ok {
@@ -772,11 +831,11 @@ func runHotChild(t *testing.T, cg *memCgroup, cfg hotConfig) hotStats {
 			if err := json.Unmarshal([]byte(rest), &st); err != nil {
 				t.Fatal(err)
 			}
-			return st
+			return st, limit
 		}
 	}
 	t.Fatalf("%s: the child printed no result:\n%s", cfg.Name, out.Bytes())
-	return hotStats{}
+	return hotStats{}, 0
 }
 
 // hotChild is the scenario, in the child process.
@@ -810,12 +869,6 @@ func hotChild(t *testing.T, cfg hotConfig) {
 		}
 		return resident, total
 	}
-	readHot()
-	readHot() // twice: the kernel's active list
-	var st hotStats
-	st.Initial, st.HotPages = countHot()
-	st.MinResident = st.Initial
-
 	big, err := os.Open(filepath.Join(cfg.Dir, "big"))
 	if err != nil {
 		t.Fatal(err)
@@ -834,25 +887,60 @@ func hotChild(t *testing.T, cfg hotConfig) {
 			}
 		},
 		read: func(c *Conn, in []byte) int {
-			if err := c.SendFile(big, 0, hotBigSize); err != nil {
+			size := int64(hotBigSize)
+			if in[0] == 'w' {
+				size = hotWarmupSize
+			}
+			if err := c.SendFile(big, 0, size); err != nil {
 				t.Error(err)
 			}
 			return len(in)
 		},
 		writable: func(c *Conn) { c.Close() },
 	}}
-	c := dial(t, start(t, s))
-	if cfg.SockBuf > 0 {
-		c.(*net.TCPConn).SetReadBuffer(cfg.SockBuf)
+	addr := start(t, s)
+	stream := func(request byte, each func(got int64)) int64 {
+		c := dial(t, addr)
+		if cfg.SockBuf > 0 {
+			c.(*net.TCPConn).SetReadBuffer(cfg.SockBuf)
+		}
+		c.Write([]byte{request})
+		c.SetReadDeadline(time.Now().Add(hotTimeout))
+		var got int64
+		for {
+			n, err := c.Read(buf)
+			got += int64(n)
+			each(got)
+			if err == io.EOF {
+				return got
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
+	// Set up: everything the measurement does once, before the limit.
+	if got := stream('w', func(int64) { countHot() }); got != hotWarmupSize {
+		t.Fatalf("warm-up: client got %d bytes, want %d", got, hotWarmupSize)
+	}
+	if err := DropCache(big, 0, hotBigSize); err != nil {
+		t.Fatal(err)
+	}
+	capHeap()
+	fmt.Println(hotReady)
+	if _, err := os.Stdin.Read(b[:]); err != nil { // limited now
+		t.Fatal(err)
+	}
+
+	readHot()
+	readHot() // twice: the kernel's active list
+	var st hotStats
+	st.Initial, st.HotPages = countHot()
+	st.MinResident = st.Initial
+	st.OwnBefore = cgroupAnon(cfg)
 	began := time.Now()
-	c.Write([]byte("x"))
-	c.SetReadDeadline(time.Now().Add(time.Minute))
-	var got int64
 	next := int64(hotRoundSize)
-	for {
-		n, err := c.Read(buf)
-		got += int64(n)
+	got := stream('x', func(got int64) {
 		if got >= next && got < hotBigSize {
 			in, _ := countHot()
 			st.Rounds++
@@ -861,24 +949,39 @@ func hotChild(t *testing.T, cfg hotConfig) {
 			readHot()
 			next += hotRoundSize
 		}
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
 	st.Seconds = time.Since(began).Seconds()
 	if got != hotBigSize {
 		t.Fatalf("client got %d bytes, want %d", got, hotBigSize)
 	}
 	st.Final, _ = countHot()
 	st.BigResident, st.BigPages = residentPages(t, big, 0, hotBigSize)
+	st.OwnAfter = cgroupAnon(cfg)
 	res, err := json.Marshal(st)
 	if err != nil {
 		t.Fatal(err)
 	}
 	fmt.Printf("%s%s\n", hotResult, res)
+}
+
+// capHeap collects the child's garbage and caps the Go runtime's memory at
+// what it then holds plus 1 MiB (debug.SetMemoryLimit), so that its heap
+// does not grow into the page cache budget during the stream: with -race,
+// where sync.Pool drops buffers at random and every heap page has shadow
+// pages, an uncapped heap grew by 4 MiB and the child's memory by 11 MiB
+// during the stream; capped, the child's memory grows by 1-3 MiB.
+func capHeap() {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	debug.SetMemoryLimit(int64(ms.Sys-ms.HeapReleased) + 1<<20)
+}
+
+// cgroupAnon returns the anonymous memory charged to the child's cgroup
+// (its own memory, as opposed to page cache), or -1 if unknown.
+func cgroupAnon(cfg hotConfig) int64 {
+	g := memCgroup{dir: cfg.Cgroup, v2: cfg.CgroupV2}
+	return g.stat(map[bool]string{false: "rss", true: "anon"}[g.v2])
 }
 
 // memCgroup is a memory cgroup made for a test.
@@ -887,18 +990,19 @@ type memCgroup struct {
 	v2  bool
 }
 
-// newMemCgroup creates a memory cgroup limited to limit bytes (memory.max
-// in cgroup v2, memory.limit_in_bytes in v1), removed when the test ends.
-// It skips the test when there is no memory controller it can use.
-func newMemCgroup(t *testing.T, name string, limit int64) *memCgroup {
+// newMemCgroup creates a memory cgroup, without a limit yet, removed when
+// the test ends. It fails the test when there is no memory controller it
+// can use.
+func newMemCgroup(t *testing.T, name string) *memCgroup {
 	t.Helper()
 	parent, v2, err := memCgroupParent()
 	if err != nil {
-		t.Skipf("no memory cgroup: %v", err)
+		t.Fatalf("no memory cgroup to run in (the test needs root and a cgroup v1 memory hierarchy or a v2 one "+
+			"with the memory controller enabled for children): %v", err)
 	}
 	g := &memCgroup{dir: filepath.Join(parent, fmt.Sprintf("netpoll-test-%d-%s", os.Getpid(), name)), v2: v2}
 	if err := os.Mkdir(g.dir, 0o755); err != nil {
-		t.Skipf("cannot create a memory cgroup: %v", err)
+		t.Fatalf("cannot create a memory cgroup (the test needs root): %v", err)
 	}
 	t.Cleanup(func() {
 		// The child has exited and been waited for; its page cache stays
@@ -907,14 +1011,42 @@ func newMemCgroup(t *testing.T, name string, limit int64) *memCgroup {
 			t.Errorf("removing the cgroup: %v", err)
 		}
 	})
+	return g
+}
+
+// limit sets the cgroup's memory limit (memory.max in cgroup v2,
+// memory.limit_in_bytes in v1).
+func (g *memCgroup) limit(n int64) error {
 	file := "memory.limit_in_bytes"
-	if v2 {
+	if g.v2 {
 		file = "memory.max"
 	}
-	if err := writeCgroup(filepath.Join(g.dir, file), strconv.FormatInt(limit, 10)); err != nil {
-		t.Skipf("cannot limit the cgroup's memory: %v", err)
+	return writeCgroup(filepath.Join(g.dir, file), strconv.FormatInt(n, 10))
+}
+
+// usage returns the memory charged to the cgroup now.
+func (g *memCgroup) usage() (int64, error) {
+	file := "memory.usage_in_bytes"
+	if g.v2 {
+		file = "memory.current"
 	}
-	return g
+	return readCgroupInt(filepath.Join(g.dir, file))
+}
+
+// stat returns one figure of the cgroup's memory.stat, or -1.
+func (g *memCgroup) stat(key string) int64 {
+	b, err := os.ReadFile(filepath.Join(g.dir, "memory.stat"))
+	if err != nil {
+		return -1
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, key+" "); ok {
+			if n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil {
+				return n
+			}
+		}
+	}
+	return -1
 }
 
 // add moves the process pid into the cgroup.
@@ -935,15 +1067,19 @@ func (g *memCgroup) peak() string {
 	if g.v2 {
 		file = "memory.peak"
 	}
-	b, err := os.ReadFile(filepath.Join(g.dir, file))
-	if err != nil {
-		return "unknown"
-	}
-	n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	n, err := readCgroupInt(filepath.Join(g.dir, file))
 	if err != nil {
 		return "unknown"
 	}
 	return strconv.FormatInt(n>>20, 10) + " MiB"
+}
+
+func readCgroupInt(path string) (int64, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
 }
 
 func writeCgroup(path, s string) error {
