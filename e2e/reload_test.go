@@ -17,8 +17,11 @@ func TestReload(t *testing.T) {
 	s := harness.Start(t, harness.Options{Config: harness.Config{}.TOML(),
 		// The broken file's reload is refused at ERROR, naming the file.
 		ExpectedErrors: []string{`^time=\S+ level=ERROR msg="reload failed" err=".*/anx\.toml:\d+: `}})
-	if got := curlStatus(t, s, curl, "new.internal"); got != "000" {
-		t.Fatalf("new.internal before the reload: status %s, want a failed handshake (000)", got)
+	// curl exits 35 (CURLE_SSL_CONNECT_ERROR) when the TLS handshake fails,
+	// and prints the status code 000 since no response came.
+	if r := curlGet(t, s, curl, "new.internal"); r.Stdout != "000" || r.ExitCode != curlSSLConnectError {
+		t.Fatalf("new.internal before the reload: status %s, curl exit %d, want a failed handshake (000, exit %d)\nstderr: %s",
+			r.Stdout, r.ExitCode, curlSSLConnectError, r.Stderr)
 	}
 	original, err := os.ReadFile(s.ConfigPath)
 	if err != nil {
@@ -45,9 +48,19 @@ func TestReload(t *testing.T) {
 	}
 }
 
-// curlStatus GETs /hello.txt from name (resolved to anx) trusting anx's
-// local CA, and returns the status code ("000" when curl got none).
+// curlSSLConnectError is curl's exit code for a failed TLS handshake
+// (CURLE_SSL_CONNECT_ERROR, curl's libcurl-errors(3)).
+const curlSSLConnectError = 35
+
+// curlGet GETs /hello.txt from name (resolved to anx) trusting anx's local
+// CA; its stdout is the status code ("000" when curl got none).
+func curlGet(t *testing.T, s *harness.Server, curl, name string) harness.Result {
+	t.Helper()
+	return s.CurlAs(t, curl, s.CAPath(), "https", name, "/hello.txt", "-o", "/dev/null", "-w", "%{http_code}")
+}
+
+// curlStatus is curlGet's status code.
 func curlStatus(t *testing.T, s *harness.Server, curl, name string) string {
 	t.Helper()
-	return s.CurlAs(t, curl, s.CAPath(), "https", name, "/hello.txt", "-o", "/dev/null", "-w", "%{http_code}").Stdout
+	return curlGet(t, s, curl, name).Stdout
 }
