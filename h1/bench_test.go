@@ -208,32 +208,3 @@ func BenchmarkKeepAlivePipe(b *testing.B) {
 	client.Close()
 	<-done
 }
-
-func TestKeepAliveRequestAllocations(t *testing.T) {
-	// Per keep-alive request the server allocates nothing on the loop
-	// (the head's strings point into the input, which the handler runs
-	// before the loop reuses) and only the head string on a goroutine:
-	// buffers come from the pool, the Date line from the per-second
-	// cache, the request and response structs are reused.
-	if testing.Short() || raceEnabled {
-		t.Skip("measures a loopback round trip; -race allocates on its own")
-	}
-	want := map[string]float64{"fast": 0, "goroutine": 1}[*serveMode]
-	if *serveMode == "loop" {
-		t.Skip("a handler that may block gets a goroutine per request")
-	}
-	addr := serve(t, &Server{Handler: helloHandler})
-	c, br := dial(t, addr)
-	req := []byte(browserRequest)
-	send(t, c, browserRequest)
-	respLen := len("HTTP/1.1 200 OK\r\nDate: Mon, 02 Jan 2006 15:04:05 GMT\r\nServer: anx\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\nHello, world!")
-	out := make([]byte, respLen)
-	io.ReadFull(br, out)
-	allocs := testing.AllocsPerRun(2000, func() {
-		c.Write(req)
-		io.ReadFull(br, out)
-	})
-	if allocs > want {
-		t.Errorf("a keep-alive request allocates %v times, want %v", allocs, want)
-	}
-}

@@ -24,7 +24,12 @@ import (
 
 // TestMain fails the run if goroutines started by the tests are still
 // alive once every test has passed; serve checks each test on its own.
+// With clientsEnv set, the binary is instead the client process of
+// TestLoopTLSIdleMemory.
 func TestMain(m *testing.M) {
+	if env := os.Getenv(clientsEnv); env != "" {
+		os.Exit(runIdleClients(env))
+	}
 	goleak.VerifyTestMain(m)
 }
 
