@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -54,13 +55,14 @@ func TestH3Curl(t *testing.T) {
 
 // TestH3GTLSClient: ngtcp2's gtlsclient downloads the 20 files of /dl/ over
 // one QUIC connection, byte-identical. Its exit code says nothing, so the
-// files are what is checked.
+// files are what is checked, and its qlog (--qlog-dir: one file per
+// connection) counts the connections: one, carrying 20 request streams.
 func TestH3GTLSClient(t *testing.T) {
 	t.Parallel()
 	gtls := harness.Peer(t, "gtlsclient")
 	s := harness.Start(t, harness.Options{})
-	dir := t.TempDir()
-	args := []string{"--exit-on-all-streams-close", "--no-quic-dump", "--no-http-dump",
+	dir, qlogs := t.TempDir(), t.TempDir()
+	args := []string{"--exit-on-all-streams-close", "--no-quic-dump", "--no-http-dump", "--qlog-dir", qlogs,
 		"--download", dir, "-n", strconv.Itoa(harness.DownloadCount), "127.0.0.1", strconv.Itoa(s.HTTPSPort)}
 	for i := 1; i <= harness.DownloadCount; i++ {
 		args = append(args, s.URL(fmt.Sprintf("/dl/f%02d.bin", i)))
@@ -82,6 +84,39 @@ func TestH3GTLSClient(t *testing.T) {
 			continue
 		}
 		sameBytes(t, "/dl/"+name+" over h3 (gtlsclient)", got, s.File("dl/"+name))
+	}
+	checkOneQUICConnection(t, qlogs, harness.DownloadCount)
+}
+
+// qlogStreamID matches a stream id in an ngtcp2 qlog event.
+var qlogStreamID = regexp.MustCompile(`"stream_id":(\d+)`)
+
+// checkOneQUICConnection fails t unless the qlog dir of a gtlsclient run
+// holds exactly one connection's qlog, on which the client opened streams
+// request streams: client-initiated bidirectional streams, whose ids are
+// multiples of 4 (RFC 9000, section 2.1).
+func checkOneQUICConnection(t *testing.T, qlogs string, streams int) {
+	t.Helper()
+	entries, err := os.ReadDir(qlogs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 1 {
+		t.Errorf("gtlsclient wrote %d qlogs (one per QUIC connection), want 1", len(entries))
+		return
+	}
+	b, err := os.ReadFile(filepath.Join(qlogs, entries[0].Name()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := map[int]bool{}
+	for _, m := range qlogStreamID.FindAllSubmatch(b, -1) {
+		if id, err := strconv.Atoi(string(m[1])); err == nil && id%4 == 0 {
+			ids[id] = true
+		}
+	}
+	if len(ids) != streams {
+		t.Errorf("the QUIC connection carried %d client-initiated bidirectional streams, want %d (one per file)", len(ids), streams)
 	}
 }
 
