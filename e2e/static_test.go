@@ -2,9 +2,14 @@ package e2e
 
 import (
 	"bytes"
+	"errors"
 	"net/http"
 	"path/filepath"
 	"testing"
+
+	"github.com/quic-go/quic-go"
+	"github.com/quic-go/quic-go/http3"
+	"golang.org/x/net/http2"
 
 	"github.com/anx-gateway/anx/core/static/statictest"
 	"github.com/anx-gateway/anx/e2e/harness"
@@ -47,8 +52,10 @@ func TestStaticTable(t *testing.T) {
 }
 
 // verifyInvalidURI checks a target that is not a valid URI: HTTP/1.1
-// answers as the case says (400), HTTP/2 and HTTP/3 reset the stream
-// (statictest.Request.InvalidURI).
+// answers as the case says (400); HTTP/2 and HTTP/3 reset the stream as a
+// malformed request (statictest.Request.InvalidURI): a stream error of
+// type PROTOCOL_ERROR (RFC 9113 section 8.1.1), resp. H3_MESSAGE_ERROR
+// (RFC 9114 section 4.1.2), from the server.
 func verifyInvalidURI(t *testing.T, c statictest.Case, res map[harness.Proto]harness.Response) {
 	t.Helper()
 	for _, p := range harness.Protos {
@@ -62,8 +69,26 @@ func verifyInvalidURI(t *testing.T, c statictest.Case, res map[harness.Proto]har
 			}
 		case r.Err == nil:
 			t.Errorf("%s %s: got status %d, want the stream reset as a malformed request", p, c.Req.Target, r.Status)
+		default:
+			if want, ok := malformedReset(p, r.Err); !ok {
+				t.Errorf("%s %s: error %v, want %s", p, c.Req.Target, r.Err, want)
+			}
 		}
 	}
+}
+
+// malformedReset reports whether err is the server's reset of a malformed
+// request's stream over p (HTTP/2 or HTTP/3), and names the reset wanted.
+func malformedReset(p harness.Proto, err error) (want string, ok bool) {
+	if p == harness.H2 {
+		var se http2.StreamError
+		return "an RST_STREAM with PROTOCOL_ERROR", errors.As(err, &se) && se.Code == http2.ErrCodeProtocol
+	}
+	var he *http3.Error
+	var qe *quic.StreamError
+	ok = errors.As(err, &he) && he.ErrorCode == http3.ErrCodeMessageError && he.Remote &&
+		errors.As(err, &qe) && qe.Remote
+	return "the stream reset by the server with H3_MESSAGE_ERROR", ok
 }
 
 // writeStatictestSite is a harness.Options.Site writing statictest's
