@@ -56,11 +56,23 @@ func serve(t *testing.T, s *Server) string {
 	return serveLoops(t, s, before)
 }
 
+// timeoutsNotUnderTest sets the timeouts s leaves at zero, whose defaults
+// (10 to 60 s) a slow enough machine could reach, to notUnderTest: a test
+// sets the timeouts it exercises.
+func timeoutsNotUnderTest(s *Server) {
+	for _, d := range []*time.Duration{&s.ReadHeaderTimeout, &s.IdleTimeout, &s.WriteTimeout, &s.BodyReadTimeout, &s.HandshakeTimeout} {
+		if *d == 0 {
+			*d = notUnderTest
+		}
+	}
+}
+
 // serveLoops runs s on its event loops on loopback and returns its
 // address; at cleanup it closes s and checks that every goroutine started
-// since before has ended.
+// since before has ended. The timeouts s leaves at zero are notUnderTest.
 func serveLoops(t *testing.T, s *Server, before goleak.Option) string {
 	t.Helper()
+	timeoutsNotUnderTest(s)
 	if err := s.Listen("127.0.0.1:0"); err != nil {
 		t.Fatal(err)
 	}
@@ -87,8 +99,10 @@ type mayBlock struct{ message.Handler }
 
 func (mayBlock) NonBlocking() bool { return false }
 
-// serveGoroutines runs s with Serve on a loopback listener.
+// serveGoroutines runs s with Serve on a loopback listener. The timeouts s
+// leaves at zero are notUnderTest.
 func serveGoroutines(t *testing.T, s *Server, before goleak.Option) string {
+	timeoutsNotUnderTest(s)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -350,12 +364,17 @@ func procAddr(t *testing.T, a net.Addr) string {
 // waitConsumed waits until the server has read everything written on c:
 // its kernel has acknowledged every byte (c's send queue is empty) and
 // it has taken them all from its socket (the receive queue of the other
-// end is empty).
+// end is empty). It fails at once if the connection is no longer
+// established. (A socket missing from one read of /proc/net/tcp, which
+// is no snapshot, is looked for again.)
 func waitConsumed(t *testing.T, c net.Conn) {
 	t.Helper()
 	waitFor(t, func() bool {
 		client, ok1 := socketFrom(t, c.LocalAddr(), c.RemoteAddr())
 		server, ok2 := socketFrom(t, c.RemoteAddr(), c.LocalAddr())
+		if ok1 && client.state != tcpEstablished {
+			t.Fatalf("waiting for the server to read: the connection is in TCP state %#x", client.state)
+		}
 		return ok1 && ok2 && client.txQueue == 0 && server.rxQueue == 0
 	})
 }
