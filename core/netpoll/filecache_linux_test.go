@@ -528,8 +528,15 @@ func TestSendFileDropBehind(t *testing.T) {
 		random         bool
 		sockBuf        int // SO_SNDBUF of the server's socket and SO_RCVBUF of the client's; 0: the kernel's
 		inFlight       int // the client starts reading once the server's socket holds this much; 0: at once
+		// holdBack: the client leaves the file's last holdBack bytes unread
+		// until the send has ended (OnWritable), so that the sockets hold
+		// them when it ends.
+		holdBack int
 		minPct, maxPct int // of the file's pages left resident
-		bug            string
+		// bug marks a case that fails because of a known bug: an expected
+		// failure, logged; the case fails if it passes, so that whoever
+		// fixed the bug removes the marker.
+		bug string
 	}{
 		// Single pages and socket buffers far below dropStep: what drops
 		// behind the send is no longer referenced, and goes.
@@ -539,18 +546,18 @@ func TestSendFileDropBehind(t *testing.T) {
 		{name: "drop-behind, large folios, small socket buffers", dropBehind: 4 << 20, sockBuf: 64 << 10, maxPct: 15},
 		// 4 MiB socket buffers (the most tcp_wmem autotunes to by default,
 		// and less than a fast long link holds in flight), and a client
-		// that starts reading once 4 MiB are in flight.
+		// that starts reading once 4 MiB are in flight, and leaves the last
+		// 4 MiB in flight until the send has ended.
 		{name: "drop-behind, single pages, 4 MiB in flight", dropBehind: 4 << 20, random: true, sockBuf: 4 << 20,
-			inFlight: 4 << 20, maxPct: 5,
-			bug: "what the socket still holds when the send ends (up to its buffer, 4 MiB here) is referenced by the " +
-				"socket when endSend drops the range, and nothing drops it later (conn_linux.go, endSend)"},
+			inFlight: 4 << 20, holdBack: 4 << 20, maxPct: 5,
+			bug: "what the sockets still hold when the send ends is referenced by them when endSend drops the range, " +
+				"and nothing drops it later (conn_linux.go, endSend): up to the server's send buffer (SO_SNDBUF 4 MiB, " +
+				"which the kernel doubles) and, over loopback, the client's receive queue, which holds the same pages; " +
+				"measured 25-36% of the file left resident"},
 		{name: "no drop-behind", dropBehind: -1, minPct: 100, maxPct: 100},
 		{name: "send below DropBehind", dropBehind: size + 1, minPct: 100, maxPct: 100},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if tc.bug != "" {
-				t.Skip("bug: " + tc.bug)
-			}
 			name := strconv.Itoa(i)
 			f := coldFile(t, dir, name, data)
 			if !tc.random {
@@ -598,22 +605,34 @@ func TestSendFileDropBehind(t *testing.T) {
 				})
 			}
 			c.SetReadDeadline(time.Now().Add(safetyNet))
-			got, err := io.ReadAll(c)
-			if err != nil {
+			got := make([]byte, size-tc.holdBack)
+			if _, err := io.ReadFull(c, got); err != nil {
 				t.Fatal(err)
-			}
-			if len(got) != size || !bytes.Equal(got, data) {
-				t.Fatalf("client got %d bytes (equal: %v), want the file's %d", len(got), bytes.Equal(got, data), size)
 			}
 			if n := recv(t, left); n != 0 {
 				t.Fatalf("OnWritable with %d bytes buffered", n)
+			}
+			rest, err := io.ReadAll(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got = append(got, rest...); len(got) != size || !bytes.Equal(got, data) {
+				t.Fatalf("client got %d bytes (equal: %v), want the file's %d", len(got), bytes.Equal(got, data), size)
 			}
 			// OnWritable ran after the last sendfile and its DropCache,
 			// and before the Close that the client saw as EOF.
 			in, all := residentPages(t, f, 0, size)
 			pct := 100 * in / all
 			t.Logf("%d of %d pages (%d%%) resident after the send", in, all, pct)
-			if pct < tc.minPct || pct > tc.maxPct {
+			ok := pct >= tc.minPct && pct <= tc.maxPct
+			switch {
+			case tc.bug != "" && ok:
+				t.Errorf("%d%% of the file resident after the send, within %d%% to %d%%: the known bug is fixed? "+
+					"Remove its marker: %s", pct, tc.minPct, tc.maxPct, tc.bug)
+			case tc.bug != "":
+				t.Logf("expected failure, a known bug: %d%% of the file resident after the send, want %d%% to %d%%: %s",
+					pct, tc.minPct, tc.maxPct, tc.bug)
+			case !ok:
 				t.Errorf("%d%% of the file resident after the send, want %d%% to %d%%", pct, tc.minPct, tc.maxPct)
 			}
 		})
