@@ -14,15 +14,23 @@ import (
 	"github.com/anx-gateway/anx/e2e/harness"
 )
 
-// drainSize and drainRate make each download take about 4s.
+// drainSize and drainRate make each download take about 12s: long next to
+// the time it takes to start all three and send the signal (they are
+// checked to be in flight when it is sent), short next to the drain
+// timeout (30s). curl's throttle is the state under test: a slower
+// machine makes the downloads no faster.
 const (
 	drainSize = 12 << 20
-	drainRate = "3M"
+	drainRate = "1M"
 )
 
+// drainLimit is the safety net of the waits for a drain to finish.
+const drainLimit = 2 * time.Minute
+
 // TestGracefulStop: downloads throttled by curl --limit-rate over h1, h2
-// and h3 are under way when anx gets SIGTERM; the https port then refuses
-// new connections, every download completes byte-identical, and anx exits 0.
+// and h3 are under way when anx gets SIGTERM (each has written some bytes
+// and not all); the https port then refuses new connections, every
+// download completes byte-identical, and anx exits 0.
 func TestGracefulStop(t *testing.T) {
 	t.Parallel()
 	curl, curlH3 := harness.Peer(t, "curl"), harness.Peer(t, "curl-h3")
@@ -42,14 +50,15 @@ func TestGracefulStop(t *testing.T) {
 	results := map[string]<-chan harness.Result{}
 	for name, cmd := range downloads {
 		args := append(curlArgs(s), cmd[1], "--limit-rate", drainRate, "-o", filepath.Join(dir, name), s.URL("/big.bin"))
-		results[name] = harness.GoCmd(t, dir, 60*time.Second, cmd[0], args...)
+		results[name] = harness.GoCmd(t, dir, drainLimit, cmd[0], args...)
 	}
 	waitStarted(t, dir, downloads)
 	if err := s.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	sigterm := time.Now()
-	checkRefused(t, s.HTTPS, 3*time.Second)
+	checkInFlight(t, dir, downloads)
+	checkRefused(t, s.HTTPS, drainLimit)
 	want := s.File("big.bin")
 	for name, ch := range results {
 		r := <-ch
@@ -59,33 +68,51 @@ func TestGracefulStop(t *testing.T) {
 		got, _ := os.ReadFile(filepath.Join(dir, name))
 		sameBytes(t, name+" download across SIGTERM", got, want)
 	}
-	code, err := s.Wait(40 * time.Second)
+	code, err := s.Wait(drainLimit)
 	if err != nil || code != 0 {
 		t.Errorf("anx after SIGTERM: exit %d, err %v; want 0", code, err)
 	}
 	t.Logf("downloads finished and anx exited %v after SIGTERM", time.Since(sigterm).Round(time.Millisecond))
 }
 
-// waitStarted waits (up to 10s) until every download has written bytes, so
-// that each is in flight when the signal comes.
+// waitStarted polls (every 20ms, up to the safety net drainLimit) until
+// every download has written bytes, so that each is under way when the
+// signal comes.
 func waitStarted(t *testing.T, dir string, downloads map[string][]string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(drainLimit)
 	for name := range downloads {
-		for {
-			st, err := os.Stat(filepath.Join(dir, name))
-			if err == nil && st.Size() > 0 {
-				break
-			}
+		for downloaded(dir, name) == 0 {
 			if time.Now().After(deadline) {
-				t.Fatalf("%s download has not started after 10s", name)
+				t.Fatalf("%s download has not started after %v", name, drainLimit)
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
 }
 
-// checkRefused fails t unless a TCP dial to addr is refused within limit.
+// checkInFlight fails t unless every download, read just after the signal
+// was sent, had not finished: the signal came while each was under way.
+func checkInFlight(t *testing.T, dir string, downloads map[string][]string) {
+	t.Helper()
+	for name := range downloads {
+		if n := downloaded(dir, name); n >= drainSize {
+			t.Errorf("%s download had all its %d bytes when the signal was sent: not in flight", name, n)
+		}
+	}
+}
+
+// downloaded returns the size of the download name in dir so far.
+func downloaded(dir, name string) int64 {
+	st, err := os.Stat(filepath.Join(dir, name))
+	if err != nil {
+		return 0
+	}
+	return st.Size()
+}
+
+// checkRefused polls (every 50ms) until a TCP dial to addr is refused,
+// and fails t if that does not happen within limit, a safety net.
 func checkRefused(t *testing.T, addr string, limit time.Duration) {
 	t.Helper()
 	start := time.Now()
@@ -102,8 +129,10 @@ func checkRefused(t *testing.T, addr string, limit time.Duration) {
 }
 
 // TestGracefulStopSIGINT is TestGracefulStop with SIGINT and the Go clients
-// (no peers: it runs under -short): bodies read at about 4 MiB/s over h1,
-// h2 and h3 complete after the signal, and anx exits 0.
+// (no peers: it runs under -short): over h1, h2 and h3, each client reads
+// the first 64 KiB of the body, then waits for the signal to be sent, so
+// that every download is in flight then; the bodies, read on at about
+// 4 MiB/s, complete, and anx exits 0.
 func TestGracefulStopSIGINT(t *testing.T) {
 	t.Parallel()
 	const size = 8 << 20
@@ -116,20 +145,23 @@ func TestGracefulStopSIGINT(t *testing.T) {
 	})
 	want := s.File("big.bin")
 	started := make(chan struct{}, len(harness.Protos))
+	signalled := make(chan struct{})
 	results := make(chan harness.Response, len(harness.Protos))
 	for _, p := range harness.Protos {
 		c := s.Client(p)
-		c.Timeout = 60 * time.Second
-		go func() { results <- slowDownload(c, p, s.URL("/big.bin"), started) }()
+		c.Timeout = drainLimit
+		go func() { results <- slowDownload(c, p, s.URL("/big.bin"), started, signalled) }()
 	}
 	for range harness.Protos {
 		select {
 		case <-started:
-		case <-time.After(10 * time.Second):
-			t.Fatal("downloads have not started after 10s")
+		case <-time.After(drainLimit):
+			t.Fatalf("downloads have not started after %v", drainLimit)
 		}
 	}
-	if err := s.Signal(syscall.SIGINT); err != nil {
+	err := s.Signal(syscall.SIGINT)
+	close(signalled)
+	if err != nil {
 		t.Fatal(err)
 	}
 	for range harness.Protos {
@@ -139,14 +171,16 @@ func TestGracefulStopSIGINT(t *testing.T) {
 		}
 		sameBytes(t, string(r.Proto)+" download across SIGINT", r.Body, want)
 	}
-	if code, err := s.Wait(40 * time.Second); err != nil || code != 0 {
+	if code, err := s.Wait(drainLimit); err != nil || code != 0 {
 		t.Errorf("anx after SIGINT: exit %d, err %v; want 0", code, err)
 	}
 }
 
-// slowDownload GETs url with c and reads the body in 64 KiB steps at about
-// 4 MiB/s, signalling started after the first step.
-func slowDownload(c *http.Client, p harness.Proto, url string, started chan<- struct{}) harness.Response {
+// slowDownload GETs url with c and reads the body in 64 KiB steps,
+// signalling started after the first step and then waiting for signalled
+// to be closed, then on at about 4 MiB/s (a slow client: the state under
+// test; a slower machine makes it no faster).
+func slowDownload(c *http.Client, p harness.Proto, url string, started chan<- struct{}, signalled <-chan struct{}) harness.Response {
 	res, err := c.Get(url)
 	if err != nil {
 		started <- struct{}{}
@@ -155,13 +189,14 @@ func slowDownload(c *http.Client, p harness.Proto, url string, started chan<- st
 	defer res.Body.Close()
 	var body bytes.Buffer
 	buf := make([]byte, 64<<10)
-	signalled := false
+	told := false
 	for {
 		n, err := io.ReadFull(res.Body, buf)
 		body.Write(buf[:n])
-		if !signalled {
+		if !told {
 			started <- struct{}{}
-			signalled = true
+			told = true
+			<-signalled
 		}
 		if err == io.EOF || err == io.ErrUnexpectedEOF {
 			return harness.Response{Proto: p, Status: res.StatusCode, Body: body.Bytes()}
