@@ -322,31 +322,43 @@ type tcpSocket struct {
 	rxQueue int // bytes received and not yet read
 }
 
-// socketFrom finds the IPv4 TCP socket from local to remote in
-// /proc/net/tcp (the server's sockets and the test's are in the same
-// network namespace); ok is false when there is none.
-func socketFrom(t *testing.T, local, remote net.Addr) (s tcpSocket, ok bool) {
+// tcpTable is /proc/net/tcp as read once: the state and queues fields of
+// its sockets by "local remote" address pair, written as procAddr does.
+// The server's sockets and the test's are in the same network namespace.
+type tcpTable map[string][2]string
+
+// readTCPTable reads /proc/net/tcp (IPv4).
+func readTCPTable(t *testing.T) tcpTable {
 	t.Helper()
-	table, err := os.ReadFile("/proc/net/tcp")
+	raw, err := os.ReadFile("/proc/net/tcp")
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantLocal, wantRemote := procAddr(t, local), procAddr(t, remote)
-	for _, line := range strings.Split(string(table), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 5 || f[1] != wantLocal || f[2] != wantRemote {
-			continue
+	table := tcpTable{}
+	for _, line := range strings.Split(string(raw), "\n")[1:] { // after the header
+		if f := strings.Fields(line); len(f) >= 5 {
+			table[f[1]+" "+f[2]] = [2]string{f[3], f[4]}
 		}
-		tx, rx, _ := strings.Cut(f[4], ":")
-		_, err1 := fmt.Sscanf(f[3], "%x", &s.state)
-		_, err2 := fmt.Sscanf(tx, "%x", &s.txQueue)
-		_, err3 := fmt.Sscanf(rx, "%x", &s.rxQueue)
-		if err := errors.Join(err1, err2, err3); err != nil {
-			t.Fatalf("/proc/net/tcp line %q: %v", line, err)
-		}
-		return s, true
 	}
-	return s, false
+	return table
+}
+
+// from returns the socket from local to remote; ok is false when there is
+// none (the table is no snapshot: a socket may be missing from one read).
+func (table tcpTable) from(t *testing.T, local, remote net.Addr) (s tcpSocket, ok bool) {
+	t.Helper()
+	f, ok := table[procAddr(t, local)+" "+procAddr(t, remote)]
+	if !ok {
+		return s, false
+	}
+	tx, rx, _ := strings.Cut(f[1], ":")
+	_, err1 := fmt.Sscanf(f[0], "%x", &s.state)
+	_, err2 := fmt.Sscanf(tx, "%x", &s.txQueue)
+	_, err3 := fmt.Sscanf(rx, "%x", &s.rxQueue)
+	if err := errors.Join(err1, err2, err3); err != nil {
+		t.Fatalf("/proc/net/tcp fields %q: %v", f, err)
+	}
+	return s, true
 }
 
 // procAddr writes an IPv4 address as /proc/net/tcp does: the address as
@@ -370,8 +382,9 @@ func procAddr(t *testing.T, a net.Addr) string {
 func waitConsumed(t *testing.T, c net.Conn) {
 	t.Helper()
 	waitFor(t, func() bool {
-		client, ok1 := socketFrom(t, c.LocalAddr(), c.RemoteAddr())
-		server, ok2 := socketFrom(t, c.RemoteAddr(), c.LocalAddr())
+		table := readTCPTable(t)
+		client, ok1 := table.from(t, c.LocalAddr(), c.RemoteAddr())
+		server, ok2 := table.from(t, c.RemoteAddr(), c.LocalAddr())
 		if ok1 && client.state != tcpEstablished {
 			t.Fatalf("waiting for the server to read: the connection is in TCP state %#x", client.state)
 		}
@@ -386,7 +399,7 @@ func waitConsumed(t *testing.T, c net.Conn) {
 func waitPeerClosed(t *testing.T, c net.Conn) {
 	t.Helper()
 	waitFor(t, func() bool {
-		s, ok := socketFrom(t, c.LocalAddr(), c.RemoteAddr())
+		s, ok := readTCPTable(t).from(t, c.LocalAddr(), c.RemoteAddr())
 		return !ok || s.state != tcpEstablished
 	})
 }
