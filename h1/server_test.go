@@ -51,9 +51,11 @@ func (c *countingConn) Write(p []byte) (int, error) {
 }
 
 // serveOne accepts one connection on a new listener and serves it with
-// ServeConn through wrap; it returns the client's side.
+// ServeConn through wrap; it returns the client's side. The timeouts s
+// leaves at zero are notUnderTest.
 func serveOne(t *testing.T, s *Server, wrap func(net.Conn) net.Conn) (net.Conn, *bufio.Reader) {
 	t.Helper()
+	timeoutsNotUnderTest(s)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

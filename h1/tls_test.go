@@ -13,9 +13,11 @@ import (
 // serveTLS serves s on a TLS listener the way the tls front end will:
 // accept, wrap in tls.Server, hand to ServeConn (here with the handshake
 // left to ServeConn), with a certificate for example.test. It returns a
-// dialer for clients, which verify that certificate.
+// dialer for clients, which verify that certificate. The timeouts s
+// leaves at zero are notUnderTest.
 func serveTLS(t *testing.T, s *Server) func() (*tls.Conn, *bufio.Reader) {
 	t.Helper()
+	timeoutsNotUnderTest(s)
 	pki := testpki.New(t, "example.test")
 	cfg := pki.ServerConfig("http/1.1")
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
