@@ -401,55 +401,83 @@ func TestSubmitFromOtherGoroutines(t *testing.T) {
 	}
 }
 
-// TestTimeoutClosesIdle checks SetTimeout: a connection whose handler
-// moves its deadline on every request stays open while the client keeps
-// sending (each request right after the previous one was read, so that no
-// gap depends on the machine's speed), for longer than the timeout, and
-// is closed with ErrTimeout once the client stops: not before the timeout
-// has passed since the last request (the loop's clock, Conn.Now, at the
-// wheel's tick), and at some point after it (within the safety net).
+// TestTimeoutClosesIdle checks SetTimeout: every request moves the
+// connection's deadline to the timeout from the loop's clock (Conn.Now),
+// as the connection's timer in the wheel shows; and once the client is
+// idle, the connection is closed with ErrTimeout, not before its deadline
+// (the wheel is never early) and at some point after it (within the
+// safety net). While the client is active the handler sets a long
+// timeout, so that no pause of a loaded machine between two requests can
+// expire it; the last request sets the short one whose expiry is measured
+// (and moves the deadline earlier).
 func TestTimeoutClosesIdle(t *testing.T) {
-	const timeout = 500 * time.Millisecond
+	const long, short = safetyNet, 300 * time.Millisecond
 	type event struct {
-		at  time.Time
-		err error // OnClose's; nil for a read
+		now, deadline time.Time // the loop's clock and the connection's deadline, after SetTimeout
+		timeout       time.Duration
+		err           error     // OnClose's
+		closedAt      time.Time // OnClose's time.Now()
 	}
-	events := make(chan event, 100)
-	var opened atomic.Int64
+	events := make(chan event, 10)
+	set := func(c *Conn, d time.Duration) {
+		c.SetTimeout(d)
+		events <- event{now: c.Now(), deadline: timerDeadline(c), timeout: d}
+	}
 	s := &Server{Loops: 1, Handler: &funcs{
-		open: func(c *Conn) {
-			opened.Store(c.Now().UnixNano())
-			c.SetTimeout(timeout)
-		},
-		read: func(c *Conn, in []byte) int {
-			c.SetTimeout(timeout) // moved by every request
-			events <- event{at: c.Now()}
+		open: func(c *Conn) { set(c, long) },
+		read: func(c *Conn, in []byte) int { // moved by every request
+			if bytes.HasSuffix(in, []byte(".")) {
+				set(c, short) // the last one
+			} else {
+				set(c, long)
+			}
 			return len(in)
 		},
-		closed: func(c *Conn, err error) { events <- event{at: time.Now(), err: err} },
+		closed: func(c *Conn, err error) { events <- event{err: err, closedAt: time.Now()} },
 	}}
 	c := dial(t, start(t, s))
-	var last time.Time
-	for reads := 0; last.IsZero() || last.Sub(time.Unix(0, opened.Load())) < 2*timeout; reads++ {
-		c.Write([]byte("x"))
+	var last event
+	for i, request := range []string{"", "a", "b", "c", "."} {
+		if request != "" {
+			// A tick later, so that the new deadline falls in a later tick
+			// of the wheel than the last (a longer pause changes nothing:
+			// the timeout is long).
+			time.Sleep(time.Until(last.now.Add(timerTick)))
+			c.Write([]byte(request))
+		}
 		ev := recv(t, events)
 		if ev.err != nil {
-			t.Fatalf("closed (%v) %v after it opened, while the client kept sending (%d requests read)",
-				ev.err, ev.at.Sub(time.Unix(0, opened.Load())), reads)
+			t.Fatalf("request %d (%q): closed (%v) while the client was active", i, request, ev.err)
 		}
-		last = ev.at
+		// The wheel rounds a deadline up to its tick.
+		if want := ev.now.Add(ev.timeout); ev.deadline.Before(want) || !ev.deadline.Before(want.Add(timerTick)) {
+			t.Errorf("request %d (%q): deadline %v after the loop's clock, want %v (to a tick, %v)",
+				i, request, ev.deadline.Sub(ev.now), ev.timeout, timerTick)
+		}
+		if i > 0 && ev.timeout == long && !ev.deadline.After(last.deadline) {
+			t.Errorf("request %d (%q) did not move the deadline: %v after the previous one",
+				i, request, ev.deadline.Sub(last.deadline))
+		}
+		last = ev
 	}
 	closed := recv(t, events)
 	if closed.err != ErrTimeout {
 		t.Fatalf("OnClose(%v), want ErrTimeout", closed.err)
 	}
-	if d := closed.at.Sub(last); d < timeout-timerTick {
-		t.Fatalf("closed %v after the last request, want at least the timeout, %v (less a tick, %v)", d, timeout, timerTick)
+	if d := closed.closedAt.Sub(last.now); closed.closedAt.Before(last.deadline) {
+		t.Fatalf("closed %v after the last request, before its deadline, %v after it", d, last.deadline.Sub(last.now))
 	}
 	c.SetReadDeadline(time.Now().Add(safetyNet))
 	if _, err := c.Read(make([]byte, 1)); err != io.EOF {
 		t.Fatalf("client read after timeout: %v, want EOF", err)
 	}
+}
+
+// timerDeadline returns when c's timer is due, from its place in the
+// wheel (tests only; call it on c's loop).
+func timerDeadline(c *Conn) time.Time {
+	w := c.loop.wheel
+	return w.origin.Add(time.Duration(c.timer.when) * w.tick)
 }
 
 // TestPauseResume checks that a paused connection is not read: input that
