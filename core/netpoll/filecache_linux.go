@@ -18,9 +18,10 @@ var pageSize = int64(os.Getpagesize())
 // It asks cachestat(2) (Linux 6.5), or where that is missing, mincore(2)
 // on a mapping of the region; neither does I/O. Neither tells the truth to
 // a process that may not write the file (a gateway serving files another
-// user deployed): cachestat refuses it (EPERM, Linux 6.14 and the stable
-// kernels), and mincore reports every page of such a file resident (Linux
-// 5.2, the fix for CVE-2019-5489). For such a file Resident reads the
+// user deployed): recent kernels refuse it cachestat (EPERM; seen on
+// 6.18) unless its descriptor is open for writing, and mincore reports
+// every page of such a file resident (Linux 5.2, the fix for
+// CVE-2019-5489). For such a file Resident reads the
 // region with RWF_NOWAIT instead (residentByReading), which may start the
 // kernel's readahead of the pages that are missing. Where it has no way to
 // tell (no cachestat, no preadv2: qemu-user 7 among others, and mincore
