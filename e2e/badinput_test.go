@@ -11,7 +11,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/anx-gateway/anx/e2e/harness"
 )
@@ -60,7 +59,7 @@ func badRequest(t *testing.T, s *harness.Server, name, raw, transport string) {
 		t.Errorf("%s: %v", what, err)
 		return
 	}
-	got, closed, err := harness.Exchange(conn, []byte(raw+nextRequest), 5*time.Second)
+	got, closed, err := harness.Exchange(conn, []byte(raw+nextRequest), harness.SafetyNet)
 	conn.Close()
 	res, rest := harness.ParseResponses(got)
 	switch {
@@ -71,7 +70,7 @@ func badRequest(t *testing.T, s *harness.Server, name, raw, transport string) {
 	case len(rest) > 0:
 		t.Errorf("%s: %d bytes after the 400: %q", what, len(rest), rest)
 	case !closed:
-		t.Errorf("%s: connection still open 5s after the 400", what)
+		t.Errorf("%s: connection still open %v after the 400", what, harness.SafetyNet)
 	}
 }
 
@@ -113,7 +112,7 @@ func TestBadConfig(t *testing.T) {
 		harness.WriteFile(t, path, []byte(text))
 		want := fmt.Sprintf("%s.toml:%d", c.name, line)
 		for _, cmd := range []string{"validate", "run"} {
-			r := harness.RunAnx(t, dir, 10*time.Second, cmd, "--config", path)
+			r := harness.RunAnx(t, dir, harness.SafetyNet, cmd, "--config", path)
 			what := fmt.Sprintf("anx %s --config %s.toml (%s)", cmd, c.name, c.name)
 			if r.TimedOut || r.ExitCode == 0 {
 				t.Errorf("%s: exit %d (timed out %v), want non-zero\nstderr: %s", what, r.ExitCode, r.TimedOut, r.Stderr)
@@ -144,7 +143,7 @@ func TestMissingRoot(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	root := filepath.Join(dir, "no-such-root")
-	r := harness.RunAnx(t, dir, 15*time.Second, "run", "--root", root, "--domain", "localhost",
+	r := harness.RunAnx(t, dir, harness.SafetyNet, "run", "--root", root, "--domain", "localhost",
 		"--https", "127.0.0.1:"+strconv.Itoa(harness.FreePort(t)), "--http", "127.0.0.1:"+strconv.Itoa(harness.FreeTCPPort(t)),
 		"--data", filepath.Join(dir, "data"))
 	checkOneLineError(t, "missing --root", r, root)
@@ -162,7 +161,7 @@ func TestPortInUse(t *testing.T) {
 			addr := "127.0.0.1:" + strconv.Itoa(port)
 			closer := holdPort(t, network, addr)
 			defer closer()
-			r := harness.RunAnx(t, dir, 15*time.Second, "run", "--root", filepath.Join(dir, "site"), "--domain", "localhost",
+			r := harness.RunAnx(t, dir, harness.SafetyNet, "run", "--root", filepath.Join(dir, "site"), "--domain", "localhost",
 				"--https", addr, "--http", "127.0.0.1:"+strconv.Itoa(harness.FreeTCPPort(t)), "--data", filepath.Join(dir, "data"))
 			checkOneLineError(t, network+" port "+addr+" in use", r, addr)
 		})

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"net/http"
 	"testing"
-	"time"
 
 	"github.com/anx-gateway/anx/e2e/harness"
 )
@@ -74,7 +73,7 @@ func rawGet(t *testing.T, s *harness.Server, path string) (*harness.Response, []
 	c := s.DialTLS("http/1.1")
 	defer c.Close()
 	req := "GET " + path + " HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-	raw, _, err := harness.Exchange(c, []byte(req), 10*time.Second)
+	raw, _, err := harness.Exchange(c, []byte(req), harness.SafetyNet)
 	res, _ := harness.ParseResponses(raw)
 	if len(res) == 0 {
 		t.Errorf("h1 GET %s: no response (err %v): %q", path, err, raw)

@@ -117,7 +117,7 @@ func checkRefused(t *testing.T, addr string, limit time.Duration) {
 	t.Helper()
 	start := time.Now()
 	for time.Since(start) < limit {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
+		c, err := net.DialTimeout("tcp", addr, harness.SafetyNet)
 		if err != nil {
 			t.Logf("new connections refused %v after SIGTERM: %v", time.Since(start).Round(time.Millisecond), err)
 			return

@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/anx-gateway/anx/e2e/harness"
 )
@@ -65,12 +64,12 @@ func TestH1Pipelining(t *testing.T) {
 	raw := "GET /hello.txt HTTP/1.1\r\nHost: localhost\r\n\r\n" +
 		"HEAD /data.bin HTTP/1.1\r\nHost: localhost\r\n\r\n" +
 		"GET /sub/note.txt HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-	got, closed, err := harness.Exchange(c, []byte(raw), 10*time.Second)
+	got, closed, err := harness.Exchange(c, []byte(raw), harness.SafetyNet)
 	if err != nil {
 		t.Fatalf("exchange: %v (read %q)", err, got)
 	}
 	if !closed {
-		t.Errorf("connection still open 10s after a request with Connection: close")
+		t.Errorf("connection still open %v after a request with Connection: close", harness.SafetyNet)
 	}
 	res, rest := harness.ParseResponses(got, "GET", "HEAD", "GET")
 	want := []struct {

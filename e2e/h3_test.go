@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/anx-gateway/anx/e2e/harness"
 )
@@ -67,9 +66,9 @@ func TestH3GTLSClient(t *testing.T) {
 	for i := 1; i <= harness.DownloadCount; i++ {
 		args = append(args, s.URL(fmt.Sprintf("/dl/f%02d.bin", i)))
 	}
-	r := harness.RunCmd(t, s.Dir, 60*time.Second, gtls, args...)
+	r := harness.RunCmd(t, s.Dir, harness.PeerTimeout, gtls, args...)
 	if r.TimedOut {
-		t.Errorf("gtlsclient still running after 60s")
+		t.Errorf("gtlsclient still running after %v", harness.PeerTimeout)
 	}
 	entries, _ := os.ReadDir(dir)
 	if len(entries) != harness.DownloadCount {
@@ -133,7 +132,7 @@ func TestH3Chromium(t *testing.T) {
 		"--host-resolver-rules=MAP localhost 127.0.0.1", "--disable-background-networking",
 		"--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
 		"--virtual-time-budget=10000", "--dump-dom", s.URL(harness.H3Page)}
-	r := harness.RunCmd(t, t.TempDir(), 60*time.Second, chromium, args...)
+	r := harness.RunCmd(t, t.TempDir(), harness.PeerTimeout, chromium, args...)
 	const want = "nextHopProtocol=h3"
 	if !strings.Contains(r.Stdout, want) {
 		t.Errorf("chromium --dump-dom: want %q in the DOM (exit %d, timed out %v)\nDOM: %s\nstderr: %s",

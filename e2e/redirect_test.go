@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/http"
 	"testing"
-	"time"
 
 	"github.com/anx-gateway/anx/e2e/harness"
 )
@@ -21,7 +20,7 @@ func TestHTTPRedirect(t *testing.T) {
 	}
 	for _, c := range cases {
 		raw := fmt.Sprintf("GET %s HTTP/1.1\r\nHost: %s:%d\r\nConnection: close\r\n\r\n", c.target, c.host, s.HTTPPort)
-		got, _, err := harness.Exchange(s.DialPlain(), []byte(raw), 5*time.Second)
+		got, _, err := harness.Exchange(s.DialPlain(), []byte(raw), harness.SafetyNet)
 		res, _ := harness.ParseResponses(got)
 		want := fmt.Sprintf("https://%s:%d%s", c.host, s.HTTPSPort, c.target)
 		if err != nil || len(res) != 1 {
@@ -41,7 +40,7 @@ func TestHTTPServe(t *testing.T) {
 	t.Parallel()
 	s := harness.Start(t, harness.Options{HTTPMode: "serve"})
 	for _, path := range []string{"/hello.txt", "/data.bin", "/"} {
-		c := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error {
+		c := &http.Client{Timeout: harness.SafetyNet, CheckRedirect: func(*http.Request, []*http.Request) error {
 			return http.ErrUseLastResponse
 		}}
 		res, err := c.Get("http://" + s.HTTP + path)

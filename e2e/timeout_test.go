@@ -278,7 +278,7 @@ func (f *slowFleet) add(kind string, head []byte, limit time.Duration, c net.Con
 // kind, or "tcp-https" (plain TCP to the https port).
 func dialSlow(s *harness.Server, kind string) (net.Conn, error) {
 	if kind == "tcp-https" {
-		return net.DialTimeout("tcp", s.HTTPS, 5*time.Second)
+		return net.DialTimeout("tcp", s.HTTPS, harness.SafetyNet)
 	}
 	return s.Dial(kind)
 }
@@ -305,7 +305,7 @@ func checkServedFast(t *testing.T, s *harness.Server, n int) {
 // normalGet GETs /hello.txt over p on a new connection.
 func normalGet(t *testing.T, s *harness.Server, p string) (int, error) {
 	if p == "plain" {
-		c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+		c := &http.Client{Timeout: harness.SafetyNet, Transport: &http.Transport{DisableKeepAlives: true}}
 		res, err := c.Get("http://" + s.HTTP + "/hello.txt")
 		if err != nil {
 			return 0, err

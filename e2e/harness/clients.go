@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"testing"
-	"time"
 
 	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/http3"
@@ -28,8 +27,8 @@ const (
 // Protos lists H1, H2 and H3.
 var Protos = []Proto{H1, H2, H3}
 
-// RequestTimeout bounds every request made through Client.
-const RequestTimeout = 15 * time.Second
+// RequestTimeout bounds every request made through Client: SafetyNet.
+const RequestTimeout = SafetyNet
 
 // TLSConfig trusts anx's root, expects the name localhost and offers alpn.
 func (s *Server) TLSConfig(alpn ...string) *tls.Config {
@@ -68,7 +67,7 @@ func (s *Server) Client(p Proto) *http.Client {
 func (s *Server) h1Transport() *http.Transport {
 	var protos http.Protocols
 	protos.SetHTTP1(true)
-	d := &net.Dialer{Timeout: 5 * time.Second}
+	d := &net.Dialer{Timeout: SafetyNet}
 	return &http.Transport{
 		TLSClientConfig:    s.TLSConfig("http/1.1"),
 		Protocols:          &protos,
@@ -76,7 +75,7 @@ func (s *Server) h1Transport() *http.Transport {
 		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
 			return d.DialContext(ctx, network, s.HTTPS)
 		},
-		TLSHandshakeTimeout: 10 * time.Second,
+		TLSHandshakeTimeout: SafetyNet,
 	}
 }
 
@@ -85,7 +84,7 @@ func (s *Server) h2Transport() *http2.Transport {
 		TLSClientConfig:    s.TLSConfig("h2"),
 		DisableCompression: true,
 		DialTLSContext: func(ctx context.Context, network, _ string, cfg *tls.Config) (net.Conn, error) {
-			d := &tls.Dialer{NetDialer: &net.Dialer{Timeout: 5 * time.Second}, Config: cfg}
+			d := &tls.Dialer{NetDialer: &net.Dialer{Timeout: SafetyNet}, Config: cfg}
 			return d.DialContext(ctx, network, s.HTTPS)
 		},
 	}
@@ -95,7 +94,7 @@ func (s *Server) h3Transport() *http3.Transport {
 	return &http3.Transport{
 		TLSClientConfig:    s.TLSConfig(http3.NextProtoH3),
 		DisableCompression: true,
-		QUICConfig:         &quic.Config{HandshakeIdleTimeout: 5 * time.Second, MaxIdleTimeout: 30 * time.Second},
+		QUICConfig:         &quic.Config{HandshakeIdleTimeout: SafetyNet, MaxIdleTimeout: SafetyNet},
 		Dial: func(ctx context.Context, _ string, tc *tls.Config, qc *quic.Config) (*quic.Conn, error) {
 			return quic.DialAddr(ctx, s.HTTPS, tc, qc)
 		},

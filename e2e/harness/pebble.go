@@ -30,7 +30,7 @@ import (
 const PebbleVersion = "v2.10.1"
 
 // PebbleReadyTimeout bounds the wait for Pebble's and its DNS server's listeners.
-const PebbleReadyTimeout = 20 * time.Second
+const PebbleReadyTimeout = SafetyNet
 
 // Lines of Pebble's log that the helpers count.
 const (
@@ -312,7 +312,7 @@ func (p *Pebble) writeAPICerts() error {
 	pool := x509.NewCertPool()
 	pool.AddCert(ca.cert)
 	p.client = &http.Client{
-		Timeout:   5 * time.Second,
+		Timeout:   SafetyNet,
 		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, DisableKeepAlives: true},
 	}
 	return nil

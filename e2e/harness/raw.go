@@ -30,7 +30,7 @@ func (s *Server) DialTLS(alpn string) *tls.Conn {
 
 // dialTLS is DialTLS returning its error.
 func (s *Server) dialTLS(alpn string) (*tls.Conn, error) {
-	d := &tls.Dialer{NetDialer: &net.Dialer{Timeout: 5 * time.Second}, Config: s.TLSConfig(alpn)}
+	d := &tls.Dialer{NetDialer: &net.Dialer{Timeout: SafetyNet}, Config: s.TLSConfig(alpn)}
 	c, err := d.Dial("tcp", s.HTTPS)
 	if err != nil {
 		return nil, fmt.Errorf("harness: TLS dial %s: %w", s.HTTPS, err)
@@ -61,7 +61,7 @@ func (s *Server) DialPlain() net.Conn {
 func (s *Server) Dial(kind string) (net.Conn, error) {
 	switch kind {
 	case "plain":
-		return net.DialTimeout("tcp", s.HTTP, 5*time.Second)
+		return net.DialTimeout("tcp", s.HTTP, SafetyNet)
 	case "tls":
 		return s.dialTLS("http/1.1")
 	case "h2":

@@ -20,15 +20,21 @@ import (
 	"time"
 )
 
-// ReadyTimeout bounds the wait for the `msg=ready` log line. It is a safety
-// net against a hang, sized for a -race binary on a busy 2-core machine
-// (anx is ready within a second or two there); no test waits it out.
-const ReadyTimeout = 2 * time.Minute
+// SafetyNet is the bound of the harness's waits for an event (a log line,
+// a response, a close, a peer's exit): a safety net against a hang, never
+// a measure of speed, sized for a -race anx on a busy 2-core machine,
+// where what takes milliseconds idle can take seconds. A wait that ends
+// with its event does not wait it out.
+const SafetyNet = 2 * time.Minute
+
+// ReadyTimeout bounds the wait for the `msg=ready` log line (anx is ready
+// within a second or two on a busy machine with -race).
+const ReadyTimeout = SafetyNet
 
 // StopTimeout bounds the wait for exit after SIGTERM before SIGKILL: a
 // safety net well above anx's longest drain in these tests (30 s) plus a
 // -race binary's slower exit.
-const StopTimeout = 2 * time.Minute
+const StopTimeout = SafetyNet
 
 // Options say how Start runs anx. The zero value serves a fixture site
 // (WriteSite) with `--domain localhost` in redirect mode.
@@ -296,7 +302,7 @@ func (s *Server) WaitLog(substr string, timeout time.Duration) bool {
 }
 
 // Reload writes config as the server's config file, sends SIGHUP and
-// waits up to 10 s for the line that ends the reload: "msg=reloaded" or
+// waits up to SafetyNet for the line that ends the reload: "msg=reloaded" or
 // `msg="reload failed"`, which it returns. It fails t when neither comes.
 func (s *Server) Reload(t testing.TB, config string) string {
 	t.Helper()
@@ -307,14 +313,14 @@ func (s *Server) Reload(t testing.TB, config string) string {
 	if err := s.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(SafetyNet)
 	for time.Now().Before(deadline) {
 		if lines := reloadLines(s.log.String()); len(lines) > seen {
 			return lines[seen]
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	t.Fatalf("harness: no end of reload logged within 10s of SIGHUP; stderr:\n%s", s.log.String())
+	t.Fatalf("harness: no end of reload logged within %v of SIGHUP; stderr:\n%s", SafetyNet, s.log.String())
 	return ""
 }
 
