@@ -22,7 +22,7 @@ func TestFIFOIsNotFound(t *testing.T) {
 	select {
 	case rec := <-done:
 		expect(t, rec, 404, "404 Not Found\n")
-	case <-time.After(2 * time.Minute): // blocked: it would wait for ever
+	case <-time.After(safetyNet): // blocked: it would wait for ever
 		t.Fatal("GET of a FIFO blocked")
 	}
 }
