@@ -29,22 +29,26 @@ func handshake(t *testing.T, server, client *tls.Config) (tls.ConnectionState, e
 			return
 		}
 		defer c.Close()
-		c.SetDeadline(time.Now().Add(10 * time.Second))
+		c.SetDeadline(time.Now().Add(hangTimeout))
 		srv := tls.Server(c, server)
 		srv.Handshake()
 		done <- srv.ConnectionState()
 	}()
-	c, err := net.DialTimeout("tcp", ln.Addr().String(), 10*time.Second)
+	c, err := net.DialTimeout("tcp", ln.Addr().String(), hangTimeout)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
+	c.SetDeadline(time.Now().Add(hangTimeout))
 	cc := tls.Client(c, client)
 	err = cc.Handshake()
 	cc.Close()
 	return <-done, err
 }
+
+// hangTimeout bounds a handshake's I/O: a safety net against a hang, sized
+// for -race and emulation on a busy machine, which a passing run never nears.
+const hangTimeout = 2 * time.Minute
 
 func TestHandshake(t *testing.T) {
 	pki := testpki.New(t, "example.com", "127.0.0.1", "::1")
