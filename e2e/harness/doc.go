@@ -2,7 +2,11 @@
 // HTTP/1.1, HTTP/2 and HTTP/3 with Go clients, raw sockets and real peers.
 //
 // Every helper is bound to a testing.TB: processes are stopped by pid in
-// t.Cleanup, ports are picked free at run time, and every wait is bounded.
+// t.Cleanup, ports are picked free at run time, and every wait ends with
+// its event, bounded by SafetyNet. A Server's cleanup fails its test if anx
+// exited early or non-zero after SIGTERM, or its log shows a data race, a
+// panic or a level=ERROR line the test did not declare (LogProblems,
+// Options.ExpectedErrors).
 //
 // Environment:
 //
