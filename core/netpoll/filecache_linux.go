@@ -22,8 +22,9 @@ var pageSize = int64(os.Getpagesize())
 // 6.18) unless its descriptor is open for writing, and mincore reports
 // every page of such a file resident (Linux 5.2, the fix for
 // CVE-2019-5489). For such a file Resident reads the
-// region with RWF_NOWAIT instead (residentByReading), which may start the
-// kernel's readahead of the pages that are missing. Where it has no way to
+// region with RWF_NOWAIT instead (residentByReading), which starts the
+// read of the pages that are missing without waiting for it (and, where
+// that read has finished when the kernel looks again, finds them cached). Where it has no way to
 // tell (no cachestat, no preadv2: qemu-user 7 among others, and mincore
 // would misreport), it returns false and ErrUnsupported. A region it
 // cannot check (an unmappable file) counts as not resident, with the
