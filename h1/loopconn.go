@@ -101,7 +101,7 @@ func (lc *loopConn) onRead(in []byte) int {
 func (lc *loopConn) serve(in []byte) int {
 	x := lc.bind()
 	consumed, served := 0, false
-	for lc.phase < phaseHandOff && !lc.nc.Closed() && !lc.backedUp() {
+	for lc.phase < phaseHandOff && !lc.nc.Closed() && !lc.stillBackedUp(x) {
 		skip, n, err := headAt(in[consumed:], x.srv.limits())
 		if err != nil {
 			x.fail(err, false)
@@ -255,6 +255,23 @@ func (lc *loopConn) onDrain() {
 // backedUp reports whether output waits: queued in the socket's stead, or
 // in the TLS backlog. The connection then reads no more requests.
 func (lc *loopConn) backedUp() bool { return lc.nc.Buffered() > 0 || lc.hasBacklog() }
+
+// stillBackedUp is backedUp for serve's next pipelined request, once the
+// TLS backlog, if any, has had its chance: the output buffered behind it
+// joins it and the pump sends what the socket takes. A backlog the socket
+// takes whole (a file body small enough, or a client that keeps up) leaves
+// nothing to wait for, so the next request is served now: no EPOLLOUT
+// edge is coming to resume it (the socket never filled), and no input
+// either (the client waits for the response).
+func (lc *loopConn) stillBackedUp(x *conn) bool {
+	if lc.hasBacklog() {
+		if x.out.flush() != nil {
+			return true // serve closes the connection
+		}
+		lc.pump()
+	}
+	return lc.backedUp()
+}
 
 // onWritable continues once the output has drained.
 func (lc *loopConn) onWritable() {

@@ -758,6 +758,31 @@ func TestLoopTLSFileBodies(t *testing.T) {
 	waitFor(t, func() bool { return openCount(t, f.Name()) == 1 })
 }
 
+// TestLoopTLSPipelinedBehindFileSentAtOnce pipelines requests behind file
+// bodies that go on the TLS backlog (larger than the output buffer) and
+// that the socket can take whole, so that the pump sends all of one in
+// the batch that queued it. The requests behind it must then be served in
+// that batch: nothing else will resume them, since the socket never
+// backed up (no EPOLLOUT is awaited) and the client sends nothing more.
+// The smallest size stalls every time if they are not; the larger one
+// takes two steps of the pump, and the socket may or may not take it all.
+func TestLoopTLSPipelinedBehindFileSentAtOnce(t *testing.T) {
+	for _, size := range []int{writeBufSize + 1, tlsFileChunk + 1} {
+		t.Run(strconv.Itoa(size), func(t *testing.T) {
+			f, data := testFileAt(t, t.TempDir(), size)
+			l := serveLoopTLS(t, &Server{Handler: fileRoutes(t, f, int64(size))})
+			c, br := l.dial(t)
+			get := func(path string) string { return "GET " + path + " HTTP/1.1\r\nHost: h\r\n\r\n" }
+			send(t, c, get("/file")+get("/chunked")+get("/own")+get("/small")+get("/"))
+			readFileResponse(t, br, "/file", data, strconv.Itoa(size))
+			readFileResponse(t, br, "/chunked", data, "chunked")
+			readFileResponse(t, br, "/own", data, strconv.Itoa(size))
+			readFileResponse(t, br, "/small", data[100:1100], "1000")
+			readFileResponse(t, br, "/", []byte("ok"), "chunked")
+		})
+	}
+}
+
 func TestLoopTLSColdFile(t *testing.T) {
 	// A file that is not in the page cache: ReadNoWait finds it cold and
 	// the pump waits for a file worker to read it in (netpoll.Warm).
