@@ -57,10 +57,25 @@ type tlsState struct {
 	serverName  string    // SNI
 	plain       *[]byte   // decrypted input not yet consumed, (*plain)[:plainN]; nil when none
 	plainN      int
-	backlog     *backlog // output behind a file body the pump sends; nil when none
-	handshaking bool     // the handshake goroutine has started
-	warming     bool     // a file worker reads the backlog's file for the pump
+	backlog     *backlog  // output behind a file body the pump sends; nil when none
+	handshaking bool      // the handshake goroutine has started
+	warming     bool      // a file worker reads the backlog's file for the pump
+	closeAfter  closeKind // how to close once the backlog has gone out; keepOpen unless asked (closeAfterBacklog)
 }
+
+// closeKind is how a TLS connection closes once the backlog has gone out,
+// when it was asked to close before (closeAfterBacklog): the close_notify
+// must follow the response (crypto/tls writes nothing after it), and
+// netpoll, which closes once its own queued output is sent, does not know
+// the backlog.
+type closeKind uint8
+
+const (
+	keepOpen    closeKind = iota // no close asked for
+	closeNotify                  // close
+	closeLinger                  // closeLingering
+	closeSocket                  // the client ended the TLS session: close the socket
+)
 
 // isTLS reports whether the connection is TLS.
 func (lc *loopConn) isTLS() bool { return lc.tlsState != nil }
@@ -277,7 +292,7 @@ func (lc *loopConn) stillBackedUp(x *conn) bool {
 func (lc *loopConn) onWritable() {
 	if lc.hasBacklog() {
 		lc.pump()
-		if lc.backedUp() {
+		if lc.backedUp() || lc.nc.Closed() {
 			return
 		}
 	}
@@ -378,6 +393,9 @@ func (lc *loopConn) SetWriteDeadline(time.Time) error { return nil }
 // close closes the connection once its output is sent; over TLS after a
 // close_notify alert.
 func (lc *loopConn) close() {
+	if lc.closeAfterBacklog(closeNotify) {
+		return
+	}
 	if lc.isTLS() && lc.phase != phaseHandshake {
 		lc.tc.Close() // close_notify, then the TLSConn closes the loop connection
 		return
@@ -402,6 +420,10 @@ func (lc *loopConn) closeAfterError(x *conn) {
 // which can destroy the response before the client reads it (RFC 9112
 // section 9.6; nginx's lingering_close).
 func (lc *loopConn) closeLingering() {
+	if lc.closeAfterBacklog(closeLinger) {
+		lc.dropPlain() // the requests behind are not answered
+		return
+	}
 	if lc.isTLS() {
 		lc.tc.CloseWrite() // close_notify
 	}
@@ -409,6 +431,34 @@ func (lc *loopConn) closeLingering() {
 	lc.dropPlain()
 	lc.nc.CloseWrite()
 	lc.nc.SetTimeout(lingerTimeout)
+}
+
+// closeAfterBacklog asks for the close how once the TLS backlog has gone
+// out (backlogSent) and reports true; without a backlog it reports false,
+// and the caller closes now. Until then the connection waits as any whose
+// output is backed up (phaseWrite, reading paused).
+func (lc *loopConn) closeAfterBacklog(how closeKind) bool {
+	if !lc.hasBacklog() {
+		return false
+	}
+	lc.closeAfter = how
+	return true
+}
+
+// backlogSent closes the connection, now that its TLS backlog has gone
+// out, if it was asked to close before (closeAfterBacklog).
+func (lc *loopConn) backlogSent() {
+	how := lc.closeAfter
+	lc.closeAfter = keepOpen
+	switch how {
+	case closeNotify:
+		lc.close()
+	case closeLinger:
+		lc.nc.Resume() // lingering reads and drops; reading was paused behind the backlog
+		lc.closeLingering()
+	case closeSocket:
+		lc.nc.Close()
+	}
 }
 
 // linger drops n bytes read while lingering.

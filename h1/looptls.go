@@ -3,6 +3,7 @@ package h1
 import (
 	"crypto/tls"
 	"errors"
+	"io"
 	"os"
 	"slices"
 
@@ -131,7 +132,12 @@ func (lc *loopConn) readTLS(in []byte) int {
 	if readErr != nil && lc.phase <= phaseWrite && !lc.nc.Closed() {
 		// close_notify, EOF, or a bad record (crypto/tls has sent its alert).
 		lc.h.srv.debug("h1: TLS connection ended", "remote", lc.nc.RemoteAddr(), "error", readErr)
-		lc.nc.Close()
+		// After a clean end the responses on the backlog still go out
+		// (a client may half-close); after a bad record crypto/tls writes
+		// nothing more.
+		if readErr != io.EOF || !lc.closeAfterBacklog(closeSocket) {
+			lc.nc.Close()
+		}
 	}
 	return lc.tls.Consumed()
 }
@@ -256,6 +262,7 @@ func (lc *loopConn) pump() {
 	}
 	if len(b.items) == 0 {
 		lc.backlog = nil
+		lc.backlogSent()
 	}
 }
 

@@ -783,6 +783,90 @@ func TestLoopTLSPipelinedBehindFileSentAtOnce(t *testing.T) {
 	}
 }
 
+// TestLoopTLSCloseBehindFileBody ends connections whose last response
+// has a file body on the TLS backlog: the body must go out whole before
+// the close_notify and the close, whether the socket takes it at once
+// (the smaller size) or the client reads it slowly through a small
+// receive buffer (the larger one, more than the socket buffers can hold:
+// Linux's tcp_wmem allows 4 MiB by default). The client's records (the
+// request and its close_notify) leave in one write, so that the server
+// reads them together, before the larger body has gone out.
+func TestLoopTLSCloseBehindFileBody(t *testing.T) {
+	const get = "GET /file HTTP/1.1\r\nHost: h\r\n"
+	for _, size := range []int{writeBufSize + 1, 16 << 20} {
+		f, data := testFileAt(t, t.TempDir(), size)
+		l := serveLoopTLS(t, &Server{Handler: fileRoutes(t, f, int64(size))})
+		for _, tc := range []struct {
+			name       string
+			raw        string
+			closeWrite bool // the client sends close_notify after raw
+			close      bool // the response says Connection: close
+		}{
+			{"Connection: close", get + "Connection: close\r\n\r\n", false, true},
+			{"HTTP/1.0", "GET /file HTTP/1.0\r\n\r\n", false, true},
+			// The request behind is not answered (lingering close).
+			{"pipelined behind Connection: close", get + "Connection: close\r\n\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n", false, true},
+			{"close_notify after the request", get + "\r\n", true, false},
+		} {
+			t.Run(fmt.Sprintf("%d/%s", size, tc.name), func(t *testing.T) {
+				nc := &heldConn{Conn: rawDial(t, l.addr, 128<<10)}
+				c := tls.Client(nc, l.config("http/1.1"))
+				if err := c.Handshake(); err != nil {
+					t.Fatalf("handshake: %v", err)
+				}
+				nc.holding = true
+				send(t, c, tc.raw)
+				if tc.closeWrite {
+					if err := c.CloseWrite(); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if err := nc.release(); err != nil {
+					t.Fatal(err)
+				}
+				br := bufio.NewReader(c)
+				resp, err := http.ReadResponse(br, &http.Request{Method: "GET"})
+				if err != nil {
+					t.Fatalf("reading response: %v", err)
+				}
+				checkBytes(t, "body", readBodySlowly(t, resp.Body), data)
+				if resp.Close != tc.close {
+					t.Errorf("Connection: close %v, want %v", resp.Close, tc.close)
+				}
+				expectEOF(t, br)
+			})
+		}
+	}
+}
+
+// heldConn holds what is written to it while holding is set, and sends it
+// in one write at release: a TLS client's records, to reach the server in
+// one read. Used by one goroutine.
+type heldConn struct {
+	net.Conn
+	holding bool
+	held    []byte
+}
+
+func (c *heldConn) Write(p []byte) (int, error) {
+	if c.holding {
+		c.held = append(c.held, p...)
+		return len(p), nil
+	}
+	return c.Conn.Write(p)
+}
+
+// release sends what was held and stops holding. It clears the write
+// deadline first: tls.Conn.CloseWrite leaves it at the time it sent
+// close_notify (here, held).
+func (c *heldConn) release() error {
+	c.holding = false
+	c.Conn.SetWriteDeadline(time.Time{})
+	_, err := c.Conn.Write(c.held)
+	c.held = nil
+	return err
+}
+
 func TestLoopTLSColdFile(t *testing.T) {
 	// A file that is not in the page cache: ReadNoWait finds it cold and
 	// the pump waits for a file worker to read it in (netpoll.Warm).
