@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
@@ -589,6 +590,17 @@ func TestWarmClosedServer(t *testing.T) {
 // TestSendFileDropBehind sends a 16 MiB file that is not in the page
 // cache to a client that reads it all, and counts the file's pages left
 // in the page cache: few with drop-behind, all without.
+//
+// "All" counts the pages the kernel reclaimed on its own after the send
+// brought them in, which cachestat(2) reports as evicted (reclaim leaves
+// a shadow entry in the file's page cache; POSIX_FADV_DONTNEED, anx's
+// drop, leaves none): the kernel may reclaim any clean page cache page at
+// any time, not only under memory pressure. The test machine runs DAMON
+// proactive reclaim (kdamond, a paddr "pageout" scheme for unmapped file
+// pages in physical regions idle for a minute), which took 2 and 4 pages
+// of the 16 MiB in 2 of 20 runs of the package (-race, a core kept busy),
+// with no reclaim counted in /proc/vmstat. Where cachestat is missing
+// (before Linux 6.5), every page must be resident.
 func TestSendFileDropBehind(t *testing.T) {
 	const size = 16 << 20
 	data := randomBytes(size)
@@ -670,6 +682,7 @@ func TestSendFileDropBehind(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
+			vmBefore := readVmstat(t)
 			c.Write([]byte("x"))
 			if fd := recv(t, fds); tc.inFlight > 0 {
 				// The socket is the loop's until the client has read the
@@ -697,8 +710,17 @@ func TestSendFileDropBehind(t *testing.T) {
 			// OnWritable ran after the last sendfile and its DropCache,
 			// and before the Close that the client saw as EOF.
 			in, all := residentPages(t, f, 0, size)
-			pct := 100 * in / all
-			t.Logf("%d of %d pages (%d%%) resident after the send", in, all, pct)
+			reclaimed, err := reclaimedPages(f, size)
+			if err != nil {
+				t.Logf("cachestat(2): %v: no page may have been reclaimed", err)
+			}
+			kept := in
+			if tc.minPct > 0 { // "all": resident, or reclaimed by the kernel rather than dropped
+				kept += reclaimed
+			}
+			pct := 100 * kept / all
+			t.Logf("%d of %d pages resident after the send, %d reclaimed by the kernel (evicted, per cachestat)",
+				in, all, reclaimed)
 			ok := pct >= tc.minPct && pct <= tc.maxPct
 			switch {
 			case tc.bug != "" && ok:
@@ -708,7 +730,9 @@ func TestSendFileDropBehind(t *testing.T) {
 				t.Logf("expected failure, a known bug: %d%% of the file resident after the send, want %d%% to %d%%: %s",
 					pct, tc.minPct, tc.maxPct, tc.bug)
 			case !ok:
-				t.Errorf("%d%% of the file resident after the send, want %d%% to %d%%", pct, tc.minPct, tc.maxPct)
+				t.Errorf("%d%% of the file resident (or reclaimed, where that counts) after the send, want %d%% to %d%%; "+
+					"pages not resident: %s; the system's counters during the send: %s", pct, tc.minPct, tc.maxPct,
+					missingPages(t, f, 0, size), vmstatDelta(vmBefore, readVmstat(t)))
 			}
 		})
 	}
@@ -1237,4 +1261,105 @@ func memCgroupParent() (dir string, v2 bool, err error) {
 		return "", false, errors.New("neither a cgroup v2 hierarchy with the memory controller enabled for its children nor a v1 memory hierarchy")
 	}
 	return v1dir, false, nil
+}
+
+// missingPages lists the pages of f's region [off, off+n) that are not in
+// the page cache, as ranges of page indices ("12-15 40"), for a failure
+// message.
+func missingPages(t testing.TB, f *os.File, off, n int64) string {
+	t.Helper()
+	var ranges []string
+	first := int64(-1)
+	for page := off / pageSize; page <= (off+n-1)/pageSize+1; page++ {
+		in := page > (off+n-1)/pageSize
+		if !in {
+			resident, _ := residentPages(t, f, page*pageSize, 1)
+			in = resident == 1
+		}
+		switch {
+		case !in && first < 0:
+			first = page
+		case in && first >= 0:
+			ranges = append(ranges, pageRange(f, first, page))
+			first = -1
+		}
+	}
+	return strings.Join(ranges, " ")
+}
+
+// readVmstat returns the kernel's memory counters (/proc/vmstat).
+func readVmstat(t testing.TB) map[string]int64 {
+	t.Helper()
+	b, err := os.ReadFile("/proc/vmstat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stat := make(map[string]int64)
+	for line := range strings.Lines(string(b)) {
+		if name, v, ok := strings.Cut(strings.TrimSpace(line), " "); ok {
+			stat[name], _ = strconv.ParseInt(v, 10, 64)
+		}
+	}
+	return stat
+}
+
+// vmstatDelta lists the counters of /proc/vmstat that tell of pages
+// leaving the page cache (reclaim, global or a cgroup's, drop_caches,
+// compaction, splits) and grew between two readings, for a failure
+// message.
+func vmstatDelta(before, after map[string]int64) string {
+	var grew []string
+	for _, name := range slices.Sorted(maps.Keys(after)) {
+		interesting := strings.HasPrefix(name, "pgscan") || strings.HasPrefix(name, "pgsteal") ||
+			strings.HasPrefix(name, "compact_") || strings.HasPrefix(name, "thp_split") ||
+			strings.HasPrefix(name, "workingset_") || strings.HasPrefix(name, "pgmigrate") ||
+			name == "drop_pagecache" || strings.HasPrefix(name, "allocstall") || name == "pginodesteal" ||
+			name == "kswapd_inodesteal" || name == "slabs_scanned"
+		if d := after[name] - before[name]; interesting && d != 0 {
+			grew = append(grew, fmt.Sprintf("%s +%d", name, d))
+		}
+	}
+	if len(grew) == 0 {
+		return "none grew"
+	}
+	return strings.Join(grew, ", ")
+}
+
+// pageRange describes the pages [first, end) of f for missingPages: their
+// indices, and what cachestat(2) says of them (where it works): folios in
+// the page cache (which mincore counts only once they are up to date), or
+// evicted by reclaim (which leaves a shadow entry; an invalidation such as
+// POSIX_FADV_DONTNEED does not).
+func pageRange(f *os.File, first, end int64) string {
+	s := strconv.FormatInt(first, 10)
+	if end-first > 1 {
+		s += "-" + strconv.FormatInt(end-1, 10)
+	}
+	r := unix.CachestatRange{Off: uint64(first * pageSize), Len: uint64((end - first) * pageSize)}
+	var st unix.Cachestat_t
+	if err := unix.Cachestat(uint(f.Fd()), &r, &st, 0); err != nil {
+		return s + " (cachestat: " + err.Error() + ")"
+	}
+	return fmt.Sprintf("%s (cachestat: %d cached, %d dirty, %d writeback, %d evicted, %d recently evicted)",
+		s, st.Cache, st.Dirty, st.Writeback, st.Evicted, st.Recently_evicted)
+}
+
+// reclaimedPages returns how many pages of f's first n bytes the kernel
+// has evicted by reclaim, which leaves a shadow entry that cachestat(2)
+// counts as evicted (an invalidation such as POSIX_FADV_DONTNEED leaves
+// none), or an error where cachestat is missing or refused. It asks with
+// a descriptor open for writing, which cachestat accepts from any user
+// who may write the file.
+func reclaimedPages(f *os.File, n int64) (int, error) {
+	w, err := os.OpenFile(f.Name(), os.O_RDWR, 0)
+	if err != nil {
+		return 0, err
+	}
+	defer w.Close()
+	r := unix.CachestatRange{Len: uint64(n)}
+	var st unix.Cachestat_t
+	if err := unix.Cachestat(uint(w.Fd()), &r, &st, 0); err != nil {
+		return 0, err
+	}
+	return int(st.Evicted), nil
 }
