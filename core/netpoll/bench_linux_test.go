@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -111,4 +112,52 @@ func itoa(n int) string {
 // trip allocates nothing in steady state).
 func BenchmarkLoopWriteRead(b *testing.B) {
 	pingPong(b, loopEcho(b, false), 1, 64)
+}
+
+// BenchmarkResident measures Resident's ways of asking whether a cached
+// 2 MiB region is in the page cache: cachestat(2) (where the kernel has it
+// and lets this process use it), mincore(2) on a mapping of the region
+// (where cachestat is missing), and reading the region with preadv2(2)
+// RWF_NOWAIT into a scratch page (a process that may not write the file).
+// Each answer must be true: a way that stopped early at a missing page
+// would measure nothing.
+func BenchmarkResident(b *testing.B) {
+	const size = 2 << 20
+	f, err := os.CreateTemp(diskTempDir(b), "resident")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.Write(randomBytes(size)); err != nil { // cached by the write
+		b.Fatal(err)
+	}
+	if err := f.Sync(); err != nil { // clean pages, as a deployed file's
+		b.Fatal(err)
+	}
+	if in, all := residentPages(b, f, 0, size); in != all {
+		b.Fatalf("%d of %d pages of the region cached, want all", in, all)
+	}
+	ways := []struct {
+		name string
+		ask  func(f *os.File, off, n int64) (bool, error)
+	}{
+		{"cachestat", residentByCachestat},
+		{"mincore", residentByMincore},
+		{"reading", residentByReading},
+	}
+	if _, err := residentByCachestat(f, 0, size); err != nil {
+		b.Logf("cachestat(2): %v: not measured", err)
+		ways = ways[1:]
+	}
+	for _, way := range ways {
+		b.Run(way.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(size)
+			for b.Loop() {
+				if resident, err := way.ask(f, 0, size); !resident || err != nil {
+					b.Fatalf("%s(f, 0, %d) = %v, %v; want true, nil", way.name, size, resident, err)
+				}
+			}
+		})
+	}
 }
