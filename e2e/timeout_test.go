@@ -175,8 +175,9 @@ var slowKinds = []struct {
 }
 
 // TestSlowClientsDoNotBlock: 4000 slow clients (slowKinds) do not stop
-// normal clients (plain h1, TLS h1, h2, h3) from being served within 1s
-// each; read_header and handshake then cut every slow one off. The
+// normal clients (plain h1, TLS h1, h2, h3) from being served while the
+// slow ones hold their connections; read_header and handshake then cut
+// every slow one off. The
 // timeouts are long next to the time the fleet takes to connect (about 2s
 // idle, 11s for a -race anx on a busy 2-core machine), so that the slow
 // clients are still connected when the normal ones come, however slow the
@@ -193,10 +194,13 @@ func TestSlowClientsDoNotBlock(t *testing.T) {
 	if f.dialErrors > 0 {
 		t.Errorf("%d of %d slow clients could not connect", f.dialErrors, f.total)
 	}
-	open := f.total - int(f.closed.Load()) - f.dialErrors
-	checkServedFast(t, s, 5)
-	if open < f.total*9/10 {
-		t.Errorf("only %d of %d slow clients were still connected while normal clients were served", open, f.total)
+	checkServed(t, s, 5)
+	// The normal clients were served while the slow ones held their
+	// connections: counted once the normal ones are done. A tenth may have
+	// gone: on a busy machine the first of the fleet can reach read_header
+	// before the last has connected.
+	if open := f.total - int(f.closed.Load()) - f.dialErrors; open < f.total*9/10 {
+		t.Errorf("only %d of %d slow clients were still connected once the normal clients were served", open, f.total)
 	}
 	f.wg.Wait()
 	for _, k := range slowKinds {
@@ -283,9 +287,10 @@ func dialSlow(s *harness.Server, kind string) (net.Conn, error) {
 	return s.Dial(kind)
 }
 
-// checkServedFast makes n requests on new connections over plain h1, TLS h1,
-// h2 and h3 and fails t if any fails or takes 1s or more.
-func checkServedFast(t *testing.T, s *harness.Server, n int) {
+// checkServed makes n requests on new connections over plain h1, TLS h1,
+// h2 and h3 and fails t if any fails. How long they took is logged, not
+// checked: that is a benchmark's business.
+func checkServed(t *testing.T, s *harness.Server, n int) {
 	t.Helper()
 	var worst time.Duration
 	for i := range n {
@@ -294,8 +299,8 @@ func checkServedFast(t *testing.T, s *harness.Server, n int) {
 			status, err := normalGet(t, s, p)
 			took := time.Since(start)
 			worst = max(worst, took)
-			if err != nil || status != http.StatusOK || took >= time.Second {
-				t.Errorf("normal request %d over %s: status %d, err %v, took %v; want 200 in < 1s", i+1, p, status, err, took.Round(time.Millisecond))
+			if err != nil || status != http.StatusOK {
+				t.Errorf("normal request %d over %s: status %d, err %v, took %v; want 200", i+1, p, status, err, took.Round(time.Millisecond))
 			}
 		}
 	}
