@@ -71,6 +71,10 @@ type Request struct {
 	TLS bool
 	// ServerName is the TLS SNI name the client sent, if any.
 	ServerName string
+	// Trailer holds the trailer fields that followed the content
+	// (RFC 9110 section 6.5); the front end fills it once Body has
+	// returned io.EOF, and it is empty before then.
+	Trailer Header
 }
 
 // ResponseWriter is how a handler answers. Header fields must be set before
