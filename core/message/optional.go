@@ -82,3 +82,14 @@ func IsNonBlockingFor(h Handler, r *Request) bool {
 	}
 	return false
 }
+
+// Aborter is implemented by response writers that can end a response as
+// broken: a proxy whose upstream fails after the head went out must not
+// let the client take the truncated body for a whole one.
+type Aborter interface {
+	// Abort marks the response broken. When the handler returns, the
+	// front end ends it so that the client sees it incomplete: HTTP/1.1
+	// closes the connection without the last chunk (or short of the
+	// Content-Length), HTTP/2 and HTTP/3 reset the stream.
+	Abort()
+}

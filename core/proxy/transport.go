@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
 
 	"github.com/anx-gateway/anx/core/message"
 )
@@ -55,8 +54,11 @@ type inResponse struct {
 	// Trailer is filled once Body returned io.EOF.
 	Trailer message.Header
 	// Conn is the upstream connection after a 101 Switching Protocols,
-	// carrying the new protocol; the caller owns and closes it.
-	Conn net.Conn
+	// carrying the new protocol (already-read bytes first); the caller
+	// owns and closes it. An HTTP/1.1 transport gives its net.Conn (over
+	// plain TCP passing io.Copy's ReaderFrom and WriterTo on to the
+	// socket, for splice).
+	Conn io.ReadWriteCloser
 }
 
 // transport sends requests to one upstream and keeps its connections.
