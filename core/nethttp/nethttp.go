@@ -18,6 +18,14 @@
 //     Keep-Alive, Proxy-Connection, Transfer-Encoding, Upgrade), which make
 //     the response malformed, are not sent.
 //
+// The response writer implements message.Flusher, message.TrailerWriter
+// (trailer fields go out through net/http's http.TrailerPrefix
+// convention, which x/net/http2 and quic-go turn into a trailing HEADERS
+// frame) and message.InterimWriter; Request.Trailer is filled when the
+// request body has returned io.EOF. It does not implement
+// message.Upgrader: HTTP/2 and HTTP/3 have no Upgrade, and their extended
+// CONNECT (RFC 8441, RFC 9220) is not served yet.
+//
 // What it cannot keep: net/http stores header fields in a map, so the
 // order of fields with different names is lost both ways. Request fields
 // are handed to the engine sorted by name (values of one name keep their
@@ -42,9 +50,23 @@ import (
 // returns without having written anything, the adapter does.
 var ErrBodyTooLarge = errors.New("nethttp: request body too large")
 
-// errFlushUnsupported is returned by Flush when the underlying
-// http.ResponseWriter cannot flush.
-var errFlushUnsupported = errors.New("nethttp: response writer cannot flush")
+// Errors of the response writer's optional methods.
+var (
+	// errFlushUnsupported is returned by Flush when the underlying
+	// http.ResponseWriter cannot flush.
+	errFlushUnsupported = errors.New("nethttp: response writer cannot flush")
+	// errInterimStatus is WriteInterim's for a status that is not 1xx,
+	// or is 101.
+	errInterimStatus = errors.New("nethttp: interim status must be 1xx other than 101")
+	// errInterimTooLate is WriteInterim's once the final status is out.
+	errInterimTooLate = errors.New("nethttp: interim response after the final one")
+)
+
+var (
+	_ message.Flusher       = (*responseWriter)(nil)
+	_ message.TrailerWriter = (*responseWriter)(nil)
+	_ message.InterimWriter = (*responseWriter)(nil)
+)
 
 // Handler serves net/http requests with a message.Handler. Its fields are
 // read-only once it serves; one Handler serves any number of requests
@@ -77,7 +99,7 @@ type Handler struct {
 // the engine.
 type exchange struct {
 	req  message.Request
-	body limitedBody
+	body requestBody
 	w    responseWriter
 }
 
@@ -105,13 +127,17 @@ func (h *Handler) get() *exchange {
 	return new(exchange)
 }
 
-// put empties x, keeping the storage of its two headers, and pools it.
+// put empties x, keeping the storage of its four headers, and pools it.
 func (h *Handler) put(x *exchange) {
-	reqHeader, respHeader := x.req.Header, x.w.header
+	reqHeader, reqTrailer := x.req.Header, x.req.Trailer
+	respHeader, respTrailer := x.w.header, x.w.trailer
 	reqHeader.Reset()
+	reqTrailer.Reset()
 	respHeader.Reset()
+	respTrailer.Reset()
 	*x = exchange{}
-	x.req.Header, x.w.header = reqHeader, respHeader
+	x.req.Header, x.req.Trailer = reqHeader, reqTrailer
+	x.w.header, x.w.trailer = respHeader, respTrailer
 	h.pool.Put(x)
 }
 
@@ -138,31 +164,32 @@ func (x *exchange) fillRequest(r *http.Request, h *Handler) {
 	}
 }
 
-// bodyOf returns the reader the engine sees as Request.Body.
+// bodyOf returns the reader the engine sees as Request.Body: r.Body,
+// bounded by limit when it is positive, that copies r.Trailer into
+// x.req.Trailer when it ends.
 func (x *exchange) bodyOf(r *http.Request, limit int64) io.Reader {
 	var b io.Reader = r.Body
 	if b == nil {
 		b = http.NoBody
 	}
-	if limit <= 0 {
-		return b
-	}
-	x.body = limitedBody{r: b, left: limit}
+	x.body = requestBody{r: b, src: r, dst: &x.req.Trailer, limited: limit > 0, left: limit}
 	return &x.body
 }
 
 // finish completes the response after the engine returned: headers the
 // engine set but never sent go out with a 200, or with a 413 when the
-// engine stopped at an oversized body without answering.
+// engine stopped at an oversized body without answering; then the
+// trailer fields, if any.
 func (x *exchange) finish() {
-	if x.w.status != 0 {
-		return
-	}
-	if x.body.err != nil {
+	switch {
+	case x.w.status != 0:
+	case errors.Is(x.body.err, ErrBodyTooLarge):
 		x.w.tooLarge()
 		return
+	default:
+		x.w.WriteHeader(http.StatusOK)
 	}
-	x.w.WriteHeader(http.StatusOK)
+	x.w.sendTrailer()
 }
 
 // target returns the path and the query of the request-target as received.
@@ -244,45 +271,61 @@ func copyRequestHeader(dst *message.Header, src http.Header) {
 	}
 }
 
-// limitedBody stops reading the request content after a number of bytes,
-// like http.MaxBytesReader, but reports ErrBodyTooLarge and needs no
-// http.ResponseWriter.
-type limitedBody struct {
-	r    io.Reader
-	left int64 // bytes still allowed
-	err  error // sticky ErrBodyTooLarge once the limit is passed
+// requestBody is Request.Body: the request content, which stops after a
+// number of bytes when a limit is set (like http.MaxBytesReader, but it
+// reports ErrBodyTooLarge and needs no http.ResponseWriter), and which
+// copies the request's trailer fields into Request.Trailer once it has
+// reached io.EOF (net/http, x/net/http2 and quic-go fill
+// http.Request.Trailer by then). Owned by the goroutine reading the body.
+type requestBody struct {
+	r       io.Reader
+	src     *http.Request   // whose Trailer to copy at EOF
+	dst     *message.Header // Request.Trailer
+	limited bool            // left applies
+	left    int64           // bytes still allowed
+	err     error           // sticky: io.EOF once the trailer is copied, or ErrBodyTooLarge
 }
 
-// Read reads at most the remaining allowance. It asks for one byte more
-// than allowed, so that content of exactly the limit ends cleanly and
-// anything longer fails.
-func (b *limitedBody) Read(p []byte) (int, error) {
+// Read reads the content, at most the remaining allowance when there is
+// a limit. It asks for one byte more than allowed, so that content of
+// exactly the limit ends cleanly and anything longer fails.
+func (b *requestBody) Read(p []byte) (int, error) {
 	if b.err != nil {
 		return 0, b.err
 	}
-	if int64(len(p)) > b.left+1 {
+	if b.limited && int64(len(p)) > b.left+1 {
 		p = p[:b.left+1]
 	}
 	n, err := b.r.Read(p)
-	if int64(n) <= b.left {
-		b.left -= int64(n)
-		return n, err
+	if b.limited && int64(n) > b.left {
+		n = int(b.left)
+		b.left = 0
+		b.err = ErrBodyTooLarge
+		return n, b.err
 	}
-	n = int(b.left)
-	b.left = 0
-	b.err = ErrBodyTooLarge
-	return n, b.err
+	b.left -= int64(n)
+	if err == io.EOF {
+		b.end()
+	}
+	return n, err
+}
+
+// end records the end of the content and copies the trailer fields.
+func (b *requestBody) end() {
+	b.err = io.EOF
+	copyRequestHeader(b.dst, b.src.Trailer)
 }
 
 // responseWriter is the message.ResponseWriter over an http.ResponseWriter.
 // It belongs to the request's goroutine, like the http.ResponseWriter.
 type responseWriter struct {
-	w      http.ResponseWriter
-	header message.Header
-	altSvc string
-	proto  message.Proto
-	status int  // final status once sent; 0 before
-	drop   bool // the final status carries no content: drop writes
+	w       http.ResponseWriter
+	header  message.Header
+	trailer message.Header // sent after the content by sendTrailer
+	altSvc  string
+	proto   message.Proto
+	status  int  // final status once sent; 0 before
+	drop    bool // the final status carries no content: drop writes
 }
 
 // init binds rw to one request.
@@ -333,10 +376,9 @@ func (rw *responseWriter) Write(p []byte) (int, error) {
 }
 
 // Flush sends what is buffered so far (after a 200 if no status was
-// written). It is not part of message.ResponseWriter; streaming handlers
-// (proxied event streams) find it with a type assertion on
-// interface{ Flush() error }. Without it net/http's HTTP/2 server keeps up
-// to 4 KiB buffered until the handler returns.
+// written): message.Flusher, for streaming handlers (proxied event
+// streams). Without it net/http's HTTP/2 server keeps up to 4 KiB
+// buffered until the handler returns.
 func (rw *responseWriter) Flush() error {
 	if rw.status == 0 {
 		rw.WriteHeader(http.StatusOK)
@@ -349,6 +391,66 @@ func (rw *responseWriter) Flush() error {
 		return nil
 	}
 	return errFlushUnsupported
+}
+
+// Trailer returns the trailer fields to send after the content
+// (message.TrailerWriter). Those set when the engine returns are sent:
+// over HTTP/2 and HTTP/3 in a trailing HEADERS frame, over HTTP/1.1 (net/http's
+// server, in tests) after a chunked body.
+func (rw *responseWriter) Trailer() *message.Header { return &rw.trailer }
+
+// sendTrailer hands the trailer fields to net/http under
+// http.TrailerPrefix, which x/net/http2, quic-go and net/http send after
+// the content when the handler returns; they drop names not allowed in a
+// trailer (httpguts.ValidTrailerHeader). Connection-specific fields are
+// left out here too.
+func (rw *responseWriter) sendTrailer() {
+	fields := rw.trailer.Fields()
+	if len(fields) == 0 {
+		return
+	}
+	dst := rw.w.Header()
+	for _, f := range fields {
+		if connectionSpecific(f.Name) || strings.HasPrefix(f.Name, ":") {
+			continue
+		}
+		k := http.TrailerPrefix + http.CanonicalHeaderKey(f.Name)
+		dst[k] = append(dst[k], f.Value)
+	}
+}
+
+// WriteInterim sends an informational response with the given fields
+// (message.InterimWriter): 100 to 199 but 101, before the final status.
+// The fields go into net/http's header map for this one call, which
+// sends what the map holds, and are taken out again; connection-specific
+// and framing fields are left out, as in a final response.
+func (rw *responseWriter) WriteInterim(status int, fields *message.Header) error {
+	if status < 100 || status > 199 || status == http.StatusSwitchingProtocols {
+		return errInterimStatus
+	}
+	if rw.status != 0 {
+		return errInterimTooLate
+	}
+	dst := rw.w.Header()
+	clear(dst)
+	if fields != nil {
+		for _, f := range fields.Fields() {
+			if connectionSpecific(f.Name) || framingField(f.Name) {
+				continue
+			}
+			k := http.CanonicalHeaderKey(f.Name)
+			dst[k] = append(dst[k], f.Value)
+		}
+	}
+	rw.w.WriteHeader(status)
+	clear(dst)
+	return nil
+}
+
+// framingField reports whether name frames a message's content, which an
+// informational response has none of.
+func framingField(name string) bool {
+	return strings.EqualFold(name, "Content-Length") || strings.EqualFold(name, "Transfer-Encoding")
 }
 
 // tooLarge answers 413 with no content.
