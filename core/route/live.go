@@ -24,9 +24,9 @@ func NewLive(t *Table) *Live {
 }
 
 // Accepts reports whether t may replace the current table. A front end
-// decides once, at start, whether it may run the handler on its event loop
-// (see message.NonBlocking), so a table that may block cannot replace one
-// that does not: that needs a restart.
+// that decides once, at start, whether it may run the handler on its event
+// loop (see message.NonBlocking) cannot take a table that may block in
+// place of one that does not: that needs a restart.
 func (l *Live) Accepts(t *Table) error {
 	if old := l.table.Load(); old != nil && old.NonBlocking() && !t.NonBlocking() {
 		return errors.New("route: the new sites have a handler that may block, the running ones have none: restart to serve them")
@@ -45,14 +45,30 @@ func (l *Live) NonBlocking() bool {
 	return t == nil || t.NonBlocking()
 }
 
+// HandlerFor returns the current table, or one that answers 503 before
+// the first Store. It implements message.Dispatcher: the front end then
+// asks the table.
+func (l *Live) HandlerFor(*message.Request) message.Handler {
+	if t := l.table.Load(); t != nil {
+		return t
+	}
+	return unavailable{}
+}
+
 // Serve routes r through the current table.
 func (l *Live) Serve(w message.ResponseWriter, r *message.Request) {
-	t := l.table.Load()
-	if t == nil {
-		Respond(w, r, 503, "503 Service Unavailable\n")
-		return
-	}
-	t.Serve(w, r)
+	l.HandlerFor(r).Serve(w, r)
+}
+
+// unavailable answers 503.
+type unavailable struct{}
+
+// NonBlocking reports true.
+func (unavailable) NonBlocking() bool { return true }
+
+// Serve answers 503.
+func (unavailable) Serve(w message.ResponseWriter, r *message.Request) {
+	Respond(w, r, 503, "503 Service Unavailable\n")
 }
 
 // WithHeader is a handler that sets one response header field on every
@@ -65,6 +81,10 @@ type WithHeader struct {
 
 // NonBlocking reports whether the wrapped handler never blocks.
 func (h WithHeader) NonBlocking() bool { return message.IsNonBlocking(h.Handler) }
+
+// HandlerFor returns the wrapped handler: it implements
+// message.Dispatcher, so that a front end asks the handler that serves r.
+func (h WithHeader) HandlerFor(*message.Request) message.Handler { return h.Handler }
 
 // Serve sets the field and calls the wrapped handler.
 func (h WithHeader) Serve(w message.ResponseWriter, r *message.Request) {
@@ -89,11 +109,26 @@ type HTTPChallenge struct {
 // must not block either (it reads memory).
 func (h HTTPChallenge) NonBlocking() bool { return message.IsNonBlocking(h.Handler) }
 
+// HandlerFor returns the wrapped handler for a request that is no
+// challenge validation, and nil (HTTPChallenge answers it itself, without
+// waiting when the wrapped handler does not) for one that may be. It
+// implements message.Dispatcher.
+func (h HTTPChallenge) HandlerFor(r *message.Request) message.Handler {
+	if isChallenge(r) {
+		return nil
+	}
+	return h.Handler
+}
+
+func isChallenge(r *message.Request) bool {
+	return len(r.Path) > len(ACMEHTTP01Prefix) && strings.HasPrefix(r.Path, ACMEHTTP01Prefix) &&
+		(r.Method == "GET" || r.Method == "HEAD")
+}
+
 // Serve answers a GET for a challenge being validated, and passes anything
 // else on.
 func (h HTTPChallenge) Serve(w message.ResponseWriter, r *message.Request) {
-	if len(r.Path) > len(ACMEHTTP01Prefix) && strings.HasPrefix(r.Path, ACMEHTTP01Prefix) &&
-		(r.Method == "GET" || r.Method == "HEAD") {
+	if isChallenge(r) {
 		if keyAuth, ok := h.Solve(hostname(r.Host), r.Path); ok {
 			w.Header().Set("Cache-Control", "no-store")
 			Respond(w, r, 200, keyAuth)

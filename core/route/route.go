@@ -1,8 +1,12 @@
-// Package route maps each request onto the site that serves it: virtual
-// hosts by exact name or "*." wildcard, a default site for any other
-// host, and small handlers for what is not a file (redirects, plain
-// answers). It is protocol-neutral: h1, h2 and h3 all serve through a
-// Table.
+// Package route maps each request onto the handler that serves it:
+// virtual hosts by exact name or "*." wildcard and a default site for any
+// other host (Table), then a site's ordered path routes (Routes), and
+// small handlers for what is not a file or an upstream (redirects, fixed
+// answers, "a file if it exists, else another handler"). It is
+// protocol-neutral: h1, h2 and h3 all serve through a Table. Every
+// handler here that passes requests on is a message.Dispatcher, so that a
+// front end can tell per request whether the handler that will serve it
+// may wait.
 package route
 
 import (
@@ -90,16 +94,34 @@ func (t *Table) Lookup(host string) message.Handler {
 }
 
 // NonBlocking reports whether every site's handler is a
-// message.NonBlocking that never waits; the table itself does not.
+// message.NonBlocking that never waits; the table itself does not. Per
+// request, message.IsNonBlockingFor asks only the handler that serves it.
 func (t *Table) NonBlocking() bool { return !t.blocking }
+
+// HandlerFor returns the handler of r's site, or one that answers 421
+// when no site serves its host. It implements message.Dispatcher.
+func (t *Table) HandlerFor(r *message.Request) message.Handler {
+	if h := t.Lookup(r.Host); h != nil {
+		return h
+	}
+	return misdirected{}
+}
 
 // Serve routes r to its site, or answers 421 Misdirected Request
 // (RFC 9110 section 15.5.20) when no site serves its host.
 func (t *Table) Serve(w message.ResponseWriter, r *message.Request) {
-	if h := t.Lookup(r.Host); h != nil {
-		h.Serve(w, r)
-		return
-	}
+	t.HandlerFor(r).Serve(w, r)
+}
+
+// misdirected answers 421. It has no fields, so that returning it as a
+// message.Handler does not allocate.
+type misdirected struct{}
+
+// NonBlocking reports true.
+func (misdirected) NonBlocking() bool { return true }
+
+// Serve answers 421.
+func (misdirected) Serve(w message.ResponseWriter, r *message.Request) {
 	Respond(w, r, 421, "421 Misdirected Request: no site for this host\n")
 }
 
