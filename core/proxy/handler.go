@@ -1,0 +1,358 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"log/slog"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/anx-gateway/anx/core/message"
+	"github.com/anx-gateway/anx/core/pool"
+)
+
+// Handler forwards requests to a route's upstreams. It is a
+// message.Handler that blocks (it waits for the network), so front ends
+// run it off their event loops. Build it with New and Close it when the
+// route goes away; requests in flight may finish after Close.
+type Handler struct {
+	cfg    Config // defaults applied; read-only
+	ups    []*upstream
+	bal    *balancer
+	shared *Transports
+	log    *slog.Logger
+	checks *checker // nil without active checks
+
+	exchanges sync.Pool // *exchange
+}
+
+// New builds the handler of one proxy route. Its upstreams' connections
+// come from shared (nil: a private set), so that routes, and the routes
+// of a reloaded config, share them.
+func New(cfg Config, shared *Transports) (*Handler, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.applyDefaults()
+	if shared == nil {
+		shared = NewTransports()
+	}
+	h := &Handler{cfg: cfg, shared: shared, log: cfg.Logger}
+	opts := cfg.transportOptions()
+	now := time.Now().UnixNano()
+	for _, u := range cfg.Upstreams {
+		t, _ := ParseUpstream(u.URL) // checked by Validate
+		up := &upstream{
+			url: u.URL, target: t, weight: max(u.Weight, 1),
+			id: upstreamID(u.URL), key: hashString(u.URL),
+			tr: shared.acquire(u.URL, t, opts), h2: t.Scheme == "h2c" || t.Scheme == "https",
+		}
+		up.upSince.Store(now - int64(cfg.SlowStart)) // at full share from the start
+		h.ups = append(h.ups, up)
+	}
+	h.bal = newBalancer(&h.cfg, h.ups)
+	h.startChecks()
+	return h, nil
+}
+
+// Close stops the route's health checks and gives its upstream
+// connections back to the shared set. Requests in flight, and WebSocket
+// tunnels, go on.
+func (h *Handler) Close() error {
+	if h.checks != nil {
+		h.checks.close()
+	}
+	for _, u := range h.ups {
+		h.shared.release(u.tr)
+	}
+	return nil
+}
+
+// upstreamID names an upstream in the stickiness cookie without showing
+// its address.
+func upstreamID(url string) string {
+	f := fnv.New64a()
+	f.Write([]byte(url))
+	return strconv.FormatUint(mix(f.Sum64()), 36)
+}
+
+func (c *Config) applyDefaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	if c.Cookie == "" {
+		c.Cookie = defaultCookie
+	}
+	def(&c.TryDuration, defaultTryDuration)
+	if c.MaxTries <= 0 {
+		c.MaxTries = min(len(c.Upstreams), defaultMaxTries)
+	}
+	if c.RetryBodyBytes == 0 {
+		c.RetryBodyBytes = defaultRetryBodyBytes
+	}
+	def(&c.ConnectTimeout, defaultConnectTimeout)
+	def(&c.ResponseHeaderTimeout, defaultResponseTimeout)
+	def(&c.ReadTimeout, defaultReadTimeout)
+	if c.KeepAlive == 0 {
+		c.KeepAlive = defaultKeepAlive
+	}
+	def(&c.KeepAliveTimeout, defaultKeepAliveTimeout)
+	def(&c.Health.Interval, defaultHealthInterval)
+	def(&c.Health.Timeout, defaultHealthTimeout)
+	c.Health.Passes, c.Health.Fails = max(c.Health.Passes, 1), max(c.Health.Fails, 1)
+	if c.Passive.MaxFails == 0 {
+		c.Passive.MaxFails = 1
+	}
+	def(&c.Passive.FailDuration, defaultFailDuration)
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+func (c *Config) transportOptions() *transportOptions {
+	return &transportOptions{
+		connectTimeout: c.ConnectTimeout, responseHeaderTimeout: c.ResponseHeaderTimeout,
+		readTimeout: c.ReadTimeout, keepAlive: c.KeepAlive, keepAliveTimeout: c.KeepAliveTimeout,
+		tls: c.TLS,
+	}
+}
+
+// NonBlocking reports false: the proxy waits for upstreams.
+func (h *Handler) NonBlocking() bool { return false }
+
+// exchange is the per-request state of Serve, recycled.
+type exchange struct {
+	out    outRequest
+	header message.Header
+	target []byte
+	body   *[]byte // a borrowed buffer holding a replayable body
+	bodyN  int
+	replay replayReader
+}
+
+func (h *Handler) getExchange() *exchange {
+	if x, ok := h.exchanges.Get().(*exchange); ok {
+		return x
+	}
+	return new(exchange)
+}
+
+func (h *Handler) putExchange(x *exchange) {
+	if x.body != nil {
+		pool.Put(x.body)
+	}
+	hdr, target := x.header, x.target[:0]
+	hdr.Reset()
+	*x = exchange{header: hdr, target: target}
+	h.exchanges.Put(x)
+}
+
+// Serve forwards r to an upstream and its answer to w, trying other
+// upstreams while the request can be retried.
+func (h *Handler) Serve(w message.ResponseWriter, r *message.Request) {
+	x := h.getExchange()
+	defer h.putExchange(x)
+	replayable, ok := h.readReplayable(x, r)
+	if !ok {
+		return // the body failed: the front end answers (400, 408, 413)
+	}
+	deadline := time.Now().Add(h.cfg.TryDuration).UnixNano()
+	var t tried
+	var lastErr error
+	var lastUp *upstream
+	for attempt := 0; attempt < h.cfg.MaxTries; attempt++ {
+		now := time.Now().UnixNano()
+		if attempt > 0 && now >= deadline {
+			break
+		}
+		i := h.bal.pick(r, &t, now)
+		if i < 0 {
+			break
+		}
+		t.add(i)
+		u := h.ups[i]
+		h.fillRequest(x, r, u, replayable)
+		u.inflight.Add(1)
+		resp, err := u.tr.roundTrip(context.Background(), &x.out)
+		if err == nil {
+			h.relay(w, r, u, resp)
+			u.inflight.Add(-1)
+			return
+		}
+		u.inflight.Add(-1)
+		h.noteFailure(u, err, attempt)
+		lastErr, lastUp = err, u
+		if !retryable(r, err, replayable) {
+			break
+		}
+	}
+	h.answerFailure(w, r, lastErr, lastUp)
+}
+
+// readReplayable reads a small request body whole (at most
+// RetryBodyBytes, with a known length), so that the request can be sent
+// again; a larger or unknown-length body is streamed. It reports whether
+// the body can be replayed, and false in ok when reading it failed.
+func (h *Handler) readReplayable(x *exchange, r *message.Request) (replayable, ok bool) {
+	n := r.ContentLength
+	if n == 0 {
+		return true, true
+	}
+	if n < 0 || n > h.cfg.RetryBodyBytes {
+		return false, true
+	}
+	x.body = pool.Get(int(n))
+	buf := (*x.body)[:n]
+	if _, err := io.ReadFull(r.Body, buf); err != nil {
+		return false, false
+	}
+	x.bodyN = int(n)
+	return true, true
+}
+
+// fillRequest builds the request to send to u.
+func (h *Handler) fillRequest(x *exchange, r *message.Request, u *upstream, replayable bool) {
+	x.header.Reset()
+	h.requestHeader(&x.header, r, u.h2)
+	x.target = append(x.target[:0], r.Path...)
+	if r.RawQuery != "" {
+		x.target = append(append(x.target, '?'), r.RawQuery...)
+	}
+	host := r.Host
+	if h.cfg.HostHeader != "" {
+		host = h.cfg.HostHeader
+	}
+	x.out = outRequest{
+		Method: r.Method, Target: string(x.target), Host: host, Header: &x.header,
+		ContentLength: r.ContentLength, Trailer: &r.Trailer, Upgrade: upgradeOf(r),
+	}
+	switch {
+	case r.ContentLength == 0:
+		x.out.Body = nil
+	case replayable:
+		x.replay = replayReader{buf: (*x.body)[:x.bodyN]}
+		x.out.Body = &x.replay
+	default:
+		x.out.Body = r.Body
+	}
+	if x.out.Upgrade != "" {
+		x.header.Set("Upgrade", x.out.Upgrade)
+	}
+}
+
+// replayReader reads a buffered body from its start.
+type replayReader struct {
+	buf []byte
+	off int
+}
+
+func (rr *replayReader) Read(p []byte) (int, error) {
+	if rr.off >= len(rr.buf) {
+		return 0, io.EOF
+	}
+	n := copy(p, rr.buf[rr.off:])
+	rr.off += n
+	return n, nil
+}
+
+// retryable reports whether a request that failed with err may go to
+// another upstream: always when nothing of it was sent; after that only
+// an idempotent one (RFC 9110 section 9.2.2) or one with an
+// Idempotency-Key, and only with a body that can be sent again.
+func retryable(r *message.Request, err error, replayable bool) bool {
+	if errors.Is(err, errNotSent) {
+		return true
+	}
+	return replayable && (idempotent(r.Method) || r.Header.Has("Idempotency-Key"))
+}
+
+func idempotent(method string) bool {
+	switch method {
+	case "GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE":
+		return true
+	}
+	return false
+}
+
+// noteFailure logs a failed attempt and counts it toward passive health.
+func (h *Handler) noteFailure(u *upstream, err error, attempt int) {
+	if u.failed(&h.cfg.Passive, time.Now().UnixNano()) {
+		h.log.Warn("proxy: upstream marked down", "route", h.cfg.Name, "upstream", u.url,
+			"for", h.cfg.Passive.FailDuration.String())
+	}
+	h.log.Warn("proxy: upstream failed", "route", h.cfg.Name, "upstream", u.url,
+		"attempt", attempt+1, "reason", reason(err))
+}
+
+// reason is the short cause of an upstream failure, for the log.
+func reason(err error) string {
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded), errors.Is(err, context.DeadlineExceeded):
+		return "timeout: " + err.Error()
+	case errors.Is(err, errMalformed):
+		return "malformed response: " + err.Error()
+	case errors.Is(err, errNotSent):
+		return "could not send: " + err.Error()
+	}
+	return err.Error()
+}
+
+// answerFailure answers when no upstream gave a response: 504 after a
+// timeout, 503 when health checks have every upstream down, else 502.
+func (h *Handler) answerFailure(w message.ResponseWriter, r *message.Request, err error, last *upstream) {
+	status := 502
+	switch {
+	case err != nil && (errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded)):
+		status = 504
+	case last == nil && h.allCheckedDown():
+		status = 503
+	}
+	if last == nil {
+		h.log.Warn("proxy: no upstream available", "route", h.cfg.Name, "status", status)
+	}
+	if status == 503 {
+		w.Header().Set("Retry-After", strconv.Itoa(int(h.cfg.Health.Interval.Seconds())+1))
+	}
+	respond(w, r, status)
+}
+
+func (h *Handler) allCheckedDown() bool {
+	for _, u := range h.ups {
+		if !u.checkDown.Load() {
+			return false
+		}
+	}
+	return h.cfg.Health.Path != ""
+}
+
+// respond writes a short error answer that names no address and no cause.
+func respond(w message.ResponseWriter, r *message.Request, status int) {
+	body := fmt.Sprintf("%d %s\n", status, statusText(status))
+	hdr := w.Header()
+	hdr.Set("Content-Type", "text/plain; charset=utf-8")
+	hdr.Set("Content-Length", strconv.Itoa(len(body)))
+	hdr.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	if r.Method != "HEAD" {
+		_, _ = io.WriteString(w, body)
+	}
+}
+
+func statusText(status int) string {
+	switch status {
+	case 502:
+		return "Bad Gateway"
+	case 503:
+		return "Service Unavailable"
+	case 504:
+		return "Gateway Timeout"
+	}
+	return ""
+}

@@ -1,0 +1,176 @@
+package proxy
+
+import (
+	"net/netip"
+	"strings"
+
+	"github.com/anx-gateway/anx/core/message"
+)
+
+// Hop-by-hop fields (RFC 9110 section 7.6.1) that never cross the proxy,
+// whichever way: besides these, every field that Connection names.
+var hopByHop = [...]string{
+	"Connection", "Keep-Alive", "Proxy-Connection", "TE", "Transfer-Encoding", "Upgrade",
+	"Proxy-Authenticate", "Proxy-Authorization",
+}
+
+// isHopByHop reports whether name is one of the fixed hop-by-hop fields.
+func isHopByHop(name string) bool {
+	for _, h := range hopByHop {
+		if message.EqualFold(name, h) {
+			return true
+		}
+	}
+	return false
+}
+
+// namedByConnection reports whether a Connection field of h names name.
+func namedByConnection(h *message.Header, name string) bool {
+	for v := range h.Values("Connection") {
+		for opt := range strings.SplitSeq(v, ",") {
+			if message.EqualFold(strings.TrimSpace(opt), name) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// copyEndToEnd appends to dst the fields of src that are end-to-end: not
+// hop-by-hop, not named by src's Connection, and none of skip.
+func copyEndToEnd(dst, src *message.Header, skip ...string) {
+	hasConnection := src.Has("Connection")
+	for _, f := range src.Fields() {
+		if isHopByHop(f.Name) || hasConnection && namedByConnection(src, f.Name) || oneOf(f.Name, skip) {
+			continue
+		}
+		dst.Add(f.Name, f.Value)
+	}
+}
+
+func oneOf(name string, names []string) bool {
+	for _, n := range names {
+		if message.EqualFold(name, n) {
+			return true
+		}
+	}
+	return false
+}
+
+// wantsTrailers reports whether the client's TE field accepts trailers
+// (gRPC sends "TE: trailers"; an HTTP/2 upstream wants it passed on).
+func wantsTrailers(h *message.Header) bool {
+	for v := range h.Values("TE") {
+		for opt := range strings.SplitSeq(v, ",") {
+			name, _, _ := strings.Cut(opt, ";")
+			if message.EqualFold(strings.TrimSpace(name), "trailers") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// upgradeOf returns the protocol an HTTP/1.1 request asks to switch to:
+// its Upgrade field's value when Connection names "upgrade", else "".
+func upgradeOf(r *message.Request) string {
+	if r.Proto != message.HTTP1 || r.ProtoMinor < 1 || !namedByConnection(&r.Header, "upgrade") {
+		return ""
+	}
+	return r.Header.Get("Upgrade")
+}
+
+// apply makes the edits of ops on h: deletes, then sets, then adds.
+func (ops *HeaderOps) apply(h *message.Header) {
+	for _, name := range ops.Delete {
+		h.Del(name)
+	}
+	for _, f := range ops.Set {
+		h.Set(f.Name, f.Value)
+	}
+	for _, f := range ops.Add {
+		h.Add(f.Name, f.Value)
+	}
+}
+
+// trusted reports whether the client at addr is a proxy whose forwarding
+// fields anx keeps.
+func (h *Handler) trusted(addr netip.Addr) bool {
+	addr = addr.Unmap()
+	for _, p := range h.cfg.TrustedProxies {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}
+
+// forwardingFields are the fields that say who the client was.
+var forwardingFields = []string{"X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "Forwarded"}
+
+// requestHeader builds the end-to-end fields of the request that goes
+// upstream: the client's fields without hop-by-hop ones, the forwarding
+// fields (kept and appended to only for a trusted client), then the
+// route's edits.
+func (h *Handler) requestHeader(dst *message.Header, r *message.Request, h2 bool) {
+	trusted := h.trusted(r.RemoteAddr.Addr())
+	skip := []string{"Host", "Content-Length"}
+	if !trusted {
+		skip = append(skip, forwardingFields...)
+	}
+	copyEndToEnd(dst, &r.Header, skip...)
+	if h2 && wantsTrailers(&r.Header) {
+		dst.Add("TE", "trailers")
+	}
+	client := r.RemoteAddr.Addr().Unmap().String()
+	proto := "http"
+	if r.TLS {
+		proto = "https"
+	}
+	appendField(dst, "X-Forwarded-For", client)
+	setIfAbsent(dst, "X-Forwarded-Proto", proto)
+	setIfAbsent(dst, "X-Forwarded-Host", r.Host)
+	if h.cfg.Forwarded {
+		appendField(dst, "Forwarded", forwardedElement(r.RemoteAddr.Addr().Unmap(), proto, r.Host))
+	}
+	h.cfg.RequestHeaders.apply(dst)
+}
+
+// appendField adds value to the last field called name as a list member,
+// or adds the field.
+func appendField(h *message.Header, name, value string) {
+	fields := h.Fields()
+	for i := len(fields) - 1; i >= 0; i-- {
+		if message.EqualFold(fields[i].Name, name) {
+			fields[i].Value += ", " + value
+			return
+		}
+	}
+	h.Add(name, value)
+}
+
+func setIfAbsent(h *message.Header, name, value string) {
+	if !h.Has(name) {
+		h.Add(name, value)
+	}
+}
+
+// forwardedElement is one RFC 7239 element: for, proto and host, quoted
+// where the syntax needs it (IPv6 addresses, hosts with a port).
+func forwardedElement(client netip.Addr, proto, host string) string {
+	forNode := client.String()
+	if client.Is6() {
+		forNode = `"[` + forNode + `]"`
+	}
+	if strings.ContainsAny(host, ":[]") {
+		host = `"` + host + `"`
+	}
+	return "for=" + forNode + ";proto=" + proto + ";host=" + host
+}
+
+// responseHeader copies the upstream response's end-to-end fields into
+// the client's response and applies the route's edits.
+func (h *Handler) responseHeader(dst, src *message.Header) {
+	copyEndToEnd(dst, src)
+	h.cfg.ResponseHeaders.apply(dst)
+}
