@@ -50,13 +50,24 @@ func (b *balancer) pick(r *message.Request, t *tried, now int64) int {
 	// with the probability of the share it does not have yet, if another
 	// one can take the request.
 	if share := b.ups[i].slowStartShare(time.Duration(b.slowDur), now); share < 1 && rand.Float64() >= share {
-		skip := *t
-		skip.add(i)
-		if j := b.pickLoad(&skip, now); j >= 0 {
+		if j := b.after(i, t, now); j >= 0 {
 			return j
 		}
 	}
 	return i
+}
+
+// after returns the first usable upstream after i in the list, going
+// round, other than i; -1 when there is none. It moves no policy's state,
+// so passing an upstream over does not skew the policy's own order.
+func (b *balancer) after(i int, t *tried, now int64) int {
+	n := len(b.ups)
+	for k := 1; k < n; k++ {
+		if j := (i + k) % n; b.usable(j, t, now) {
+			return j
+		}
+	}
+	return -1
 }
 
 // usable reports whether upstream i may take the request.
