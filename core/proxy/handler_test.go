@@ -76,7 +76,7 @@ func request(method, target string, body string, fields ...string) *message.Requ
 // echoed is what the echo upstream reports about a request.
 type echoed struct {
 	Method, URI, Host, Body, Name string
-	Header                      http.Header
+	Header                        http.Header
 }
 
 // echoUpstream starts an upstream that answers every request with a JSON
