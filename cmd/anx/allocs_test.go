@@ -5,6 +5,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"github.com/anx-gateway/anx/cmd/anx/internal/config"
 	"io"
 	"log/slog"
 	"net"
@@ -31,9 +32,9 @@ func TestKeepAliveStaticFileAllocatesNothing(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(root, "a.css"), file, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cfg := defaultConfig()
+	cfg := config.Default()
 	cfg.HTTPS, cfg.HTTP, cfg.Data = "127.0.0.1:0", "127.0.0.1:0", t.TempDir()
-	cfg.Sites = []siteConfig{{Hosts: []string{"localhost"}, Root: root, HTTPMode: httpServe}}
+	cfg.Sites = []config.Site{{Hosts: []string{"localhost"}, Root: root, HTTPMode: config.HTTPServe}}
 	gw, err := newGateway(cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"github.com/anx-gateway/anx/cmd/anx/internal/config"
 	"io"
 	"runtime/debug"
 	"strings"
@@ -25,11 +26,11 @@ func runValidate(args []string, stdout, stderr io.Writer) error {
 	if *path == "" {
 		return usageError{"anx validate needs --config FILE"}
 	}
-	cfg, err := loadConfigFile(*path)
+	cfg, err := config.Load(*path)
 	if err != nil {
 		return err
 	}
-	if err := cfg.validate(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("%s: %w", *path, err)
 	}
 	if err := checkRoots(cfg); err != nil {
@@ -143,12 +144,12 @@ func addDataFlags(fs *flag.FlagSet) dataFlags {
 
 // load returns the config the flags name: the file's, or the defaults,
 // with --data over it.
-func (d dataFlags) load() (config, error) {
-	cfg := defaultConfig()
+func (d dataFlags) load() (config.Config, error) {
+	cfg := config.Default()
 	if *d.config != "" {
 		var err error
-		if cfg, err = loadConfigFile(*d.config); err != nil {
-			return config{}, err
+		if cfg, err = config.Load(*d.config); err != nil {
+			return config.Config{}, err
 		}
 	}
 	if *d.data != "" {

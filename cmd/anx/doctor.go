@@ -13,6 +13,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/anx-gateway/anx/cmd/anx/internal/config"
 	"io"
 	"io/fs"
 	"math"
@@ -127,13 +128,13 @@ func runDoctor(args []string, stdout, stderr io.Writer) error {
 	if flags.NArg() > 0 {
 		return usageError{fmt.Sprintf("anx doctor takes no arguments, got %q", flags.Arg(0))}
 	}
-	cfg := defaultConfig()
+	cfg := config.Default()
 	if *configPath != "" {
 		var err error
-		if cfg, err = loadConfigFile(*configPath); err != nil {
+		if cfg, err = config.Load(*configPath); err != nil {
 			return err
 		}
-		if err := cfg.validate(); err != nil {
+		if err := cfg.Validate(); err != nil {
 			return fmt.Errorf("%s: %w", *configPath, err)
 		}
 	}
@@ -159,7 +160,7 @@ func runDoctorChild(each string, stdout io.Writer) error {
 
 // diagnose gathers the report: the CPU, the crypto speeds measured here
 // and in a child with the hardware paths off, the suite and the checks.
-func diagnose(cfg config, each time.Duration) doctorReport {
+func diagnose(cfg config.Config, each time.Duration) doctorReport {
 	rep := doctorReport{
 		Version: versionString(),
 		OS:      runtime.GOOS,
@@ -399,7 +400,7 @@ func formatSize(n int) string {
 }
 
 // systemChecks reads the system settings that cost a gateway speed.
-func systemChecks(cfg config) []check {
+func systemChecks(cfg config.Config) []check {
 	root := os.DirFS("/")
 	return []check{
 		udpBufferCheck(runtime.GOOS, cfg.HTTPS, readSysctlInt(root, "net/core/rmem_max"), readSysctlInt(root, "net/core/wmem_max")),

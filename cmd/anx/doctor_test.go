@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"github.com/anx-gateway/anx/cmd/anx/internal/config"
 	"io/fs"
 	"math"
 	"os"
@@ -29,7 +30,7 @@ func TestMain(m *testing.M) {
 // holds and how it prints; e2e/doctor_test.go checks the speedups of the
 // built binary.
 func TestDiagnose(t *testing.T) {
-	rep := diagnose(defaultConfig(), 10*time.Millisecond)
+	rep := diagnose(config.Default(), 10*time.Millisecond)
 	if len(rep.Speeds) != 7 {
 		t.Fatalf("%d speeds, want 7: %+v", len(rep.Speeds), rep.Speeds)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"github.com/anx-gateway/anx/cmd/anx/internal/config"
 	"io"
 	"strings"
 
@@ -72,22 +73,22 @@ func parseRunFlags(args []string, stderr io.Writer) (runFlags, error) {
 
 // loadRunConfig builds the config that "anx run" serves: defaults, then
 // the file, then the flags.
-func loadRunConfig(f runFlags) (config, error) {
-	cfg := defaultConfig()
+func loadRunConfig(f runFlags) (config.Config, error) {
+	cfg := config.Default()
 	if f.config != "" {
 		var err error
-		if cfg, err = loadConfigFile(f.config); err != nil {
-			return config{}, err
+		if cfg, err = config.Load(f.config); err != nil {
+			return config.Config{}, err
 		}
 	}
 	if err := applyFlags(&cfg, f); err != nil {
-		return config{}, err
+		return config.Config{}, err
 	}
-	return cfg, cfg.validate()
+	return cfg, cfg.Validate()
 }
 
 // applyFlags lays the flags given on the command line over cfg.
-func applyFlags(cfg *config, f runFlags) error {
+func applyFlags(cfg *config.Config, f runFlags) error {
 	if f.set["https"] {
 		cfg.HTTPS = f.https
 	}
@@ -123,7 +124,7 @@ func applyFlags(cfg *config, f runFlags) error {
 
 // applyACMEFlags lays the ACME flags over cfg, checked as the config
 // file's keys are.
-func applyACMEFlags(cfg *config, f runFlags) error {
+func applyACMEFlags(cfg *config.Config, f runFlags) error {
 	if f.set["acme-ca"] {
 		if err := certs.CheckURL(f.acmeCA); err != nil {
 			return usageError{"--acme-ca: " + err.Error()}

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/anx-gateway/anx/cmd/anx/internal/config"
 	"log/slog"
 	"net"
 	"os"
@@ -28,7 +29,7 @@ import (
 // shutdown drains; all of them run on the main goroutine, and each
 // server's goroutines are owned by that server.
 type gateway struct {
-	cfg   config
+	cfg   config.Config
 	log   *slog.Logger
 	certs *certs.Manager
 
@@ -45,7 +46,7 @@ type gateway struct {
 
 // newGateway builds the servers for cfg and opens its listeners. On error
 // nothing is left open.
-func newGateway(cfg config, logger *slog.Logger) (_ *gateway, err error) {
+func newGateway(cfg config.Config, logger *slog.Logger) (_ *gateway, err error) {
 	gw := &gateway{cfg: cfg, log: logger}
 	defer func() {
 		if err != nil {
@@ -63,7 +64,7 @@ func newGateway(cfg config, logger *slog.Logger) (_ *gateway, err error) {
 		return nil, err
 	}
 	gw.statics = s.statics
-	if err = gw.certs.Apply(certPolicy(&cfg, gw.httpPort(), gw.httpsPort())); err != nil {
+	if err = gw.certs.Apply(cfg.CertPolicy(gw.httpPort(), gw.httpsPort())); err != nil {
 		return nil, err
 	}
 	tlsConfig, err := gw.tlsConfig()
@@ -83,7 +84,7 @@ type sites struct {
 }
 
 // buildSites opens the sites of cfg. On error nothing is left open.
-func (gw *gateway) buildSites(cfg *config) (sites, error) {
+func (gw *gateway) buildSites(cfg *config.Config) (sites, error) {
 	handlers, err := openSites(cfg)
 	if err != nil {
 		return sites{}, err
@@ -101,8 +102,8 @@ func (gw *gateway) buildSites(cfg *config) (sites, error) {
 // running listeners. Listener addresses, the data dir, timeouts, limits and
 // [files] take effect only at a restart; a change to them is logged. On
 // error the running sites keep serving, unchanged.
-func (gw *gateway) reload(cfg config) error {
-	for _, key := range cfg.keepRestartOnly(&gw.cfg) {
+func (gw *gateway) reload(cfg config.Config) error {
+	for _, key := range cfg.KeepRestartOnly(&gw.cfg) {
 		gw.log.Warn("reload: this setting changes only at a restart; the running value stays", "key", key)
 	}
 	s, err := gw.buildSites(&cfg)
@@ -111,7 +112,7 @@ func (gw *gateway) reload(cfg config) error {
 	}
 	err = errors.Join(gw.secure.Accepts(s.secure), gw.plain.Accepts(s.plain))
 	if err == nil {
-		err = gw.certs.Apply(certPolicy(&cfg, gw.httpPort(), gw.httpsPort()))
+		err = gw.certs.Apply(cfg.CertPolicy(gw.httpPort(), gw.httpsPort()))
 	}
 	if err != nil {
 		closeStatics(s.statics)
@@ -128,28 +129,8 @@ func (gw *gateway) reload(cfg config) error {
 	return nil
 }
 
-// keepRestartOnly sets in c the running values of what only a restart
-// changes (the listeners, the data dir, timeouts, limits and [files]) and
-// returns the keys whose value c had changed.
-func (c *config) keepRestartOnly(running *config) (changed []string) {
-	keep := func(key string, differs bool) {
-		if differs {
-			changed = append(changed, key)
-		}
-	}
-	keep("https", c.HTTPS != running.HTTPS)
-	keep("http", c.HTTP != running.HTTP)
-	keep("data", c.Data != running.Data)
-	keep("timeouts", c.Timeouts != running.Timeouts)
-	keep("limits", c.Limits != running.Limits)
-	keep("files", c.Files != running.Files)
-	c.HTTPS, c.HTTP, c.Data = running.HTTPS, running.HTTP, running.Data
-	c.Timeouts, c.Limits, c.Files = running.Timeouts, running.Limits, running.Files
-	return changed
-}
-
 // openSites makes one static handler per site, in config order.
-func openSites(cfg *config) ([]*static.Handler, error) {
+func openSites(cfg *config.Config) ([]*static.Handler, error) {
 	handlers := make([]*static.Handler, 0, len(cfg.Sites))
 	for _, s := range cfg.Sites {
 		h, err := static.New(static.Config{Root: s.Root, AllowSymlinksOutside: s.AllowSymlinksOutsideRoot})
@@ -219,14 +200,14 @@ const acmeTLS1 = "acme-tls/1"
 // routeTables builds the two routing tables: HTTPS serves every site, with
 // its Strict-Transport-Security; plain HTTP answers ACME HTTP-01
 // validations, serves the sites in serve mode and redirects the others.
-func (gw *gateway) routeTables(cfg *config, handlers []*static.Handler) (secure, plain *route.Table, err error) {
+func (gw *gateway) routeTables(cfg *config.Config, handlers []*static.Handler) (secure, plain *route.Table, err error) {
 	var secureSites, plainSites []route.Site
 	redirect := route.RedirectHTTPS{Port: gw.httpsPort()}
 	for i, s := range cfg.Sites {
-		hosts := siteHosts(s, cfg.Sites)
+		hosts := config.SiteHosts(s, cfg.Sites)
 		secureSites = append(secureSites, hstsSites(s.HSTS, hosts, handlers[i])...)
 		var onPlain message.Handler = redirect
-		if s.HTTPMode == httpServe {
+		if s.HTTPMode == config.HTTPServe {
 			onPlain = handlers[i]
 		}
 		plainSites = append(plainSites, routeSites(hosts, onPlain)...)
@@ -242,11 +223,11 @@ func (gw *gateway) routeTables(cfg *config, handlers []*static.Handler) (secure,
 
 // hstsSites splits a site's hosts by the Strict-Transport-Security value
 // each gets, and wraps the handler for those that get one.
-func hstsSites(policy hsts, hosts []string, h message.Handler) []route.Site {
+func hstsSites(policy config.HSTS, hosts []string, h message.Handler) []route.Site {
 	byValue := map[string][]string{}
 	var order []string
 	for _, host := range hosts {
-		v := policy.headerFor(host)
+		v := policy.HeaderFor(host)
 		if _, ok := byValue[v]; !ok {
 			order = append(order, v)
 		}
@@ -275,30 +256,6 @@ func routeSites(hosts []string, h message.Handler) []route.Site {
 		out = append(out, route.Site{Handler: h})
 	}
 	return out
-}
-
-// siteHosts returns a site's hosts; "localhost" brings the loopback
-// addresses along unless another site claims them.
-func siteHosts(s siteConfig, all []siteConfig) []string {
-	hosts := slices.Clone(s.Hosts)
-	if !slices.Contains(hosts, "localhost") {
-		return hosts
-	}
-	for _, ip := range []string{"127.0.0.1", "::1"} {
-		if !claimed(ip, all) {
-			hosts = append(hosts, ip)
-		}
-	}
-	return hosts
-}
-
-func claimed(host string, sites []siteConfig) bool {
-	for _, s := range sites {
-		if slices.Contains(s.Hosts, host) {
-			return true
-		}
-	}
-	return false
 }
 
 // buildServers makes the protocol servers over the live routing tables.

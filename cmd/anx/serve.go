@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/anx-gateway/anx/cmd/anx/internal/config"
 	"io"
 	"log/slog"
 	"os"
@@ -82,17 +83,17 @@ func reload(gw *gateway, f runFlags) {
 
 // loadServeConfig is the config "anx run" serves, with every site's root
 // checked.
-func loadServeConfig(f runFlags) (config, error) {
+func loadServeConfig(f runFlags) (config.Config, error) {
 	cfg, err := loadRunConfig(f)
 	if err != nil {
-		return config{}, err
+		return config.Config{}, err
 	}
 	return cfg, checkRoots(cfg)
 }
 
 // checkRoots makes sure every site's root is a directory, so that a typo
 // is one clear line at start-up rather than 404s later.
-func checkRoots(cfg config) error {
+func checkRoots(cfg config.Config) error {
 	for i, s := range cfg.Sites {
 		st, err := os.Stat(s.Root)
 		switch {
@@ -116,7 +117,7 @@ func printBanner(w io.Writer, gw *gateway) {
 		host := s.Hosts[0]
 		fmt.Fprintf(w, "  https://%s  (HTTP/1.1, HTTP/2, HTTP/3)\n", hostPort(host, https, 443))
 		mode := "redirects to HTTPS"
-		if s.HTTPMode == httpServe {
+		if s.HTTPMode == config.HTTPServe {
 			mode = "serves the site"
 		}
 		fmt.Fprintf(w, "  http://%s   (%s)\n", hostPort(host, http, 80), mode)
@@ -141,5 +142,5 @@ func (gw *gateway) drainTimeout() time.Duration {
 	if d := gw.cfg.Timeouts.Drain.Duration; d > 0 {
 		return d
 	}
-	return defaultConfig().Timeouts.Drain.Duration
+	return config.Default().Timeouts.Drain.Duration
 }

@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"os"
@@ -6,8 +6,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/anx-gateway/anx/core/route"
 )
 
 func writeConfig(t *testing.T, text string) string {
@@ -39,7 +37,7 @@ http_mode = "serve"
 hosts = ["b.test"]
 root = "/srv/b"
 `)
-	cfg, err := loadConfigFile(path)
+	cfg, err := Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,14 +50,14 @@ root = "/srv/b"
 		{"http keeps its default", cfg.HTTP, ":8080"},
 		{"data is relative to the file", cfg.Data, filepath.Join(dir, "state")},
 		{"read_header", cfg.Timeouts.ReadHeader.Duration, 2 * time.Second},
-		{"max_header_bytes with a unit", cfg.Limits.MaxHeaderBytes, size{32 << 10}},
-		{"max_body_bytes as an integer", cfg.Limits.MaxBodyBytes, size{1 << 20}},
-		{"max_header_count", cfg.Limits.MaxHeaderCount, count{50}},
-		{"drop_behind off", cfg.Files.DropBehind, threshold{-1}},
+		{"max_header_bytes with a unit", cfg.Limits.MaxHeaderBytes, Size{32 << 10}},
+		{"max_body_bytes as an integer", cfg.Limits.MaxBodyBytes, Size{1 << 20}},
+		{"max_header_count", cfg.Limits.MaxHeaderCount, Count{50}},
+		{"drop_behind off", cfg.Files.DropBehind, Threshold{-1}},
 		{"sites", len(cfg.Sites), 2},
 		{"site root is relative to the file", cfg.Sites[0].Root, filepath.Join(dir, "site")},
-		{"http_mode", cfg.Sites[0].HTTPMode, httpServe},
-		{"http_mode default", cfg.Sites[1].HTTPMode, httpRedirect},
+		{"http_mode", cfg.Sites[0].HTTPMode, HTTPServe},
+		{"http_mode default", cfg.Sites[1].HTTPMode, HTTPRedirect},
 		{"absolute root", cfg.Sites[1].Root, "/srv/b"},
 	}
 	for _, c := range checks {
@@ -67,7 +65,7 @@ root = "/srv/b"
 			t.Errorf("%s: got %v, want %v", c.name, c.got, c.want)
 		}
 	}
-	if err := cfg.validate(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		t.Errorf("validate: %v", err)
 	}
 }
@@ -101,7 +99,7 @@ func TestBadConfigNamesFileLineAndKey(t *testing.T) {
 	}
 	for _, c := range cases {
 		path := writeConfig(t, c.text)
-		_, err := loadConfigFile(path)
+		_, err := Load(path)
 		if err == nil {
 			t.Errorf("%s: loaded without error", c.name)
 			continue
@@ -113,78 +111,21 @@ func TestBadConfigNamesFileLineAndKey(t *testing.T) {
 }
 
 func TestValidateRejects(t *testing.T) {
-	site := func(hosts ...string) siteConfig { return siteConfig{Hosts: hosts, Root: "."} }
-	cases := map[string]config{
-		"host in two sites": {HTTPS: ":1", HTTP: ":2", Sites: []siteConfig{site("a.test"), site("A.test")}},
-		"site without host": {HTTPS: ":1", HTTP: ":2", Sites: []siteConfig{site()}},
-		"bad address":       {HTTPS: "8443", HTTP: ":2", Sites: []siteConfig{site("a.test")}},
+	site := func(hosts ...string) Site { return Site{Hosts: hosts, Root: "."} }
+	cases := map[string]Config{
+		"host in two sites": {HTTPS: ":1", HTTP: ":2", Sites: []Site{site("a.test"), site("A.test")}},
+		"site without host": {HTTPS: ":1", HTTP: ":2", Sites: []Site{site()}},
+		"bad address":       {HTTPS: "8443", HTTP: ":2", Sites: []Site{site("a.test")}},
 		"no site":           {HTTPS: ":1", HTTP: ":2"},
-		"on_demand without ask": {HTTPS: ":1", HTTP: ":2", Sites: []siteConfig{
+		"on_demand without ask": {HTTPS: ":1", HTTP: ":2", Sites: []Site{
 			{Hosts: []string{"*.example.com"}, Root: ".", OnDemand: true}}},
-		"ACME wildcard without on_demand": {HTTPS: ":1", HTTP: ":2", Sites: []siteConfig{site("*.example.com")}},
-		"any host twice":                  {HTTPS: ":1", HTTP: ":2", Sites: []siteConfig{site("*"), site("*")}},
+		"ACME wildcard without on_demand": {HTTPS: ":1", HTTP: ":2", Sites: []Site{site("*.example.com")}},
+		"any host twice":                  {HTTPS: ":1", HTTP: ":2", Sites: []Site{site("*"), site("*")}},
 	}
 	for name, cfg := range cases {
-		if err := cfg.validate(); err == nil {
+		if err := cfg.Validate(); err == nil {
 			t.Errorf("%s: validate accepted it", name)
 		}
-	}
-}
-
-// Flags win over the file; site flags need a file with one site.
-func TestFlagsOverrideFile(t *testing.T) {
-	path := writeConfig(t, "https = \":1\"\nhttp = \":2\"\n[[site]]\nhosts = [\"a.test\"]\nroot = \"a\"\n")
-	f, err := parseRunFlags([]string{"--config", path, "--https", "127.0.0.1:3", "--domain", "b.test", "--domain", "c.test", "--http-mode", "serve"}, os.Stderr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := loadRunConfig(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if cfg.HTTPS != "127.0.0.1:3" || cfg.HTTP != ":2" {
-		t.Errorf("listeners: https %q http %q, want 127.0.0.1:3 and :2", cfg.HTTPS, cfg.HTTP)
-	}
-	s := cfg.Sites[0]
-	if strings.Join(s.Hosts, ",") != "b.test,c.test" || s.HTTPMode != httpServe || s.Root != filepath.Join(filepath.Dir(path), "a") {
-		t.Errorf("site: %+v, want hosts b.test,c.test, mode serve, root from the file", s)
-	}
-
-	two := writeConfig(t, "[[site]]\nhosts = [\"a.test\"]\nroot = \"a\"\n[[site]]\nhosts = [\"b.test\"]\nroot = \"b\"\n")
-	f, _ = parseRunFlags([]string{"--config", two, "--root", "x"}, os.Stderr)
-	if _, err := loadRunConfig(f); err == nil || !strings.Contains(err.Error(), "declares 2") {
-		t.Errorf("--root with a two-site file: err %v, want a refusal", err)
-	}
-	f, _ = parseRunFlags([]string{"--http-mode", "sometimes"}, os.Stderr)
-	if _, err := loadRunConfig(f); err == nil {
-		t.Errorf("--http-mode sometimes: accepted")
-	}
-}
-
-func TestDefaults(t *testing.T) {
-	f, err := parseRunFlags(nil, os.Stderr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := loadRunConfig(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if cfg.HTTPS != ":8443" || cfg.HTTP != ":8080" || len(cfg.Sites) != 1 || cfg.Sites[0].Hosts[0] != "localhost" || cfg.Sites[0].Root != "." {
-		t.Errorf("defaults: %+v", cfg)
-	}
-}
-
-func TestExampleConfigIsValid(t *testing.T) {
-	cfg, err := loadConfigFile("../../examples/anx.toml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cfg.validate(); err != nil {
-		t.Fatal(err)
-	}
-	if err := checkRoots(cfg); err != nil {
-		t.Fatal(err)
 	}
 }
 
@@ -212,14 +153,14 @@ root = "."
 on_demand = true
 hsts = "max-age=63072000; includeSubDomains; preload"
 `)
-	cfg, err := loadConfigFile(path)
+	cfg, err := Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cfg.validate(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	p := certPolicy(&cfg, 80, 443)
+	p := cfg.CertPolicy(80, 443)
 	checks := []struct {
 		name      string
 		got, want any
@@ -237,8 +178,8 @@ hsts = "max-age=63072000; includeSubDomains; preload"
 		{"issuer", string(p.Sites[0].Issuer), "acme"},
 		{"on_demand", p.Sites[1].OnDemand, true},
 		{"default name", p.DefaultName, "a.test"},
-		{"hsts off", cfg.Sites[0].HSTS.headerFor("a.test"), ""},
-		{"hsts value", cfg.Sites[1].HSTS.headerFor("shop.example.com"), "max-age=63072000; includeSubDomains; preload"},
+		{"hsts off", cfg.Sites[0].HSTS.HeaderFor("a.test"), ""},
+		{"hsts value", cfg.Sites[1].HSTS.HeaderFor("shop.example.com"), "max-age=63072000; includeSubDomains; preload"},
 	}
 	for _, c := range checks {
 		if c.got != c.want {
@@ -249,12 +190,12 @@ hsts = "max-age=63072000; includeSubDomains; preload"
 
 // HSTS by default: public names only, never localhost, IPs or internal names.
 func TestHSTSAuto(t *testing.T) {
-	var auto hsts
+	var auto HSTS
 	for host, want := range map[string]string{
-		"example.com":     defaultHSTS,
-		"*.example.com":   defaultHSTS,
-		"WWW.Example.COM": defaultHSTS,
-		"*":               defaultHSTS,
+		"example.com":     DefaultHSTS,
+		"*.example.com":   DefaultHSTS,
+		"WWW.Example.COM": DefaultHSTS,
+		"*":               DefaultHSTS,
 		"localhost":       "",
 		"127.0.0.1":       "",
 		"::1":             "",
@@ -263,48 +204,8 @@ func TestHSTSAuto(t *testing.T) {
 		"printer.local":   "",
 		"intranet":        "",
 	} {
-		if got := auto.headerFor(host); got != want {
+		if got := auto.HeaderFor(host); got != want {
 			t.Errorf("%s: got %q, want %q", host, got, want)
-		}
-	}
-}
-
-// The HTTPS routes of a site with public and local names send HSTS for the
-// public ones only, and "*" becomes the default site.
-func TestHSTSSites(t *testing.T) {
-	h := route.RedirectHTTPS{}
-	got := hstsSites(hsts{}, []string{"example.com", "localhost", "*"}, h)
-	if len(got) != 3 {
-		t.Fatalf("got %d route sites, want 3: %+v", len(got), got)
-	}
-	for _, s := range got {
-		_, wrapped := s.Handler.(route.WithHeader)
-		public := len(s.Hosts) == 0 || s.Hosts[0] == "example.com"
-		if wrapped != public {
-			t.Errorf("hosts %v: HSTS wrapper %v, want %v", s.Hosts, wrapped, public)
-		}
-	}
-}
-
-func TestACMEFlags(t *testing.T) {
-	f, err := parseRunFlags([]string{"--acme-ca", "https://ca.test/dir", "--acme-ca-root", "r.pem", "--email", "a@b.test", "--acme-challenge", "http-01"}, os.Stderr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := loadRunConfig(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if cfg.ACMECA.URL != "https://ca.test/dir" || cfg.ACMECARoot != "r.pem" || cfg.Email != "a@b.test" || cfg.ACMEChallenge.Type != "http-01" {
-		t.Errorf("got %+v %q %q %+v", cfg.ACMECA, cfg.ACMECARoot, cfg.Email, cfg.ACMEChallenge)
-	}
-	for _, args := range [][]string{{"--acme-ca", "ca.test"}, {"--acme-challenge", "dns-01"}} {
-		f, err := parseRunFlags(args, os.Stderr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := loadRunConfig(f); err == nil {
-			t.Errorf("%v: accepted", args)
 		}
 	}
 }
@@ -312,12 +213,12 @@ func TestACMEFlags(t *testing.T) {
 // A reload keeps the running listeners, data dir, timeouts, limits and
 // [files], and names the keys whose change it ignored.
 func TestKeepRestartOnly(t *testing.T) {
-	running := defaultConfig()
-	next := defaultConfig()
+	running := Default()
+	next := Default()
 	next.HTTPS, next.Data = ":9443", "/elsewhere"
-	next.Timeouts.Idle = duration{time.Minute * 5}
-	next.Sites = []siteConfig{{Hosts: []string{"b.test"}, Root: "."}}
-	changed := next.keepRestartOnly(&running)
+	next.Timeouts.Idle = Duration{time.Minute * 5}
+	next.Sites = []Site{{Hosts: []string{"b.test"}, Root: "."}}
+	changed := next.KeepRestartOnly(&running)
 	if got := strings.Join(changed, ","); got != "https,data,timeouts" {
 		t.Errorf("changed %q, want https,data,timeouts", got)
 	}

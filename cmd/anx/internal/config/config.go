@@ -1,4 +1,10 @@
-package main
+// Package config is anx's configuration: the built-in defaults, the TOML
+// config file (sites, their path routes and upstreams, certificates,
+// timeouts and limits) and the checks that no single key can make. Its
+// errors name the file, the line and the key at fault. It builds the
+// policies and configs of the packages below cmd/anx (certs.Policy,
+// proxy.Config) but opens nothing.
+package config
 
 import (
 	"bytes"
@@ -18,94 +24,94 @@ import (
 	"github.com/anx-gateway/anx/core/route"
 )
 
-// config is what anx serves: listeners, data dir, timeouts, limits and
+// Config is what anx serves: listeners, data dir, timeouts, limits and
 // sites. It comes from the built-in defaults, then the config file, then
 // the flags, each overriding what the one before set.
-type config struct {
+type Config struct {
 	HTTPS string `toml:"https"`
 	HTTP  string `toml:"http"`
 	Data  string `toml:"data"`
 
 	// Certificates: the ACME CA and its account, and renewal.
-	ACMECA             urlValue  `toml:"acme_ca"`
-	ACMECARoot         string    `toml:"acme_ca_root"`
-	Email              string    `toml:"email"`
-	ACMEChallenge      challenge `toml:"acme_challenge"`
-	RenewInterval      duration  `toml:"renew_interval"`
-	RenewalWindowRatio ratio     `toml:"renewal_window_ratio"`
-	OnDemand           onDemand  `toml:"on_demand"`
+	ACMECA             URL            `toml:"acme_ca"`
+	ACMECARoot         string         `toml:"acme_ca_root"`
+	Email              string         `toml:"email"`
+	ACMEChallenge      Challenge      `toml:"acme_challenge"`
+	RenewInterval      Duration       `toml:"renew_interval"`
+	RenewalWindowRatio Ratio          `toml:"renewal_window_ratio"`
+	OnDemand           OnDemandLimits `toml:"on_demand"`
 
-	Timeouts timeouts     `toml:"timeouts"`
-	Limits   limits       `toml:"limits"`
-	Files    files        `toml:"files"`
-	Sites    []siteConfig `toml:"site"`
+	Timeouts Timeouts `toml:"timeouts"`
+	Limits   Limits   `toml:"limits"`
+	Files    Files    `toml:"files"`
+	Sites    []Site   `toml:"site"`
 }
 
-// onDemand guards on-demand certificates (sites with on_demand = true).
-type onDemand struct {
-	Ask          urlValue `toml:"ask"`
-	AskTimeout   duration `toml:"ask_timeout"`
-	Rate         count    `toml:"rate"`
-	RateInterval duration `toml:"rate_interval"`
+// OnDemandLimits guards on-demand certificates (sites with on_demand = true).
+type OnDemandLimits struct {
+	Ask          URL      `toml:"ask"`
+	AskTimeout   Duration `toml:"ask_timeout"`
+	Rate         Count    `toml:"rate"`
+	RateInterval Duration `toml:"rate_interval"`
 }
 
-// timeouts bound how long a client may hold a connection without progress.
+// Timeouts bound how long a client may hold a connection without progress.
 // A zero value means the protocol package's own default.
-type timeouts struct {
-	Handshake  duration `toml:"handshake"`
-	ReadHeader duration `toml:"read_header"`
-	Idle       duration `toml:"idle"`
-	Write      duration `toml:"write"`
-	Drain      duration `toml:"drain"`
+type Timeouts struct {
+	Handshake  Duration `toml:"handshake"`
+	ReadHeader Duration `toml:"read_header"`
+	Idle       Duration `toml:"idle"`
+	Write      Duration `toml:"write"`
+	Drain      Duration `toml:"drain"`
 }
 
-// limits bound the size of what a client may send. Zero means the
+// Limits bound the size of what a client may send. Zero means the
 // built-in default.
-type limits struct {
-	MaxHeaderBytes size  `toml:"max_header_bytes"`
-	MaxHeaderCount count `toml:"max_header_count"`
-	MaxBodyBytes   size  `toml:"max_body_bytes"`
+type Limits struct {
+	MaxHeaderBytes Size  `toml:"max_header_bytes"`
+	MaxHeaderCount Count `toml:"max_header_count"`
+	MaxBodyBytes   Size  `toml:"max_body_bytes"`
 }
 
-// files tunes how file bodies are sent.
-type files struct {
+// Files tunes how file bodies are sent.
+type Files struct {
 	// DropBehind: a sendfile body of at least this many bytes drops its
 	// pages from the page cache behind it, so that large downloads do not
 	// push the small hot files out (nginx's directio, done with
 	// posix_fadvise); -1 ("off") never.
-	DropBehind threshold `toml:"drop_behind"`
+	DropBehind Threshold `toml:"drop_behind"`
 }
 
-// siteConfig declares one site: its host names, its files and what the
+// Site declares one site: its host names, its files and what the
 // plain-HTTP listener does for it.
-type siteConfig struct {
+type Site struct {
 	Hosts                    []string `toml:"hosts"`
 	Root                     string   `toml:"root"`
-	HTTPMode                 httpMode `toml:"http_mode"`
+	HTTPMode                 HTTPMode `toml:"http_mode"`
 	AllowSymlinksOutsideRoot bool     `toml:"allow_symlinks_outside_root"`
-	Issuer                   issuer   `toml:"issuer"`
+	Issuer                   Issuer   `toml:"issuer"`
 	OnDemand                 bool     `toml:"on_demand"`
-	HSTS                     hsts     `toml:"hsts"`
+	HSTS                     HSTS     `toml:"hsts"`
 }
 
-// defaultConfig returns the built-in defaults: one site for localhost
+// Default returns the built-in defaults: one site for localhost
 // served from the current directory, and the same timeouts and limits for
 // every protocol. README.md lists them; keep the two in step.
-func defaultConfig() config {
-	return config{
+func Default() Config {
+	return Config{
 		HTTPS: ":8443",
 		HTTP:  ":8080",
 		Data:  defaultDataDir(),
-		Timeouts: timeouts{
-			Handshake:  duration{10 * time.Second},
-			ReadHeader: duration{10 * time.Second},
-			Idle:       duration{60 * time.Second},
-			Write:      duration{60 * time.Second},
-			Drain:      duration{10 * time.Second},
+		Timeouts: Timeouts{
+			Handshake:  Duration{10 * time.Second},
+			ReadHeader: Duration{10 * time.Second},
+			Idle:       Duration{60 * time.Second},
+			Write:      Duration{60 * time.Second},
+			Drain:      Duration{10 * time.Second},
 		},
-		Limits: limits{MaxHeaderBytes: size{32 << 10}, MaxHeaderCount: count{100}, MaxBodyBytes: size{10 << 20}},
-		Files:  files{DropBehind: threshold{64 << 20}},
-		Sites:  []siteConfig{{Hosts: []string{"localhost"}, Root: "."}},
+		Limits: Limits{MaxHeaderBytes: Size{32 << 10}, MaxHeaderCount: Count{100}, MaxBodyBytes: Size{10 << 20}},
+		Files:  Files{DropBehind: Threshold{64 << 20}},
+		Sites:  []Site{{Hosts: []string{"localhost"}, Root: "."}},
 	}
 }
 
@@ -120,23 +126,23 @@ func defaultDataDir() string {
 	return ".anx"
 }
 
-// loadConfigFile reads a TOML config file over the defaults. Relative
+// Load reads a TOML config file over the defaults. Relative
 // paths in it are taken from the file's directory. Errors name the file,
 // the line and the key.
-func loadConfigFile(path string) (config, error) {
+func Load(path string) (Config, error) {
 	text, err := os.ReadFile(path)
 	if err != nil {
-		return config{}, fmt.Errorf("config: %w", err)
+		return Config{}, fmt.Errorf("config: %w", err)
 	}
-	cfg := defaultConfig()
+	cfg := Default()
 	cfg.Sites = nil
 	dec := toml.NewDecoder(bytes.NewReader(text))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&cfg); err != nil {
-		return config{}, describeDecodeError(path, err)
+		return Config{}, describeDecodeError(path, err)
 	}
 	if len(cfg.Sites) == 0 {
-		return config{}, fmt.Errorf("%s: no [[site]] declared", path)
+		return Config{}, fmt.Errorf("%s: no [[site]] declared", path)
 	}
 	dir := filepath.Dir(path)
 	cfg.Data = resolve(dir, cfg.Data)
@@ -176,7 +182,7 @@ func resolve(dir, p string) string {
 
 // validate checks what no single key can: every site has hosts and a
 // root, and no host belongs to two sites.
-func (c *config) validate() error {
+func (c *Config) Validate() error {
 	if err := checkAddr("https", c.HTTPS); err != nil {
 		return err
 	}
@@ -208,7 +214,7 @@ func (c *config) validate() error {
 			seen[name] = i + 1
 		}
 	}
-	p := certPolicy(c, 0, 0)
+	p := c.CertPolicy(0, 0)
 	if err := p.Validate(); err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
@@ -230,11 +236,11 @@ func valueError(value []byte, format string, args ...any) error {
 	return unstable.NewParserError(value, format, args...)
 }
 
-// duration is a time.Duration written as "10s", "2m" or "1h30m".
-type duration struct{ time.Duration }
+// Duration is a time.Duration written as "10s", "2m" or "1h30m".
+type Duration struct{ time.Duration }
 
 // UnmarshalText parses a non-negative Go duration.
-func (d *duration) UnmarshalText(b []byte) error {
+func (d *Duration) UnmarshalText(b []byte) error {
 	v, err := time.ParseDuration(string(b))
 	if err != nil {
 		return valueError(b, "want a duration such as \"10s\", got %q", b)
@@ -246,12 +252,12 @@ func (d *duration) UnmarshalText(b []byte) error {
 	return nil
 }
 
-// size is a byte count written as an integer or a string with a unit:
+// Size is a byte count written as an integer or a string with a unit:
 // "512", "64KiB", "10MiB", "1GiB" (also KB, MB, GB as powers of 1000).
-type size struct{ Bytes int64 }
+type Size struct{ Bytes int64 }
 
 // UnmarshalText parses a byte count.
-func (s *size) UnmarshalText(b []byte) error {
+func (s *Size) UnmarshalText(b []byte) error {
 	text := strings.TrimSpace(string(b))
 	units := []struct {
 		suffix string
@@ -272,16 +278,16 @@ func (s *size) UnmarshalText(b []byte) error {
 	return nil
 }
 
-// threshold is a positive size, or "off" (-1).
-type threshold struct{ Bytes int64 }
+// Threshold is a positive size, or "off" (-1).
+type Threshold struct{ Bytes int64 }
 
 // UnmarshalText parses a positive size or "off".
-func (t *threshold) UnmarshalText(b []byte) error {
+func (t *Threshold) UnmarshalText(b []byte) error {
 	if string(b) == "off" {
 		t.Bytes = -1
 		return nil
 	}
-	var s size
+	var s Size
 	if err := s.UnmarshalText(b); err != nil || s.Bytes == 0 {
 		return valueError(b, "want a size such as \"64MiB\", or \"off\", got %q", b)
 	}
@@ -289,11 +295,11 @@ func (t *threshold) UnmarshalText(b []byte) error {
 	return nil
 }
 
-// count is a non-negative number of things.
-type count struct{ N int }
+// Count is a non-negative number of things.
+type Count struct{ N int }
 
 // UnmarshalText parses a non-negative integer.
-func (c *count) UnmarshalText(b []byte) error {
+func (c *Count) UnmarshalText(b []byte) error {
 	n, err := strconv.Atoi(string(b))
 	if err != nil || n < 0 {
 		return valueError(b, "want a whole number of zero or more, got %q", b)
@@ -302,21 +308,21 @@ func (c *count) UnmarshalText(b []byte) error {
 	return nil
 }
 
-// httpMode is what the plain-HTTP listener does for a site.
-type httpMode uint8
+// HTTPMode is what the plain-HTTP listener does for a site.
+type HTTPMode uint8
 
 const (
-	httpRedirect httpMode = iota // redirect to HTTPS (the default)
-	httpServe                    // serve the site over plain HTTP as well
+	HTTPRedirect HTTPMode = iota // redirect to HTTPS (the default)
+	HTTPServe                    // serve the site over plain HTTP as well
 )
 
 // UnmarshalText accepts "redirect" or "serve".
-func (m *httpMode) UnmarshalText(b []byte) error {
+func (m *HTTPMode) UnmarshalText(b []byte) error {
 	switch string(b) {
 	case "redirect":
-		*m = httpRedirect
+		*m = HTTPRedirect
 	case "serve":
-		*m = httpServe
+		*m = HTTPServe
 	default:
 		return valueError(b, "want \"redirect\" or \"serve\", got %q", b)
 	}
@@ -324,18 +330,18 @@ func (m *httpMode) UnmarshalText(b []byte) error {
 }
 
 // String returns the mode as written in the config.
-func (m httpMode) String() string {
-	if m == httpServe {
+func (m HTTPMode) String() string {
+	if m == HTTPServe {
 		return "serve"
 	}
 	return "redirect"
 }
 
-// urlValue is an absolute http:// or https:// URL, or empty.
-type urlValue struct{ URL string }
+// URL is an absolute http:// or https:// URL, or empty.
+type URL struct{ URL string }
 
 // UnmarshalText checks the URL.
-func (u *urlValue) UnmarshalText(b []byte) error {
+func (u *URL) UnmarshalText(b []byte) error {
 	if err := certs.CheckURL(string(b)); err != nil {
 		return valueError(b, "%v", err)
 	}
@@ -343,11 +349,11 @@ func (u *urlValue) UnmarshalText(b []byte) error {
 	return nil
 }
 
-// challenge pins the ACME challenge type, or is empty for both.
-type challenge struct{ Type string }
+// Challenge pins the ACME challenge type, or is empty for both.
+type Challenge struct{ Type string }
 
 // UnmarshalText accepts "http-01" or "tls-alpn-01".
-func (c *challenge) UnmarshalText(b []byte) error {
+func (c *Challenge) UnmarshalText(b []byte) error {
 	switch string(b) {
 	case certs.ChallengeHTTP01, certs.ChallengeTLSALPN01:
 		c.Type = string(b)
@@ -356,11 +362,11 @@ func (c *challenge) UnmarshalText(b []byte) error {
 	return valueError(b, "want %q or %q, got %q", certs.ChallengeHTTP01, certs.ChallengeTLSALPN01, b)
 }
 
-// ratio is a fraction strictly between 0 and 1, or 0 for the default.
-type ratio struct{ F float64 }
+// Ratio is a fraction strictly between 0 and 1, or 0 for the default.
+type Ratio struct{ F float64 }
 
 // UnmarshalText parses a number such as 0.33.
-func (r *ratio) UnmarshalText(b []byte) error {
+func (r *Ratio) UnmarshalText(b []byte) error {
 	f, err := strconv.ParseFloat(string(b), 64)
 	if err != nil || f <= 0 || f >= 1 {
 		return valueError(b, "want a fraction between 0 and 1 such as 0.33, got %q", b)
@@ -369,11 +375,11 @@ func (r *ratio) UnmarshalText(b []byte) error {
 	return nil
 }
 
-// issuer picks where a site's certificates come from.
-type issuer struct{ Kind certs.Issuer }
+// Issuer picks where a site's certificates come from.
+type Issuer struct{ Kind certs.Issuer }
 
 // UnmarshalText accepts "auto", "acme" or "internal".
-func (i *issuer) UnmarshalText(b []byte) error {
+func (i *Issuer) UnmarshalText(b []byte) error {
 	switch string(b) {
 	case "auto":
 		i.Kind = certs.IssuerAuto
@@ -387,28 +393,28 @@ func (i *issuer) UnmarshalText(b []byte) error {
 	return nil
 }
 
-// defaultHSTS is the Strict-Transport-Security value sent for public names
+// DefaultHSTS is the Strict-Transport-Security value sent for public names
 // by default: one year, this host only (includeSubDomains and preload are
 // promises about other hosts, which only the site's owner can make).
-const defaultHSTS = "max-age=31536000"
+const DefaultHSTS = "max-age=31536000"
 
-// hsts is a site's Strict-Transport-Security policy: auto (the zero
-// value: defaultHSTS for public names only), off, or a header value.
-type hsts struct {
+// HSTS is a site's Strict-Transport-Security policy: auto (the zero
+// value: DefaultHSTS for public names only), off, or a header value.
+type HSTS struct {
 	Off   bool
 	Value string // set: sent for every host of the site
 }
 
 // UnmarshalText accepts "auto", "off" or a header value with max-age.
-func (h *hsts) UnmarshalText(b []byte) error {
+func (h *HSTS) UnmarshalText(b []byte) error {
 	v := strings.TrimSpace(string(b))
 	switch {
 	case v == "auto":
-		*h = hsts{}
+		*h = HSTS{}
 	case v == "off":
-		*h = hsts{Off: true}
+		*h = HSTS{Off: true}
 	case validHSTS(v):
-		*h = hsts{Value: v}
+		*h = HSTS{Value: v}
 	default:
 		return valueError(b, "want \"auto\", \"off\" or a header value such as \"max-age=63072000; includeSubDomains\", got %q", b)
 	}
@@ -433,16 +439,36 @@ func validHSTS(v string) bool {
 	return maxAge
 }
 
-// headerFor returns the Strict-Transport-Security value for one host of
+// HeaderFor returns the Strict-Transport-Security value for one host of
 // the site, or "" for none.
-func (h hsts) headerFor(host string) string {
+func (h HSTS) HeaderFor(host string) string {
 	switch {
 	case h.Off:
 		return ""
 	case h.Value != "":
 		return h.Value
 	case host == "*" || certs.Public(strings.ToLower(strings.TrimPrefix(host, "*."))):
-		return defaultHSTS
+		return DefaultHSTS
 	}
 	return ""
+}
+
+// KeepRestartOnly sets in c the running values of what only a restart
+// changes (the listeners, the data dir, timeouts, limits and [files]) and
+// returns the keys whose value c had changed.
+func (c *Config) KeepRestartOnly(running *Config) (changed []string) {
+	keep := func(key string, differs bool) {
+		if differs {
+			changed = append(changed, key)
+		}
+	}
+	keep("https", c.HTTPS != running.HTTPS)
+	keep("http", c.HTTP != running.HTTP)
+	keep("data", c.Data != running.Data)
+	keep("timeouts", c.Timeouts != running.Timeouts)
+	keep("limits", c.Limits != running.Limits)
+	keep("files", c.Files != running.Files)
+	c.HTTPS, c.HTTP, c.Data = running.HTTPS, running.HTTP, running.Data
+	c.Timeouts, c.Limits, c.Files = running.Timeouts, running.Limits, running.Files
+	return changed
 }
