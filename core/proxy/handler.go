@@ -135,22 +135,30 @@ type exchange struct {
 	body   *[]byte // a borrowed buffer holding a replayable body
 	bodyN  int
 	replay replayReader
+
+	// interimWriter is the client's response writer when it can send 1xx
+	// responses; interim is forwardInterim bound to x, made once per
+	// exchange so that a request does not allocate it.
+	interimWriter message.InterimWriter
+	interim       func(int, *message.Header)
 }
 
 func (h *Handler) getExchange() *exchange {
 	if x, ok := h.exchanges.Get().(*exchange); ok {
 		return x
 	}
-	return new(exchange)
+	x := new(exchange)
+	x.interim = x.forwardInterim
+	return x
 }
 
 func (h *Handler) putExchange(x *exchange) {
 	if x.body != nil {
 		pool.Put(x.body)
 	}
-	hdr, target := x.header, x.target[:0]
+	hdr, target, interim := x.header, x.target[:0], x.interim
 	hdr.Reset()
-	*x = exchange{header: hdr, target: target}
+	*x = exchange{header: hdr, target: target, interim: interim}
 	h.exchanges.Put(x)
 }
 
@@ -159,6 +167,7 @@ func (h *Handler) putExchange(x *exchange) {
 func (h *Handler) Serve(w message.ResponseWriter, r *message.Request) {
 	x := h.getExchange()
 	defer h.putExchange(x)
+	x.interimWriter, _ = w.(message.InterimWriter)
 	replayable, ok := h.readReplayable(x, r)
 	if !ok {
 		return // the body failed: the front end answers (400, 408, 413)
@@ -245,6 +254,18 @@ func (h *Handler) fillRequest(x *exchange, r *message.Request, u *upstream, repl
 	if x.out.Upgrade != "" {
 		x.header.Set("Upgrade", x.out.Upgrade)
 	}
+	x.out.Interim = x.interim
+}
+
+// forwardInterim passes an upstream's informational response (103 Early
+// Hints, say) to the client, without its hop-by-hop fields.
+func (x *exchange) forwardInterim(status int, fields *message.Header) {
+	if x.interimWriter == nil {
+		return
+	}
+	var out message.Header
+	copyEndToEnd(&out, fields)
+	_ = x.interimWriter.WriteInterim(status, &out)
 }
 
 // replayReader reads a buffered body from its start.

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -461,5 +462,67 @@ func TestConcurrentRequestsShareUpstreams(t *testing.T) {
 	wg.Wait()
 	if n.Load() != 20 || h.ups[0].inflight.Load() != 0 {
 		t.Errorf("got %d requests, %d still in flight", n.Load(), h.ups[0].inflight.Load())
+	}
+}
+
+func TestEarlyHintsAreForwarded(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Link", "</style.css>; rel=preload")
+		w.WriteHeader(103)
+		io.WriteString(w, "final")
+	}))
+	t.Cleanup(up.Close)
+	h := newHandler(t, Config{Upstreams: []Upstream{{URL: up.URL}}})
+	rc := serve(h, request("GET", "/", ""))
+	if len(rc.interims) != 1 || rc.interims[0] != 103 || rc.status != 200 || rc.body.String() != "final" {
+		t.Errorf("got interims %v, then %d %q", rc.interims, rc.status, rc.body.String())
+	}
+}
+
+// trailerApp answers with a body and a grpc-status trailer, and reports
+// the protocol it was reached over.
+func trailerApp(w http.ResponseWriter, r *http.Request) {
+	io.Copy(io.Discard, r.Body)
+	w.Header().Set("Trailer", "Grpc-Status")
+	w.Header().Set("X-Proto", r.Proto)
+	io.WriteString(w, "payload")
+	w.Header().Set("Grpc-Status", "0")
+}
+
+func TestH2CUpstreamPassesTrailers(t *testing.T) {
+	up := httptest.NewUnstartedServer(http.HandlerFunc(trailerApp))
+	up.Config.Protocols = new(http.Protocols)
+	up.Config.Protocols.SetUnencryptedHTTP2(true)
+	up.Start()
+	t.Cleanup(up.Close)
+	h := newHandler(t, Config{Upstreams: []Upstream{{URL: "h2c://" + up.Listener.Addr().String()}}})
+	rc := serve(h, request("POST", "/svc/Method", "req", "TE", "trailers", "Content-Type", "application/grpc"))
+	checkTrailerAnswer(t, rc, "HTTP/2.0")
+}
+
+func TestHTTPSUpstreamNegotiatesH2AndVerifies(t *testing.T) {
+	up := httptest.NewUnstartedServer(http.HandlerFunc(trailerApp))
+	up.EnableHTTP2 = true
+	up.StartTLS()
+	t.Cleanup(up.Close)
+	roots := x509.NewCertPool()
+	roots.AddCert(up.Certificate())
+	url := "https://" + up.Listener.Addr().String()
+	h := newHandler(t, Config{Upstreams: []Upstream{{URL: url}}, TLS: TLS{RootCAs: roots, ServerName: "example.com"}})
+	checkTrailerAnswer(t, serve(h, request("GET", "/", "")), "HTTP/2.0")
+
+	unverified := newHandler(t, Config{Upstreams: []Upstream{{URL: url}}})
+	if rc := serve(unverified, request("GET", "/", "")); rc.status != 502 {
+		t.Errorf("an upstream whose certificate the system roots do not trust: got %d, want 502", rc.status)
+	}
+}
+
+func checkTrailerAnswer(t *testing.T, rc *recorder, proto string) {
+	t.Helper()
+	if rc.status != 200 || rc.body.String() != "payload" || rc.header.Get("X-Proto") != proto {
+		t.Errorf("got %d %q over %q, want 200 \"payload\" over %s", rc.status, rc.body.String(), rc.header.Get("X-Proto"), proto)
+	}
+	if got := rc.trailer.Get("Grpc-Status"); got != "0" {
+		t.Errorf("trailer Grpc-Status %q, want \"0\" (trailers %v)", got, rc.trailer.Fields())
 	}
 }

@@ -114,7 +114,9 @@ var forwardingFields = []string{"X-Forwarded-For", "X-Forwarded-Proto", "X-Forwa
 // route's edits.
 func (h *Handler) requestHeader(dst *message.Header, r *message.Request, h2 bool) {
 	trusted := h.trusted(r.RemoteAddr.Addr())
-	skip := []string{"Host", "Content-Length"}
+	// Expect is answered here: the front end sends 100 Continue when the
+	// proxy starts reading the body, as nginx does.
+	skip := []string{"Host", "Content-Length", "Expect"}
 	if !trusted {
 		skip = append(skip, forwardingFields...)
 	}
