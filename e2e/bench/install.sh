@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
 # Installs what `make bench` runs beside anx, on Debian 12 (bookworm):
 #   nginx-light (nginx 1.22) and h2o (2.2): the servers compared with anx
+#   haproxy (2.6):                          the proxy loads' other anchor
 #   wrk and nghttp2-client (h2load):        the load generators
 # Caddy is optional and not installed here (`make bench-caddy` builds it).
 #
 # Idempotent: does nothing (and needs no root) when all are present. The
-# bench starts its own nginx and h2o with its own configs on free loopback
+# bench starts its own nginx, h2o and HAProxy with its own configs on free loopback
 # ports; the Debian services are kept from starting during the install
 # (policy-rc.d), and if one starts anyway, the one this install started is
 # stopped again. A service that ran before is left alone.
 set -euo pipefail
 
-pkgs=(nginx-light h2o wrk nghttp2-client)
+pkgs=(nginx-light h2o haproxy wrk nghttp2-client)
 
 say() { echo "bench/install: $*" >&2; }
 die() { say "error: $*"; exit 1; }
@@ -32,6 +33,7 @@ fi
 service_pid() { [ -r "$1" ] && cat "$1" 2>/dev/null || true; }
 nginx_before=$(service_pid /run/nginx.pid)
 h2o_before=$(service_pid /run/h2o.pid)
+haproxy_before=$(service_pid /run/haproxy.pid)
 
 # Keep invoke-rc.d from starting services, unless the machine has its own policy.
 policy=/usr/sbin/policy-rc.d
@@ -66,4 +68,5 @@ stop_new() {
 }
 stop_new nginx /run/nginx.pid "$nginx_before"
 stop_new h2o /run/h2o.pid "$h2o_before"
+stop_new haproxy /run/haproxy.pid "$haproxy_before"
 say "installed: ${todo[*]}"
