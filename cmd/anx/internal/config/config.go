@@ -41,6 +41,11 @@ type Config struct {
 	RenewalWindowRatio Ratio          `toml:"renewal_window_ratio"`
 	OnDemand           OnDemandLimits `toml:"on_demand"`
 
+	// TrustedProxies lists the clients whose X-Forwarded-* and Forwarded
+	// fields a proxy route keeps and appends to; from others they are
+	// dropped.
+	TrustedProxies []Prefix `toml:"trusted_proxies"`
+
 	Timeouts Timeouts `toml:"timeouts"`
 	Limits   Limits   `toml:"limits"`
 	Files    Files    `toml:"files"`
@@ -82,11 +87,15 @@ type Files struct {
 	DropBehind Threshold `toml:"drop_behind"`
 }
 
-// Site declares one site: its host names, its files and what the
-// plain-HTTP listener does for it.
+// Site declares one site: its host names, its files, its path routes
+// and what the plain-HTTP listener does for it.
 type Site struct {
-	Hosts                    []string `toml:"hosts"`
-	Root                     string   `toml:"root"`
+	Hosts []string `toml:"hosts"`
+	// Root serves what no route takes; empty: 404 (a site needs a root
+	// or a route).
+	Root string `toml:"root"`
+	// Routes are tried in order; the first whose path matches serves.
+	Routes                   []Route  `toml:"route"`
 	HTTPMode                 HTTPMode `toml:"http_mode"`
 	AllowSymlinksOutsideRoot bool     `toml:"allow_symlinks_outside_root"`
 	Issuer                   Issuer   `toml:"issuer"`
@@ -147,10 +156,50 @@ func Load(path string) (Config, error) {
 	dir := filepath.Dir(path)
 	cfg.Data = resolve(dir, cfg.Data)
 	cfg.ACMECARoot = resolve(dir, cfg.ACMECARoot)
+	tables := routeTables(text)
 	for i := range cfg.Sites {
-		cfg.Sites[i].Root = resolve(dir, cfg.Sites[i].Root)
+		s := &cfg.Sites[i]
+		s.Root = resolve(dir, s.Root)
+		for j := range s.Routes {
+			if err := loadRoute(path, dir, &s.Routes[j], tableAt(tables, i, j)); err != nil {
+				return Config{}, err
+			}
+		}
 	}
 	return cfg, nil
+}
+
+// tableAt returns where route j of site i is in the file.
+func tableAt(tables [][]routeTable, i, j int) routeTable {
+	if i < len(tables) && j < len(tables[i]) {
+		return tables[i][j]
+	}
+	return routeTable{keys: map[string]int{}}
+}
+
+// loadRoute checks a route of the file at path, resolves its paths from
+// dir and reads its tls_ca. Errors name the file, the line and the key.
+func loadRoute(path, dir string, r *Route, at routeTable) error {
+	r.keys = at.keys
+	fail := func(key string, err error) error {
+		if line, ok := at.keys[key]; ok && key != "" {
+			return fmt.Errorf("%s:%d: key \"site.route.%s\": %v", path, line, key, err)
+		}
+		return fmt.Errorf("%s:%d: [[site.route]]: %v", path, at.line, err)
+	}
+	if key, err := r.check(); err != nil {
+		return fail(key, err)
+	}
+	r.Root = resolve(dir, r.Root)
+	if r.TLSCA != "" {
+		r.TLSCA = resolve(dir, r.TLSCA)
+		pool, err := loadCA(r.TLSCA)
+		if err != nil {
+			return fail("tls_ca", err)
+		}
+		r.RootCAs = pool
+	}
+	return nil
 }
 
 // describeDecodeError turns go-toml's errors into "file:line: key "k": why".
@@ -180,8 +229,8 @@ func resolve(dir, p string) string {
 	return filepath.Join(dir, p)
 }
 
-// validate checks what no single key can: every site has hosts and a
-// root, and no host belongs to two sites.
+// Validate checks what no single key can: every site has hosts and a
+// root or routes, every route is whole, and no host belongs to two sites.
 func (c *Config) Validate() error {
 	if err := checkAddr("https", c.HTTPS); err != nil {
 		return err
@@ -197,8 +246,17 @@ func (c *Config) Validate() error {
 		if len(s.Hosts) == 0 {
 			return fmt.Errorf("config: site %d: hosts is empty", i+1)
 		}
-		if s.Root == "" {
-			return fmt.Errorf("config: site %d: root is empty", i+1)
+		if s.Root == "" && len(s.Routes) == 0 {
+			return fmt.Errorf("config: site %d: it needs a root or at least one [[site.route]]", i+1)
+		}
+		for j := range s.Routes {
+			r := &s.Routes[j]
+			if key, err := r.check(); err != nil {
+				if key != "" {
+					key = " " + key
+				}
+				return fmt.Errorf("config: site %d, route %d (%s)%s: %w", i+1, j+1, r.Path, key, err)
+			}
 		}
 		for _, h := range s.Hosts {
 			if h == "*" {
