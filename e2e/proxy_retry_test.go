@@ -1,0 +1,163 @@
+package e2e
+
+import (
+	"bytes"
+	"fmt"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/anx-gateway/anx/e2e/harness"
+)
+
+// TestProxyRetryAfterSent: two upstreams that read the whole request and
+// then close the connection without an answer. A POST that reached one is
+// not sent again (exactly 1 counted in all, the client gets 502); a GET
+// and a POST with an Idempotency-Key are tried on both (2 counted).
+// Passive health is off (max_fails = 0), so that both stay eligible.
+func TestProxyRetryAfterSent(t *testing.T) {
+	t.Parallel()
+	ups := startUpstreams(t, 2)
+	s := startProxy(t, proxyConfig("", route("/", proxyTo(urls(ups)...), "max_tries = 2", "max_fails = 0")), proxyFailures...)
+	cases := []struct {
+		method, key string
+		want        int64
+	}{
+		{http.MethodPost, "", 1},
+		{http.MethodGet, "", 2},
+		{http.MethodPost, "key-1", 2},
+	}
+	c := s.Client(harness.H1)
+	for _, tc := range cases {
+		before := totalOf(t, ups, "/close-after-body")
+		h := http.Header{}
+		if tc.key != "" {
+			h.Set("Idempotency-Key", tc.key)
+		}
+		var body []byte
+		if tc.method == http.MethodPost {
+			body = []byte("payload")
+		}
+		r := s.Do(harness.H1, c, harness.Request{Method: tc.method, Target: "/close-after-body", Header: h, Body: body})
+		what := fmt.Sprintf("%s (Idempotency-Key %q)", tc.method, tc.key)
+		if r.Err != nil || r.Status != http.StatusBadGateway {
+			t.Errorf("%s: status %d (err %v), want 502", what, r.Status, r.Err)
+		}
+		if got := totalOf(t, ups, "/close-after-body") - before; got != tc.want {
+			t.Errorf("%s: the upstreams received it %d times, want %d", what, got, tc.want)
+		}
+	}
+}
+
+// TestProxyRetryRefused: a POST whose first upstream refuses the
+// connection (lb_policy "first") is sent to the next one: 200, body
+// intact, counted once there.
+func TestProxyRetryRefused(t *testing.T) {
+	t.Parallel()
+	up := startUpstream(t, upstreamConfig{Name: "live"})
+	s := startProxy(t, proxyConfig("", route("/", proxyTo(refusedURL(t), up.URL()), `lb_policy = "first"`)), proxyFailures...)
+	for _, p := range harness.Protos {
+		before := up.Counts(t).Paths["/echo"]
+		data := []byte("post body over " + string(p))
+		e := echoOf(t, string(p)+" POST", s.Do(p, s.Client(p), harness.Request{Method: http.MethodPost, Target: "/echo", Body: data}))
+		if e.Server != "live" || e.Body != string(data) {
+			t.Errorf("%s POST: upstream %q got %q, want \"live\" and %q", p, e.Server, e.Body, data)
+		}
+		if n := up.Counts(t).Paths["/echo"] - before; n != 1 {
+			t.Errorf("%s POST: counted %d times upstream, want 1", p, n)
+		}
+	}
+}
+
+// TestProxyUpstreamIdleClose: the upstream closes idle keep-alive
+// connections after 1 s. Four clients send 10 requests each, spaced
+// 0.9 s to 1.1 s apart, so that anx often picks a pooled connection just
+// as the upstream closes it (the Traefik "502 EOF" bug): 0 errors, 0
+// non-200s.
+func TestProxyUpstreamIdleClose(t *testing.T) {
+	t.Parallel()
+	up := startUpstream(t, upstreamConfig{Name: "idle", IdleTimeout: "1s"})
+	s := startProxy(t, proxyConfig("", route("/", proxyTo(up.URL()))), proxyFailures...)
+	gaps := []time.Duration{900 * time.Millisecond, 950 * time.Millisecond, time.Second, 1050 * time.Millisecond, 1100 * time.Millisecond}
+	var mu sync.Mutex
+	bad := map[string]int{}
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			c := s.Client(harness.H1)
+			for i := range 10 {
+				// The gap is the scenario (the upstream's idle timer), not a
+				// wait for an event.
+				time.Sleep(gaps[(i+w)%len(gaps)])
+				data := bytes.Repeat([]byte{'x'}, 100*(i+1))
+				r := s.Do(harness.H1, c, harness.Request{Method: http.MethodPost, Target: "/echo", Body: data})
+				if r.Err != nil || r.Status != http.StatusOK {
+					mu.Lock()
+					bad[fmt.Sprintf("status %d err %v", r.Status, r.Err)]++
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	cn := up.Counts(t)
+	t.Logf("40 requests over %d upstream connections", cn.Conns)
+	if len(bad) > 0 {
+		t.Errorf("requests around the upstream's 1 s idle close failed: %v, want none", bad)
+	}
+}
+
+// TestProxyErrors502And504: a refused upstream gives 502 and one that does
+// not answer within response_header_timeout 504, over h1, h2 and h3, with
+// small bodies that name no address or error text.
+func TestProxyErrors502And504(t *testing.T) {
+	t.Parallel()
+	up := startUpstream(t, upstreamConfig{Name: "slow"})
+	refused := refusedURL(t)
+	site := route("/refused/", proxyTo(refused)) +
+		route("/", proxyTo(up.URL()), `response_header_timeout = "1s"`, "max_tries = 1", "max_fails = 0")
+	s := startProxy(t, proxyConfig("", site), proxyFailures...)
+	for _, p := range harness.Protos {
+		c := s.Client(p)
+		r := get(s, p, c, "/refused/x")
+		if r.Err != nil || r.Status != http.StatusBadGateway {
+			t.Errorf("%s refused: status %d (err %v), want 502", p, r.Status, r.Err)
+		}
+		checkErrorBody(t, string(p)+" 502", r.Body, hostPort(refused))
+		r = get(s, p, c, "/slow?delay=forever")
+		if r.Err != nil || r.Status != http.StatusGatewayTimeout {
+			t.Errorf("%s slow: status %d (err %v), want 504", p, r.Status, r.Err)
+		}
+		checkErrorBody(t, string(p)+" 504", r.Body, up.Addrs.HTTP)
+	}
+}
+
+// TestProxyMalformedUpstream: an upstream response with a bad status line,
+// bad chunking, two Content-Lengths or more bytes than its Content-Length
+// gives the client a 502 (for bad chunking, found only after the head
+// went out, a cut body also counts), never the malformed bytes; and the
+// next request gets a clean answer on a new connection ("ok"), never the
+// response smuggled behind (POISON).
+func TestProxyMalformedUpstream(t *testing.T) {
+	t.Parallel()
+	up := startUpstream(t, upstreamConfig{Name: "raw"})
+	s := startProxy(t, proxyConfig("", route("/", proxyTo("http://"+up.Addrs.Raw), "max_tries = 1", "max_fails = 0")), proxyFailures...)
+	for _, p := range []harness.Proto{harness.H1, harness.H2} {
+		c := s.Client(p)
+		for _, path := range []string{"/bad-status", "/bad-chunk", "/two-cl", "/too-long"} {
+			r := get(s, p, c, path)
+			cut := path == "/bad-chunk" && r.Status == http.StatusOK && r.Err != nil
+			if !cut && (r.Err != nil || r.Status != http.StatusBadGateway) {
+				t.Errorf("%s %s: status %d (err %v, body %q), want 502", p, path, r.Status, r.Err, clip(r.Body, 0))
+			}
+			if bytes.Contains(r.Body, []byte("hello")) || bytes.Contains(r.Body, []byte("POISON")) {
+				t.Errorf("%s %s: the malformed answer's bytes reached the client: %q", p, path, r.Body)
+			}
+			ok := get(s, p, c, "/ok")
+			if ok.Status != http.StatusOK || string(ok.Body) != "ok" {
+				t.Errorf("%s /ok after %s: status %d body %q (err %v), want 200 \"ok\": the pool was poisoned", p, path, ok.Status, ok.Body, ok.Err)
+			}
+		}
+	}
+}
