@@ -165,6 +165,11 @@ func (h *Handler) putExchange(x *exchange) {
 // Serve forwards r to an upstream and its answer to w, trying other
 // upstreams while the request can be retried.
 func (h *Handler) Serve(w message.ResponseWriter, r *message.Request) {
+	if err := checkRequest(r); err != nil {
+		h.log.Warn("proxy: request refused", "route", h.cfg.Name, "reason", err.Error())
+		respondStatus(w, r, 400, "Bad Request")
+		return
+	}
 	x := h.getExchange()
 	defer h.putExchange(x)
 	x.interimWriter, _ = w.(message.InterimWriter)
@@ -355,7 +360,11 @@ func (h *Handler) allCheckedDown() bool {
 
 // respond writes a short error answer that names no address and no cause.
 func respond(w message.ResponseWriter, r *message.Request, status int) {
-	body := fmt.Sprintf("%d %s\n", status, statusText(status))
+	respondStatus(w, r, status, statusText(status))
+}
+
+func respondStatus(w message.ResponseWriter, r *message.Request, status int, text string) {
+	body := fmt.Sprintf("%d %s\n", status, text)
 	hdr := w.Header()
 	hdr.Set("Content-Type", "text/plain; charset=utf-8")
 	hdr.Set("Content-Length", strconv.Itoa(len(body)))

@@ -526,3 +526,33 @@ func checkTrailerAnswer(t *testing.T, rc *recorder, proto string) {
 		t.Errorf("trailer Grpc-Status %q, want \"0\" (trailers %v)", got, rc.trailer.Fields())
 	}
 }
+
+func TestUnsafeRequestNeverReachesUpstream(t *testing.T) {
+	up, n := echoUpstream(t, "a")
+	h := newHandler(t, Config{Upstreams: []Upstream{{URL: up.URL}}})
+	cases := map[string]*message.Request{
+		"LF in value":     request("GET", "/", "", "X-A", "1\r\nX-Smuggled: 1"),
+		"NUL in value":    request("GET", "/", "", "X-A", "1\x00"),
+		"space in path":   request("GET", "/a b", ""),
+		"CR in query":     request("GET", "/a?x=\r", ""),
+		"bad field name":  request("GET", "/", "", "X A", "1"),
+		"bad method":      request("G T", "/", ""),
+		"LF in host":      func() *message.Request { r := request("GET", "/", ""); r.Host = "a\nb"; return r }(),
+		"LF in trailer":   func() *message.Request { r := request("GET", "/", ""); r.Trailer.Add("X-T", "a\nb"); return r }(),
+		"empty path":      request("GET", "", ""),
+		"DEL in path":     request("GET", "/\x7f", ""),
+		"tab in path":     request("GET", "/\t", ""),
+		"space in method": request("GET ", "/", ""),
+	}
+	for name, r := range cases {
+		if r == nil {
+			continue
+		}
+		if rc := serve(h, r); rc.status != 400 {
+			t.Errorf("%s: got %d, want 400", name, rc.status)
+		}
+	}
+	if n.Load() != 0 {
+		t.Errorf("the upstream got %d requests, want 0", n.Load())
+	}
+}
