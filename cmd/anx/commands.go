@@ -36,7 +36,16 @@ func runValidate(args []string, stdout, stderr io.Writer) error {
 	if err := checkRoots(cfg); err != nil {
 		return fmt.Errorf("%s: %w", *path, err)
 	}
-	fmt.Fprintf(stdout, "%s: ok: %d site(s), https %s, http %s\n", *path, len(cfg.Sites), cfg.HTTPS, cfg.HTTP)
+	routes, proxied := 0, 0
+	for _, site := range cfg.Sites {
+		for _, r := range site.Routes {
+			routes++
+			if strings.Contains(r.Kind(), "proxy") {
+				proxied++
+			}
+		}
+	}
+	fmt.Fprintf(stdout, "%s: ok: %d site(s), %d route(s) (%d proxied), https %s, http %s\n", *path, len(cfg.Sites), routes, proxied, cfg.HTTPS, cfg.HTTP)
 	return nil
 }
 

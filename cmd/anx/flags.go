@@ -15,6 +15,7 @@ type runFlags struct {
 	config   string
 	root     string
 	domains  stringList
+	proxies  stringList
 	https    string
 	http     string
 	data     string
@@ -46,6 +47,7 @@ func parseRunFlags(args []string, stderr io.Writer) (runFlags, error) {
 	fs.SetOutput(stderr)
 	fs.StringVar(&f.config, "config", "", "read sites and settings from this TOML `file`")
 	fs.StringVar(&f.root, "root", "", "serve files from this `dir` (default: the current directory)")
+	fs.Var(&f.proxies, "proxy", "forward the site's requests to this upstream `URL` (http://, https://, h2c:// or unix:/path.sock); repeat for a pool. With --root, files under it first, else the proxy")
 	fs.Var(&f.domains, "domain", "serve the site under this host `name`; repeat for more (default: localhost)")
 	fs.StringVar(&f.https, "https", "", "listen for HTTPS (TCP) and HTTP/3 (UDP) on this `addr` (default \":8443\")")
 	fs.StringVar(&f.http, "http", "", "listen for plain HTTP on this `addr` (default \":8080\")")
@@ -58,7 +60,7 @@ func parseRunFlags(args []string, stderr io.Writer) (runFlags, error) {
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: anx run [flags]\n\n")
 		fs.PrintDefaults()
-		fmt.Fprintf(stderr, "\nA flag wins over the config file: --https, --http, --data and the --acme-* and\n--email flags replace the file's values; --root, --domain and --http-mode replace those of its only site.\n")
+		fmt.Fprint(stderr, runHelpTail)
 	}
 	if err := fs.Parse(args); err != nil {
 		return f, err
@@ -70,6 +72,26 @@ func parseRunFlags(args []string, stderr io.Writer) (runFlags, error) {
 	fs.Visit(func(fl *flag.Flag) { f.set[fl.Name] = true })
 	return f, nil
 }
+
+// runHelpTail ends "anx run --help": how the flags combine with the
+// config file.
+const runHelpTail = `
+A flag wins over the config file: --https, --http, --data and the --acme-* and
+--email flags replace the file's values; --root, --domain, --http-mode and
+--proxy apply to its only site (a file with several sites is an error).
+
+--proxy URL (repeatable) gives the site a catch-all route "/" to those
+upstreams, tried after the file's own routes:
+  anx run --domain example.com --proxy http://127.0.0.1:3000
+      every request goes to the app; nothing is served from the current
+      directory (without --root, there is no default root).
+  anx run --domain example.com --root ./public --proxy http://127.0.0.1:3000
+      a file that exists under ./public is served, every other request
+      goes to the app.
+  anx run --config anx.toml --proxy http://127.0.0.1:3000
+      the file's routes first, then the proxy; the site's root from the
+      file (if any) is tried before the proxy, as --root would be.
+`
 
 // loadRunConfig builds the config that "anx run" serves: defaults, then
 // the file, then the flags.
@@ -101,11 +123,11 @@ func applyFlags(cfg *config.Config, f runFlags) error {
 	if err := applyACMEFlags(cfg, f); err != nil {
 		return err
 	}
-	if !f.set["root"] && !f.set["domain"] && !f.set["http-mode"] {
+	if !f.set["root"] && !f.set["domain"] && !f.set["http-mode"] && !f.set["proxy"] {
 		return nil
 	}
 	if len(cfg.Sites) != 1 {
-		return usageError{fmt.Sprintf("--root, --domain and --http-mode describe one site, but %s declares %d", f.config, len(cfg.Sites))}
+		return usageError{fmt.Sprintf("--root, --domain, --http-mode and --proxy describe one site, but %s declares %d", f.config, len(cfg.Sites))}
 	}
 	site := &cfg.Sites[0]
 	if f.set["root"] {
@@ -119,6 +141,30 @@ func applyFlags(cfg *config.Config, f runFlags) error {
 			return usageError{"--http-mode: " + err.Error()}
 		}
 	}
+	if f.set["proxy"] {
+		return applyProxyFlags(site, f)
+	}
+	return nil
+}
+
+// applyProxyFlags gives the site a catch-all route to the --proxy
+// upstreams, after its own routes. The site's root (from --root or the
+// file; the built-in default "." does not count) moves into that route:
+// files under it first, else the proxy.
+func applyProxyFlags(site *config.Site, f runFlags) error {
+	r := config.Route{Path: "/"}
+	for _, u := range f.proxies {
+		var up config.Upstream
+		if err := up.UnmarshalText([]byte(u)); err != nil {
+			return usageError{"--proxy: " + err.Error()}
+		}
+		r.Proxy = append(r.Proxy, up)
+	}
+	if f.set["root"] || f.config != "" {
+		r.Root = site.Root
+	}
+	site.Root = ""
+	site.Routes = append(site.Routes, r)
 	return nil
 }
 

@@ -16,8 +16,8 @@ import (
 
 	"github.com/anx-gateway/anx/certs"
 	"github.com/anx-gateway/anx/core/message"
+	"github.com/anx-gateway/anx/core/proxy"
 	"github.com/anx-gateway/anx/core/route"
-	"github.com/anx-gateway/anx/core/static"
 	"github.com/anx-gateway/anx/h1"
 	"github.com/anx-gateway/anx/h2"
 	"github.com/anx-gateway/anx/h3"
@@ -35,19 +35,20 @@ type gateway struct {
 
 	udp net.PacketConn // HTTP/3
 
-	h1TLS   *h1.Server // HTTPS over TCP on the event loops: TLS, then h1 here or h2 by ALPN
-	h1Plain *h1.Server // plain HTTP on the event loops
-	h2      *h2.Server
-	h3      *h3.Server
-	secure  *route.Live // what HTTPS serves, whatever the protocol
-	plain   *route.Live // what plain HTTP serves
-	statics []*static.Handler
+	h1TLS      *h1.Server // HTTPS over TCP on the event loops: TLS, then h1 here or h2 by ALPN
+	h1Plain    *h1.Server // plain HTTP on the event loops
+	h2         *h2.Server
+	h3         *h3.Server
+	secure     *route.Live       // what HTTPS serves, whatever the protocol
+	plain      *route.Live       // what plain HTTP serves
+	handlers   handlers          // the static and proxy handlers under the live tables
+	transports *proxy.Transports // the upstream connections every proxy route shares, across reloads
 }
 
 // newGateway builds the servers for cfg and opens its listeners. On error
 // nothing is left open.
 func newGateway(cfg config.Config, logger *slog.Logger) (_ *gateway, err error) {
-	gw := &gateway{cfg: cfg, log: logger}
+	gw := &gateway{cfg: cfg, log: logger, transports: proxy.NewTransports()}
 	defer func() {
 		if err != nil {
 			gw.closeAll()
@@ -63,7 +64,7 @@ func newGateway(cfg config.Config, logger *slog.Logger) (_ *gateway, err error) 
 	if err != nil {
 		return nil, err
 	}
-	gw.statics = s.statics
+	gw.handlers = s.handlers
 	if err = gw.certs.Apply(cfg.CertPolicy(gw.httpPort(), gw.httpsPort())); err != nil {
 		return nil, err
 	}
@@ -77,22 +78,21 @@ func newGateway(cfg config.Config, logger *slog.Logger) (_ *gateway, err error) 
 }
 
 // sites is what a config's sites become: the two routing tables and the
-// static handlers under them.
+// handlers under them.
 type sites struct {
 	secure, plain *route.Table
-	statics       []*static.Handler
+	handlers      handlers
 }
 
 // buildSites opens the sites of cfg. On error nothing is left open.
 func (gw *gateway) buildSites(cfg *config.Config) (sites, error) {
-	handlers, err := openSites(cfg)
-	if err != nil {
-		return sites{}, err
+	var s sites
+	siteHandlers, err := gw.siteHandlers(cfg, &s.handlers)
+	if err == nil {
+		s.secure, s.plain, err = gw.routeTables(cfg, siteHandlers)
 	}
-	s := sites{statics: handlers}
-	s.secure, s.plain, err = gw.routeTables(cfg, handlers)
 	if err != nil {
-		closeStatics(s.statics)
+		s.handlers.close()
 		return sites{}, err
 	}
 	return s, nil
@@ -115,39 +115,22 @@ func (gw *gateway) reload(cfg config.Config) error {
 		err = gw.certs.Apply(cfg.CertPolicy(gw.httpPort(), gw.httpsPort()))
 	}
 	if err != nil {
-		closeStatics(s.statics)
+		s.handlers.close()
 		return err
 	}
 	gw.secure.Store(s.secure)
 	gw.plain.Store(s.plain)
-	old := gw.statics
-	gw.statics, gw.cfg = s.statics, cfg
+	old := gw.handlers
+	gw.handlers, gw.cfg = s.handlers, cfg
+	// The new proxy handlers hold the transports of the upstreams that
+	// remain, so closing the old ones now keeps their pooled connections;
+	// requests and tunnels in flight on them finish.
+	old.closeProxies()
 	// Requests routed by the old tables may still be sending files; the
-	// timer's goroutine closes the old handlers once they have had the
-	// drain timeout to finish.
-	time.AfterFunc(gw.drainTimeout(), func() { closeStatics(old) })
+	// timer's goroutine closes the old static handlers once they have had
+	// the drain timeout to finish.
+	time.AfterFunc(gw.drainTimeout(), old.closeStatics)
 	return nil
-}
-
-// openSites makes one static handler per site, in config order.
-func openSites(cfg *config.Config) ([]*static.Handler, error) {
-	handlers := make([]*static.Handler, 0, len(cfg.Sites))
-	for _, s := range cfg.Sites {
-		h, err := static.New(static.Config{Root: s.Root, AllowSymlinksOutside: s.AllowSymlinksOutsideRoot})
-		if err != nil {
-			closeStatics(handlers)
-			return nil, err
-		}
-		handlers = append(handlers, h)
-	}
-	return handlers, nil
-}
-
-// closeStatics closes static handlers; errors do not matter any more.
-func closeStatics(hs []*static.Handler) {
-	for _, h := range hs {
-		_ = h.Close()
-	}
 }
 
 // listen opens the HTTPS port on TCP and UDP and the plain-HTTP port. A
@@ -200,7 +183,7 @@ const acmeTLS1 = "acme-tls/1"
 // routeTables builds the two routing tables: HTTPS serves every site, with
 // its Strict-Transport-Security; plain HTTP answers ACME HTTP-01
 // validations, serves the sites in serve mode and redirects the others.
-func (gw *gateway) routeTables(cfg *config.Config, handlers []*static.Handler) (secure, plain *route.Table, err error) {
+func (gw *gateway) routeTables(cfg *config.Config, handlers []message.Handler) (secure, plain *route.Table, err error) {
 	var secureSites, plainSites []route.Site
 	redirect := route.RedirectHTTPS{Port: gw.httpsPort()}
 	for i, s := range cfg.Sites {
@@ -357,7 +340,7 @@ func (gw *gateway) closeAll() {
 	if gw.udp != nil {
 		_ = gw.udp.Close()
 	}
-	closeStatics(gw.statics)
+	gw.handlers.close()
 	if gw.certs != nil {
 		gw.certs.Close()
 	}

@@ -91,19 +91,38 @@ func loadServeConfig(f runFlags) (config.Config, error) {
 	return cfg, checkRoots(cfg)
 }
 
-// checkRoots makes sure every site's root is a directory, so that a typo
-// is one clear line at start-up rather than 404s later.
+// checkRoots makes sure every root, of a site or of a route, is a
+// directory, so that a typo is one clear line at start-up rather than
+// 404s later.
 func checkRoots(cfg config.Config) error {
-	for i, s := range cfg.Sites {
-		st, err := os.Stat(s.Root)
-		switch {
-		case errors.Is(err, os.ErrNotExist):
-			return fmt.Errorf("site %d (%s): root %s: no such directory", i+1, s.Hosts[0], s.Root)
-		case err != nil:
-			return fmt.Errorf("site %d (%s): root: %w", i+1, s.Hosts[0], err)
-		case !st.IsDir():
-			return fmt.Errorf("site %d (%s): root %s: not a directory", i+1, s.Hosts[0], s.Root)
+	for i := range cfg.Sites {
+		s := &cfg.Sites[i]
+		where := fmt.Sprintf("site %d (%s)", i+1, siteName(s))
+		if err := checkRoot(where, s.Root); err != nil {
+			return err
 		}
+		for _, r := range s.Routes {
+			if err := checkRoot(fmt.Sprintf("%s, route %q", where, r.Path), r.Root); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// checkRoot checks one root; an empty one (none) is fine.
+func checkRoot(where, dir string) error {
+	if dir == "" {
+		return nil
+	}
+	st, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("%s: root %s: no such directory", where, dir)
+	case err != nil:
+		return fmt.Errorf("%s: root: %w", where, err)
+	case !st.IsDir():
+		return fmt.Errorf("%s: root %s: not a directory", where, dir)
 	}
 	return nil
 }
