@@ -234,10 +234,27 @@ func countLive(conns []net.Conn) int {
 }
 
 // latencyLoad sends latencyRate GETs per second over HTTP/1.1 + TLS
-// keep-alive connections for d, open loop: each request starts at its
-// scheduled time whatever the earlier ones do, and its latency counts from
-// that time (so a stalled client or server is not hidden).
+// keep-alive connections for d (see openLoop).
 func latencyLoad(ctx context.Context, in *instance, d time.Duration) (map[string]float64, error) {
+	l, err := openLoop(ctx, in.httpsURL("/"+smallFile), latencyRate, d)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]float64{"p99_ms": l.p99, "p50_ms": l.p50, "errors": float64(l.failed)}, nil
+}
+
+// latencies are the quantiles of one open-loop run, in milliseconds.
+type latencies struct {
+	p50, p99 float64
+	failed   int64 // requests that failed (counted at requestLimit)
+}
+
+// openLoop sends rate GETs of the small file per second to url (http or
+// https) over HTTP/1.1 keep-alive connections for d, open loop: each
+// request starts at its scheduled time whatever the earlier ones do, and
+// its latency counts from that time (so a stalled client or server is not
+// hidden).
+func openLoop(ctx context.Context, url string, rate int, d time.Duration) (latencies, error) {
 	tr := &http.Transport{
 		TLSClientConfig:     clientTLS("http/1.1"),
 		TLSNextProto:        map[string]func(string, *tls.Conn) http.RoundTripper{}, // HTTP/1.1 only
@@ -246,7 +263,6 @@ func latencyLoad(ctx context.Context, in *instance, d time.Duration) (map[string
 	}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: requestLimit}
-	url := in.httpsURL("/" + smallFile)
 	get := func() error {
 		res, err := client.Get(url)
 		if err != nil {
@@ -261,10 +277,10 @@ func latencyLoad(ctx context.Context, in *instance, d time.Duration) (map[string
 	}
 	wg.Wait()
 
-	n := int(float64(latencyRate) * d.Seconds())
+	n := int(float64(rate) * d.Seconds())
 	lat := make([]time.Duration, n)
 	var failed atomic.Int64
-	interval := time.Second / latencyRate
+	interval := time.Second / time.Duration(rate)
 	start := time.Now()
 	for i := 0; i < n && ctx.Err() == nil; i++ {
 		at := start.Add(time.Duration(i) * interval)
@@ -282,9 +298,16 @@ func latencyLoad(ctx context.Context, in *instance, d time.Duration) (map[string
 	}
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return latencies{}, err
+	}
+	return latencies{p50: quantileMS(lat, 0.50), p99: quantileMS(lat, 0.99), failed: failed.Load()}, nil
+}
+
+// quantileMS sorts lat and returns its q quantile (nearest rank below) in milliseconds.
+func quantileMS(lat []time.Duration, q float64) float64 {
+	if len(lat) == 0 {
+		return 0
 	}
 	slices.Sort(lat)
-	ms := func(q float64) float64 { return float64(lat[int(q*float64(n-1))]) / float64(time.Millisecond) }
-	return map[string]float64{"p99_ms": ms(0.99), "p50_ms": ms(0.50), "errors": float64(failed.Load())}, nil
+	return float64(lat[int(q*float64(len(lat)-1))]) / float64(time.Millisecond)
 }

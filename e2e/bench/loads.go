@@ -32,6 +32,7 @@ type load struct {
 	how     string   // the tool and its parameters, for the report
 	metrics []metric // shown in the table; the first is the chart's
 	h3      bool     // needs HTTP/3
+	role    role     // what the server does: serve the site (zero) or proxy to the upstream
 	fresh   bool     // each run needs a freshly started server (memory freed by earlier work would be reused)
 	// run measures once for about d and returns metric values by key; it
 	// may add "errors" (failed requests), which the progress line shows.
@@ -70,8 +71,23 @@ func loads() []*load {
 			how:     fmt.Sprintf("Go open-loop client, HTTP/1.1 over TLS keep-alive, %d req/s fixed, latency from the scheduled send time", latencyRate),
 			metrics: []metric{{Key: "p99_ms", Unit: "ms p99", Lower: true}, {Key: "p50_ms", Unit: "ms p50", Lower: true}, failures()},
 			run:     latencyLoad},
+		{name: "proxy-h1", title: "proxy: HTTP/1.1 plain, 1 KiB", how: "wrk -t1 -c64, keep-alive, through the proxy" + toUpstream,
+			role: proxyToUpstream, metrics: []metric{reqPerSec()}, run: wrkLoad(64, false, "/"+smallFile)},
+		{name: "proxy-h1-tls", title: "proxy: HTTP/1.1 TLS, 1 KiB", how: "wrk -t1 -c64, keep-alive, through the proxy" + toUpstream,
+			role: proxyToUpstream, metrics: []metric{reqPerSec()}, run: wrkLoad(64, true, "/"+smallFile)},
+		{name: "proxy-h2", title: "proxy: HTTP/2, 1 KiB", how: "h2load -t1 -c16 -m16, through the proxy" + toUpstream,
+			role: proxyToUpstream, metrics: []metric{reqPerSec()}, run: h2Load},
+		{name: "proxy-latency", title: fmt.Sprintf("proxy: latency at %d req/s, plain 1 KiB", latencyRate), role: proxyToUpstream,
+			how: fmt.Sprintf("Go open-loop client, HTTP/1.1 plain keep-alive, %d req/s fixed, for the duration straight to the upstream, then as long through the proxy"+
+				toUpstream+"; added = through - direct", latencyRate),
+			metrics: []metric{{Key: "p99_ms", Unit: "ms p99 through", Lower: true}, {Key: "direct_p99_ms", Unit: "ms p99 direct", Lower: true},
+				{Key: "added_p99_ms", Unit: "ms p99 added", Lower: true}, {Key: "p50_ms", Unit: "ms p50 through", Lower: true}, failures()},
+			run: proxyLatencyLoad(latencyRate)},
 	}
 }
+
+// toUpstream ends the description of a proxy load.
+const toUpstream = " to one upstream nginx (1 worker, serving the file, plain HTTP/1.1 keep-alive), not the server under test"
 
 // tool runs a load generator bounded by d plus slack and returns its output.
 func tool(ctx context.Context, d time.Duration, name string, args ...string) (string, error) {

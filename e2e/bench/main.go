@@ -1,6 +1,7 @@
-// Command bench measures anx beside nginx, h2o and Caddy on loopback, with
-// the same site, the same certificate (anx serves a leaf of its own local
-// CA), the same worker count and the same loads, and reports medians.
+// Command bench measures anx beside nginx, h2o, HAProxy and Caddy on
+// loopback, with the same site, the same certificate (anx serves a leaf of
+// its own local CA), the same worker count and the same loads, and reports
+// medians.
 //
 // It runs each server in turn on free ports of 127.0.0.1, runs every load
 // on it -runs times for -duration each, and then prints a table (with
@@ -13,7 +14,7 @@
 // Usage:
 //
 //	go run ./e2e/bench [-anx bin/anx] [-duration 5s] [-runs 3]
-//	    [-only load,...] [-servers anx,nginx,h2o,caddy] [-out e2e/bench/out]
+//	    [-only load,...] [-servers anx,nginx,h2o,haproxy,caddy] [-out e2e/bench/out]
 package main
 
 import (
@@ -57,7 +58,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.duration, "duration", 5*time.Second, "how long each load runs (whole seconds for wrk and h2load)")
 	fs.IntVar(&o.runs, "runs", 3, "runs of each load on each server; the median is reported")
 	fs.StringVar(&only, "only", "", "comma-separated loads to run (default all): "+strings.Join(loadNames(), ","))
-	fs.StringVar(&servers, "servers", "anx,nginx,h2o,caddy", "comma-separated servers to measure; caddy is skipped if not on PATH")
+	fs.StringVar(&servers, "servers", "anx,nginx,h2o,haproxy,caddy", "comma-separated servers to measure; caddy is skipped if not on PATH")
 	fs.StringVar(&o.out, "out", "e2e/bench/out", "directory for results.json and results.svg")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -173,9 +174,13 @@ func bench(ctx context.Context, o options, progress io.Writer) (*report, error) 
 				Metrics: l.metrics, Results: map[string]*serverResult{}})
 		}
 	}
+	up, upErr := startSelectedUpstream(ctx, o, tmp, f, progress)
+	if up != nil {
+		defer up.stop()
+	}
 	for _, sp := range specs() {
-		if !slices.Contains(o.servers, sp.name) {
-			continue
+		if !slices.Contains(o.servers, sp.name) || !takesAny(sp, rep.Loads) {
+			continue // not asked for, or no selected load applies: no column
 		}
 		info := serverInfo{Name: sp.name}
 		bin, err := sp.find(o.anx)
@@ -190,7 +195,8 @@ func bench(ctx context.Context, o options, progress io.Writer) (*report, error) 
 		}
 		info.Version, info.LoadAvg = sp.version(bin), loadAvg()
 		fmt.Fprintf(progress, "[%s] %s (%s); load average before: %s\n", sp.name, info.Version, bin, info.LoadAvg)
-		if err := benchServer(ctx, o, sp, bin, filepath.Join(tmp, sp.name), f, rep, progress); err != nil {
+		b := &benchRun{o: o, sp: sp, bin: bin, dir: filepath.Join(tmp, sp.name), f: f, up: up, upErr: upErr, progress: progress}
+		if err := b.loads(ctx, rep); err != nil {
 			info.Note = err.Error()
 			fmt.Fprintf(progress, "[%s] %v\n", sp.name, err)
 		}
@@ -202,29 +208,91 @@ func bench(ctx context.Context, o options, progress io.Writer) (*report, error) 
 	return rep, nil
 }
 
-// benchServer starts one server, runs the loads on it and stops it, also
-// when a load fails, ctx is canceled or something panics.
-func benchServer(ctx context.Context, o options, sp *spec, bin, dir string, f files, rep *report, progress io.Writer) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
+// takes says whether sp can run l.
+func takes(sp *spec, l *load) bool {
+	return sp.config(l.role) != nil && (!l.h3 || sp.h3)
+}
+
+// takesAny says whether sp can run one of the selected loads.
+func takesAny(sp *spec, selected []*loadReport) bool {
+	for _, lr := range selected {
+		if takes(sp, loadByName(lr.Name)) {
+			return true
+		}
 	}
-	shared, err := start(ctx, sp, bin, dir, f)
-	if err != nil {
-		return err
-	}
-	defer shared.stop()
-	fmt.Fprintf(progress, "[%s] ready: http 127.0.0.1:%d, https 127.0.0.1:%d, pid %d\n",
-		sp.name, shared.httpPort, shared.httpsPort, shared.cmd.Process.Pid)
+	return false
+}
+
+// loadByName returns the load named name (a name from loads()).
+func loadByName(name string) *load {
 	all := loads()
+	return all[slices.IndexFunc(all, func(l *load) bool { return l.name == name })]
+}
+
+// startSelectedUpstream starts the upstream nginx if a selected load
+// proxies; it returns nil and why not when it cannot start.
+func startSelectedUpstream(ctx context.Context, o options, tmp string, f files, progress io.Writer) (*instance, error) {
+	need := false
+	for _, l := range loads() {
+		need = need || l.role == proxyToUpstream && (len(o.only) == 0 || slices.Contains(o.only, l.name))
+	}
+	if !need {
+		return nil, nil
+	}
+	up, err := startUpstream(ctx, filepath.Join(tmp, "upstream"), f)
+	if err != nil {
+		fmt.Fprintf(progress, "[upstream] %v: the proxy loads cannot run\n", err)
+		return nil, err
+	}
+	fmt.Fprintf(progress, "[upstream] %s, 1 worker: http 127.0.0.1:%d, pid %d\n",
+		firstLine(up.bin, "-v"), up.httpPort, up.cmd.Process.Pid)
+	return up, nil
+}
+
+// benchRun runs the selected loads on one server: it starts the server
+// once for each role a load needs (files, proxy) and stops it at the end.
+type benchRun struct {
+	o        options
+	sp       *spec
+	bin, dir string
+	f        files
+	up       *instance // the upstream nginx; nil if it could not start
+	upErr    error     // why up is nil
+	progress io.Writer
+
+	running map[role]*instance // started on first use
+	failed  map[role]error     // the role's server could not start: its loads are skipped
+}
+
+// loads runs every selected load that sp takes, -runs times each, and
+// stops every instance it started before it returns, also when a load
+// fails, ctx is canceled or something panics.
+func (b *benchRun) loads(ctx context.Context, rep *report) error {
+	if err := os.MkdirAll(b.dir, 0o755); err != nil {
+		return err
+	}
+	b.running, b.failed = map[role]*instance{}, map[role]error{}
+	defer func() {
+		for _, in := range b.running {
+			in.stop()
+		}
+	}()
 	for _, lr := range rep.Loads {
-		l := all[slices.IndexFunc(all, func(l *load) bool { return l.name == lr.Name })]
-		if l.h3 && !sp.h3 {
+		l := loadByName(lr.Name)
+		if !takes(b.sp, l) {
 			continue // n/a
 		}
+		shared, err := b.instance(ctx, l.role)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err != nil {
+			continue // said once by instance; the load is n/a
+		}
 		res := &serverResult{}
-		lr.Results[sp.name] = res
-		for i := range o.runs {
-			vals, err := runOnce(ctx, l, sp, bin, dir, f, shared, o.duration)
+		lr.Results[b.sp.name] = res
+		for i := range b.o.runs {
+			vals, err := b.runOnce(ctx, l, shared)
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
@@ -233,15 +301,52 @@ func benchServer(ctx context.Context, o options, sp *spec, bin, dir string, f fi
 			}
 			if err != nil {
 				res.Errors = append(res.Errors, err.Error())
-				fmt.Fprintf(progress, "[%s] %-12s run %d/%d: error: %v\n", sp.name, l.name, i+1, o.runs, err)
+				fmt.Fprintf(b.progress, "[%s] %-13s run %d/%d: error: %v\n", b.sp.name, l.name, i+1, b.o.runs, err)
 				continue
 			}
 			res.Runs = append(res.Runs, vals)
-			fmt.Fprintf(progress, "[%s] %-12s run %d/%d: %s\n", sp.name, l.name, i+1, o.runs, describe(l, vals))
+			fmt.Fprintf(b.progress, "[%s] %-13s run %d/%d: %s\n", b.sp.name, l.name, i+1, b.o.runs, describe(l, vals))
 		}
 		res.summarize()
 	}
-	return nil
+	var errs []error
+	for _, r := range []role{serveFiles, proxyToUpstream} {
+		if err := b.failed[r]; err != nil {
+			errs = append(errs, fmt.Errorf("%s loads not run: %w", r, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// instance returns the server running in role r, started on first use.
+func (b *benchRun) instance(ctx context.Context, r role) (*instance, error) {
+	if in := b.running[r]; in != nil {
+		return in, nil
+	}
+	if err := b.failed[r]; err != nil {
+		return nil, err
+	}
+	in, err := b.start(ctx, r, filepath.Join(b.dir, r.String()))
+	if err != nil {
+		b.failed[r] = err
+		fmt.Fprintf(b.progress, "[%s] %s: cannot start: %v\n", b.sp.name, r, err)
+		return nil, err
+	}
+	b.running[r] = in
+	fmt.Fprintf(b.progress, "[%s] ready (%s): http 127.0.0.1:%d, https 127.0.0.1:%d, pid %d\n",
+		b.sp.name, r, in.httpPort, in.httpsPort, in.cmd.Process.Pid)
+	return in, nil
+}
+
+// start starts sp in role r with its files in dir.
+func (b *benchRun) start(ctx context.Context, r role, dir string) (*instance, error) {
+	if r == proxyToUpstream && b.up == nil {
+		return nil, fmt.Errorf("no upstream: %w", b.upErr)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	return start(ctx, b.sp, r, b.up, b.bin, dir, b.f)
 }
 
 // exitedError says the server died during a load: its other loads cannot run.
@@ -251,24 +356,26 @@ func (e exitedError) Error() string { return string(e) }
 
 // runOnce runs l once on shared, or on a server started for this run alone
 // when l needs a fresh one (and stopped before it returns).
-func runOnce(ctx context.Context, l *load, sp *spec, bin, dir string, f files, shared *instance, d time.Duration) (map[string]float64, error) {
+func (b *benchRun) runOnce(ctx context.Context, l *load, shared *instance) (map[string]float64, error) {
 	in := shared
 	if l.fresh {
-		dir = filepath.Join(dir, l.name)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return nil, err
-		}
 		var err error
-		if in, err = start(ctx, sp, bin, dir, f); err != nil {
+		if in, err = b.start(ctx, l.role, filepath.Join(b.dir, l.name)); err != nil {
 			return nil, err
 		}
 		defer in.stop()
 	}
-	vals, err := l.run(ctx, in, d)
-	select {
-	case <-in.done:
-		return nil, exitedError(fmt.Sprintf("exited during %s: %v; output:\n%s", l.name, in.cmd.ProcessState, clip(in.log.String())))
-	default:
+	vals, err := l.run(ctx, in, b.o.duration)
+	for _, p := range []*instance{in, in.upstream} {
+		if p == nil {
+			continue
+		}
+		select {
+		case <-p.done:
+			return nil, exitedError(fmt.Sprintf("%s (%s) exited during %s: %v; output:\n%s",
+				p.spec.name, p.role, l.name, p.cmd.ProcessState, clip(p.log.String())))
+		default:
+		}
 	}
 	return vals, err
 }

@@ -26,29 +26,61 @@ const (
 	workers      = 2                // worker processes or threads of nginx and h2o
 )
 
+// role is what a server does in a load: serve the bench site's files, or
+// proxy every request to the upstream nginx.
+type role int
+
+const (
+	serveFiles role = iota
+	proxyToUpstream
+)
+
+func (r role) String() string {
+	if r == proxyToUpstream {
+		return "proxy"
+	}
+	return "files"
+}
+
 // spec says how to find, configure and start one server under test.
 type spec struct {
 	name string
 	h3   bool // serves HTTP/3 on the https port's UDP side
+	// plainOnly: the server listens for plain HTTP only (the upstream).
+	plainOnly bool
 	// find returns the binary's path; anx is the -anx flag.
 	find func(anx string) (string, error)
 	// version returns a one-line version of the binary.
 	version func(bin string) string
-	// config writes the server's config into in.dir and returns its arguments.
-	config func(in *instance) ([]string, error)
+	// files writes a config that serves the site into in.dir and returns
+	// the server's arguments; nil: the server does not serve files.
+	files func(in *instance) ([]string, error)
+	// proxy does the same for a config that forwards every request to
+	// in.upstream; nil: the server does not proxy.
+	proxy func(in *instance) ([]string, error)
+}
+
+// config returns the config writer of r, nil when sp cannot take that role.
+func (sp *spec) config(r role) func(in *instance) ([]string, error) {
+	if r == proxyToUpstream {
+		return sp.proxy
+	}
+	return sp.files
 }
 
 // specs returns every server the bench knows, anx first.
 func specs() []*spec {
 	return []*spec{
 		{name: "anx", h3: true, find: findAnx,
-			version: func(bin string) string { return firstLine(bin, "version") }, config: anxConfig},
+			version: func(bin string) string { return firstLine(bin, "version") }, files: anxConfig, proxy: anxProxyConfig},
 		{name: "nginx", find: lookPath("nginx"),
-			version: func(bin string) string { return firstLine(bin, "-v") }, config: nginxConfig},
+			version: func(bin string) string { return firstLine(bin, "-v") }, files: nginxConfig, proxy: nginxProxyConfig},
 		{name: "h2o", find: lookPath("h2o"),
-			version: func(bin string) string { return firstLine(bin, "--version") }, config: h2oConfig},
+			version: func(bin string) string { return firstLine(bin, "--version") }, files: h2oConfig},
+		{name: "haproxy", find: lookPath("haproxy"),
+			version: func(bin string) string { return firstLine(bin, "-v") }, proxy: haproxyConfig},
 		{name: "caddy", h3: true, find: lookPath("caddy"),
-			version: caddyVersion, config: caddyConfig},
+			version: caddyVersion, files: caddyConfig, proxy: caddyProxyConfig},
 	}
 }
 
@@ -94,6 +126,8 @@ func caddyVersion(bin string) string {
 // instance is one running server process (and its process group) on loopback.
 type instance struct {
 	spec      *spec
+	role      role
+	upstream  *instance // the server proxied to (proxyToUpstream only)
 	bin       string
 	dir       string // private dir: config, pid file, logs, data
 	files     files
@@ -138,10 +172,18 @@ func (in *instance) httpsAddr() string {
 	return net.JoinHostPort("127.0.0.1", strconv.Itoa(in.httpsPort))
 }
 
-// start writes the config, runs the server in its own process group and
-// waits until it serves the small file over plain HTTP and over TLS.
-func start(ctx context.Context, sp *spec, bin, dir string, f files) (*instance, error) {
-	in := &instance{spec: sp, bin: bin, dir: dir, files: f, log: &lockedBuffer{}, done: make(chan struct{})}
+// start writes the config of r, runs the server in its own process group
+// and waits until it serves the small file over plain HTTP and over TLS
+// (through the proxy for proxyToUpstream, which up must then be).
+func start(ctx context.Context, sp *spec, r role, up *instance, bin, dir string, f files) (*instance, error) {
+	config := sp.config(r)
+	if config == nil {
+		return nil, fmt.Errorf("%s: does not %s", sp.name, map[role]string{serveFiles: "serve files", proxyToUpstream: "proxy"}[r])
+	}
+	if r == proxyToUpstream && up == nil {
+		return nil, fmt.Errorf("%s: no upstream to proxy to", sp.name)
+	}
+	in := &instance{spec: sp, role: r, upstream: up, bin: bin, dir: dir, files: f, log: &lockedBuffer{}, done: make(chan struct{})}
 	var err error
 	if in.httpsPort, err = freePort(); err != nil {
 		return nil, err
@@ -149,7 +191,7 @@ func start(ctx context.Context, sp *spec, bin, dir string, f files) (*instance, 
 	if in.httpPort, err = freePort(); err != nil {
 		return nil, err
 	}
-	args, err := sp.config(in)
+	args, err := config(in)
 	if err != nil {
 		return nil, fmt.Errorf("%s: config: %w", sp.name, err)
 	}
@@ -175,7 +217,7 @@ func start(ctx context.Context, sp *spec, bin, dir string, f files) (*instance, 
 	return in, nil
 }
 
-// waitReady polls the small file over plain HTTP and HTTPS until both answer 200.
+// waitReady polls readyURLs until each answers 200 with the small file.
 func (in *instance) waitReady(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
 	defer cancel()
@@ -184,7 +226,7 @@ func (in *instance) waitReady(ctx context.Context) error {
 	c := &http.Client{Transport: tr, Timeout: 2 * time.Second}
 	for {
 		ok := true
-		for _, u := range []string{in.httpURL("/" + smallFile), in.httpsURL("/" + smallFile)} {
+		for _, u := range in.readyURLs() {
 			res, err := c.Get(u)
 			if err != nil {
 				ok = false
@@ -205,6 +247,14 @@ func (in *instance) waitReady(ctx context.Context) error {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// readyURLs returns the URLs that answer the small file once the server is up.
+func (in *instance) readyURLs() []string {
+	if in.spec.plainOnly {
+		return []string{in.httpURL("/" + smallFile)}
+	}
+	return []string{in.httpURL("/" + smallFile), in.httpsURL("/" + smallFile)}
 }
 
 // stop sends SIGTERM to the process group, then SIGKILL after stopTimeout,
@@ -329,6 +379,11 @@ func (in *instance) HTTP() int { return in.httpPort }
 
 // HTTPS is the TLS (and QUIC) port.
 func (in *instance) HTTPS() int { return in.httpsPort }
+
+// Upstream is the host:port of the server proxied to.
+func (in *instance) Upstream() string {
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(in.upstream.httpPort))
+}
 
 // anx: as built (GOMAXPROCS default), its own local CA's leaf, plain HTTP
 // serving, idle timeout raised to nginx's so the idle-connection load keeps
