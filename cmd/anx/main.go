@@ -3,7 +3,7 @@
 //
 // Usage:
 //
-//	anx run [--config FILE] [--root DIR] [--domain NAME]... [--https ADDR]
+//	anx run [--config FILE] [--root DIR] [--proxy URL]... [--domain NAME]... [--https ADDR]
 //	        [--http ADDR] [--data DIR] [--http-mode redirect|serve]
 //	        [--acme-ca URL] [--acme-ca-root FILE] [--email ADDR]
 //	        [--acme-challenge http-01|tls-alpn-01]
@@ -48,7 +48,9 @@ Flags and the config file: the built-in defaults come first, then the
 config file, then the flags; a flag always wins. --https, --http, --data,
 --acme-ca, --acme-ca-root, --email and --acme-challenge replace the file's
 values; --root, --domain and --http-mode replace those of the file's site,
-which is only allowed when the file declares one site.
+and --proxy URL (repeatable) gives it a catch-all route to those upstreams
+after the file's routes (with a root, files first, else the proxy); the site
+flags are only allowed when the file declares one site.
 `
 
 // exit codes
