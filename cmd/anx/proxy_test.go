@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,6 +24,9 @@ type upstream struct {
 	url  string
 	srv  *http.Server
 	hits chan string // each request's target, as it arrived
+
+	conns  atomic.Int32  // connections accepted
+	closed chan struct{} // gets a value for each connection closed
 }
 
 func startUpstream(t *testing.T, name string) *upstream {
@@ -31,14 +35,21 @@ func startUpstream(t *testing.T, name string) *upstream {
 	if err != nil {
 		t.Fatal(err)
 	}
-	u := &upstream{name: name, url: "http://" + ln.Addr().String(), hits: make(chan string, 100)}
+	u := &upstream{name: name, url: "http://" + ln.Addr().String(), hits: make(chan string, 100), closed: make(chan struct{}, 100)}
 	u.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {
 		case u.hits <- r.RequestURI:
 		default:
 		}
 		fmt.Fprintf(w, "%s %s", name, r.RequestURI)
-	})}
+	}), ConnState: func(_ net.Conn, state http.ConnState) {
+		switch state {
+		case http.StateNew:
+			u.conns.Add(1)
+		case http.StateClosed:
+			u.closed <- struct{}{}
+		}
+	}}
 	go u.srv.Serve(ln) // returns when Close is called below
 	t.Cleanup(func() { u.srv.Close() })
 	return u
@@ -257,5 +268,45 @@ func TestDoubleSlashPathReachesUpstreamAsSent(t *testing.T) {
 		if status, body := get(t, gw, target); status != 200 || body != "api "+target {
 			t.Errorf("GET %s: %d %q, want 200 %q", target, status, body, "api "+target)
 		}
+	}
+}
+
+// A reload that keeps an upstream keeps its pooled connection (the new
+// route's handler shares the gateway's transports); one that drops an
+// upstream closes its idle connections.
+func TestReloadKeepsConnectionsToUpstreamsThatRemain(t *testing.T) {
+	a, b := startUpstream(t, "a"), startUpstream(t, "b")
+	gw := startGateway(t, runConfig(t, "--proxy", a.url))
+	routeTo := func(urls ...string) config.Config {
+		next := gw.cfg
+		r := config.Route{Path: "/"}
+		for _, u := range urls {
+			r.Proxy = append(r.Proxy, config.Upstream{URL: u})
+		}
+		next.Sites = []config.Site{{Hosts: []string{"localhost"}, HTTPMode: config.HTTPServe, Routes: []config.Route{r}}}
+		return next
+	}
+	if _, body := get(t, gw, "/1"); body != "a /1" {
+		t.Fatalf("first request: %q", body)
+	}
+	if err := gw.reload(routeTo(a.url)); err != nil {
+		t.Fatal(err)
+	}
+	if _, body := get(t, gw, "/2"); body != "a /2" {
+		t.Fatalf("after a reload with the same upstream: %q", body)
+	}
+	if n := a.conns.Load(); n != 1 {
+		t.Errorf("upstream a saw %d connections over a reload that kept it, want 1 (the pooled one reused)", n)
+	}
+	if err := gw.reload(routeTo(b.url)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-a.closed: // the idle connection to a, which no route names now
+	case <-time.After(2 * time.Minute): // a safety net
+		t.Error("the idle connection to a dropped upstream is still open")
+	}
+	if _, body := get(t, gw, "/3"); body != "b /3" {
+		t.Errorf("after a reload to b: %q", body)
 	}
 }
