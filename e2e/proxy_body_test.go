@@ -176,15 +176,17 @@ func readEvents(r io.Reader, n int, ack func()) ([]time.Duration, error) {
 }
 
 // TestProxyLargeBodiesRSS: a 1 GiB upload and a 1 GiB download through
-// anx (plain HTTP/1.1 to its http port, http_mode = "serve") arrive whole,
+// anx (plain HTTP/1.1 to its http port, http_mode = "serve", max_body_bytes
+// raised to 2 GiB) arrive whole,
 // and anx's resident set, sampled every 50 ms, grows by less than 200 MiB:
 // bodies stream with backpressure instead of being held. The growth and
 // the peak are logged.
 func TestProxyLargeBodiesRSS(t *testing.T) {
 	t.Parallel()
 	up := startUpstream(t, upstreamConfig{Name: "app"})
-	s := startProxy(t, proxyConfig("", "http_mode = \"serve\"\n"+route("/", proxyTo(up.URL()))))
 	const size = 1 << 30
+	limits := fmt.Sprintf("\n[limits]\nmax_body_bytes = %d\n", 2*size)
+	s := startProxy(t, proxyConfig(limits, "http_mode = \"serve\"\n"+route("/", proxyTo(up.URL()))))
 	c := &http.Client{Timeout: 10 * harness.SafetyNet}
 	base, err := processRSS(s.PID())
 	if err != nil {

@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -176,6 +175,12 @@ func proxyConfig(top, site string) string {
 		"\n[[site]]\nhosts = [\"localhost\"]\n" + site
 }
 
+// renderConfig fills a proxyConfig template with s's addresses and
+// dirs, for Server.Reload.
+func renderConfig(s *harness.Server, tmpl string) string {
+	return strings.NewReplacer("{{.HTTPS}}", s.HTTPS, "{{.HTTP}}", s.HTTP, "{{.Data}}", s.Data, "{{.Root}}", s.Root).Replace(tmpl)
+}
+
 // route renders one [[site.route]] table: path, then the key = value lines
 // of kv (values already in TOML).
 func route(path string, kv ...string) string {
@@ -251,7 +256,7 @@ func checkErrorBody(t testing.TB, what string, body []byte, ups ...string) {
 	if len(body) > 512 {
 		t.Errorf("%s: error body of %d bytes, want at most 512: %q", what, len(body), clip(body, 0))
 	}
-	for _, bad := range append([]string{"127.0.0.1", "dial", "refused", "goroutine", "timeout", "i/o", ".go:"}, ups...) {
+	for _, bad := range append([]string{"127.0.0.1", "dial", "refused", "goroutine", "i/o", "deadline", "context", "eof", ".go:"}, ups...) {
 		if strings.Contains(strings.ToLower(string(body)), strings.ToLower(bad)) {
 			t.Errorf("%s: error body names %q: %q", what, bad, body)
 		}
@@ -297,6 +302,3 @@ func waitFor(cond func() bool) bool {
 	}
 	return false
 }
-
-// signalPID sends sig to pid (a process the test started).
-func signalPID(pid int, sig syscall.Signal) error { return syscall.Kill(pid, sig) }
