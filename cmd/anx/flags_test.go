@@ -115,3 +115,16 @@ func TestACMEFlags(t *testing.T) {
 		}
 	}
 }
+
+// anx run --help says how --proxy combines with --root and --config.
+func TestRunHelpExplainsProxy(t *testing.T) {
+	code, _, errOut := runCommand("run", "--help")
+	if code != exitOK {
+		t.Fatalf("exit %d", code)
+	}
+	for _, want := range []string{"-proxy URL", "--root ./public --proxy", "--config anx.toml --proxy", "nothing is served from the current\n      directory"} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("anx run --help lacks %q:\n%s", want, errOut)
+		}
+	}
+}
