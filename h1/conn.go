@@ -65,6 +65,11 @@ type conn struct {
 
 	loop *loopConn // the loop connection this exchange serves now; nil for a goroutine's conn
 
+	// detachedFrom is the loop connection a goroutine's conn was
+	// detached from (serveDetached), nil otherwise: after an Upgrade, the
+	// socket goes back to it to close. Set before serving.
+	detachedFrom *loopConn
+
 	out  outBuf          // write side
 	req  message.Request // the request being served; reused
 	info headInfo        // what parseHead noted about it
@@ -285,10 +290,12 @@ func (c *conn) frame() bool {
 // newRequest empties c.req for the next request, keeping its header's
 // storage.
 func (c *conn) newRequest() {
-	h := c.req.Header
+	h, tr := c.req.Header, c.req.Trailer
 	h.Reset()
+	tr.Reset()
 	c.req = message.Request{
 		Header:     h,
+		Trailer:    tr,
 		RemoteAddr: c.remote,
 		TLS:        c.tlsConn != nil,
 		ServerName: c.serverName,
@@ -533,8 +540,13 @@ func (c *conn) release() {
 }
 
 // shut flushes what is left, closes the connection, lingering when the
-// client may still be sending, and gives back its buffers.
+// client may still be sending, and gives back its buffers. A connection a
+// handler took with Upgrade is only let go of: the tunnel closes it.
 func (c *conn) shut() {
+	if c.upgraded() {
+		c.release()
+		return
+	}
 	c.state.Store(stateClosed)
 	c.out.flush()
 	if c.out.err == nil && (c.linger || c.r < c.w || c.body.unread()) {

@@ -14,8 +14,11 @@
 //
 // On a loop (loop.go, loopconn.go, looptls.go) a connection is a small
 // loopConn: its phase, its TLS state, a few flags. A request without
-// content, for a handler that is message.NonBlocking (core/static, the
-// routing table over it), is served on the loop as its bytes arrive: the
+// content, whose handler is message.NonBlocking (core/static), is served
+// on the loop as its bytes arrive; the decision is taken per request
+// (message.IsNonBlockingFor), so that a routing table (a
+// message.Dispatcher) has a site's static files served on the loop and
+// its proxied paths off it. On the loop the
 // loop lends the connection its one exchange (the conn struct that holds
 // a request, its body and response writer, reused for every request), the
 // head is parsed in place, the handler runs, and the responses to all the
@@ -24,7 +27,7 @@
 // cold regions are read by a file worker first); over TLS a small file
 // in the page cache is copied with the head, a larger one is read,
 // encrypted and sent by a pump as the socket drains. A request with
-// content, or any request when the handler may block, takes the
+// content, or any request whose handler may block, takes the
 // connection off the loop (netpoll.Conn.Detach) to a goroutine that runs
 // the same code as Serve's, with blocking reads and deadlines; when that
 // goroutine has no input left it gives the connection back. A TLS
@@ -34,6 +37,28 @@
 // TLSProtocols on a goroutine. Deadlines are the loop's timing wheel: one
 // per connection, moved as the phase changes (handshake, head, idle,
 // write, linger).
+//
+// # Optional abilities
+//
+// The response writer implements, besides message.ResponseWriter and
+// message.FileWriter:
+//
+//   - message.Flusher: Flush sends the head and what is buffered;
+//   - message.TrailerWriter: trailer fields follow the last chunk of a
+//     chunked response, and are dropped from one framed by
+//     Content-Length, to HTTP/1.0, or without content;
+//   - message.InterimWriter: 1xx responses to HTTP/1.1 clients (HTTP/1.0
+//     ones get none), a 100 at most once per request whether the body
+//     reader or the handler sends it;
+//   - message.Upgrader: 101 Switching Protocols and the connection handed
+//     to a handler running off the loop, which then owns it (see
+//     response.Upgrade); over plain TCP the connection splices under
+//     io.Copy;
+//   - message.Aborter: the connection closes without ending the response
+//     cleanly.
+//
+// Request.Trailer holds the trailer fields of a chunked request body once
+// Body has returned io.EOF.
 //
 // The layers below the loop know only bytes: scanHead finds the end of a
 // request head in a buffer (or reports that more bytes are needed),
@@ -82,9 +107,9 @@
 // writer when it returns. On a goroutine it may read Request.Body in one
 // goroutine and write the response in another (full duplex, as a proxy
 // streams): the read side never touches the output, and the one
-// exception, "100 Continue", is ordered against the response head by a
-// mutex. The response writer also has a Flush() error method for
-// streaming handlers, reached by a type assertion until core/message
-// defines a Flusher. Shutdown and Close run in their callers' goroutines
-// and start none.
+// exception, "100 Continue", is ordered against the response head and
+// the interim responses by a mutex. After an Upgrade the connection's
+// goroutine ends and the handler's tunnel owns the connection; Shutdown
+// waits for it until its context ends, Close closes it. Shutdown and
+// Close run in their callers' goroutines and start none.
 package h1

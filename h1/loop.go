@@ -68,7 +68,6 @@ func (s *Server) Start() error {
 	}
 	loops.DropBehind = s.DropBehind
 	h := loops.Handler.(*loopHandler)
-	h.onLoop = s.Handler == nil || message.IsNonBlocking(s.Handler)
 	h.states = make([]loopState, loops.LoopCount())
 	for i := range h.states {
 		h.states[i].x = s.newExchange()
@@ -101,8 +100,15 @@ func (s *Server) handshakeTimeout() time.Duration {
 // only.
 type loopHandler struct {
 	srv    *Server
-	onLoop bool        // the handler never blocks: serve requests without a body on the loop
 	states []loopState // by loop index; made by Start
+}
+
+// onLoop reports whether a request without content is served on the
+// loop: when the handler that answers it never waits. A message.Dispatcher
+// (the routing table) is asked for that handler, so that a site's static
+// files are served on the loop and its proxied paths off it.
+func (h *loopHandler) onLoop(r *message.Request) bool {
+	return h.srv.Handler == nil || message.IsNonBlockingFor(h.srv.Handler, r)
 }
 
 // loopState is what one loop shares among its connections: the request

@@ -159,7 +159,7 @@ func (lc *loopConn) serveOne(x *conn, in []byte, n int) bool {
 		lc.closeAfterError(x)
 		return false
 	}
-	if kind, _, err := x.info.framing(x.req.ProtoMinor); err == nil && kind != bodyNone || !lc.h.onLoop {
+	if kind, _, err := x.info.framing(x.req.ProtoMinor); err == nil && kind != bodyNone || !lc.h.onLoop(&x.req) {
 		lc.detach(in)
 		return false
 	}
@@ -523,15 +523,22 @@ func (lc *loopConn) serveDetached(buf *[]byte, n int) {
 		c = lc.h.srv.newConn(nc)
 	}
 	c.rbuf, c.r, c.w = buf, 0, n
+	c.detachedFrom = lc
 	c.serverName = lc.sni()
 	c.state.Store(stateActive)
 	lc.h.srv.trackDetached(c)
 	go lc.runDetached(c) // exits when the connection goes back to the loop or closes
 }
 
-// runDetached is the goroutine of a detached connection.
+// runDetached is the goroutine of a detached connection. After an
+// Upgrade the connection stays off the loop, the handler's, until it
+// closes it (conn.closeHijacked).
 func (lc *loopConn) runDetached(c *conn) {
 	keep := c.serveBuffered()
+	if c.upgraded() {
+		c.release()
+		return
+	}
 	if keep {
 		c.release()
 		c.srv.untrackConn(c)

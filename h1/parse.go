@@ -29,6 +29,7 @@ type headInfo struct {
 	expect    string // value of the first Expect field
 	close     bool   // Connection carries "close"
 	keepAlive bool   // Connection carries "keep-alive"
+	upgrade   bool   // Connection carries "upgrade"
 	absolute  bool   // the request-target is in absolute-form
 	authority string // its authority, which overrides Host (RFC 9112 section 3.2.2)
 }
@@ -353,7 +354,8 @@ func (info *headInfo) note(name, value string) {
 }
 
 // noteConnection records the options of a Connection field that matter to
-// the connection's persistence (RFC 9112 section 9.3).
+// the connection's persistence (RFC 9112 section 9.3) and to a protocol
+// switch (RFC 9110 section 7.8).
 func (info *headInfo) noteConnection(value string) {
 	for value != "" {
 		var opt string
@@ -364,6 +366,8 @@ func (info *headInfo) noteConnection(value string) {
 			info.close = true
 		case message.EqualFold(opt, "keep-alive"):
 			info.keepAlive = true
+		case message.EqualFold(opt, "upgrade"):
+			info.upgrade = true
 		}
 	}
 }

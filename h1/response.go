@@ -19,13 +19,14 @@ import (
 // handler writes from one goroutine at a time; it may read the request
 // body from another meanwhile (see body.Read).
 type response struct {
-	c      *conn
-	header message.Header // the handler's fields; reused
+	c       *conn
+	header  message.Header // the handler's fields; reused
+	trailer message.Header // the handler's trailer fields (Trailer); reused
 
 	// mu orders the start of the response against a "100 Continue" that
 	// a body read in another goroutine may send: it guards committed's
-	// change to true, body.expect, and interim writes. Everything else is
-	// the writing goroutine's.
+	// change to true, body.expect, continued, and interim writes.
+	// Everything else is the writing goroutine's.
 	mu sync.Mutex
 
 	isHead bool // the request is HEAD
@@ -39,6 +40,9 @@ type response struct {
 	chunked    bool  // the body is chunked
 	noBody     bool  // body bytes are dropped (HEAD, 1xx, 204, 304)
 	closeAfter bool  // the connection closes after this response
+	continued  bool  // a "100 Continue" went out (guarded by mu)
+	aborted    bool  // Abort: end the response as broken
+	upgraded   bool  // Upgrade handed the connection to the handler
 }
 
 // headerInfo is what commit learns from the handler's fields.
@@ -51,15 +55,28 @@ type headerInfo struct {
 var (
 	_ message.ResponseWriter = (*response)(nil)
 	_ message.FileWriter     = (*response)(nil)
+	_ message.Flusher        = (*response)(nil)
+	_ message.TrailerWriter  = (*response)(nil)
+	_ message.InterimWriter  = (*response)(nil)
+	_ message.Upgrader       = (*response)(nil)
+	_ message.Aborter        = (*response)(nil)
 	_ io.StringWriter        = (*response)(nil)
+)
+
+// Errors of WriteInterim.
+var (
+	errInterimStatus  = errors.New("h1: interim status must be 1xx other than 101")
+	errInterimTooLate = errors.New("h1: interim response after the final one")
 )
 
 // start readies the response writer for a new request.
 func (r *response) start(isHead bool, minor int, keep bool) {
 	r.header.Reset()
+	r.trailer.Reset()
 	r.isHead, r.minor, r.keep = isHead, minor, keep
 	r.committed, r.status, r.declared, r.written = false, 0, -1, 0
 	r.chunked, r.noBody, r.closeAfter = false, false, false
+	r.continued, r.aborted, r.upgraded = false, false, false
 }
 
 // Header returns the response header fields.
@@ -68,9 +85,9 @@ func (r *response) Header() *message.Header { return &r.header }
 // WriteHeader sends the status line and the header fields; only the first
 // call with a final status counts. 1xx statuses other than 100 and 101 are
 // sent at once as interim responses (103 Early Hints) to HTTP/1.1 clients,
-// with the fields set so far; 100 is h1's own business (see body.Read) and
-// 101 would need the connection, which a handler cannot take here. An
-// invalid status becomes 500.
+// with the fields set so far; 100 is h1's own business (see body.Read, or
+// WriteInterim to forward one) and 101 is Upgrade's. An invalid status
+// becomes 500.
 func (r *response) WriteHeader(status int) {
 	if r.committed {
 		return
@@ -86,18 +103,46 @@ func (r *response) WriteHeader(status int) {
 	r.commit(status, false)
 }
 
-// interim sends a 1xx response.
+// interim sends a 1xx response with the fields set so far.
 func (r *response) interim(status int) {
-	if status == 100 || status == 101 || r.minor == 0 { // RFC 9110 section 15.2
+	if status == 100 || status == 101 {
 		return
+	}
+	r.WriteInterim(status, &r.header)
+}
+
+// WriteInterim sends an informational response (message.InterimWriter):
+// the status line, fields (filtered as a final response's: no framing or
+// connection fields, nothing invalid) and the empty line, flushed at
+// once. It refuses 101 (see Upgrade) and statuses outside 1xx, and fails
+// once the final response has started. An HTTP/1.0 client gets nothing
+// and no error (RFC 9110 section 15.2: a server must not send it a 1xx).
+// A 100 goes out at most once per request: if the body reader has sent
+// one for Expect: 100-continue, a forwarded 100 is not repeated, and
+// after a forwarded one the reader sends none.
+func (r *response) WriteInterim(status int, fields *message.Header) error {
+	if status < 100 || status > 199 || status == 101 {
+		return errInterimStatus
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.committed {
+		return errInterimTooLate
+	}
+	if r.minor == 0 || status == 100 && r.continued {
+		return nil
+	}
+	if status == 100 {
+		r.continued = true
+		r.c.body.expect = false
+	}
 	o := &r.c.out
 	o.write(statusLine(o.scratch[:0], status))
-	r.writeFields()
+	if fields != nil {
+		r.writeFieldsOf(fields)
+	}
 	o.writeString("\r\n")
-	o.flush()
+	return o.flush()
 }
 
 // Write sends body bytes, writing the head first if needed. Bytes beyond a
@@ -291,16 +336,18 @@ func (r *response) sendContinue() {
 		return
 	}
 	r.c.body.expect = false
-	if r.committed {
+	if r.committed || r.continued {
 		return
 	}
+	r.continued = true
 	r.c.out.writeString("HTTP/1.1 100 Continue\r\n\r\n")
 	r.c.out.flush()
 }
 
 // Flush sends what is buffered of the response, writing the head first if
-// needed; streaming handlers (server-sent events) call it through a type
-// assertion. core/message has no Flusher interface yet.
+// needed (message.Flusher): streaming handlers (server-sent events, a
+// proxied stream) call it after each piece. A chunk written so far goes
+// out whole; the last chunk waits for the handler to return.
 func (r *response) Flush() error {
 	if !r.committed {
 		r.commit(200, false)
@@ -407,9 +454,12 @@ func (r *response) scanHeader() headerInfo {
 // itself (framing and connection management) and any whose name or value
 // could not be sent safely: a CR or LF would let a handler that copies
 // user input split the response.
-func (r *response) writeFields() {
+func (r *response) writeFields() { r.writeFieldsOf(&r.header) }
+
+// writeFieldsOf writes fields as writeFields does the handler's header.
+func (r *response) writeFieldsOf(fields *message.Header) {
 	o := &r.c.out
-	for _, f := range r.header.Fields() {
+	for _, f := range fields.Fields() {
 		if hopField(f.Name) {
 			continue
 		}
@@ -434,12 +484,33 @@ func hopField(name string) bool {
 	return false
 }
 
+// Trailer returns the trailer fields to send after the body
+// (message.TrailerWriter). They go out after the last chunk of a chunked
+// response, checked as header fields are; a response framed by
+// Content-Length, to HTTP/1.0 or without a body drops them.
+func (r *response) Trailer() *message.Header { return &r.trailer }
+
+// Abort marks the response broken (message.Aborter): when the handler
+// returns, the connection closes without the last chunk, or short of the
+// Content-Length, or, when nothing was sent, without a response, so that
+// the client cannot take what it got for the whole response.
+func (r *response) Abort() { r.aborted = true }
+
 // finish completes the response after the handler returns: it writes the
 // head if the handler did not (413, 400 or 408 if the body failed, 500 if
 // the handler panicked, else an empty 200), ends a chunked body, and
 // decides whether the connection closes.
 func (r *response) finish(panicked bool) {
 	c := r.c
+	if r.upgraded {
+		return // the connection is the handler's
+	}
+	if r.aborted && !r.committed {
+		r.mu.Lock()
+		r.committed, r.closeAfter = true, true
+		r.mu.Unlock()
+		return
+	}
 	if !r.committed {
 		status := c.body.failStatus()
 		if panicked {
@@ -455,10 +526,12 @@ func (r *response) finish(panicked bool) {
 		r.commit(200, true)
 	}
 	switch {
-	case panicked:
+	case panicked || r.aborted:
 		r.closeAfter = true // the body may be cut short: do not end it cleanly
 	case r.chunked:
-		c.out.writeString("0\r\n\r\n")
+		c.out.writeString("0\r\n")
+		r.writeFieldsOf(&r.trailer)
+		c.out.writeString("\r\n")
 	case !r.noBody && r.written < r.declared:
 		r.closeAfter = true // the client sees a short body, then EOF
 	}

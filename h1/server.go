@@ -284,7 +284,8 @@ func (s *Server) sleep(d time.Duration) bool {
 }
 
 // ServeConn serves nc in the calling goroutine until the connection ends,
-// then closes it. It is how TLS connections whose ALPN chose http/1.1 get
+// then closes it, unless a handler took it with Upgrade: it is then the
+// handler's to close. It is how TLS connections whose ALPN chose http/1.1 get
 // here: for a *tls.Conn, requests carry TLS and ServerName, and a
 // handshake not yet done is done first, within ReadHeaderTimeout.
 func (s *Server) ServeConn(nc net.Conn) {
