@@ -93,9 +93,11 @@ fuzz:
 	  done; \
 	done
 
-## peers: install curl (with HTTP/3), h2load, h2spec, gtlsclient, Chromium, ... (needs root)
+## peers: install curl (with HTTP/3), h2load, h2spec, gtlsclient, Chromium, ... (needs root),
+## and nginx, e2e's plain upstream of the proxy tests (with bench/install.sh's services kept stopped)
 peers:
 	e2e/install-peers.sh
+	e2e/bench/install.sh
 
 ## bench: anx beside nginx, h2o (and Caddy if `make bench-caddy` ran) on loopback; writes e2e/bench/out/
 bench: build
