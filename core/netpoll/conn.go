@@ -20,6 +20,7 @@ type Conn struct {
 	loop   *Loop
 	fd     int32
 	flags  connFlags
+	h      Handler // the connection's events go here: the Server's Handler, or Dial's
 	remote netip.AddrPort
 	timer  Timer // the connection's one deadline; Func is c.onTimeout
 	ctx    any   // the protocol's state
@@ -65,6 +66,7 @@ const (
 	flagDetached                         // off the loop (Detach) until Attach
 	flagWarming                          // a file worker is reading the next region of the queued file
 	flagShutWrite                        // CloseWrite: shut the sending side once the output has drained
+	flagConnecting                       // dialed, connect(2) not yet complete: OnOpen not yet called
 )
 
 // RemoteAddr returns the peer's address (IPv4 addresses unmapped).
@@ -121,7 +123,8 @@ func (c *Conn) Now() time.Time { return c.loop.now }
 // connection is closed with ErrTimeout, or the Handler's OnTimeout is
 // called if it is a TimeoutHandler. A connection has one deadline,
 // which the protocol moves as its state changes (handshake, request head,
-// idle keep-alive, write); d <= 0 removes it.
+// idle keep-alive, write); d <= 0 removes it. Set on a dialed connection
+// before OnOpen, it bounds the connect: see Loop.Dial.
 func (c *Conn) SetTimeout(d time.Duration) {
 	if c.dead() {
 		return
@@ -134,9 +137,15 @@ func (c *Conn) SetTimeout(d time.Duration) {
 }
 
 // onTimeout is the timer's Func: the Handler's OnTimeout if it has one,
-// else the connection closes with ErrTimeout.
+// else the connection closes with ErrTimeout. A dialed connection that is
+// still connecting fails without OnTimeout (OnOpen comes first of all
+// methods); OnClose gets a *ConnectError that wraps ErrTimeout.
 func (c *Conn) onTimeout() {
-	if th, ok := c.loop.srv.Handler.(TimeoutHandler); ok {
+	if c.flags&flagConnecting != 0 {
+		c.fail(ErrTimeout)
+		return
+	}
+	if th, ok := c.h.(TimeoutHandler); ok {
 		th.OnTimeout(c)
 		return
 	}

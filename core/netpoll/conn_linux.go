@@ -17,6 +17,9 @@ const maxReads = 4
 
 // event handles an epoll event for c.
 func (c *Conn) event(ev uint32) {
+	if c.flags&flagConnecting != 0 && !c.connectDone(ev) {
+		return
+	}
 	if ev&(unix.EPOLLOUT|unix.EPOLLERR|unix.EPOLLHUP) != 0 && c.Buffered() > 0 {
 		c.flushQueued()
 	}
@@ -108,7 +111,7 @@ func (c *Conn) readOnce() bool {
 // deliver hands in to the handler and keeps what it left. in is either
 // the loop's scratch buffer or exactly the connection's input buffer.
 func (c *Conn) deliver(in []byte) {
-	k := c.loop.srv.Handler.OnRead(c, in)
+	k := c.h.OnRead(c, in)
 	k = min(max(k, 0), len(in))
 	rest := in[k:]
 	if c.in == nil || &in[0] != &(*c.in)[0] { // from scratch
@@ -185,12 +188,13 @@ func (c *Conn) Resume() {
 // sends it when the socket becomes writable (then OnWritable is called).
 // It never reports would-block. The error is that of a failed or closed
 // connection; a failed connection closes when the current callback
-// returns. p may be reused when Write returns.
+// returns. p may be reused when Write returns. On a dialed connection
+// that is still connecting, p is queued and sent once it is connected.
 func (c *Conn) Write(p []byte) error {
 	if c.Closed() {
 		return ErrClosed
 	}
-	if c.Buffered() > 0 {
+	if c.Buffered() > 0 || c.flags&flagConnecting != 0 {
 		c.queue(p)
 		return nil
 	}
@@ -217,7 +221,7 @@ func (c *Conn) Writev(bufs [][]byte) error {
 		return ErrClosed
 	}
 	skip := 0 // bytes of bufs[0] already sent
-	for len(bufs) > 0 && c.Buffered() == 0 {
+	for len(bufs) > 0 && c.Buffered() == 0 && c.flags&flagConnecting == 0 {
 		iov := appendIov(c.loop.iov[:0], bufs[0][skip:])
 		for _, b := range bufs[1:] {
 			if len(iov) == maxIov {
@@ -383,13 +387,16 @@ func (c *Conn) flushQueued() {
 	}
 	if c.flags&flagQueued != 0 {
 		c.flags &^= flagQueued
-		c.loop.srv.Handler.OnWritable(c)
+		c.h.OnWritable(c)
 	}
 }
 
 // flush sends queued bytes and the queued file in order until the socket
 // is full. It reports whether everything went.
 func (c *Conn) flush() bool {
+	if c.flags&flagConnecting != 0 {
+		return false // the first EPOLLOUT, once connected, sends it
+	}
 	for !c.dead() {
 		end := c.outW
 		if c.send != nil {
@@ -553,7 +560,7 @@ func (c *Conn) CloseWrite() {
 	if c.Closed() {
 		return
 	}
-	if c.Buffered() > 0 {
+	if c.Buffered() > 0 || c.flags&flagConnecting != 0 {
 		c.flags |= flagShutWrite
 		return
 	}
@@ -609,7 +616,10 @@ func (c *Conn) finish() {
 		c.send.left = 0
 		c.endSend()
 	}
-	l.srv.Handler.OnClose(c, c.err)
+	if c.flags&flagConnecting != 0 && c.err != nil {
+		c.err = &ConnectError{Remote: c.remote, Err: c.err} // nothing was sent
+	}
+	c.h.OnClose(c, c.err)
 }
 
 // LocalAddr returns the address of the connection's own end.

@@ -10,7 +10,8 @@ import (
 )
 
 // ErrBusy is returned by Detach while the connection has queued output or
-// unconsumed input, which would be lost or reordered off the loop.
+// unconsumed input, which would be lost or reordered off the loop, or is a
+// dialed connection still connecting.
 var ErrBusy = errors.New("netpoll: connection has queued input or output")
 
 // Detach takes the connection off its loop, for work that blocks: a
@@ -20,7 +21,9 @@ var ErrBusy = errors.New("netpoll: connection has queued input or output")
 // with working deadlines, sendfile and CloseWrite; the loop no longer
 // watches the socket and the connection's timeout is cancelled. Call it on
 // the loop, with no output queued (after OnWritable) and all input
-// consumed; it fails with ErrBusy otherwise.
+// consumed; it fails with ErrBusy otherwise. A dialed connection (see
+// Loop.Dial) may be detached once OnOpen has run, and comes back to its
+// own handler.
 //
 // A detached connection still counts as the loop's, so Shutdown waits for
 // it (and, when its context ends, shuts the socket down, which ends the
@@ -30,7 +33,7 @@ func (c *Conn) Detach() (net.Conn, error) {
 	if c.Closed() || c.flags&flagDetached != 0 {
 		return nil, ErrClosed
 	}
-	if c.Buffered() > 0 || c.inN > 0 {
+	if c.Buffered() > 0 || c.inN > 0 || c.flags&flagConnecting != 0 {
 		return nil, ErrBusy
 	}
 	nc, err := dupConn(int(c.fd))

@@ -36,6 +36,7 @@ type Loop struct {
 	parkDeadline time.Time          // epf's read deadline now
 
 	peer    unix.RawSockaddrAny // accept4's address buffer
+	dialSA  unix.RawSockaddrAny // Dial's connect(2) address buffer
 	scratch []byte              // the per-loop read buffer
 	events  []unix.EpollEvent   // epoll_wait's results
 	iov     [maxIov]unix.Iovec  // for readv and writev
@@ -353,22 +354,34 @@ func networkPort(p uint16) uint16 {
 	return uint16(b[0])<<8 | uint16(b[1])
 }
 
-// open registers a connected socket with the loop.
+// open registers an accepted socket with the loop.
 func (l *Loop) open(fd int, remote netip.AddrPort) {
-	// Edge-triggered, both directions, registered once: see the package doc.
-	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET, Fd: int32(fd)}
-	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+	if err := l.watch(fd); err != nil {
 		unix.Close(fd)
 		return
 	}
-	c := &Conn{loop: l, fd: int32(fd), remote: remote, progress: l.now.UnixNano()}
+	c := l.newConn(fd, remote, l.srv.Handler)
+	c.h.OnOpen(c)
+}
+
+// watch adds a socket to the epoll set: edge-triggered, both directions,
+// registered once (see the package doc).
+func (l *Loop) watch(fd int) error {
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET, Fd: int32(fd)}
+	return unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &ev)
+}
+
+// newConn makes the Conn of socket fd and puts it in the loop's table,
+// where it counts until finish.
+func (l *Loop) newConn(fd int, remote netip.AddrPort, h Handler) *Conn {
+	c := &Conn{loop: l, fd: int32(fd), h: h, remote: remote, progress: l.now.UnixNano()}
 	c.timer.Func = c.onTimeout
 	for fd >= len(l.conns) {
 		l.conns = append(l.conns, make([]*Conn, len(l.conns)+64)...)
 	}
 	l.conns[fd] = c
 	l.nconns++
-	l.srv.Handler.OnOpen(c)
+	return c
 }
 
 // sockaddrPort converts an accepted peer's address.
@@ -402,14 +415,20 @@ func (l *Loop) beginDrain() {
 	}
 }
 
-// drain ends a connection for Shutdown: as the Handler's OnDrain decides,
-// or once its output has been sent.
+// drain ends a connection for Shutdown: as its Handler's OnDrain decides,
+// or once its output has been sent. A dialed connection still connecting
+// closes at once: its queued output is for a peer that will get no chance
+// to answer, so none of it is sent.
 func (c *Conn) drain() {
 	if c.Closed() {
 		return
 	}
-	if d, ok := c.loop.srv.Handler.(Drainer); ok {
+	if d, ok := c.h.(Drainer); ok {
 		d.OnDrain(c)
+		return
+	}
+	if c.flags&flagConnecting != 0 {
+		c.fail(ErrServerClosed)
 		return
 	}
 	c.err = ErrServerClosed

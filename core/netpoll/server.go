@@ -171,3 +171,16 @@ func (s *Server) Validate() error {
 	}
 	return nil
 }
+
+// Loop returns loop i (0 <= i < LoopCount) once Start has run, or nil. A
+// protocol that dials with no client connection to start from (a health
+// check, a pool warming up) runs Dial in a function given to its Submit.
+// Safe from any goroutine.
+func (s *Server) Loop(i int) *Loop {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if i < 0 || i >= len(s.loops) {
+		return nil
+	}
+	return s.loops[i]
+}

@@ -1,0 +1,569 @@
+package netpoll
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// echoUpstream runs an echo server with a goroutine per connection on a
+// net.Listener, the upstream the loop dials. Its goroutines exit when the
+// test ends: the listener and every connection are closed.
+func echoUpstream(t *testing.T, network, addr string) string {
+	t.Helper()
+	ln, err := net.Listen(network, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		conns []net.Conn
+	)
+	wg.Add(1)
+	go func() { // accepts until the listener closes
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			wg.Add(1)
+			go func() { // echoes until the peer or the cleanup closes
+				defer wg.Done()
+				defer c.Close()
+				io.Copy(c, c)
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	return ln.Addr().String()
+}
+
+// relay is a tiny proxy on the loop: each accepted connection dials the
+// upstream from its OnOpen, and the two copy to each other, each finding
+// the other in its Context.
+type relay struct {
+	network, addr string
+	upClosed      chan error // each upstream connection's OnClose
+}
+
+func (r *relay) OnOpen(c *Conn) {
+	up, err := c.Loop().Dial(r.network, r.addr, relayUp{r.upClosed})
+	if err != nil {
+		r.upClosed <- err
+		c.Close()
+		return
+	}
+	c.SetContext(up)
+	up.SetContext(c)
+}
+
+func (r *relay) OnRead(c *Conn, in []byte) int {
+	c.Context().(*Conn).Write(in) // queued while the upstream connects
+	return len(in)
+}
+
+func (r *relay) OnWritable(*Conn) {}
+
+func (r *relay) OnClose(c *Conn, err error) {
+	if up, ok := c.Context().(*Conn); ok {
+		up.Close()
+	}
+}
+
+// relayUp is the upstream side of relay.
+type relayUp struct{ closed chan error }
+
+func (relayUp) OnOpen(*Conn) {}
+
+func (relayUp) OnRead(u *Conn, in []byte) int {
+	u.Context().(*Conn).Write(in)
+	return len(in)
+}
+
+func (relayUp) OnWritable(*Conn) {}
+
+func (r relayUp) OnClose(u *Conn, err error) {
+	u.Context().(*Conn).Close()
+	r.closed <- err
+}
+
+// TestDialRelayEcho: bytes go both ways through a connection the loop
+// dialed, over TCP (IPv4, IPv6) and a Unix socket: a client's 1 MiB goes
+// through the relay to an echo upstream and back.
+func TestDialRelayEcho(t *testing.T) {
+	cases := []struct{ name, network, listen string }{
+		{"tcp4", "tcp", "127.0.0.1:0"},
+		{"tcp6", "tcp6", "[::1]:0"},
+		{"unix", "unix", ""},
+		{"unix-abstract", "unix", "@"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			listen := tc.listen
+			switch listen {
+			case "[::1]:0":
+				ln, err := net.Listen("tcp6", listen)
+				if err != nil {
+					t.Skipf("no IPv6 loopback: %v", err)
+				}
+				ln.Close()
+			case "":
+				listen = filepath.Join(t.TempDir(), "up.sock")
+			case "@":
+				listen = "@anx-netpoll-test-" + t.Name() + time.Now().Format("150405.000000000")
+			}
+			up := echoUpstream(t, tc.network, listen)
+			if tc.network == "unix" {
+				up = listen
+			}
+			r := &relay{network: tc.network, addr: up, upClosed: make(chan error, 1)}
+			s := &Server{Loops: 1, Handler: r}
+			c := dial(t, start(t, s))
+			c.SetDeadline(time.Now().Add(safetyNet))
+			msg := randomBytes(1 << 20)
+			go c.Write(msg) // ends when the relay has taken it all, or the connection closed
+			got := make([]byte, len(msg))
+			if _, err := io.ReadFull(c, got); err != nil {
+				t.Fatalf("read back: %v", err)
+			}
+			if !bytes.Equal(got, msg) {
+				t.Fatal("bytes echoed through the dialed connection differ")
+			}
+			c.Close()
+			if err := recv(t, r.upClosed); err != nil {
+				t.Fatalf("upstream OnClose(%v), want nil (closed by the relay)", err)
+			}
+		})
+	}
+}
+
+// onLoop runs f on loop 0 of s and waits for it.
+func onLoop(t testing.TB, s *Server, f func(l *Loop)) {
+	t.Helper()
+	l := s.Loop(0)
+	done := make(chan struct{})
+	if err := l.Submit(func() { f(l); close(done) }); err != nil {
+		t.Fatal(err)
+	}
+	recv(t, done)
+}
+
+// loopConns returns how many connections loop 0 of s counts.
+func loopConns(t testing.TB, s *Server) int {
+	var n int
+	onLoop(t, s, func(l *Loop) { n = l.nconns })
+	return n
+}
+
+// dialOutcome records what a dialed connection's handler saw.
+type dialOutcome struct {
+	opened atomic.Int64
+	closed chan error
+}
+
+func newDialOutcome() *dialOutcome { return &dialOutcome{closed: make(chan error, 16)} }
+
+func (o *dialOutcome) handler() *funcs {
+	return &funcs{
+		open:   func(*Conn) { o.opened.Add(1) },
+		closed: func(_ *Conn, err error) { o.closed <- err },
+	}
+}
+
+// reservedPort returns a loopback address with a bound socket that does
+// not listen, so that a connect to it is refused and no other test can
+// take the port meanwhile.
+func reservedPort(t *testing.T) string {
+	t.Helper()
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sockaddrPort(sa).String()
+}
+
+// TestDialRefused: a refused connect reaches OnClose as a ConnectError
+// that wraps ECONNREFUSED, OnOpen never runs, and a Write made before
+// the outcome was only queued.
+func TestDialRefused(t *testing.T) {
+	s := &Server{Loops: 1, Handler: &funcs{}}
+	start(t, s)
+	addr := reservedPort(t)
+	o := newDialOutcome()
+	var writeErr error
+	onLoop(t, s, func(l *Loop) {
+		c, err := l.Dial("tcp", addr, o.handler())
+		if err != nil {
+			t.Errorf("Dial: %v", err)
+			return
+		}
+		writeErr = c.Write([]byte("GET / HTTP/1.1\r\n\r\n"))
+	})
+	if writeErr != nil {
+		t.Fatalf("Write before the connect's outcome: %v, want nil (queued)", writeErr)
+	}
+	err := recv(t, o.closed)
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Fatalf("OnClose(%v), want ECONNREFUSED", err)
+	}
+	var ce *ConnectError
+	if !errors.As(err, &ce) || ce.Remote.String() != addr || ce.Timeout() {
+		t.Fatalf("OnClose(%#v): want a *ConnectError for %s, not a timeout", err, addr)
+	}
+	if n := o.opened.Load(); n != 0 {
+		t.Fatalf("OnOpen ran %d times for a refused connect", n)
+	}
+	if n := loopConns(t, s); n != 0 {
+		t.Fatalf("the loop counts %d connections after the refused one closed, want 0", n)
+	}
+}
+
+// TestDialErrors: Dial refuses what it cannot start, with no callback.
+func TestDialErrors(t *testing.T) {
+	s := &Server{Loops: 1, Handler: &funcs{}}
+	start(t, s)
+	o := newDialOutcome()
+	bad := [][2]string{
+		{"tcp", "localhost:80"}, // a name: no DNS on the loop
+		{"tcp", "127.0.0.1"},    // no port
+		{"tcp4", "[::1]:80"},
+		{"udp", "127.0.0.1:53"},
+		{"unix", ""},
+		{"unix", string(make([]byte, 200))},
+	}
+	onLoop(t, s, func(l *Loop) {
+		for _, b := range bad {
+			if c, err := l.Dial(b[0], b[1], o.handler()); err == nil || c != nil {
+				t.Errorf("Dial(%q, %q) = %v, %v; want an error", b[0], b[1], c, err)
+			}
+		}
+		if _, err := l.Dial("tcp", "127.0.0.1:1", nil); err == nil {
+			t.Error("Dial with a nil Handler: no error")
+		}
+	})
+	if n := loopConns(t, s); n != 0 || o.opened.Load() != 0 || len(o.closed) != 0 {
+		t.Fatalf("after failed Dials: %d connections, %d OnOpen, %d OnClose; want none", n, o.opened.Load(), len(o.closed))
+	}
+}
+
+// fullListener returns the address of a listening socket that nobody
+// accepts from, whose accept queue has been filled, so that the kernel
+// drops the SYN of any further connect (tcp_conn_request: the accept
+// queue is full) and the connect stays in SYN-SENT. The queue's length is
+// read from the listener's TCP_INFO (tcpi_unacked is the accept queue's
+// length for a listening socket, tcpi_sacked its limit).
+func fullListener(t *testing.T) string {
+	t.Helper()
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(fd, 1); err != nil { // backlog 1 holds 2 connections
+		t.Fatal(err)
+	}
+	sa, _ := unix.Getsockname(fd)
+	addr := sockaddrPort(sa).String()
+	queued := func() (n, limit uint32) {
+		info, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.Unacked, info.Sacked
+	}
+	for {
+		n, limit := queued()
+		if n > limit {
+			return addr
+		}
+		dial(t, addr) // returns at the SYN-ACK; the listener queues it at the ACK
+		waitFor(t, func() bool { k, _ := queued(); return k > n })
+	}
+}
+
+// connectTimeouter is a TimeoutHandler that records OnTimeout, which a
+// connect timeout must not call.
+type connectTimeouter struct {
+	*funcs
+	timeouts atomic.Int64
+}
+
+func (h *connectTimeouter) OnTimeout(c *Conn) { h.timeouts.Add(1); c.Timeout() }
+
+// TestDialTimeout: a timeout set before OnOpen bounds the connect: the
+// SYN to a listener whose accept queue is full is dropped, and OnClose
+// gets a ConnectError that wraps ErrTimeout, with no OnOpen and no
+// OnTimeout.
+func TestDialTimeout(t *testing.T) {
+	s := &Server{Loops: 1, Handler: &funcs{}}
+	start(t, s)
+	addr := fullListener(t)
+	o := newDialOutcome()
+	h := &connectTimeouter{funcs: o.handler()}
+	onLoop(t, s, func(l *Loop) {
+		c, err := l.Dial("tcp", addr, h)
+		if err != nil {
+			t.Errorf("Dial: %v", err)
+			return
+		}
+		c.SetTimeout(50 * time.Millisecond)
+		c.Write([]byte("never sent"))
+	})
+	err := recv(t, o.closed)
+	var ce *ConnectError
+	if !errors.Is(err, ErrTimeout) || !errors.As(err, &ce) || !ce.Timeout() {
+		t.Fatalf("OnClose(%v), want a ConnectError wrapping ErrTimeout", err)
+	}
+	if o.opened.Load() != 0 || h.timeouts.Load() != 0 {
+		t.Fatalf("OnOpen ran %d times, OnTimeout %d times; want 0 and 0", o.opened.Load(), h.timeouts.Load())
+	}
+}
+
+// TestDialTimeoutRemovedOnOpen: the connect timeout does not outlive the
+// connect.
+func TestDialTimeoutRemovedOnOpen(t *testing.T) {
+	up := echoUpstream(t, "tcp", "127.0.0.1:0")
+	s := &Server{Loops: 1, Handler: &funcs{}}
+	start(t, s)
+	pending := make(chan bool, 1)
+	h := &funcs{open: func(c *Conn) { pending <- c.timer.Pending() }}
+	onLoop(t, s, func(l *Loop) {
+		c, err := l.Dial("tcp", up, h)
+		if err != nil {
+			t.Errorf("Dial: %v", err)
+			return
+		}
+		c.SetTimeout(time.Hour)
+	})
+	if recv(t, pending) {
+		t.Fatal("the connect timeout is still set in OnOpen")
+	}
+}
+
+// TestDialUnixBacklogFull: a Unix socket's connect fails at once with
+// EAGAIN when the listener's backlog is full; it reaches OnClose (after
+// Dial returned) as a ConnectError, with no OnOpen.
+func TestDialUnixBacklogFull(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "full.sock")
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Bind(fd, &unix.SockaddrUnix{Name: path}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(fd, 0); err != nil { // holds one connection
+		t.Fatal(err)
+	}
+	filler := dialUnixBlocking(t, path) // completes at once: Unix connects are synchronous
+	defer unix.Close(filler)
+
+	s := &Server{Loops: 1, Handler: &funcs{}}
+	start(t, s)
+	o := newDialOutcome()
+	closedInDial := false
+	onLoop(t, s, func(l *Loop) {
+		if _, err := l.Dial("unix", path, o.handler()); err != nil {
+			t.Errorf("Dial: %v", err)
+		}
+		closedInDial = len(o.closed) > 0
+	})
+	err = recv(t, o.closed)
+	var ce *ConnectError
+	if !errors.Is(err, syscall.EAGAIN) || !errors.As(err, &ce) {
+		t.Fatalf("OnClose(%v), want a ConnectError wrapping EAGAIN", err)
+	}
+	if closedInDial || o.opened.Load() != 0 {
+		t.Fatalf("OnClose inside Dial: %v; OnOpen ran %d times", closedInDial, o.opened.Load())
+	}
+}
+
+func dialUnixBlocking(t *testing.T, path string) int {
+	t.Helper()
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Connect(fd, &unix.SockaddrUnix{Name: path}); err != nil {
+		unix.Close(fd)
+		t.Fatal(err)
+	}
+	return fd
+}
+
+// TestDialMany: 1000 connections dialed at once from one loop each echo
+// their own number through an upstream on another Server's loops; half
+// write before the connect completed, half in OnOpen.
+func TestDialMany(t *testing.T) {
+	const n = 1000
+	upstream := &Server{Loops: 2, Handler: &funcs{}} // echoes
+	up := start(t, upstream)
+	s := &Server{Loops: 1, Handler: &funcs{}}
+	start(t, s)
+	var (
+		echoed atomic.Int64
+		errs   = make(chan error, n)
+	)
+	id := func(c *Conn) []byte { return binary.BigEndian.AppendUint64(nil, uint64(c.Context().(int))) }
+	h := &funcs{
+		open: func(c *Conn) {
+			if c.Context().(int)%2 == 1 {
+				c.Write(id(c))
+			}
+		},
+		read: func(c *Conn, in []byte) int {
+			if len(in) < 8 {
+				return 0
+			}
+			if !bytes.Equal(in[:8], id(c)) {
+				errs <- errors.New("a connection got another's bytes")
+			}
+			echoed.Add(1)
+			c.Close()
+			return len(in)
+		},
+		closed: func(c *Conn, err error) { errs <- err },
+	}
+	onLoop(t, s, func(l *Loop) {
+		for i := range n {
+			c, err := l.Dial("tcp", up, h)
+			if err != nil {
+				t.Errorf("Dial %d: %v", i, err)
+				return
+			}
+			c.SetContext(i)
+			if i%2 == 0 {
+				c.Write(id(c)) // queued until connected
+			}
+		}
+	})
+	for range n {
+		if err := recv(t, errs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := echoed.Load(); got != n {
+		t.Fatalf("%d connections got their echo, want %d", got, n)
+	}
+	if k := loopConns(t, s); k != 0 {
+		t.Fatalf("the loop counts %d connections after all closed", k)
+	}
+}
+
+// drainRecorder is a Drainer that records the connections it was asked
+// to drain and what a Dial from OnDrain returned, and closes them.
+type drainRecorder struct {
+	*funcs
+	drained chan *Conn
+	dialErr chan error
+}
+
+func newDrainRecorder(h *funcs) *drainRecorder {
+	return &drainRecorder{funcs: h, drained: make(chan *Conn, 4), dialErr: make(chan error, 4)}
+}
+
+func (d *drainRecorder) OnDrain(c *Conn) {
+	_, err := c.Loop().Dial("tcp", "127.0.0.1:1", &funcs{})
+	d.dialErr <- err
+	d.drained <- c
+	c.Close()
+}
+
+// TestDialShutdown: Shutdown closes dialed connections with
+// ErrServerClosed, whether open or still connecting (then as a
+// ConnectError: nothing was sent), and asks the Server's Drainer about
+// none of them; a dialed connection whose own handler is a Drainer gets
+// OnDrain, and a Dial from there fails with ErrServerClosed.
+func TestDialShutdown(t *testing.T) {
+	up := echoUpstream(t, "tcp", "127.0.0.1:0")
+	stuck := fullListener(t)
+	serverDrainer := newDrainRecorder(&funcs{})
+	s := &Server{Loops: 1, Handler: serverDrainer}
+	if err := s.Start("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	opened := make(chan *Conn, 2)
+	plain := newDialOutcome()
+	plainH := plain.handler()
+	plainH.open = func(c *Conn) { opened <- c }
+	ownClosed := make(chan error, 1)
+	own := newDrainRecorder(&funcs{
+		open:   func(c *Conn) { opened <- c },
+		closed: func(_ *Conn, err error) { ownClosed <- err },
+	})
+	connecting := newDialOutcome()
+	onLoop(t, s, func(l *Loop) {
+		for _, d := range []struct {
+			addr string
+			h    Handler
+		}{{up, plainH}, {up, own}, {stuck, connecting.handler()}} {
+			if _, err := l.Dial("tcp", d.addr, d.h); err != nil {
+				t.Errorf("Dial(%s): %v", d.addr, err)
+			}
+		}
+	})
+	recv(t, opened)
+	recv(t, opened)
+	ctx, cancel := context.WithTimeout(context.Background(), safetyNet)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if err := recv(t, plain.closed); err != ErrServerClosed {
+		t.Errorf("open dialed connection: OnClose(%v), want ErrServerClosed", err)
+	}
+	err := recv(t, connecting.closed)
+	var ce *ConnectError
+	if !errors.Is(err, ErrServerClosed) || !errors.As(err, &ce) {
+		t.Errorf("connecting dialed connection: OnClose(%v), want a ConnectError wrapping ErrServerClosed", err)
+	}
+	if connecting.opened.Load() != 0 {
+		t.Error("the connecting dialed connection got OnOpen")
+	}
+	recv(t, own.drained)
+	if err := recv(t, own.dialErr); err != ErrServerClosed {
+		t.Errorf("Dial from OnDrain: %v, want ErrServerClosed", err)
+	}
+	if err := recv(t, ownClosed); err != nil {
+		t.Errorf("dialed connection closed by its own Drainer: OnClose(%v), want nil", err)
+	}
+	if n := len(serverDrainer.drained); n != 0 {
+		t.Errorf("the Server's Drainer was asked about %d dialed connections, want 0", n)
+	}
+}
