@@ -134,3 +134,23 @@ func TestFlushBeforeReturn(t *testing.T) {
 		t.Errorf("rest %q, %v; want %q", rest, err, "second\n")
 	}
 }
+
+// TestAbortResetsTheStream checks that a response the handler aborts
+// after part of its body reaches the client as broken, not as a short
+// whole.
+func TestAbortResetsTheStream(t *testing.T) {
+	ts := start(t, &Server{Handler: message.HandlerFunc(func(w message.ResponseWriter, r *message.Request) {
+		_, _ = w.Write([]byte("part"))
+		_ = w.(message.Flusher).Flush()
+		w.(message.Aborter).Abort()
+	})})
+	resp, err := ts.client(t).Get(ts.url("/"))
+	if err != nil {
+		return // the reset came before the head was read: broken too
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err == nil {
+		t.Errorf("read %q and a clean end; want an error after the aborted body", body)
+	}
+}

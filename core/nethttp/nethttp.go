@@ -21,8 +21,8 @@
 // The response writer implements message.Flusher, message.TrailerWriter
 // (trailer fields go out through net/http's http.TrailerPrefix
 // convention, which x/net/http2 and quic-go turn into a trailing HEADERS
-// frame) and message.InterimWriter; Request.Trailer is filled when the
-// request body has returned io.EOF. It does not implement
+// frame), message.InterimWriter and message.Aborter; Request.Trailer is
+// filled when the request body has returned io.EOF. It does not implement
 // message.Upgrader: HTTP/2 and HTTP/3 have no Upgrade, and their extended
 // CONNECT (RFC 8441, RFC 9220) is not served yet.
 //
@@ -66,6 +66,7 @@ var (
 	_ message.Flusher       = (*responseWriter)(nil)
 	_ message.TrailerWriter = (*responseWriter)(nil)
 	_ message.InterimWriter = (*responseWriter)(nil)
+	_ message.Aborter       = (*responseWriter)(nil)
 )
 
 // Handler serves net/http requests with a message.Handler. Its fields are
@@ -116,6 +117,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	x.fillRequest(r, h)
 	h.Handler.Serve(&x.w, &x.req)
+	if x.w.aborted {
+		// net/http, x/net/http2 and quic-go end the response as broken
+		// (a closed connection, RST_STREAM, a cancelled stream) and log
+		// nothing for this value.
+		panic(http.ErrAbortHandler)
+	}
 	x.finish()
 }
 
@@ -326,6 +333,7 @@ type responseWriter struct {
 	proto   message.Proto
 	status  int  // final status once sent; 0 before
 	drop    bool // the final status carries no content: drop writes
+	aborted bool // Abort was called
 }
 
 // init binds rw to one request.
@@ -418,6 +426,12 @@ func (rw *responseWriter) sendTrailer() {
 		dst[k] = append(dst[k], f.Value)
 	}
 }
+
+// Abort marks the response broken (message.Aborter): when the engine
+// returns, ServeHTTP panics with http.ErrAbortHandler, which HTTP/2 and
+// HTTP/3 turn into a reset stream (HTTP/1.1 into a closed connection),
+// so that the client cannot take a truncated body for a whole one.
+func (rw *responseWriter) Abort() { rw.aborted = true }
 
 // WriteInterim sends an informational response with the given fields
 // (message.InterimWriter): 100 to 199 but 101, before the final status.

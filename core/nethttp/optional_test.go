@@ -148,3 +148,26 @@ func TestWriteInterim(t *testing.T) {
 		})
 	}
 }
+
+// TestAbort checks that an aborted response reaches the client as broken:
+// a closed connection over HTTP/1.1, a reset stream over HTTP/2.
+func TestAbort(t *testing.T) {
+	h := &Handler{Handler: message.HandlerFunc(func(w message.ResponseWriter, r *message.Request) {
+		_, _ = w.Write([]byte("part"))
+		_ = w.(message.Flusher).Flush()
+		w.(message.Aborter).Abort()
+	})}
+	for name, start := range servers(t, h) {
+		client, base := start()
+		t.Run(name, func(t *testing.T) {
+			resp, err := client.Get(base)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			if body, err := io.ReadAll(resp.Body); err == nil {
+				t.Errorf("read %q and a clean end; want an error after the aborted body", body)
+			}
+		})
+	}
+}
