@@ -177,6 +177,7 @@ func bench(ctx context.Context, o options, progress io.Writer) (*report, error) 
 	up, upErr := startSelectedUpstream(ctx, o, tmp, f, progress)
 	if up != nil {
 		defer up.stop()
+		rep.Upstream = firstLine(up.bin, "-v") + ", 1 worker, plain HTTP/1.1 keep-alive"
 	}
 	for _, sp := range specs() {
 		if !slices.Contains(o.servers, sp.name) || !takesAny(sp, rep.Loads) {
@@ -401,6 +402,9 @@ func writeOutputs(dir string, rep *report, stdout io.Writer) error {
 			line += "  [" + clip(s.Note) + "]"
 		}
 		fmt.Fprintln(stdout, line)
+	}
+	if rep.Upstream != "" {
+		fmt.Fprintf(stdout, "proxy loads' upstream: %s\n", rep.Upstream)
 	}
 	fmt.Fprintf(stdout, "median of %d runs of %s; n/a: the server does not speak it or did not run\n\n", rep.Runs, rep.Duration)
 	if err := writeTable(stdout, rep); err != nil {

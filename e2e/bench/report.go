@@ -19,6 +19,7 @@ type report struct {
 	Duration string        `json:"duration"` // of each load run
 	Runs     int           `json:"runs"`     // runs per load and server; the median is reported
 	Servers  []serverInfo  `json:"servers"`
+	Upstream string        `json:"upstream,omitempty"` // the nginx the proxy loads forward to
 	Loads    []*loadReport `json:"loads"`
 }
 
