@@ -501,3 +501,43 @@ func TestLoopTLSUpgrade(t *testing.T) {
 			rep.toUp, rep.fromUp, rep.tcp, len("earlylater"), len("<early<later"))
 	}
 }
+
+func TestShutdownWaitsForATunnel(t *testing.T) {
+	// A graceful Shutdown lets a tunnel run: it returns once the handler
+	// has closed it (here when the client's byte came through it).
+	upgraded := make(chan struct{})
+	s := &Server{Handler: mayBlock{handlerFunc(func(w mrw, r *mreq) {
+		w.Header().Set("Upgrade", "echo-test")
+		conn, err := w.(message.Upgrader).Upgrade()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		close(upgraded)
+		b := make([]byte, 1)
+		if _, err := conn.Read(b); err == nil {
+			conn.Write(b)
+		}
+	})}}
+	addr := serve(t, s)
+	c, br := dial(t, addr)
+	send(t, c, upgradeRequest)
+	if resp, err := http.ReadResponse(br, &http.Request{Method: "GET"}); err != nil || resp.StatusCode != 101 {
+		t.Fatalf("upgrade: %v", err)
+	}
+	waitOrHang(upgraded)
+	ctx, cancel := context.WithTimeout(context.Background(), hangTimeout)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- s.Shutdown(ctx) }()
+	send(t, c, "x")
+	if got := readN(t, br, 1); got != "x" {
+		t.Errorf("echo %q through the tunnel during Shutdown, want x", got)
+	}
+	if err := <-done; err != nil {
+		t.Errorf("Shutdown = %v after the tunnel closed, want nil", err)
+	}
+	if rest, err := io.ReadAll(br); len(rest) != 0 || err != nil && !isReset(err) {
+		t.Errorf("client read %q, %v; want EOF", rest, err)
+	}
+}
