@@ -533,8 +533,13 @@ func TestDialShutdown(t *testing.T) {
 			addr string
 			h    Handler
 		}{{up, plainH}, {up, own}, {stuck, connecting.handler()}} {
-			if _, err := l.Dial("tcp", d.addr, d.h); err != nil {
+			c, err := l.Dial("tcp", d.addr, d.h)
+			if err != nil {
 				t.Errorf("Dial(%s): %v", d.addr, err)
+				continue
+			}
+			if d.addr == stuck {
+				c.Write([]byte("a request that must not wait for the connect"))
 			}
 		}
 	})
@@ -565,5 +570,150 @@ func TestDialShutdown(t *testing.T) {
 	}
 	if n := len(serverDrainer.drained); n != 0 {
 		t.Errorf("the Server's Drainer was asked about %d dialed connections, want 0", n)
+	}
+}
+
+// quietListener returns the address of a listening socket that nobody
+// accepts from, with room in its accept queue for every connect of a test.
+func quietListener(t testing.TB) string {
+	t.Helper()
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(fd, 4096); err != nil {
+		t.Fatal(err)
+	}
+	sa, _ := unix.Getsockname(fd)
+	return sockaddrPort(sa).String()
+}
+
+// TestDialAllocs: Dial allocates the Conn and its timer's callback and
+// nothing else (measured on the loop, where Dial runs, with the loop's
+// tables already grown; the Closes are reaped when the function given to
+// Submit returns).
+func TestDialAllocs(t *testing.T) {
+	addr := quietListener(t)
+	s := &Server{Loops: 1, Handler: &funcs{}}
+	start(t, s)
+	h := &funcs{}
+	dialClose := func(l *Loop) {
+		c, err := l.Dial("tcp", addr, h)
+		if err != nil {
+			t.Error(err) // on the loop: no FailNow
+			return
+		}
+		c.Close()
+	}
+	onLoop(t, s, func(l *Loop) { // grows the fd table and the close list
+		for range 300 {
+			dialClose(l)
+		}
+	})
+	var allocs float64
+	onLoop(t, s, func(l *Loop) { allocs = testing.AllocsPerRun(200, func() { dialClose(l) }) })
+	t.Logf("Dial and Close: %.0f allocations", allocs)
+	if allocs > 2 {
+		t.Fatalf("Dial and Close allocate %.0f times, want at most 2 (the Conn and its timer callback)", allocs)
+	}
+}
+
+// BenchmarkDial measures whole outbound connections on the loop, one
+// after another: Dial, the connect, OnOpen, the upstream's close, OnClose.
+// The upstream is another Server's loop in the same process, which
+// accepts (its own Conn and timer callback: 2 of the allocations per op)
+// and closes at once.
+func BenchmarkDial(b *testing.B) {
+	upstream := &Server{Loops: 1, Handler: &funcs{open: func(c *Conn) { c.Close() }}}
+	up := start(b, upstream)
+	s := &Server{Loops: 1, Handler: &funcs{}}
+	start(b, s)
+	done := make(chan error, 1)
+	left := 0 // owned by the loop once submitted
+	var h *funcs
+	next := func(l *Loop) {
+		if left == 0 {
+			done <- nil
+			return
+		}
+		left--
+		if _, err := l.Dial("tcp", up, h); err != nil {
+			done <- err
+		}
+	}
+	h = &funcs{closed: func(c *Conn, err error) {
+		if err != io.EOF {
+			done <- err
+			return
+		}
+		next(c.Loop())
+	}}
+	b.ReportAllocs()
+	left = b.N
+	b.ResetTimer()
+	l := s.Loop(0)
+	l.Submit(func() { next(l) })
+	if err := <-done; err != nil {
+		b.Fatal(err)
+	}
+}
+
+// TestDialDetach: a dialed connection refuses Detach while connecting;
+// once open it goes off the loop and back like an accepted one, and
+// comes back to its own handler.
+func TestDialDetach(t *testing.T) {
+	up := echoUpstream(t, "tcp", "127.0.0.1:0")
+	s := &Server{Loops: 1, Handler: &funcs{}}
+	start(t, s)
+	detached := make(chan net.Conn, 1)
+	var onLoopGot []byte // the loop's
+	echoed := make(chan string, 1)
+	h := &funcs{
+		open: func(c *Conn) {
+			nc, err := c.Detach()
+			if err != nil {
+				t.Errorf("Detach after OnOpen: %v", err)
+			}
+			detached <- nc
+		},
+		read: func(c *Conn, in []byte) int {
+			if onLoopGot = append(onLoopGot, in...); len(onLoopGot) == len("on the loop") {
+				echoed <- string(onLoopGot)
+			}
+			return len(in)
+		},
+	}
+	var dc *Conn
+	var busy error
+	onLoop(t, s, func(l *Loop) {
+		var err error
+		if dc, err = l.Dial("tcp", up, h); err != nil {
+			t.Error(err)
+			return
+		}
+		_, busy = dc.Detach()
+	})
+	if busy != ErrBusy {
+		t.Fatalf("Detach while connecting: %v, want ErrBusy", busy)
+	}
+	nc := recv(t, detached)
+	if nc == nil {
+		t.FailNow()
+	}
+	nc.SetDeadline(time.Now().Add(safetyNet))
+	nc.Write([]byte("off the loop"))
+	got := make([]byte, len("off the loop"))
+	if _, err := io.ReadFull(nc, got); err != nil || string(got) != "off the loop" {
+		t.Fatalf("detached: read %q, %v", got, err)
+	}
+	if err := dc.Attach(nc, func() { dc.Write([]byte("on the loop")) }); err != nil {
+		t.Fatal(err)
+	}
+	if got := recv(t, echoed); got != "on the loop" {
+		t.Fatalf("after Attach: OnRead got %q", got)
 	}
 }
