@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -273,4 +274,45 @@ func (c *patternChecker) Write(b []byte) (int, error) {
 	}
 	c.off += int64(len(b))
 	return len(b), nil
+}
+
+// TestProxyBodiesCurl: curl over h1, h2 and h3 uploads 5 MiB with
+// Content-Length and without (chunked on h1; no content-length on h2/h3,
+// which goes upstream chunked), and downloads 5 MiB sent with and without
+// Content-Length: every body byte-identical.
+func TestProxyBodiesCurl(t *testing.T) {
+	t.Parallel()
+	peers := curlPeers(t)
+	up := startUpstream(t, upstreamConfig{Name: "app"})
+	s := startProxy(t, proxyConfig("", route("/", proxyTo(up.URL()))))
+	data := harness.Noise("curl upload", 5<<20)
+	file := filepath.Join(t.TempDir(), "upload")
+	harness.WriteFile(t, file, data)
+	const size = 5 << 20
+	want, _ := io.ReadAll(io.LimitReader(newPatternReader(), size))
+	for _, p := range peers {
+		unsizedArgs := []string{"-H", "Content-Length:"}
+		if p.proto == "h1" {
+			unsizedArgs = []string{"-H", "Transfer-Encoding: chunked"}
+		}
+		for _, extra := range [][]string{nil, unsizedArgs} {
+			what := fmt.Sprintf("%s upload %q", p.proto, extra)
+			_, body := curlProxied(t, s, p.curl, p.flag, "/upload", append([]string{"--data-binary", "@" + file}, extra...)...)
+			var e echoReply
+			if err := json.Unmarshal([]byte(body), &e); err != nil {
+				t.Errorf("%s: not the upstream's answer: %v (%q)", what, err, clip([]byte(body), 0))
+				continue
+			}
+			if e.BodyLen != int64(len(data)) || e.BodySHA256 != sha256Hex(data) {
+				t.Errorf("%s: upstream got %d bytes (sha256 %s), want %d (%s)", what, e.BodyLen, e.BodySHA256, len(data), sha256Hex(data))
+			}
+			if extra != nil && !slices.Equal(e.TransferEncoding, []string{"chunked"}) {
+				t.Errorf("%s: upstream saw Transfer-Encoding %q (Content-Length %d), want chunked", what, e.TransferEncoding, e.ContentLength)
+			}
+		}
+		for _, chunked := range []string{"0", "1"} {
+			_, body := curlProxied(t, s, p.curl, p.flag, fmt.Sprintf("/download?size=%d&chunked=%s", size, chunked))
+			sameBytes(t, fmt.Sprintf("%s download (upstream chunked: %s)", p.proto, chunked), []byte(body), want)
+		}
+	}
 }
