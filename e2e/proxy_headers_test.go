@@ -1,7 +1,11 @@
 package e2e
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -201,6 +205,48 @@ func TestProxyExpectContinue(t *testing.T) {
 		}
 		if e.BodyLen != int64(len(data)) || e.BodySHA256 != sha256Hex(data) {
 			t.Errorf("%s: upstream got %d bytes (sha256 %s), want %d (%s)", flag, e.BodyLen, e.BodySHA256, len(data), sha256Hex(data))
+		}
+	}
+}
+
+// TestProxyUpstreamFraming: the request anx writes upstream has one
+// framing, never both: a body with a length goes with Content-Length, a
+// body without one (h1 chunked, h2/h3 without content-length) with
+// Transfer-Encoding: chunked, and a GET with neither. The heads are read
+// as written on the wire by the raw upstream.
+func TestProxyUpstreamFraming(t *testing.T) {
+	t.Parallel()
+	up := startUpstream(t, upstreamConfig{Name: "raw"})
+	s := startProxy(t, proxyConfig("", route("/", proxyTo("http://"+up.Addrs.Raw))))
+	data := []byte("some body bytes")
+	for _, p := range harness.Protos {
+		c := s.Client(p)
+		cases := []struct {
+			name   string
+			method string
+			body   io.Reader
+			cl, te bool // whether Content-Length, Transfer-Encoding must be in the head
+		}{
+			{"GET", http.MethodGet, nil, false, false},
+			{"POST with length", http.MethodPost, bytes.NewReader(data), true, false},
+			{"POST without length", http.MethodPost, unsized{bytes.NewReader(data)}, false, true},
+		}
+		for _, tc := range cases {
+			req, err := http.NewRequest(tc.method, s.URL("/ok"), tc.body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			what := fmt.Sprintf("%s %s", p, tc.name)
+			if r := harness.Send(c, p, req); r.Err != nil || r.Status != http.StatusOK || string(r.Body) != "ok" {
+				t.Errorf("%s: status %d body %q err %v, want 200 \"ok\"", what, r.Status, r.Body, r.Err)
+				continue
+			}
+			head := up.Counts(t).Heads["/ok"]
+			lower := strings.ToLower(head)
+			cl, te := strings.Contains(lower, "\r\ncontent-length:"), strings.Contains(lower, "\r\ntransfer-encoding: chunked")
+			if cl != tc.cl || te != tc.te {
+				t.Errorf("%s: upstream head has Content-Length %v, Transfer-Encoding chunked %v; want %v, %v\n%s", what, cl, te, tc.cl, tc.te, head)
+			}
 		}
 	}
 }

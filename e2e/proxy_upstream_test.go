@@ -24,8 +24,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
+	"net/http/httputil"
 	"os"
 	"strconv"
 	"strings"
@@ -101,6 +103,9 @@ type upstreamCounts struct {
 	Total int64            `json:"total"` // requests handled, all paths
 	Conns int64            `json:"conns"` // connections accepted by http, https and raw
 	Bytes int64            `json:"bytes"` // bytes read from those connections
+	// Heads holds the raw listener's last request head per path, as
+	// written on the wire.
+	Heads map[string]string `json:"heads"`
 }
 
 // upstream is the state of an upstream process. Its handlers run on the
@@ -110,9 +115,10 @@ type upstream struct {
 	healthy atomic.Bool
 	conns   atomic.Int64
 	bytes   atomic.Int64
-	mu      sync.Mutex               // guards paths and acks
+	mu      sync.Mutex               // guards paths, acks and heads
 	paths   map[string]int64         // requests per path
 	acks    map[string]chan struct{} // /sse streams waiting for the client's ack, by id
+	heads   map[string]string        // the raw listener's last request head per path
 }
 
 // runUpstream opens the listeners of cfgJSON, prints their addresses on out
@@ -122,7 +128,7 @@ func runUpstream(cfgJSON string, out io.Writer) error {
 	if err := json.Unmarshal([]byte(cfgJSON), &cfg); err != nil {
 		return err
 	}
-	u := &upstream{name: cfg.Name, paths: map[string]int64{}, acks: map[string]chan struct{}{}}
+	u := &upstream{name: cfg.Name, paths: map[string]int64{}, acks: map[string]chan struct{}{}, heads: map[string]string{}}
 	u.healthy.Store(true)
 	var addrs upstreamAddrs
 	errs := make(chan error, 6)
@@ -504,7 +510,7 @@ func (u *upstream) controlMux() http.Handler {
 	m := http.NewServeMux()
 	m.HandleFunc("/counts", func(w http.ResponseWriter, r *http.Request) {
 		u.mu.Lock()
-		c := upstreamCounts{Paths: map[string]int64{}, Conns: u.conns.Load(), Bytes: u.bytes.Load()}
+		c := upstreamCounts{Paths: map[string]int64{}, Conns: u.conns.Load(), Bytes: u.bytes.Load(), Heads: maps.Clone(u.heads)}
 		for p, n := range u.paths {
 			c.Paths[p] = n
 			c.Total += n
@@ -553,30 +559,81 @@ func (u *upstream) serveRaw(ln net.Listener) error {
 	}
 }
 
-// rawConn reads requests on c and writes the canned answer of each path.
+// rawConn reads requests on c and writes the canned answer of each path;
+// it records each request's head as written on the wire.
 func (u *upstream) rawConn(c net.Conn) {
 	defer c.Close()
 	br := bufio.NewReader(c)
 	poisoned := false
 	for {
-		req, err := http.ReadRequest(br)
+		path, err := u.readRawRequest(br)
 		if err != nil {
 			return
 		}
-		_, _ = io.Copy(io.Discard, req.Body)
-		u.count(req.URL.Path)
-		answer, ok := rawAnswers[req.URL.Path]
+		u.count(path)
+		answer, ok := rawAnswers[path]
 		switch {
 		case poisoned:
 			answer = rawPoison
 		case !ok:
 			answer = "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"
 		}
-		poisoned = poisoned || !rawGood[req.URL.Path]
+		poisoned = poisoned || !rawGood[path]
 		if _, err := io.WriteString(c, answer); err != nil {
 			return
 		}
 	}
+}
+
+// readRawRequest reads one request from br: its head line by line
+// (recorded in u.heads under its path), then its body as its framing
+// says (Content-Length, or chunked with trailer lines). A head that Go's
+// parser refuses ends the connection.
+func (u *upstream) readRawRequest(br *bufio.Reader) (string, error) {
+	var head strings.Builder
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			return "", err
+		}
+		head.WriteString(line)
+		if line == "\r\n" || line == "\n" {
+			break
+		}
+	}
+	req, err := http.ReadRequest(bufio.NewReader(strings.NewReader(head.String())))
+	if err != nil {
+		u.recordHead("(unparsable)", head.String())
+		return "", err
+	}
+	u.recordHead(req.URL.Path, head.String())
+	switch {
+	case len(req.TransferEncoding) > 0:
+		if _, err := io.Copy(io.Discard, httputil.NewChunkedReader(br)); err != nil {
+			return "", err
+		}
+		for { // the trailer section, up to its empty line
+			line, err := br.ReadString('\n')
+			if err != nil {
+				return "", err
+			}
+			if line == "\r\n" || line == "\n" {
+				break
+			}
+		}
+	case req.ContentLength > 0:
+		if _, err := io.CopyN(io.Discard, br, req.ContentLength); err != nil {
+			return "", err
+		}
+	}
+	return req.URL.Path, nil
+}
+
+// recordHead keeps head as the last request head seen for path.
+func (u *upstream) recordHead(path, head string) {
+	u.mu.Lock()
+	u.heads[path] = head
+	u.mu.Unlock()
 }
 
 // grpcServer is a grpc-go server with the interop TestService and the
