@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -238,6 +239,47 @@ func TestProxyRoutes(t *testing.T) {
 			if tc.upstream == "" && r.Header.Get("X-Upstream") != "" {
 				t.Errorf("%s: answered by upstream %q, want no upstream", what, r.Header.Get("X-Upstream"))
 			}
+		}
+	}
+}
+
+// badRouteConfigs are route tables with one fault, on the line holding
+// mark, whose error must name key.
+var badRouteConfigs = []struct{ name, route, mark, key string }{
+	{"bad-upstream-scheme", "path = \"/\"\nproxy = [\"ftp://127.0.0.1:21\"]\n", "ftp://", "proxy"},
+	{"upstream-with-path", "path = \"/\"\nproxy = [\"http://127.0.0.1:3000/app\"]\n", "/app", "proxy"},
+	{"unknown-route-key", "path = \"/\"\nproxy = [\"http://127.0.0.1:3000\"]\nproxy_timeout = \"5s\"\n", "proxy_timeout", "proxy_timeout"},
+	{"bad-policy", "path = \"/\"\nproxy = [\"http://127.0.0.1:3000\"]\nlb_policy = \"fastest\"\n", "lb_policy", "lb_policy"},
+	{"proxy-option-without-proxy", "path = \"/\"\nrespond = \"x\"\nlb_policy = \"first\"\n", "lb_policy", "lb_policy"},
+	{"strip-exact", "path = \"=/x\"\nstrip_prefix = true\nrespond = \"x\"\n", "strip_prefix", "strip_prefix"},
+	{"bad-duration", "path = \"/\"\nproxy = [\"http://127.0.0.1:3000\"]\nconnect_timeout = \"soon\"\n", "connect_timeout", "connect_timeout"},
+}
+
+// TestProxyBadConfig: `anx validate` and `anx run` on a config whose route
+// has a bad upstream URL, an unknown key or a bad value exit non-zero with
+// one line naming file:line and the key.
+func TestProxyBadConfig(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	for _, c := range badRouteConfigs {
+		text := fmt.Sprintf("https = \"127.0.0.1:%d\"\nhttp = \"127.0.0.1:%d\"\ndata = \"data\"\n\n[[site]]\nhosts = [\"localhost\"]\n\n[[site.route]]\n%s",
+			harness.FreePort(t), harness.FreeTCPPort(t), c.route)
+		line := strings.Count(text[:strings.Index(text, c.mark)], "\n") + 1
+		path := filepath.Join(dir, c.name+".toml")
+		harness.WriteFile(t, path, []byte(text))
+		want := fmt.Sprintf("%s.toml:%d", c.name, line)
+		for _, cmd := range []string{"validate", "run"} {
+			r := harness.RunAnx(t, dir, harness.SafetyNet, cmd, "--config", path)
+			what := fmt.Sprintf("anx %s --config %s.toml", cmd, c.name)
+			if r.TimedOut || r.ExitCode == 0 {
+				t.Errorf("%s: exit %d (timed out %v), want non-zero\nstderr: %s", what, r.ExitCode, r.TimedOut, r.Stderr)
+				continue
+			}
+			ls := lines(r.Stderr)
+			if len(ls) != 1 || !strings.Contains(ls[0], want) || !strings.Contains(ls[0], c.key) {
+				t.Errorf("%s: stderr %q, want one line naming %q and key %q", what, r.Stderr, want, c.key)
+			}
+			noCrash(t, what, r)
 		}
 	}
 }
