@@ -110,11 +110,7 @@ func (gw *gateway) reload(cfg config.Config) error {
 	if err != nil {
 		return err
 	}
-	err = errors.Join(gw.secure.Accepts(s.secure), gw.plain.Accepts(s.plain))
-	if err == nil {
-		err = gw.certs.Apply(cfg.CertPolicy(gw.httpPort(), gw.httpsPort()))
-	}
-	if err != nil {
+	if err := gw.certs.Apply(cfg.CertPolicy(gw.httpPort(), gw.httpsPort())); err != nil {
 		s.handlers.close()
 		return err
 	}

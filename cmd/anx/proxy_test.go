@@ -310,3 +310,28 @@ func TestReloadKeepsConnectionsToUpstreamsThatRemain(t *testing.T) {
 		t.Errorf("after a reload to b: %q", body)
 	}
 }
+
+// A reload may add a proxy route to a gateway that served only files:
+// front ends decide per request whether a handler runs on their loop.
+func TestReloadAddsProxyToStaticSite(t *testing.T) {
+	app := startUpstream(t, "app")
+	root := t.TempDir()
+	if err := os.WriteFile(filepath.Join(root, "a.txt"), []byte("file"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	gw := startGateway(t, runConfig(t, "--root", root))
+	if status, _ := get(t, gw, "/api/x"); status != 404 {
+		t.Fatalf("before the reload: /api/x answered %d, want 404", status)
+	}
+	next := gw.cfg
+	next.Sites = []config.Site{{Hosts: []string{"localhost"}, Root: root, HTTPMode: config.HTTPServe,
+		Routes: []config.Route{{Path: "/api/", Proxy: []config.Upstream{{URL: app.url}}}}}}
+	if err := gw.reload(next); err != nil {
+		t.Fatalf("a reload that adds a proxy route: %v", err)
+	}
+	for target, want := range map[string]string{"/api/x": "app /api/x", "/a.txt": "file"} {
+		if status, body := get(t, gw, target); status != 200 || body != want {
+			t.Errorf("after the reload: GET %s: %d %q, want 200 %q", target, status, body, want)
+		}
+	}
+}

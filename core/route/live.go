@@ -1,7 +1,6 @@
 package route
 
 import (
-	"errors"
 	"strings"
 	"sync/atomic"
 
@@ -23,18 +22,11 @@ func NewLive(t *Table) *Live {
 	return l
 }
 
-// Accepts reports whether t may replace the current table. A front end
-// that decides once, at start, whether it may run the handler on its event
-// loop (see message.NonBlocking) cannot take a table that may block in
-// place of one that does not: that needs a restart.
-func (l *Live) Accepts(t *Table) error {
-	if old := l.table.Load(); old != nil && old.NonBlocking() && !t.NonBlocking() {
-		return errors.New("route: the new sites have a handler that may block, the running ones have none: restart to serve them")
-	}
-	return nil
-}
-
-// Store makes t the table served from now on; check it with Accepts first.
+// Store makes t the table served from now on. Front ends decide per
+// request whether a handler may run on their event loop (see
+// message.IsNonBlockingFor and HandlerFor), so any table may replace any
+// other: a reload may add a route that blocks (a proxy) to sites that
+// served only files.
 func (l *Live) Store(t *Table) {
 	l.table.Store(t)
 }

@@ -42,16 +42,16 @@ func TestLiveSwapsTables(t *testing.T) {
 		t.Error("Live over a non-blocking table is not NonBlocking")
 	}
 	fresh := mustTable(t, Site{Hosts: []string{"a.test"}, Handler: nonBlocking{named("new")}})
-	if err := l.Accepts(fresh); err != nil {
-		t.Fatal(err)
-	}
 	l.Store(fresh)
 	if w := serve(l, req); w.body.String() != "new" {
 		t.Errorf("after Store: got %q, want new", w.body.String())
 	}
+	// A table with a handler that may block replaces a non-blocking one
+	// (front ends ask per request), and the front end learns it.
 	blocking := mustTable(t, Site{Hosts: []string{"a.test"}, Handler: named("blocking")})
-	if err := l.Accepts(blocking); err == nil {
-		t.Error("a blocking table over a non-blocking one: accepted")
+	l.Store(blocking)
+	if w := serve(l, req); w.body.String() != "blocking" || message.IsNonBlockingFor(l, req) {
+		t.Errorf("after storing a blocking table: got %q, IsNonBlockingFor %v; want blocking, false", w.body.String(), message.IsNonBlockingFor(l, req))
 	}
 }
 
