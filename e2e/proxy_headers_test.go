@@ -250,3 +250,47 @@ func TestProxyUpstreamFraming(t *testing.T) {
 		}
 	}
 }
+
+// TestProxyHostHeaderAndForwarded: host_header replaces the Host sent
+// upstream, and forwarded = true adds an RFC 7239 Forwarded field naming
+// the client, the protocol and the client's Host.
+func TestProxyHostHeaderAndForwarded(t *testing.T) {
+	t.Parallel()
+	up := startUpstream(t, upstreamConfig{Name: "app"})
+	s := startProxy(t, proxyConfig("", route("/", proxyTo(up.URL()), `host_header = "app.internal"`, "forwarded = true")))
+	authority := "localhost:" + strconv.Itoa(s.HTTPSPort)
+	for _, p := range harness.Protos {
+		e := echoOf(t, string(p), get(s, p, s.Client(p), "/echo"))
+		if e.Host != "app.internal" {
+			t.Errorf("%s: upstream got Host %q, want app.internal", p, e.Host)
+		}
+		fwd := strings.ToLower(strings.Join(e.Header.Values("Forwarded"), ", "))
+		for _, part := range []string{"for=127.0.0.1", "proto=https", "host=\"" + authority + "\""} {
+			if !strings.Contains(strings.ReplaceAll(fwd, `for="127.0.0.1"`, "for=127.0.0.1"), part) {
+				t.Errorf("%s: Forwarded %q lacks %s", p, fwd, part)
+			}
+		}
+		if got := e.Header.Get("X-Forwarded-Host"); got != authority {
+			t.Errorf("%s: X-Forwarded-Host %q, want the client's %q", p, got, authority)
+		}
+	}
+}
+
+// TestProxyUnixUpstream: an upstream on a Unix socket (unix:/path.sock)
+// gets the requests of h1, h2 and h3 clients, bodies intact.
+func TestProxyUnixUpstream(t *testing.T) {
+	t.Parallel()
+	sock := filepath.Join(t.TempDir(), "app.sock")
+	up := startUpstream(t, upstreamConfig{Name: "unix", UnixPath: sock})
+	s := startProxy(t, proxyConfig("", route("/", proxyTo("unix:"+sock))))
+	for _, p := range harness.Protos {
+		data := []byte("over a unix socket via " + string(p))
+		e := echoOf(t, string(p), s.Do(p, s.Client(p), harness.Request{Method: http.MethodPost, Target: "/echo?u=1", Body: data}))
+		if e.Server != "unix" || e.Body != string(data) || e.Target != "/echo?u=1" {
+			t.Errorf("%s: upstream %q got %q %q, want unix, /echo?u=1 and %q", p, e.Server, e.Target, e.Body, data)
+		}
+	}
+	if n := up.Counts(t).Paths["/echo"]; n != 3 {
+		t.Errorf("the upstream counted %d requests, want 3", n)
+	}
+}

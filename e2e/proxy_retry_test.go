@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -104,7 +105,8 @@ func TestProxyUpstreamIdleClose(t *testing.T) {
 
 // TestProxyErrors502And504: a refused upstream gives 502 and one that does
 // not answer within response_header_timeout 504, over h1, h2 and h3, with
-// small bodies that name no address or error text.
+// small bodies that name no address or error text; anx logs each failure
+// with the route, the upstream and the reason.
 func TestProxyErrors502And504(t *testing.T) {
 	t.Parallel()
 	up := startUpstream(t, upstreamConfig{Name: "slow"})
@@ -125,6 +127,23 @@ func TestProxyErrors502And504(t *testing.T) {
 		}
 		checkErrorBody(t, string(p)+" 504", r.Body, up.Addrs.HTTP)
 	}
+	for _, addr := range []string{hostPort(refused), up.Addrs.HTTP} {
+		if !loggedFailure(s.Stderr(), addr) {
+			t.Errorf("no log line names the failure of upstream %s with its route and reason:\n%s", addr, s.Stderr())
+		}
+	}
+}
+
+// loggedFailure reports whether a line of log names the upstream at addr,
+// a route and a reason (an upstream failure as anx logs it).
+func loggedFailure(log, addr string) bool {
+	for line := range strings.SplitSeq(log, "\n") {
+		if strings.Contains(line, addr) && strings.Contains(line, "route=") &&
+			(strings.Contains(line, "reason=") || strings.Contains(line, "err=")) {
+			return true
+		}
+	}
+	return false
 }
 
 // TestProxyMalformedUpstream: an upstream response with a bad status line,

@@ -72,6 +72,9 @@ type upstreamConfig struct {
 	IdleTimeout string
 	// CertFile and KeyFile (PEM) turn on the https and grpcs listeners.
 	CertFile, KeyFile string
+	// UnixPath, when set, serves the http listener's paths (HTTP/1.1) on
+	// a Unix socket there too.
+	UnixPath string
 }
 
 // upstreamAddrs are the listeners of a running upstream (its stdout line).
@@ -150,7 +153,8 @@ func runUpstream(cfgJSON string, out io.Writer) error {
 	return <-errs
 }
 
-// serveHTTP opens the http listener (h1 and h2c).
+// serveHTTP opens the http listener (h1 and h2c), and the Unix socket
+// listener if cfg asks for one.
 func (u *upstream) serveHTTP(cfg upstreamConfig, addrs *upstreamAddrs, errs chan<- error) error {
 	addr := cfg.HTTPAddr
 	if addr == "" {
@@ -166,6 +170,14 @@ func (u *upstream) serveHTTP(cfg upstreamConfig, addrs *upstreamAddrs, errs chan
 	protos.SetUnencryptedHTTP2(true)
 	srv := &http.Server{Handler: u.mux(), Protocols: &protos, IdleTimeout: idle(cfg)}
 	go func() { errs <- srv.Serve(ln) }()
+	if cfg.UnixPath == "" {
+		return nil
+	}
+	unix, err := net.Listen("unix", cfg.UnixPath)
+	if err != nil {
+		return err
+	}
+	go func() { errs <- srv.Serve(countingListener{unix, u}) }()
 	return nil
 }
 
