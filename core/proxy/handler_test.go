@@ -556,3 +556,13 @@ func TestUnsafeRequestNeverReachesUpstream(t *testing.T) {
 		t.Errorf("the upstream got %d requests, want 0", n.Load())
 	}
 }
+
+func TestTargetReachesUpstreamAsSent(t *testing.T) {
+	up, _ := echoUpstream(t, "a")
+	h := newHandler(t, Config{Upstreams: []Upstream{{URL: up.URL}}})
+	for _, target := range []string{"//api//users", "//evil.example/x?y=1", "/a%2Fb", "/%7Euser/", "//a%2F/b"} {
+		if got := decode(t, serve(h, request("GET", target, ""))).URI; got != target {
+			t.Errorf("sent %q, the upstream got %q", target, got)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"net/textproto"
 	"net/url"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -92,8 +94,10 @@ func (s *stdTransport) roundTrip(ctx context.Context, req *outRequest) (*inRespo
 // request builds the *http.Request: the target is kept as the client sent
 // it (URL.Opaque), so nothing is re-encoded.
 func (s *stdTransport) request(ctx context.Context, req *outRequest) (*http.Request, error) {
-	path, query, _ := cutQuery(req.Target)
-	u := &url.URL{Scheme: s.scheme, Host: s.addr, Opaque: path, RawQuery: query}
+	u, err := targetURL(s.scheme, s.addr, req.Target)
+	if err != nil {
+		return nil, errors.Join(errNotSent, err)
+	}
 	hr, err := http.NewRequestWithContext(ctx, req.Method, "", nil)
 	if err != nil {
 		return nil, errors.Join(errNotSent, err)
@@ -115,6 +119,25 @@ func (s *stdTransport) request(ctx context.Context, req *outRequest) (*http.Requ
 		hr.ContentLength = 0
 	}
 	return hr, nil
+}
+
+// targetURL makes the URL whose RequestURI is target exactly: net/http
+// writes an Opaque URL as it is, except one starting with "//", which it
+// would take for an authority; such a path goes in Path and RawPath.
+func targetURL(scheme, addr, target string) (*url.URL, error) {
+	path, query, _ := cutQuery(target)
+	u := &url.URL{Scheme: scheme, Host: addr, Opaque: path, RawQuery: query}
+	if strings.HasPrefix(path, "//") {
+		decoded, err := url.PathUnescape(path)
+		if err != nil {
+			return nil, fmt.Errorf("proxy: request path %q: %w", path, err)
+		}
+		u.Opaque, u.Path, u.RawPath = "", decoded, path
+		if u.EscapedPath() != path {
+			return nil, fmt.Errorf("proxy: request path %q cannot be sent as it is", path)
+		}
+	}
+	return u, nil
 }
 
 func cutQuery(target string) (path, query string, ok bool) {
