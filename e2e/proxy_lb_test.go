@@ -147,3 +147,47 @@ func TestProxyCookieSticky(t *testing.T) {
 		t.Errorf("30 requests without the cookie: %v, want them spread", got)
 	}
 }
+
+// TestProxyHashConsistent: under uri_hash over three upstreams, when one
+// is killed (and marked down by its health checks), only its own keys
+// move: of 150 URIs, those on the other two stay put, and at most 1/3 +
+// 5% of all keys move.
+func TestProxyHashConsistent(t *testing.T) {
+	t.Parallel()
+	ups := startUpstreams(t, 3)
+	s := startProxy(t, proxyConfig("", route("/", append([]string{proxyTo(urls(ups)...), `lb_policy = "uri_hash"`}, healthChecks...)...)), proxyFailures...)
+	c := s.Client(harness.H1)
+	const keys = 150
+	owner := func(i int) string { return get(s, harness.H1, c, fmt.Sprintf("/k/%d", i)).Header.Get("X-Upstream") }
+	before := make([]string, keys)
+	onKilled := -1
+	for i := range before {
+		before[i] = owner(i)
+		if before[i] == ups[2].Name && onKilled < 0 {
+			onKilled = i
+		}
+	}
+	if onKilled < 0 {
+		t.Fatalf("no key of %d on %s: %v", keys, ups[2].Name, before)
+	}
+	ups[2].Kill()
+	if !waitFor(func() bool { o := owner(onKilled); return o != "" && o != ups[2].Name }) {
+		t.Fatalf("key %d still not served by another upstream %v after %s was killed", onKilled, harness.SafetyNet, ups[2].Name)
+	}
+	moved, movedOthers := 0, 0
+	for i := range before {
+		after := owner(i)
+		if after == before[i] {
+			continue
+		}
+		moved++
+		if before[i] != ups[2].Name {
+			movedOthers++
+			t.Errorf("key %d moved from %s to %q, though %s is still up", i, before[i], after, before[i])
+		}
+	}
+	t.Logf("uri_hash: %d of %d keys moved when one of 3 upstreams went (%d of them from upstreams still up)", moved, keys, movedOthers)
+	if limit := keys/3 + keys/20; moved > limit {
+		t.Errorf("%d of %d keys moved, want at most 1/3 + 5%% (%d)", moved, keys, limit)
+	}
+}

@@ -50,6 +50,28 @@ func TestProxyRetryAfterSent(t *testing.T) {
 	}
 }
 
+// TestProxyNoRetryAfterResponseBytes: an upstream that dies after half of
+// its body went out is not retried, even for a GET: the client's body is
+// cut short (an error), and the upstreams counted the request once.
+func TestProxyNoRetryAfterResponseBytes(t *testing.T) {
+	t.Parallel()
+	ups := startUpstreams(t, 2)
+	s := startProxy(t, proxyConfig("", route("/", proxyTo(urls(ups)...), "max_tries = 2", "max_fails = 0")), proxyFailures...)
+	for _, p := range harness.Protos {
+		before := totalOf(t, ups, "/die-mid-body")
+		r := get(s, p, s.Client(p), "/die-mid-body")
+		if r.Err == nil && len(r.Body) == 2000 {
+			t.Errorf("%s: a whole 2000-byte body (status %d), want it cut short", p, r.Status)
+		}
+		if r.Err == nil && r.Status == http.StatusOK {
+			t.Errorf("%s: status 200 with %d body bytes and no error, want the cut to show", p, len(r.Body))
+		}
+		if n := totalOf(t, ups, "/die-mid-body") - before; n != 1 {
+			t.Errorf("%s: the upstreams counted %d requests, want 1 (no retry once response bytes went out)", p, n)
+		}
+	}
+}
+
 // TestProxyRetryRefused: a POST whose first upstream refuses the
 // connection (lb_policy "first") is sent to the next one: 200, body
 // intact, counted once there.

@@ -17,6 +17,7 @@ package e2e
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
@@ -288,7 +289,7 @@ func (u *upstream) mux() http.Handler {
 	routes := map[string]http.HandlerFunc{
 		"/health": u.health, "/sse": u.sse, "/trailers": u.trailers, "/early-hints": u.earlyHints,
 		"/slow": u.slow, "/download": u.download, "/upload": u.upload, "/ws": u.websocket,
-		"/close-after-body": u.closeAfterBody,
+		"/close-after-body": u.closeAfterBody, "/die-mid-body": u.dieMidBody,
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		u.count(r.URL.Path)
@@ -479,6 +480,17 @@ func (u *upstream) closeAfterBody(w http.ResponseWriter, r *http.Request) {
 		panic(http.ErrAbortHandler) // h2: reset the stream
 	}
 	c.Close()
+}
+
+// dieMidBody sends a 200 head and 1000 of the 2000 body bytes it
+// announced, then aborts the connection: a failure after response bytes
+// went out.
+func (u *upstream) dieMidBody(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Length", "2000")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(bytes.Repeat([]byte{'d'}, 1000))
+	_ = http.NewResponseController(w).Flush()
+	panic(http.ErrAbortHandler)
 }
 
 // websocket accepts a WebSocket and echoes every message, type and bytes,
