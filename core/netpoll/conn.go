@@ -17,13 +17,14 @@ import (
 // (half a request) or output the socket could not take borrows a buffer
 // from core/pool, which goes back as soon as it is empty.
 type Conn struct {
-	loop   *Loop
-	fd     int32
-	flags  connFlags
-	h      Handler // the connection's events go here: the Server's Handler, or Dial's
-	remote netip.AddrPort
-	timer  Timer // the connection's one deadline; Func is c.onTimeout
-	ctx    any   // the protocol's state
+	loop  *Loop
+	fd    int32
+	flags connFlags
+	port  uint16   // the peer's port (see RemoteAddr)
+	addr  [16]byte // the peer's address, IPv4 mapped; zero, with port, for none
+	h     Handler  // the connection's events go here: the Server's Handler, or Dial's
+	timer Timer    // the connection's one deadline; Func is c.onTimeout
+	ctx   any      // the protocol's state
 
 	in  *[]byte // unconsumed input, (*in)[:inN]; nil when empty
 	inN int
@@ -69,8 +70,22 @@ const (
 	flagConnecting                       // dialed, connect(2) not yet complete: OnOpen not yet called
 )
 
-// RemoteAddr returns the peer's address (IPv4 addresses unmapped).
-func (c *Conn) RemoteAddr() netip.AddrPort { return c.remote }
+// RemoteAddr returns the peer's address (IPv4 addresses unmapped, IPv6
+// ones without a zone), or the zero AddrPort for a Unix socket.
+func (c *Conn) RemoteAddr() netip.AddrPort {
+	if c.port == 0 && c.addr == [16]byte{} {
+		return netip.AddrPort{}
+	}
+	return netip.AddrPortFrom(netip.AddrFrom16(c.addr).Unmap(), c.port)
+}
+
+// setRemote keeps the peer's address in 18 bytes rather than the 32 of a
+// netip.AddrPort (which would make a Conn 16 bytes larger).
+func (c *Conn) setRemote(ap netip.AddrPort) {
+	if ap.IsValid() {
+		c.addr, c.port = ap.Addr().As16(), ap.Port()
+	}
+}
 
 // Fd returns the socket's file descriptor. It must not be closed or used
 // for blocking I/O.

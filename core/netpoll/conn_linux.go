@@ -617,7 +617,7 @@ func (c *Conn) finish() {
 		c.endSend()
 	}
 	if c.flags&flagConnecting != 0 && c.err != nil {
-		c.err = &ConnectError{Remote: c.remote, Err: c.err} // nothing was sent
+		c.err = &ConnectError{Remote: c.RemoteAddr(), Err: c.err} // nothing was sent
 	}
 	c.h.OnClose(c, c.err)
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/netip"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -715,5 +716,48 @@ func TestDialDetach(t *testing.T) {
 	}
 	if got := recv(t, echoed); got != "on the loop" {
 		t.Fatalf("after Attach: OnRead got %q", got)
+	}
+}
+
+// TestRemoteAddr: RemoteAddr of accepted connections is the client's
+// address (IPv4 unmapped), of a dialed one the address dialed, and zero
+// for a Unix socket.
+func TestRemoteAddr(t *testing.T) {
+	for _, listen := range []string{"127.0.0.1:0", "[::1]:0"} {
+		t.Run("accepted "+listen, func(t *testing.T) {
+			remote := make(chan netip.AddrPort, 1)
+			s := &Server{Loops: 1, Handler: &funcs{open: func(c *Conn) { remote <- c.RemoteAddr() }}}
+			if err := s.Start(listen); err != nil {
+				t.Skipf("cannot listen on %s: %v", listen, err)
+			}
+			defer s.Shutdown(context.Background())
+			c := dial(t, s.Addr().String())
+			want := c.LocalAddr().(*net.TCPAddr).AddrPort()
+			want = netip.AddrPortFrom(want.Addr().Unmap(), want.Port())
+			if got := recv(t, remote); got != want {
+				t.Fatalf("RemoteAddr() = %v, want %v", got, want)
+			}
+		})
+	}
+	s := &Server{Loops: 1, Handler: &funcs{}}
+	start(t, s)
+	up := echoUpstream(t, "tcp", "127.0.0.1:0")
+	path := filepath.Join(t.TempDir(), "up.sock")
+	echoUpstream(t, "unix", path)
+	for _, d := range [][2]string{{"tcp", up}, {"unix", path}} {
+		remote := make(chan netip.AddrPort, 1)
+		h := &funcs{open: func(c *Conn) { remote <- c.RemoteAddr(); c.Close() }}
+		onLoop(t, s, func(l *Loop) {
+			if _, err := l.Dial(d[0], d[1], h); err != nil {
+				t.Error(err)
+			}
+		})
+		want := netip.AddrPort{}
+		if d[0] == "tcp" {
+			want = netip.MustParseAddrPort(up)
+		}
+		if got := recv(t, remote); got != want {
+			t.Errorf("dialed %s %s: RemoteAddr() = %v, want %v", d[0], d[1], got, want)
+		}
 	}
 }

@@ -42,7 +42,9 @@
 // into a pooled buffer, returned when it drains. So an idle connection
 // holds no buffer, only its Conn (176 bytes, plus its timer callback and
 // a slot in the loop's fd table: TestIdleConnMemory measures about 220
-// bytes of heap per idle connection).
+// bytes of heap per idle connection). The Conn keeps its own Handler (see
+// Outbound connections) and its peer's address in 18 bytes rather than a
+// 32-byte netip.AddrPort, which pays for it.
 //
 // # Deadlines
 //
@@ -79,6 +81,31 @@
 // Resident falls back to mincore(2), which reports every page cached for a
 // file the process could not write, so such files are sent without the
 // check; and the pages still in flight when a send ends stay cached.
+//
+// # Outbound connections
+//
+// Loop.Dial opens a connection from a loop to an upstream (TCP to an IP
+// address, or a Unix socket), so that a proxy's upstream connections live
+// on the same loop as the client connections they serve, as nginx's and
+// h2o's do: no goroutine, no lock and no hand-off between the two sides,
+// which run on one goroutine and find each other's state through
+// Context/SetContext. Dial runs on the loop's goroutine (in a Handler
+// method, or a function given to Submit; Server.Loop finds a loop), makes
+// a non-blocking socket (TCP_NODELAY for TCP), starts connect(2) and
+// returns the Conn at once. It has its own Handler, kept in the Conn (the
+// accepted connections keep the Server's there, so their path is as
+// before). It is registered once, like an accepted one, after connect(2)
+// has started; its first EPOLLOUT, with SO_ERROR clear, runs OnOpen. A
+// connect that fails (refused, a full Unix backlog, the timeout set with
+// SetTimeout before OnOpen, Shutdown) ends in OnClose with a
+// *ConnectError wrapping the errno or ErrTimeout or ErrServerClosed, with
+// no OnOpen and nothing sent. Output written before OnOpen is queued and
+// sent once connected. Dialed connections count as the loop's for Shutdown,
+// which closes them with ErrServerClosed (a connecting one at once) and
+// calls OnDrain only if their own Handler is a Drainer: the Server's
+// Drainer is never asked about them. Once open they may be detached like
+// accepted ones. Dial allocates the Conn and its timer callback
+// (TestDialAllocs); BenchmarkDial measures a whole connect, open and close.
 //
 // # TLS
 //

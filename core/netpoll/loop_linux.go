@@ -374,7 +374,8 @@ func (l *Loop) watch(fd int) error {
 // newConn makes the Conn of socket fd and puts it in the loop's table,
 // where it counts until finish.
 func (l *Loop) newConn(fd int, remote netip.AddrPort, h Handler) *Conn {
-	c := &Conn{loop: l, fd: int32(fd), h: h, remote: remote, progress: l.now.UnixNano()}
+	c := &Conn{loop: l, fd: int32(fd), h: h, progress: l.now.UnixNano()}
+	c.setRemote(remote)
 	c.timer.Func = c.onTimeout
 	for fd >= len(l.conns) {
 		l.conns = append(l.conns, make([]*Conn, len(l.conns)+64)...)

@@ -8,12 +8,15 @@ import (
 	"time"
 )
 
-// Handler is the protocol on top of the loops. Its methods run on the
-// goroutine of the connection's loop, one at a time per loop, and must not
-// block: work that may block (a cold file read, a TLS handshake) goes to
-// another goroutine, which hands its result back with Conn.Submit.
+// Handler is the protocol on top of the loops: the Server's for the
+// connections it accepts, and the one given to Loop.Dial for a connection
+// a loop opens. Its methods run on the goroutine of the connection's loop,
+// one at a time per loop, and must not block: work that may block (a cold
+// file read, a TLS handshake) goes to another goroutine, which hands its
+// result back with Conn.Submit.
 type Handler interface {
-	// OnOpen is called once for a new connection, before any other method.
+	// OnOpen is called once for a new connection, before any other method;
+	// for a dialed one, when its connect has completed.
 	OnOpen(c *Conn)
 	// OnRead is called with the connection's unconsumed input followed by
 	// what just arrived. It returns how many bytes it consumed; the rest
@@ -26,7 +29,8 @@ type Handler interface {
 	// OnClose is called once when the connection has closed: err is nil
 	// after Close, io.EOF when the peer closed, ErrTimeout when a timeout
 	// set with SetTimeout expired, ErrServerClosed when Shutdown closed it,
-	// or the I/O error.
+	// or the I/O error; for a dialed connection whose connect did not
+	// complete (no OnOpen), a *ConnectError.
 	OnClose(c *Conn, err error)
 }
 
@@ -40,11 +44,14 @@ type TimeoutHandler interface {
 }
 
 // Drainer is a Handler that decides how its connections end when
-// Shutdown begins: OnDrain is called on the loop, once for each
-// connection that is open and on the loop (a detached one when it comes
+// Shutdown begins: OnDrain is called on the loop, once for each of its
+// connections that is open and on the loop (a detached one when it comes
 // back), and closes it at once or when its work is done (a response in
 // flight). Without it, Shutdown closes every connection once its queued
-// output has been sent.
+// output has been sent. Only a connection's own Handler is asked: the
+// Server's for the accepted ones, Dial's for a dialed one (so the
+// Server's Drainer never sees the dialed connections; a protocol that
+// must finish an exchange on one makes its Handler a Drainer too).
 type Drainer interface {
 	Handler
 	OnDrain(c *Conn)
