@@ -236,25 +236,28 @@ func countLive(conns []net.Conn) int {
 // latencyLoad sends latencyRate GETs per second over HTTP/1.1 + TLS
 // keep-alive connections for d (see openLoop).
 func latencyLoad(ctx context.Context, in *instance, d time.Duration) (map[string]float64, error) {
-	l, err := openLoop(ctx, in.httpsURL("/"+smallFile), latencyRate, d)
+	ls, err := openLoop(ctx, latencyRate, d, in.httpsURL("/"+smallFile))
 	if err != nil {
 		return nil, err
 	}
+	l := ls[0]
 	return map[string]float64{"p99_ms": l.p99, "p50_ms": l.p50, "errors": float64(l.failed)}, nil
 }
 
-// latencies are the quantiles of one open-loop run, in milliseconds.
+// latencies are the quantiles of one open-loop stream, in milliseconds.
 type latencies struct {
 	p50, p99 float64
 	failed   int64 // requests that failed (counted at requestLimit)
 }
 
-// openLoop sends rate GETs of the small file per second to url (http or
-// https) over HTTP/1.1 keep-alive connections for d, open loop: each
-// request starts at its scheduled time whatever the earlier ones do, and
-// its latency counts from that time (so a stalled client or server is not
-// hidden).
-func openLoop(ctx context.Context, url string, rate int, d time.Duration) (latencies, error) {
+// openLoop sends rate GETs of the small file per second to each of urls
+// (http or https) over HTTP/1.1 keep-alive connections for d, open loop:
+// each request starts at its scheduled time whatever the earlier ones do,
+// and its latency counts from that time (so a stalled client or server is
+// not hidden). The streams run at the same time, each on its own
+// connections, their sends spread evenly between one another's, so that
+// whatever else slows the machine meanwhile slows them alike.
+func openLoop(ctx context.Context, rate int, d time.Duration, urls ...string) ([]latencies, error) {
 	tr := &http.Transport{
 		TLSClientConfig:     clientTLS("http/1.1"),
 		TLSNextProto:        map[string]func(string, *tls.Conn) http.RoundTripper{}, // HTTP/1.1 only
@@ -263,44 +266,56 @@ func openLoop(ctx context.Context, url string, rate int, d time.Duration) (laten
 	}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: requestLimit}
-	get := func() error {
+	get := func(url string) error {
 		res, err := client.Get(url)
 		if err != nil {
 			return err
 		}
 		return readSmall(res)
 	}
-	// Warm up: a few connections, handshaken before the clock starts.
+	// Warm up: a few connections per stream, handshaken before the clock starts.
 	var wg sync.WaitGroup
-	for range 16 {
-		wg.Go(func() { _ = get() })
+	for _, u := range urls {
+		for range 16 {
+			wg.Go(func() { _ = get(u) })
+		}
 	}
 	wg.Wait()
 
 	n := int(float64(rate) * d.Seconds())
-	lat := make([]time.Duration, n)
-	var failed atomic.Int64
+	lat := make([][]time.Duration, len(urls))
+	for j := range lat {
+		lat[j] = make([]time.Duration, n)
+	}
+	failed := make([]atomic.Int64, len(urls))
 	interval := time.Second / time.Duration(rate)
+	offset := interval / time.Duration(len(urls))
 	start := time.Now()
 	for i := 0; i < n && ctx.Err() == nil; i++ {
-		at := start.Add(time.Duration(i) * interval)
-		if wait := time.Until(at); wait > 0 {
-			time.Sleep(wait)
-		}
-		wg.Go(func() {
-			if err := get(); err != nil {
-				failed.Add(1)
-				lat[i] = requestLimit
-				return
+		for j, u := range urls {
+			at := start.Add(time.Duration(i)*interval + time.Duration(j)*offset)
+			if wait := time.Until(at); wait > 0 {
+				time.Sleep(wait)
 			}
-			lat[i] = time.Since(at)
-		})
+			wg.Go(func() {
+				if err := get(u); err != nil {
+					failed[j].Add(1)
+					lat[j][i] = requestLimit
+					return
+				}
+				lat[j][i] = time.Since(at)
+			})
+		}
 	}
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
-		return latencies{}, err
+		return nil, err
 	}
-	return latencies{p50: quantileMS(lat, 0.50), p99: quantileMS(lat, 0.99), failed: failed.Load()}, nil
+	out := make([]latencies, len(urls))
+	for j := range urls {
+		out[j] = latencies{p50: quantileMS(lat[j], 0.50), p99: quantileMS(lat[j], 0.99), failed: failed[j].Load()}
+	}
+	return out, nil
 }
 
 // quantileMS sorts lat and returns its q quantile (nearest rank below) in milliseconds.

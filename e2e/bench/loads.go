@@ -78,8 +78,8 @@ func loads() []*load {
 		{name: "proxy-h2", title: "proxy: HTTP/2, 1 KiB", how: "h2load -t1 -c16 -m16, through the proxy" + toUpstream,
 			role: proxyToUpstream, metrics: []metric{reqPerSec()}, run: h2Load},
 		{name: "proxy-latency", title: fmt.Sprintf("proxy: latency at %d req/s, plain 1 KiB", latencyRate), role: proxyToUpstream,
-			how: fmt.Sprintf("Go open-loop client, HTTP/1.1 plain keep-alive, %d req/s fixed, for the duration straight to the upstream, then as long through the proxy"+
-				toUpstream+"; added = through - direct", latencyRate),
+			how: fmt.Sprintf("Go open-loop client, HTTP/1.1 plain keep-alive, %d req/s fixed straight to the upstream and %d req/s at the same time through the proxy"+
+				toUpstream+"; added = through - direct", latencyRate, latencyRate),
 			metrics: []metric{{Key: "p99_ms", Unit: "ms p99 through", Lower: true}, {Key: "direct_p99_ms", Unit: "ms p99 direct", Lower: true},
 				{Key: "added_p99_ms", Unit: "ms p99 added", Lower: true}, {Key: "p50_ms", Unit: "ms p50 through", Lower: true}, failures()},
 			run: proxyLatencyLoad(latencyRate)},

@@ -200,20 +200,18 @@ func caddyProxyConfig(in *instance) ([]string, error) {
 	return []string{"run", "--adapter", "caddyfile", "--config", path}, err
 }
 
-// proxyLatencyLoad measures, at rate, the open-loop latency of plain
-// HTTP/1.1 keep-alive GETs of the small file straight to the upstream, and
-// then for as long through the proxy: what the proxy adds is the
-// difference, measured seconds apart on the same machine.
+// proxyLatencyLoad measures the open-loop latency of plain HTTP/1.1
+// keep-alive GETs of the small file, rate per second straight to the
+// upstream and, at the same time, rate per second through the proxy: what
+// the proxy adds is the difference, and a stall of the shared machine
+// lands on both streams rather than on one of them.
 func proxyLatencyLoad(rate int) func(context.Context, *instance, time.Duration) (map[string]float64, error) {
 	return func(ctx context.Context, in *instance, d time.Duration) (map[string]float64, error) {
-		direct, err := openLoop(ctx, in.upstream.httpURL("/"+smallFile), rate, d)
-		if err != nil {
-			return nil, fmt.Errorf("direct to the upstream: %w", err)
-		}
-		through, err := openLoop(ctx, in.httpURL("/"+smallFile), rate, d)
+		ls, err := openLoop(ctx, rate, d, in.upstream.httpURL("/"+smallFile), in.httpURL("/"+smallFile))
 		if err != nil {
 			return nil, err
 		}
+		direct, through := ls[0], ls[1]
 		return map[string]float64{
 			"p99_ms": through.p99, "direct_p99_ms": direct.p99, "added_p99_ms": through.p99 - direct.p99,
 			"p50_ms": through.p50, "direct_p50_ms": direct.p50,
