@@ -251,11 +251,12 @@ func sampleRSS(pid int, peak *atomic.Int64) (stop func()) {
 // patternChecker compares what is written to it with the upstream's
 // download pattern; bad is the offset of the first wrong byte, or -1
 // (start it at -1).
+// It is owned by the goroutine that writes to it (io.Copy's caller).
 type patternChecker struct {
-	off int64
-	bad int64
-	ref patternReader
-	buf []byte
+	off int64         // bytes checked so far
+	bad int64         // offset of the first wrong byte, or -1
+	ref patternReader // the expected stream, at off
+	buf []byte        // scratch for the expected bytes of one Write
 }
 
 func (c *patternChecker) Write(b []byte) (int, error) {

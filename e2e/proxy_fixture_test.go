@@ -21,6 +21,8 @@ import (
 )
 
 // upstreamProc is a running test upstream process (proxy_upstream_test.go).
+// Its fields are set by startUpstream and only read afterwards, from any
+// goroutine; the process is reaped by the goroutine that closes done.
 type upstreamProc struct {
 	Name  string
 	Addrs upstreamAddrs

@@ -25,10 +25,11 @@ import (
 // quickStart is an `anx run --domain localhost --proxy URL...` started by
 // hand, without the harness's --root, in a working directory that holds
 // files which must not be served.
+// Its fields are set by startQuickStart and only read afterwards.
 type quickStart struct {
-	https  string
-	dir    string
-	client *http.Client
+	https  string       // the https address
+	dir    string       // the working directory, with its unservable files
+	client *http.Client // HTTP/1.1 to https, trusting anx's root
 }
 
 // startQuickStart runs anx with args after `run --domain localhost
