@@ -116,10 +116,10 @@ type upstreamCounts struct {
 // net/http, grpc and raw-listener goroutines (each owned by its server,
 // ending with the process); every field is safe for them.
 type upstream struct {
-	name    string       // set once, read-only
-	healthy atomic.Bool  // what /health answers; set by control /health
-	conns   atomic.Int64 // connections accepted (http, https, raw, unix)
-	bytes   atomic.Int64 // bytes read on them
+	name    string                   // set once, read-only
+	healthy atomic.Bool              // what /health answers; set by control /health
+	conns   atomic.Int64             // connections accepted (http, https, raw, unix)
+	bytes   atomic.Int64             // bytes read on them
 	mu      sync.Mutex               // guards paths, acks and heads
 	paths   map[string]int64         // requests per path
 	acks    map[string]chan struct{} // /sse streams waiting for the client's ack, by id
