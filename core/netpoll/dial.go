@@ -8,7 +8,8 @@ import (
 
 // ConnectError is what OnClose gets when a dialed connection (see
 // Loop.Dial) closes before its connect completed: refused, unreachable,
-// timed out, or closed by Shutdown or Close. OnOpen was never called and
+// timed out, or closed by Shutdown (a Close before OnOpen gives OnClose a
+// nil error, as for any connection). OnOpen was never called and
 // nothing queued with Write was sent, so a request written ahead may be
 // retried elsewhere. It wraps the cause: the errno (errors.Is(err,
 // syscall.ECONNREFUSED)), ErrTimeout for a timeout set with SetTimeout, or

@@ -28,8 +28,8 @@ import (
 // SO_ERROR clear), h.OnOpen runs, never from inside Dial. If it fails
 // (refused, unreachable, a Unix socket whose listener's backlog is full,
 // which is EAGAIN and not retried, the timeout set with SetTimeout before
-// OnOpen, Shutdown, Close), h.OnClose gets a *ConnectError that wraps the
-// cause, OnOpen is never called and nothing was sent. Before OnOpen:
+// OnOpen, Shutdown), h.OnClose gets a *ConnectError that wraps the cause,
+// OnOpen is never called and nothing was sent. Before OnOpen:
 //
 //   - Write, Writev and SendFile queue their output, which is sent in
 //     order once connected, after OnOpen (then OnWritable is called, as

@@ -761,3 +761,57 @@ func TestRemoteAddr(t *testing.T) {
 		}
 	}
 }
+
+// TestDialCloseBeforeOpen: Close before OnOpen with nothing queued ends
+// the connection at once (OnClose(nil), no OnOpen); with output queued it
+// waits for the connect, runs OnOpen, sends the output and then closes.
+func TestDialCloseBeforeOpen(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	received := make(chan string, 1)
+	go func() { // reads one connection to EOF; exits after it
+		c, err := ln.Accept()
+		if err != nil {
+			received <- err.Error()
+			return
+		}
+		defer c.Close()
+		c.SetReadDeadline(time.Now().Add(safetyNet))
+		b, err := io.ReadAll(c)
+		if err != nil {
+			received <- err.Error()
+			return
+		}
+		received <- string(b)
+	}()
+	s := &Server{Loops: 1, Handler: &funcs{}}
+	start(t, s)
+	bare, queued := newDialOutcome(), newDialOutcome()
+	nowhere := reservedPort(t) // refused, if it ever got that far
+	onLoop(t, s, func(l *Loop) {
+		c, err := l.Dial("tcp", nowhere, bare.handler())
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		c.Close()
+		if c, err = l.Dial("tcp", ln.Addr().String(), queued.handler()); err != nil {
+			t.Error(err)
+			return
+		}
+		c.Write([]byte("sent after OnOpen"))
+		c.Close()
+	})
+	if err := recv(t, bare.closed); err != nil || bare.opened.Load() != 0 {
+		t.Errorf("nothing queued: OnClose(%v) after %d OnOpen, want nil after none", err, bare.opened.Load())
+	}
+	if err := recv(t, queued.closed); err != nil || queued.opened.Load() != 1 {
+		t.Errorf("output queued: OnClose(%v) after %d OnOpen, want nil after one", err, queued.opened.Load())
+	}
+	if got := recv(t, received); got != "sent after OnOpen" {
+		t.Errorf("the upstream received %q", got)
+	}
+}
