@@ -35,9 +35,9 @@ type h1Conn struct {
 	peekErr error
 	peekBuf [1]byte
 
-	rbuf   *[]byte // read buffer, borrowed for an exchange
-	r, w   int     // unread bytes are (*rbuf)[r:w]
-	wbuf   *[]byte // write buffer, borrowed while the request is written
+	rbuf *[]byte // read buffer, borrowed for an exchange
+	r, w int     // unread bytes are (*rbuf)[r:w]
+	wbuf *[]byte // write buffer, borrowed while the request is written
 
 	// State of the current exchange.
 	reused    bool  // the connection came from the pool
