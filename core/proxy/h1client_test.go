@@ -4,13 +4,17 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -998,4 +1002,62 @@ func TestH1ClientCloseBeforeEOFClosesTheConnection(t *testing.T) {
 		t.Errorf("a connection closed mid-body was pooled")
 	}
 	up.waitClosed(t)
+}
+
+// tlsUpstream serves h over TLS, offering protos by ALPN, and reports
+// its connections' events; it returns the client config that trusts it.
+func tlsUpstream(t *testing.T, idle time.Duration, protos []string, h http.HandlerFunc) (*httpUpstream, *tls.Config) {
+	t.Helper()
+	up := &httpUpstream{closed: make(chan net.Conn, 1000)}
+	srv := httptest.NewUnstartedServer(h)
+	srv.Config.IdleTimeout = idle
+	srv.Config.ConnState = func(c net.Conn, s http.ConnState) {
+		switch s {
+		case http.StateNew:
+			up.opened.Add(1)
+		case http.StateClosed:
+			up.closed <- c
+		}
+	}
+	srv.EnableHTTP2 = slices.Contains(protos, "h2")
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	up.ln = srv.Listener
+	conf := &tls.Config{RootCAs: x509.NewCertPool(), NextProtos: protos, ServerName: "example.com"}
+	conf.RootCAs.AddCert(srv.Certificate())
+	return up, conf
+}
+
+func TestH1ClientOverTLS(t *testing.T) {
+	up, conf := tlsUpstream(t, time.Second, []string{"http/1.1"}, func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, r.Proto)
+	})
+	c := newH1Client(h1DialTLS(up.ln.Addr().String(), 5*time.Second, conf), defaultTestOptions)
+	defer c.closeIdle()
+	for i := range 3 {
+		res, err := do(t, c, getRequest("/"))
+		if err != nil || res.body != "HTTP/1.1" {
+			t.Fatalf("request %d: %v %q", i, err, res.body)
+		}
+	}
+	if n := up.opened.Load(); n != 1 {
+		t.Errorf("3 requests over TLS opened %d connections, want 1", n)
+	}
+	// The upstream closes the idle connection (close_notify, then FIN):
+	// the pool check finds it closed, and the next request succeeds.
+	up.waitClosed(t)
+	if res, err := do(t, c, getRequest("/")); err != nil || res.body != "HTTP/1.1" {
+		t.Fatalf("after the upstream closed the idle connection: %v %q", err, res.body)
+	}
+	if n := up.opened.Load(); n != 2 {
+		t.Errorf("%d connections, want 2", n)
+	}
+}
+
+func TestH1ClientRefusesTLSPeerChoosingH2(t *testing.T) {
+	up, conf := tlsUpstream(t, time.Hour, []string{"h2", "http/1.1"}, func(w http.ResponseWriter, r *http.Request) {})
+	c := newH1Client(h1DialTLS(up.ln.Addr().String(), 5*time.Second, conf), defaultTestOptions)
+	if _, err := c.roundTrip(context.Background(), getRequest("/")); !errors.Is(err, errNotSent) || !strings.Contains(err.Error(), `"h2"`) {
+		t.Errorf("err %v, want errNotSent naming h2", err)
+	}
 }
