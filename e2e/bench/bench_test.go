@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -257,6 +259,39 @@ func TestWriteSVG(t *testing.T) {
 	for _, want := range []string{"HTTP/1.1 & friends — req/s", "Test CPU <&>", "n/a", "200", "400"} {
 		if !strings.Contains(all, want) {
 			t.Errorf("the SVG's text lacks %q: %s", want, all)
+		}
+	}
+}
+
+func TestSchedule(t *testing.T) {
+	format := func(steps []step) string {
+		var parts []string
+		for _, st := range steps {
+			parts = append(parts, fmt.Sprintf("%d%d%d", st.load, st.run, st.server))
+		}
+		return strings.Join(parts, " ")
+	}
+	// load, run, server
+	if got, want := format(schedule(2, 2, 2, false)), "000 010 100 110 001 011 101 111"; got != want {
+		t.Errorf("one server after another: %s, want %s", got, want)
+	}
+	if got, want := format(schedule(2, 2, 2, true)), "000 001 010 011 100 101 110 111"; got != want {
+		t.Errorf("interleaved: %s, want %s", got, want)
+	}
+	for _, interleave := range []bool{false, true} {
+		steps := schedule(3, 2, 3, interleave)
+		var lasts []int
+		for k := range steps {
+			if isLast(steps, k) {
+				lasts = append(lasts, k)
+			}
+		}
+		want := []int{5, 11, 17} // each server's sixth step
+		if interleave {
+			want = []int{15, 16, 17} // the last round
+		}
+		if !slices.Equal(lasts, want) {
+			t.Errorf("interleave %v: last steps at %v, want %v", interleave, lasts, want)
 		}
 	}
 }

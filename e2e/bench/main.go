@@ -15,6 +15,7 @@
 //
 //	go run ./e2e/bench [-anx bin/anx] [-duration 5s] [-runs 3]
 //	    [-only load,...] [-servers anx,nginx,h2o,haproxy,caddy] [-out e2e/bench/out]
+//	    [-interleave]
 package main
 
 import (
@@ -35,12 +36,13 @@ import (
 
 // options are the command's flags.
 type options struct {
-	anx      string
-	duration time.Duration
-	runs     int
-	only     []string // load names; empty: all
-	servers  []string
-	out      string
+	anx        string
+	duration   time.Duration
+	runs       int
+	only       []string // load names; empty: all
+	servers    []string
+	out        string
+	interleave bool
 }
 
 func main() {
@@ -60,6 +62,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&only, "only", "", "comma-separated loads to run (default all): "+strings.Join(loadNames(), ","))
 	fs.StringVar(&servers, "servers", "anx,nginx,h2o,haproxy,caddy", "comma-separated servers to measure; caddy is skipped if not on PATH")
 	fs.StringVar(&o.out, "out", "e2e/bench/out", "directory for results.json and results.svg")
+	fs.BoolVar(&o.interleave, "interleave", false, "run each load's runs in rounds over all the servers (all kept running) instead of one server after another")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -179,34 +182,96 @@ func bench(ctx context.Context, o options, progress io.Writer) (*report, error) 
 		defer up.stop()
 		rep.Upstream = firstLine(up.bin, "-v") + ", 1 worker, plain HTTP/1.1 keep-alive"
 	}
+	var runs []*benchRun
+	defer func() {
+		for _, b := range runs {
+			b.stop()
+		}
+	}()
 	for _, sp := range specs() {
 		if !slices.Contains(o.servers, sp.name) || !takesAny(sp, rep.Loads) {
 			continue // not asked for, or no selected load applies: no column
 		}
-		info := serverInfo{Name: sp.name}
 		bin, err := sp.find(o.anx)
 		if err != nil {
-			info.Note = "not found: " + err.Error()
 			fmt.Fprintf(progress, "[%s] skipped: %v\n", sp.name, err)
-			if sp.name == "caddy" {
-				continue // optional: no column
+			if sp.name != "caddy" { // optional: no column
+				rep.Servers = append(rep.Servers, serverInfo{Name: sp.name, Note: "not found: " + err.Error()})
 			}
-			rep.Servers = append(rep.Servers, info)
 			continue
 		}
-		info.Version, info.LoadAvg = sp.version(bin), loadAvg()
-		fmt.Fprintf(progress, "[%s] %s (%s); load average before: %s\n", sp.name, info.Version, bin, info.LoadAvg)
-		b := &benchRun{o: o, sp: sp, bin: bin, dir: filepath.Join(tmp, sp.name), f: f, up: up, upErr: upErr, progress: progress}
-		if err := b.loads(ctx, rep); err != nil {
-			info.Note = err.Error()
-			fmt.Fprintf(progress, "[%s] %v\n", sp.name, err)
-		}
-		rep.Servers = append(rep.Servers, info)
-		if ctx.Err() != nil {
+		runs = append(runs, &benchRun{o: o, sp: sp, bin: bin, dir: filepath.Join(tmp, sp.name), f: f, up: up, upErr: upErr,
+			progress: progress, info: serverInfo{Name: sp.name, Version: sp.version(bin)}})
+	}
+	steps := schedule(len(rep.Loads), o.runs, len(runs), o.interleave)
+	for k, st := range steps {
+		b, lr := runs[st.server], rep.Loads[st.load]
+		if err := b.step(ctx, lr, st.run); err != nil {
 			return rep, errors.New("interrupted")
+		}
+		if isLast(steps, k) {
+			b.stop() // one server at a time unless interleaved
+		}
+	}
+	for _, b := range runs {
+		b.info.Note = b.note()
+		if b.info.Note != "" {
+			fmt.Fprintf(progress, "[%s] %s\n", b.sp.name, b.info.Note)
+		}
+		rep.Servers = append(rep.Servers, b.info)
+	}
+	slices.SortStableFunc(rep.Servers, func(a, b serverInfo) int { return specIndex(a.Name) - specIndex(b.Name) })
+	for _, lr := range rep.Loads {
+		for _, res := range lr.Results {
+			res.summarize()
 		}
 	}
 	return rep, nil
+}
+
+// specIndex returns the place of the server named name in specs().
+func specIndex(name string) int {
+	return slices.IndexFunc(specs(), func(sp *spec) bool { return sp.name == name })
+}
+
+// step is one run of one load on one server: indexes into the selected
+// loads, the runs and the servers found.
+type step struct{ load, run, server int }
+
+// schedule returns the order of the steps: by default each server runs
+// every load -runs times before the next server starts; interleaved, each
+// run of a load goes round every server before the next run, so that a
+// change in what else the machine does spreads over all the servers.
+func schedule(loads, runs, servers int, interleave bool) []step {
+	var out []step
+	if interleave {
+		for l := range loads {
+			for r := range runs {
+				for s := range servers {
+					out = append(out, step{l, r, s})
+				}
+			}
+		}
+		return out
+	}
+	for s := range servers {
+		for l := range loads {
+			for r := range runs {
+				out = append(out, step{l, r, s})
+			}
+		}
+	}
+	return out
+}
+
+// isLast says whether steps[k] is the last step of its server.
+func isLast(steps []step, k int) bool {
+	for _, st := range steps[k+1:] {
+		if st.server == steps[k].server {
+			return false
+		}
+	}
+	return true
 }
 
 // takes says whether sp can run l.
@@ -251,7 +316,8 @@ func startSelectedUpstream(ctx context.Context, o options, tmp string, f files, 
 }
 
 // benchRun runs the selected loads on one server: it starts the server
-// once for each role a load needs (files, proxy) and stops it at the end.
+// once for each role a load needs (files, proxy), on first use, and keeps
+// it until stop. Only bench's goroutine uses it.
 type benchRun struct {
 	o        options
 	sp       *spec
@@ -260,63 +326,85 @@ type benchRun struct {
 	up       *instance // the upstream nginx; nil if it could not start
 	upErr    error     // why up is nil
 	progress io.Writer
+	info     serverInfo // Version set; LoadAvg at the first start, Note at the end
 
+	started bool
 	running map[role]*instance // started on first use
 	failed  map[role]error     // the role's server could not start: its loads are skipped
+	exited  error              // the server died during a load: nothing more runs on it
 }
 
-// loads runs every selected load that sp takes, -runs times each, and
-// stops every instance it started before it returns, also when a load
-// fails, ctx is canceled or something panics.
-func (b *benchRun) loads(ctx context.Context, rep *report) error {
-	if err := os.MkdirAll(b.dir, 0o755); err != nil {
-		return err
+// step runs run number i of lr on the server if it takes the load; it
+// returns an error only when ctx is done.
+func (b *benchRun) step(ctx context.Context, lr *loadReport, i int) error {
+	l := loadByName(lr.Name)
+	if !takes(b.sp, l) || b.exited != nil {
+		return nil // n/a
 	}
-	b.running, b.failed = map[role]*instance{}, map[role]error{}
-	defer func() {
-		for _, in := range b.running {
-			in.stop()
+	if !b.started {
+		b.started = true
+		b.running, b.failed = map[role]*instance{}, map[role]error{}
+		b.info.LoadAvg = loadAvg()
+		fmt.Fprintf(b.progress, "[%s] %s (%s); load average before: %s\n", b.sp.name, b.info.Version, b.bin, b.info.LoadAvg)
+		if err := os.MkdirAll(b.dir, 0o755); err != nil {
+			b.exited = err
+			return nil
 		}
-	}()
-	for _, lr := range rep.Loads {
-		l := loadByName(lr.Name)
-		if !takes(b.sp, l) {
-			continue // n/a
-		}
-		shared, err := b.instance(ctx, l.role)
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if err != nil {
-			continue // said once by instance; the load is n/a
-		}
-		res := &serverResult{}
+	}
+	shared, err := b.instance(ctx, l.role)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if err != nil {
+		return nil // said once by instance; the load is n/a
+	}
+	res := lr.Results[b.sp.name]
+	if res == nil {
+		res = &serverResult{}
 		lr.Results[b.sp.name] = res
-		for i := range b.o.runs {
-			vals, err := b.runOnce(ctx, l, shared)
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			if exited := exitedError(""); errors.As(err, &exited) {
-				return err
-			}
-			if err != nil {
-				res.Errors = append(res.Errors, err.Error())
-				fmt.Fprintf(b.progress, "[%s] %-13s run %d/%d: error: %v\n", b.sp.name, l.name, i+1, b.o.runs, err)
-				continue
-			}
-			res.Runs = append(res.Runs, vals)
-			fmt.Fprintf(b.progress, "[%s] %-13s run %d/%d: %s\n", b.sp.name, l.name, i+1, b.o.runs, describe(l, vals))
-		}
-		res.summarize()
 	}
+	vals, err := b.runOnce(ctx, l, shared)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if exited := exitedError(""); errors.As(err, &exited) {
+		b.exited = err
+		fmt.Fprintf(b.progress, "[%s] %v\n", b.sp.name, err)
+		return nil
+	}
+	if err != nil {
+		res.Errors = append(res.Errors, err.Error())
+		fmt.Fprintf(b.progress, "[%s] %-13s run %d/%d: error: %v\n", b.sp.name, l.name, i+1, b.o.runs, err)
+		return nil
+	}
+	res.Runs = append(res.Runs, vals)
+	fmt.Fprintf(b.progress, "[%s] %-13s run %d/%d: %s\n", b.sp.name, l.name, i+1, b.o.runs, describe(l, vals))
+	return nil
+}
+
+// stop stops every instance of the server; calling it again is harmless.
+func (b *benchRun) stop() {
+	for r, in := range b.running {
+		in.stop()
+		delete(b.running, r)
+	}
+}
+
+// note says what went wrong on the server ("" if nothing).
+func (b *benchRun) note() string {
 	var errs []error
 	for _, r := range []role{serveFiles, proxyToUpstream} {
 		if err := b.failed[r]; err != nil {
 			errs = append(errs, fmt.Errorf("%s loads not run: %w", r, err))
 		}
 	}
-	return errors.Join(errs...)
+	if b.exited != nil {
+		errs = append(errs, b.exited)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err.Error()
+	}
+	return ""
 }
 
 // instance returns the server running in role r, started on first use.
