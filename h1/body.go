@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/anx-gateway/anx/core/chunked"
 )
 
 // body is a request's content as the handler reads it (Request.Body). It
@@ -16,7 +18,7 @@ type body struct {
 	c      *conn
 	kind   bodyKind
 	remain int64 // bodyLength: bytes not yet read
-	dec    chunkedDecoder
+	dec    chunked.Decoder
 	n      int64 // content bytes handed to the handler (or drained)
 	max    int64 // bound on n, or -1
 	err    error // sticky: io.EOF at the end, or what went wrong
@@ -32,7 +34,7 @@ func (b *body) start(kind bodyKind, length int64, expect bool) {
 		b.err = io.EOF
 	case bodyChunked:
 		lim := b.c.srv.limits()
-		b.dec.reset(lim.maxHeadBytes, lim.maxFields)
+		b.dec.Reset(lim.maxHeadBytes, lim.maxFields, &b.c.req.Trailer)
 	}
 }
 
@@ -124,26 +126,26 @@ func (b *body) readChunked(p []byte) int {
 	c := b.c
 	for {
 		if c.r < c.w {
-			nin, nout, err := b.dec.decode((*c.rbuf)[c.r:c.w], p)
+			nin, nout, err := b.dec.Decode((*c.rbuf)[c.r:c.w], p)
 			c.r += nin
 			switch {
 			case err != nil:
-				b.err = err
+				b.err = malformedChunks(err)
 				return nout
-			case b.dec.done():
+			case b.dec.Done():
 				b.err = io.EOF
 				return nout
 			case nout > 0:
 				return nout
 			}
 		}
-		if left := b.dec.dataLeft(); left > 0 {
+		if left := b.dec.DataLeft(); left > 0 {
 			n, err := c.readDirect(p[:min(int64(len(p)), left)], b.deadline())
 			if err != nil {
 				b.err = fmt.Errorf("h1: reading request body: %w", err)
 				return 0
 			}
-			b.dec.consumed(n)
+			b.dec.Consumed(n)
 			return n
 		}
 		if err := c.fillBody(b.deadline()); err != nil {
@@ -151,6 +153,12 @@ func (b *body) readChunked(p []byte) int {
 			return 0
 		}
 	}
+}
+
+// malformedChunks returns the 400 StatusError of chunked framing that
+// the decoder refused (a *chunked.Error).
+func malformedChunks(err error) *StatusError {
+	return badRequest(err.Error())
 }
 
 // deadline returns the read deadline of the next body read.
@@ -191,11 +199,11 @@ func (b *body) drain() bool {
 		b.err = io.EOF
 		return true
 	}
-	for !b.dec.done() {
+	for !b.dec.Done() {
 		if c.r == c.w && c.fillBody(deadline) != nil {
 			return false
 		}
-		nin, nout, err := b.dec.decode((*c.rbuf)[c.r:c.w], nil)
+		nin, nout, err := b.dec.Decode((*c.rbuf)[c.r:c.w], nil)
 		c.r += nin
 		budget -= int64(nin)
 		b.n += int64(nout)

@@ -62,8 +62,8 @@
 //
 // The layers below the loop know only bytes: scanHead finds the end of a
 // request head in a buffer (or reports that more bytes are needed),
-// parseHead parses a complete head without allocating, and chunkedDecoder
-// decodes chunked content incrementally. None of them does I/O.
+// parseHead parses a complete head without allocating, and core/chunked's
+// Decoder decodes chunked content incrementally. None of them does I/O.
 //
 // # Memory
 //

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/textproto"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -41,6 +42,7 @@ func TestResponseTrailers(t *testing.T) {
 		tr.Set("Bad Name", "x")
 		tr.Set("X-Split", "a\r\nInjected: yes")
 		tr.Set("Transfer-Encoding", "chunked")
+		tr.Set("Content-Type", "text/html") // RFC 9110 section 6.5.1: not in a trailer
 	})})
 	expectExchange(t, addr, "GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
 		"HTTP/1.1 200 OK\r\nDate: X\r\nServer: anx\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"+
@@ -539,5 +541,50 @@ func TestShutdownWaitsForATunnel(t *testing.T) {
 	}
 	if rest, err := io.ReadAll(br); len(rest) != 0 || err != nil && !isReset(err) {
 		t.Errorf("client read %q, %v; want EOF", rest, err)
+	}
+}
+
+func TestRequestTrailers(t *testing.T) {
+	// RFC 9112 section 7.1.2: the trailer fields of a chunked request
+	// body are in Request.Trailer once Body has returned io.EOF, and not
+	// before; the next request on the connection starts with none.
+	addr := serve(t, &Server{Handler: handlerFunc(func(w mrw, r *mreq) {
+		before := r.Trailer.Len()
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			w.WriteHeader(400)
+			return
+		}
+		var fields []string
+		for _, f := range r.Trailer.Fields() {
+			fields = append(fields, f.Name+"="+f.Value)
+		}
+		io.WriteString(w, string(body)+" before="+strconv.Itoa(before)+" trailer="+strings.Join(fields, ","))
+	})})
+	c, br := dial(t, addr)
+	send(t, c, "POST /up HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"+
+		"4\r\nWiki\r\n5\r\npedia\r\n0\r\nX-Sum: abc\r\nX-Other: 1\r\n\r\n"+
+		"POST /again HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n")
+	if _, body := readResponse(t, br, "POST"); body != "Wikipedia before=0 trailer=X-Sum=abc,X-Other=1" {
+		t.Errorf("first request: %q", body)
+	}
+	if _, body := readResponse(t, br, "POST"); body != "hi before=0 trailer=" {
+		t.Errorf("second request, without trailer fields: %q", body)
+	}
+
+	// And from a Go client, which sends the trailer after the body.
+	client := &http.Client{Transport: &http.Transport{}}
+	defer client.CloseIdleConnections()
+	req, _ := http.NewRequest("POST", "http://"+addr+"/go", io.NopCloser(strings.NewReader("payload")))
+	req.ContentLength = -1
+	req.Trailer = http.Header{"X-Sum": {"sum-1"}}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != "payload before=0 trailer=X-Sum=sum-1" {
+		t.Errorf("Go client: %q", body)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/anx-gateway/anx/core/chunked"
 	"github.com/anx-gateway/anx/core/message"
 	"github.com/anx-gateway/anx/core/pool"
 )
@@ -139,7 +140,7 @@ func (r *response) WriteInterim(status int, fields *message.Header) error {
 	o := &r.c.out
 	o.write(statusLine(o.scratch[:0], status))
 	if fields != nil {
-		r.writeFieldsOf(fields)
+		r.writeFieldsOf(fields, hopField)
 	}
 	o.writeString("\r\n")
 	return o.flush()
@@ -454,13 +455,22 @@ func (r *response) scanHeader() headerInfo {
 // itself (framing and connection management) and any whose name or value
 // could not be sent safely: a CR or LF would let a handler that copies
 // user input split the response.
-func (r *response) writeFields() { r.writeFieldsOf(&r.header) }
+func (r *response) writeFields() { r.writeFieldsOf(&r.header, hopField) }
 
-// writeFieldsOf writes fields as writeFields does the handler's header.
-func (r *response) writeFieldsOf(fields *message.Header) {
+// writeTrailer writes the handler's trailer fields as writeFields does
+// its header fields, leaving out as well those that must not be sent in
+// a trailer section (RFC 9110 section 6.5.1).
+func (r *response) writeTrailer() { r.writeFieldsOf(&r.trailer, forbiddenTrailer) }
+
+// forbiddenTrailer reports whether h1 leaves a trailer field out.
+func forbiddenTrailer(name string) bool { return hopField(name) || chunked.IsForbiddenTrailer(name) }
+
+// writeFieldsOf writes fields as writeFields does the handler's header,
+// leaving out those for which skip reports true.
+func (r *response) writeFieldsOf(fields *message.Header, skip func(name string) bool) {
 	o := &r.c.out
 	for _, f := range fields.Fields() {
-		if hopField(f.Name) {
+		if skip(f.Name) {
 			continue
 		}
 		if !isToken(f.Name) || !validFieldValue(f.Value) {
@@ -486,8 +496,9 @@ func hopField(name string) bool {
 
 // Trailer returns the trailer fields to send after the body
 // (message.TrailerWriter). They go out after the last chunk of a chunked
-// response, checked as header fields are; a response framed by
-// Content-Length, to HTTP/1.0 or without a body drops them.
+// response, checked as header fields are, without those RFC 9110 section
+// 6.5.1 keeps out of trailers (chunked.IsForbiddenTrailer); a response
+// framed by Content-Length, to HTTP/1.0 or without a body drops them.
 func (r *response) Trailer() *message.Header { return &r.trailer }
 
 // Abort marks the response broken (message.Aborter): when the handler
@@ -530,7 +541,7 @@ func (r *response) finish(panicked bool) {
 		r.closeAfter = true // the body may be cut short: do not end it cleanly
 	case r.chunked:
 		c.out.writeString("0\r\n")
-		r.writeFieldsOf(&r.trailer)
+		r.writeTrailer()
 		c.out.writeString("\r\n")
 	case !r.noBody && r.written < r.declared:
 		r.closeAfter = true // the client sees a short body, then EOF
