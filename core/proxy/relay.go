@@ -107,6 +107,9 @@ func (h *Handler) tunnel(w message.ResponseWriter, r *message.Request, u *upstre
 	client, err := up.Upgrade()
 	if err != nil {
 		resp.Conn.Close()
+		h.log.Warn("proxy: cannot switch the client's protocol", "route", h.cfg.Name, "upstream", u.url, "reason", err.Error())
+		w.Header().Reset()
+		respond(w, r, 502)
 		return
 	}
 	splice(client, resp.Conn)
