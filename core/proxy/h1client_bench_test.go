@@ -111,28 +111,6 @@ func benchRequest() *outRequest {
 	return &outRequest{Method: "GET", Target: "/bench", Host: "up.test", Header: h}
 }
 
-func TestH1ClientPooledRoundTripAllocations(t *testing.T) {
-	addr := fixedUpstream(t, 1024)
-	c := testClient(addr, defaultTestOptions)
-	defer c.closeIdle()
-	req := benchRequest()
-	buf := make([]byte, 4096)
-	for range 10 { // fill the pools
-		if n, err := pooledRoundTrip(context.Background(), c, req, buf); err != nil || n != 1024 {
-			t.Fatal(n, err)
-		}
-	}
-	allocs := testing.AllocsPerRun(200, func() {
-		if n, err := pooledRoundTrip(context.Background(), c, req, buf); err != nil || n != 1024 {
-			t.Fatal(n, err)
-		}
-	})
-	t.Logf("%.1f allocations per pooled round trip", allocs)
-	if allocs > 0 {
-		t.Errorf("%.1f allocations per pooled keep-alive round trip, want 0", allocs)
-	}
-}
-
 func BenchmarkH1ClientPooledRoundTrip(b *testing.B) {
 	for _, bc := range []struct {
 		name string

@@ -161,12 +161,11 @@ func (b *h1Body) readUntilClose(p []byte) int {
 		c.r += n
 		return n
 	}
-	n, err := c.nc.Read(p)
-	if err == io.EOF {
+	n, err := c.readBody(p)
+	switch {
+	case err == io.EOF:
 		b.err = io.EOF
-		return n
-	}
-	if err != nil && n == 0 {
+	case err != nil:
 		b.err = fmt.Errorf("proxy: reading the upstream's response body: %w", err)
 	}
 	return n

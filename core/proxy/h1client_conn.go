@@ -394,31 +394,39 @@ func (u *upgradedConn) Buffered() int { return len(u.pre) }
 // the upstream has not closed it nor sent anything unasked. It never
 // blocks.
 func (c *h1Conn) alive() bool {
-	if c.raw == nil {
-		return true // no socket to look at: the first write will tell
+	pending := false
+	if c.raw != nil {
+		c.peekN, c.peekErr = 0, nil
+		if err := c.raw.Read(c.peek); err != nil {
+			return false
+		}
+		switch {
+		case c.peekErr == syscall.EAGAIN || c.peekErr == syscall.EWOULDBLOCK:
+		case c.peekErr != nil || c.peekN == 0:
+			return false // reset, or EOF
+		default:
+			pending = true
+		}
 	}
-	c.peekN, c.peekErr = 0, nil
-	if err := c.raw.Read(c.peek); err != nil {
-		return false
+	if c.tls == nil {
+		// Bytes waiting on plain HTTP are an answer nobody asked for.
+		return !pending
 	}
-	switch {
-	case c.peekErr == syscall.EAGAIN || c.peekErr == syscall.EWOULDBLOCK:
-		return true
-	case c.peekErr != nil || c.peekN == 0:
-		return false // reset, or EOF
-	}
-	// Bytes are waiting. On plain HTTP that is an answer nobody asked
-	// for; over TLS it may be a post-handshake message (a session
-	// ticket), which a short read consumes.
-	return c.tls != nil && c.tlsStillOpen()
+	return c.tlsSilent(pending)
 }
 
-// tlsStillOpen reads from a TLS connection that has bytes waiting, for a
-// moment: it is open if the read only timed out (the records were
-// handshake messages), closed on EOF (close_notify), an error, or
-// application data.
-func (c *h1Conn) tlsStillOpen() bool {
-	_ = c.nc.SetReadDeadline(time.Now().Add(time.Millisecond))
+// tlsSilent reads from an idle TLS connection without waiting (a
+// millisecond when bytes are waiting in the socket, so that a whole
+// record is read): it is open and silent if the read only timed out,
+// after consuming post-handshake messages such as session tickets. Data
+// that crypto/tls had already buffered, a close_notify (EOF) or any
+// other error mean it is not.
+func (c *h1Conn) tlsSilent(pending bool) bool {
+	deadline := aLongTimeAgo
+	if pending {
+		deadline = time.Now().Add(time.Millisecond)
+	}
+	_ = c.nc.SetReadDeadline(deadline)
 	n, err := c.nc.Read(c.peekBuf[:])
 	return n == 0 && errors.Is(err, os.ErrDeadlineExceeded)
 }

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/anx-gateway/anx/core/message"
+	"github.com/anx-gateway/anx/internal/testpki"
 )
 
 // safetyNet bounds every wait for an event in these tests: long enough
@@ -1060,4 +1061,51 @@ func TestH1ClientRefusesTLSPeerChoosingH2(t *testing.T) {
 	if _, err := c.roundTrip(context.Background(), getRequest("/")); !errors.Is(err, errNotSent) || !strings.Contains(err.Error(), `"h2"`) {
 		t.Errorf("err %v, want errNotSent naming h2", err)
 	}
+}
+
+func TestH1ClientTLSBytesAfterTheBodyPreventReuse(t *testing.T) {
+	// Extra bytes in the same TLS record as the end of the body stay in
+	// crypto/tls's buffer, where the socket peek cannot see them: the
+	// pool check reads them out of the TLS connection instead.
+	pki := testpki.New(t, "up.test")
+	serverConf := &tls.Config{Certificates: []tls.Certificate{*pki.Certificate()}, NextProtos: []string{"http/1.1"}}
+	headRead := make(chan struct{})
+	gone := make(chan bool, 1)
+	up := newRawUpstream(t, "tcp", func(n int64, raw net.Conn) {
+		c := tls.Server(raw, serverConf)
+		br := bufio.NewReader(c)
+		for {
+			if _, _, err := readRequest(br); err != nil {
+				return
+			}
+			if n == 1 {
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n")
+				<-headRead
+				io.WriteString(c, "helloEXTRA") // one record
+				_, err := br.ReadByte()
+				gone <- err != nil
+				return
+			}
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		}
+	})
+	conf := pki.ClientConfig()
+	conf.NextProtos = []string{"http/1.1"}
+	c := newH1Client(h1DialTLS(up.addr(), 5*time.Second, conf), defaultTestOptions)
+	defer c.closeIdle()
+	resp, err := c.roundTrip(context.Background(), getRequest("/"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	close(headRead)
+	buf := make([]byte, 5)
+	if _, err := io.ReadFull(resp.Body, buf); err != nil || string(buf) != "hello" {
+		t.Fatalf("body %q, %v", buf, err)
+	}
+	if _, err := resp.Body.Read(buf); err != io.EOF {
+		t.Fatalf("after the content: %v, want io.EOF", err)
+	}
+	resp.Body.Close()
+	c.recycle(resp)
+	expectClosedAndNotReused(t, c, up, gone)
 }

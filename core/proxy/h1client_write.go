@@ -218,7 +218,10 @@ func (c *h1Conn) writeRequest(ctx context.Context, req *outRequest) error {
 		if err := c.flush(ctx, buf); err != nil {
 			return err
 		}
-		c.complete = !c.expects
+		if c.complete = !c.expects; c.complete {
+			pool.Put(c.wbuf)
+			c.wbuf = nil
+		}
 		return nil
 	}
 	return c.writeContent(ctx, req, buf)
