@@ -65,6 +65,7 @@ const (
 	h1MaxFields    = 256      // field lines of a head, and of a trailer section
 	h1ReadBufSize  = 8 << 10  // the read buffer a busy connection borrows
 	h1WriteBufSize = 16 << 10 // the write buffer a request borrows
+	h1MaxInterim   = 32       // informational responses before the final one
 	// h1ExpectTimeout is how long a request with "Expect: 100-continue"
 	// waits for the upstream's 100 before it sends its body anyway
 	// (RFC 9110 section 10.1.1), as net/http's ExpectContinueTimeout.

@@ -220,7 +220,7 @@ func (c *h1Conn) awaitContinue(ctx context.Context, req *outRequest, b *h1Body, 
 // readFinalHead reads response heads, passing informational ones to
 // req.Interim, until the final one (or a 101).
 func (c *h1Conn) readFinalHead(ctx context.Context, req *outRequest, b *h1Body, deadline time.Time) error {
-	for {
+	for range h1MaxInterim + 1 {
 		status, err := c.readHead(ctx, req, b, deadline)
 		if err != nil {
 			return err
@@ -231,6 +231,7 @@ func (c *h1Conn) readFinalHead(ctx context.Context, req *outRequest, b *h1Body, 
 		}
 		return c.finalHead(req, b, status)
 	}
+	return fmt.Errorf("%w: more than %d informational responses", errMalformed, h1MaxInterim)
 }
 
 // interim hands an informational response to req.Interim and clears it.

@@ -21,9 +21,18 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/anx-gateway/anx/core/message"
 	"github.com/anx-gateway/anx/internal/testpki"
 )
+
+// checkNoLeaks fails t if goroutines started during the test are still
+// running once its cleanups (registered after this call) have run.
+func checkNoLeaks(t *testing.T) {
+	before := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, before) })
+}
 
 // safetyNet bounds every wait for an event in these tests: long enough
 // for a loaded machine, so only a hang trips it.
@@ -189,6 +198,7 @@ func (u *httpUpstream) waitClosed(t *testing.T) {
 }
 
 func TestH1ClientReusesKeepAliveConnections(t *testing.T) {
+	checkNoLeaks(t)
 	up := newHTTPUpstream(t, "tcp", time.Hour, func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "hello "+r.URL.Path)
 	})
@@ -278,6 +288,7 @@ func TestH1ClientRefusesMalformedResponseHeads(t *testing.T) {
 		{"head too large", "HTTP/1.1 200 OK\r\nX: " + strings.Repeat("a", h1MaxHeadBytes) + "\r\n\r\n"},
 		{"too many fields", "HTTP/1.1 200 OK\r\n" + strings.Repeat("X: y\r\n", h1MaxFields+1) + "\r\n"},
 		{"closed inside the head", "HTTP/1.1 200 OK\r\nContent-Le"},
+		{"endless 1xx", strings.Repeat("HTTP/1.1 103 Early Hints\r\n\r\n", h1MaxInterim+1) + "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -418,6 +429,7 @@ func TestH1ClientBytesAfterTheBodyPreventReuse(t *testing.T) {
 }
 
 func TestH1ClientChunkedBothWaysWithTrailers(t *testing.T) {
+	checkNoLeaks(t)
 	up := newHTTPUpstream(t, "tcp", time.Hour, func(w http.ResponseWriter, r *http.Request) {
 		body, err := io.ReadAll(r.Body)
 		if err != nil {
@@ -613,8 +625,11 @@ func TestH1ClientRefusesUnsafeRequestsBeforeWriting(t *testing.T) {
 	}
 	select {
 	case h := <-heads:
-		t.Errorf("a request with a bad trailer reached the upstream whole: %q", h)
-	default:
+		if !strings.HasPrefix(h, "bad content: ") {
+			t.Errorf("a request with a bad trailer reached the upstream whole: %q", h)
+		}
+	case <-time.After(safetyNet):
+		t.Fatal("the upstream never saw the request with the bad trailer end")
 	}
 }
 
@@ -703,6 +718,7 @@ func TestH1ClientExpectContinue(t *testing.T) {
 }
 
 func TestH1ClientUpgradeHandsOverTheConnection(t *testing.T) {
+	checkNoLeaks(t)
 	sawHead := make(chan string, 1)
 	up := newRawUpstream(t, "tcp", func(_ int64, c net.Conn) {
 		br := bufio.NewReader(c)
@@ -824,6 +840,7 @@ func TestH1ClientReusedConnectionClosedAfterWrite(t *testing.T) {
 }
 
 func TestH1ClientHonoursKeepAliveTimeout(t *testing.T) {
+	checkNoLeaks(t)
 	for _, tc := range []struct {
 		name      string
 		field     string
@@ -910,6 +927,7 @@ func TestH1ClientPoolKeepsAtMostKeepAlive(t *testing.T) {
 }
 
 func TestH1ClientTimeouts(t *testing.T) {
+	checkNoLeaks(t)
 	release := make(chan struct{})
 	got := make(chan struct{}, 10)
 	up := newRawUpstream(t, "tcp", func(_ int64, c net.Conn) {
