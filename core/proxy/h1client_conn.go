@@ -383,6 +383,31 @@ func (u *upgradedConn) Read(p []byte) (int, error) {
 	return u.Conn.Read(p)
 }
 
+// WriteTo writes the bytes read with the head, then copies the
+// connection's own to w, so that a tunnel still splices (io.Copy to a
+// *net.TCPConn uses splice(2) from a TCP source).
+func (u *upgradedConn) WriteTo(w io.Writer) (int64, error) {
+	var n int64
+	if len(u.pre) > 0 {
+		k, err := w.Write(u.pre)
+		n, u.pre = int64(k), u.pre[k:]
+		if err != nil {
+			return n, err
+		}
+	}
+	m, err := io.Copy(w, u.Conn)
+	return n + m, err
+}
+
+// CloseWrite shuts the connection's write half, when it has one, so
+// that a tunnel can pass on one side's end of stream.
+func (u *upgradedConn) CloseWrite() error {
+	if cw, ok := u.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return u.Conn.Close()
+}
+
 // NetConn returns the connection itself, for a tunnel that splices once
 // Buffered is drained.
 func (u *upgradedConn) NetConn() net.Conn { return u.Conn }

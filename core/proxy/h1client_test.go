@@ -729,7 +729,8 @@ func TestH1ClientUpgradeHandsOverTheConnection(t *testing.T) {
 		sawHead <- r.Header.Get("Connection") + "|" + r.Header.Get("Upgrade")
 		// The 101 and the first bytes of the new protocol in one write.
 		io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\nHELLO")
-		io.Copy(c, br) // echo
+		io.Copy(c, br) // echo, until the client's end of stream
+		io.WriteString(c, "BYE")
 	})
 	c := testClient(up.addr(), defaultTestOptions)
 	defer c.closeIdle()
@@ -744,12 +745,22 @@ func TestH1ClientUpgradeHandsOverTheConnection(t *testing.T) {
 	conn := resp.Conn
 	defer conn.Close()
 	buf := make([]byte, 5)
-	if _, err := io.ReadFull(conn, buf); err != nil || string(buf) != "HELLO" {
-		t.Fatalf("first bytes %q, %v; want HELLO, read with the head", buf, err)
+	if _, err := io.ReadFull(conn, buf[:2]); err != nil || string(buf[:2]) != "HE" {
+		t.Fatalf("first bytes %q, %v; want HE, read with the head", buf[:2], err)
 	}
 	io.WriteString(conn, "ping")
-	if _, err := io.ReadFull(conn, buf[:4]); err != nil || string(buf[:4]) != "ping" {
-		t.Fatalf("echo %q, %v", buf[:4], err)
+	// The end of stream passes to the upstream (a tunnel's half-close),
+	// and the rest reads through WriteTo, as io.Copy in a tunnel does.
+	cw, ok := conn.(interface{ CloseWrite() error })
+	if !ok {
+		t.Fatalf("the upgraded connection %T has no CloseWrite", conn)
+	}
+	if err := cw.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	var rest bytes.Buffer
+	if _, err := io.Copy(&rest, conn); err != nil || rest.String() != "LLOpingBYE" {
+		t.Fatalf("rest %q, %v; want LLOpingBYE", rest.String(), err)
 	}
 	if n := c.idleCount(); n != 0 {
 		t.Errorf("an upgraded connection is pooled")
