@@ -270,6 +270,7 @@ func (x *exchange) forwardInterim(status int, fields *message.Header) {
 	}
 	var out message.Header
 	copyEndToEnd(&out, fields)
+	ownStrings(out.Fields())
 	_ = x.interimWriter.WriteInterim(status, &out)
 }
 

@@ -171,8 +171,36 @@ func forwardedElement(client netip.Addr, proto, host string) string {
 }
 
 // responseHeader copies the upstream response's end-to-end fields into
-// the client's response and applies the route's edits.
+// the client's response and applies the route's edits. The copies are
+// strings of their own (one allocation for all): the upstream's fields
+// point into memory that its transport reuses once the response is
+// recycled, while a front end may write the head after the handler
+// returns (x/net/http2 and quic-go encode it with the first DATA, or at
+// the end for a response without content).
 func (h *Handler) responseHeader(dst, src *message.Header) {
+	from := dst.Len()
 	copyEndToEnd(dst, src)
+	ownStrings(dst.Fields()[from:])
 	h.cfg.ResponseHeaders.apply(dst)
+}
+
+// ownStrings makes the names and values of fields substrings of one new
+// string, so that they no longer share memory with anything else.
+func ownStrings(fields []message.Field) {
+	n := 0
+	for _, f := range fields {
+		n += len(f.Name) + len(f.Value)
+	}
+	var b strings.Builder
+	b.Grow(n)
+	for _, f := range fields {
+		b.WriteString(f.Name)
+		b.WriteString(f.Value)
+	}
+	all := b.String()
+	for i := range fields {
+		name, value := len(fields[i].Name), len(fields[i].Value)
+		fields[i].Name, fields[i].Value = all[:name], all[name:name+value]
+		all = all[name+value:]
+	}
 }

@@ -78,8 +78,9 @@ func (h *Handler) check(u *upstream) bool {
 		return false
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxHealthBody))
-	resp.Body.Close()
-	return statusMatches(resp.Status, hc.Status)
+	status := resp.Status
+	u.tr.recycle(resp)
+	return statusMatches(status, hc.Status)
 }
 
 // statusMatches reports whether status is what a healthy upstream answers:

@@ -22,7 +22,7 @@ func (h *Handler) relay(w message.ResponseWriter, r *message.Request, u *upstrea
 		h.tunnel(w, r, u, resp)
 		return
 	}
-	defer resp.Body.Close()
+	defer u.tr.recycle(resp)
 	h.notePassiveStatus(u, resp.Status)
 	h.responseHeader(w.Header(), &resp.Header)
 	if h.cfg.Policy == CookieSticky && cookieValue(&r.Header, h.cfg.Cookie) != u.id {
@@ -37,7 +37,10 @@ func (h *Handler) relay(w message.ResponseWriter, r *message.Request, u *upstrea
 		return
 	}
 	if tw, ok := w.(message.TrailerWriter); ok && resp.Trailer.Len() > 0 {
-		copyEndToEnd(tw.Trailer(), &resp.Trailer)
+		tr := tw.Trailer()
+		from := tr.Len()
+		copyEndToEnd(tr, &resp.Trailer)
+		ownStrings(tr.Fields()[from:])
 	}
 }
 

@@ -76,6 +76,13 @@ func newH2CTransport(t Target, o *transportOptions) *stdTransport {
 
 func (s *stdTransport) closeIdle() { s.idle() }
 
+// recycle closes the body; net/http's responses are not reused.
+func (s *stdTransport) recycle(resp *inResponse) {
+	if resp.Body != nil {
+		resp.Body.Close()
+	}
+}
+
 // roundTrip translates req into an *http.Request, sends it and
 // translates the response back.
 func (s *stdTransport) roundTrip(ctx context.Context, req *outRequest) (*inResponse, error) {

@@ -74,6 +74,10 @@ type transport interface {
 	// closeIdle closes the pooled idle connections; a transport keeps
 	// working after it.
 	closeIdle()
+	// recycle gives back a response roundTrip returned (not a 101's),
+	// once the caller is done with it and its fields: its body is closed
+	// if it was not, and its memory may serve the next request.
+	recycle(resp *inResponse)
 }
 
 // Errors a transport's failures wrap, which decide retries and the
