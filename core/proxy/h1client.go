@@ -17,6 +17,13 @@ import (
 // may be sent again. Errors wrapping it never wrap errNotSent.
 var errReusedConnClosed = errors.New("proxy: reused upstream connection closed before answering")
 
+// errRequestBody: reading the client's request body failed (the client
+// broke its framing, went away or was too slow), or the body did not
+// match its declared length. The upstream is not at fault: the front end
+// answers the client (400, 408, 413) from its own body error, which
+// errors.Is/As still find in the chain.
+var errRequestBody = errors.New("proxy: the request body failed")
+
 // h1DialFunc opens a connection to an upstream that speaks HTTP/1.1.
 type h1DialFunc func(ctx context.Context) (net.Conn, error)
 

@@ -38,6 +38,12 @@ type h1Conn struct {
 	rbuf *[]byte // read buffer, borrowed for an exchange
 	r, w int     // unread bytes are (*rbuf)[r:w]
 	wbuf *[]byte // write buffer, borrowed while the request is written
+	// probe holds the first bytes of a body read before the head (see
+	// probeContent): probeData is what is left of them, probeEOF whether
+	// the body ended with them.
+	probe     *[]byte
+	probeData []byte
+	probeEOF  bool
 
 	// State of the current exchange.
 	reused    bool  // the connection came from the pool
@@ -115,6 +121,7 @@ func (c *h1Conn) releaseBuffers() {
 		pool.Put(c.wbuf)
 		c.wbuf = nil
 	}
+	c.releaseProbe()
 	c.r, c.w = 0, 0
 }
 

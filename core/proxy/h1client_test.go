@@ -538,6 +538,12 @@ func TestH1ClientRequestFraming(t *testing.T) {
 			[]string{"POST /p?q=1 HTTP/1.1", "Content-Length: 5"}, []string{"Transfer-Encoding"}},
 		{"unknown length", &outRequest{Method: "POST", Target: "/p", Host: "h", Body: strings.NewReader("hello"), ContentLength: -1},
 			[]string{"Transfer-Encoding: chunked"}, []string{"Content-Length"}},
+		{"GET of unknown length, empty", &outRequest{Method: "GET", Target: "/g", Host: "h", Body: strings.NewReader(""), ContentLength: -1},
+			[]string{"GET /g HTTP/1.1"}, []string{"Content-Length", "Transfer-Encoding"}},
+		{"GET of unknown length with content", &outRequest{Method: "GET", Target: "/g", Host: "h", Body: strings.NewReader("abc"), ContentLength: -1},
+			[]string{"Transfer-Encoding: chunked"}, []string{"Content-Length"}},
+		{"POST of unknown length, empty", &outRequest{Method: "POST", Target: "/p", Host: "h", Body: strings.NewReader(""), ContentLength: -1},
+			[]string{"Transfer-Encoding: chunked"}, []string{"Content-Length"}},
 		{"upgrade", &outRequest{Method: "GET", Target: "/ws", Host: "h", Upgrade: "websocket", Header: headerOf("Upgrade", "websocket", "Sec-WebSocket-Version", "13")},
 			[]string{"Connection: upgrade", "Upgrade: websocket", "Sec-WebSocket-Version: 13"}, []string{"Content-Length"}},
 	}
@@ -1137,4 +1143,46 @@ func TestH1ClientTLSBytesAfterTheBodyPreventReuse(t *testing.T) {
 	resp.Body.Close()
 	c.recycle(resp)
 	expectClosedAndNotReused(t, c, up, gone)
+}
+
+// failingReader returns data, then err.
+type failingReader struct {
+	data string
+	err  error
+}
+
+func (f *failingReader) Read(p []byte) (int, error) {
+	if f.data == "" {
+		return 0, f.err
+	}
+	n := copy(p, f.data)
+	f.data = f.data[n:]
+	return n, nil
+}
+
+func TestH1ClientRequestBodyFailuresAreTheClients(t *testing.T) {
+	heads := make(chan string, 10)
+	up := captureUpstream(t, heads)
+	c := testClient(up.addr(), defaultTestOptions)
+	defer c.closeIdle()
+	clientErr := errors.New("client framing broken")
+	cases := []struct {
+		name string
+		req  *outRequest
+	}{
+		{"chunked body fails", &outRequest{Method: "POST", Target: "/", Host: "h", Body: &failingReader{"abc", clientErr}, ContentLength: -1}},
+		{"sized body fails", &outRequest{Method: "POST", Target: "/", Host: "h", Body: &failingReader{"abc", clientErr}, ContentLength: 10}},
+		{"probed body fails", &outRequest{Method: "GET", Target: "/", Host: "h", Body: &failingReader{"", clientErr}, ContentLength: -1}},
+		{"body shorter than its length", &outRequest{Method: "POST", Target: "/", Host: "h", Body: strings.NewReader("abc"), ContentLength: 10}},
+		{"body longer than its length", &outRequest{Method: "POST", Target: "/", Host: "h", Body: strings.NewReader("abcdef"), ContentLength: 3}},
+	}
+	for _, tc := range cases {
+		_, err := do(t, c, tc.req)
+		if !errors.Is(err, errRequestBody) || errors.Is(err, errMalformed) || errors.Is(err, errReusedConnClosed) {
+			t.Errorf("%s: err %v, want errRequestBody alone", tc.name, err)
+		}
+		if errors.Is(err, clientErr) != strings.Contains(tc.name, "fails") {
+			t.Errorf("%s: err %v does not carry the client's own error", tc.name, err)
+		}
+	}
 }

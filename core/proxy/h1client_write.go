@@ -212,9 +212,19 @@ func expectsContinue(h *message.Header) bool {
 func (c *h1Conn) writeRequest(ctx context.Context, req *outRequest) error {
 	c.wbuf = pool.Get(h1WriteBufSize)
 	framing := requestFraming(req)
+	content := hasContent(req)
+	if framing == h1FrameChunked && !expectsContent(req.Method) {
+		var err error
+		if content, err = c.probeContent(req); err != nil {
+			return err
+		}
+		if !content {
+			framing = h1FrameNone
+		}
+	}
 	buf := appendRequestHead((*c.wbuf)[:0], req, framing)
-	c.expects = hasContent(req) && expectsContinue(req.Header)
-	if !hasContent(req) || c.expects {
+	c.expects = content && expectsContinue(req.Header)
+	if !content || c.expects {
 		if err := c.flush(ctx, buf); err != nil {
 			return err
 		}
@@ -225,6 +235,59 @@ func (c *h1Conn) writeRequest(ctx context.Context, req *outRequest) error {
 		return nil
 	}
 	return c.writeContent(ctx, req, buf)
+}
+
+// probeContent reads the first bytes of a body of unknown length whose
+// method usually has none (a GET from an HTTP/2 or HTTP/3 client without
+// content-length), before the head is written: a body at its end at
+// once is sent as no content at all, without framing, rather than as an
+// empty chunked body. The bytes read wait in c.probe for writeChunked.
+func (c *h1Conn) probeContent(req *outRequest) (bool, error) {
+	c.probe = pool.Get(pool.MinSize)
+	for {
+		c.bodyRead = true
+		n, err := req.Body.Read(*c.probe)
+		c.probeData = (*c.probe)[:n]
+		switch {
+		case n > 0:
+			c.probeEOF = err == io.EOF
+			return true, nil
+		case err == io.EOF:
+			c.bodyRead = false // nothing was consumed: the request can still be replayed
+			c.releaseProbe()
+			return false, nil
+		case err != nil:
+			c.releaseProbe()
+			return false, fmt.Errorf("%w: %w", errRequestBody, err)
+		}
+	}
+}
+
+// readContent reads request content into p: the probed bytes first.
+func (c *h1Conn) readContent(req *outRequest, p []byte) (int, error) {
+	if c.probe == nil {
+		c.bodyRead = true
+		return req.Body.Read(p)
+	}
+	n := copy(p, c.probeData)
+	c.probeData = c.probeData[n:]
+	if len(c.probeData) > 0 {
+		return n, nil
+	}
+	var err error
+	if c.probeEOF {
+		err = io.EOF
+	}
+	c.releaseProbe()
+	return n, err
+}
+
+// releaseProbe gives back the probe's buffer.
+func (c *h1Conn) releaseProbe() {
+	if c.probe != nil {
+		pool.Put(c.probe)
+		c.probe, c.probeData, c.probeEOF = nil, nil, false
+	}
 }
 
 // writeBody writes the content of a request whose head went out alone.
@@ -269,9 +332,9 @@ func (c *h1Conn) writeLength(ctx context.Context, req *outRequest, buf []byte) e
 		buf, remain = buf[:len(buf)+n], remain-int64(n)
 		switch {
 		case err == io.EOF && remain > 0:
-			return fmt.Errorf("proxy: request body %d bytes shorter than its Content-Length: %w", remain, io.ErrUnexpectedEOF)
+			return fmt.Errorf("%w: %d bytes shorter than its Content-Length: %w", errRequestBody, remain, io.ErrUnexpectedEOF)
 		case err != nil && err != io.EOF:
-			return fmt.Errorf("proxy: reading the request body: %w", err)
+			return fmt.Errorf("%w: %w", errRequestBody, err)
 		}
 		eof = err == io.EOF
 		if n > 0 || remain == 0 {
@@ -294,11 +357,11 @@ func checkBodyEnded(body io.Reader, scratch []byte) error {
 		n, err := body.Read(scratch)
 		switch {
 		case n > 0:
-			return errors.New("proxy: request body longer than its Content-Length")
+			return fmt.Errorf("%w: longer than its Content-Length", errRequestBody)
 		case err == io.EOF:
 			return nil
 		case err != nil:
-			return fmt.Errorf("proxy: reading the request body: %w", err)
+			return fmt.Errorf("%w: %w", errRequestBody, err)
 		}
 	}
 }
@@ -320,10 +383,9 @@ func (c *h1Conn) writeChunked(ctx context.Context, req *outRequest, buf []byte) 
 		}
 		start := len(buf)
 		full := buf[:cap(buf)]
-		c.bodyRead = true
-		n, err := req.Body.Read(full[start+chunkHeadRoom : cap(buf)-2])
+		n, err := c.readContent(req, full[start+chunkHeadRoom:cap(buf)-2])
 		if err != nil && err != io.EOF {
-			return fmt.Errorf("proxy: reading the request body: %w", err)
+			return fmt.Errorf("%w: %w", errRequestBody, err)
 		}
 		if n > 0 {
 			var size [chunkHeadRoom]byte
