@@ -323,9 +323,10 @@ func TestWriteToResetPeer(t *testing.T) {
 	c := dial(t, start(t, s))
 	sc := recv(t, conns)
 	c.(*net.TCPConn).SetLinger(0)
-	reset := make(chan struct{})
+	running, reset := make(chan struct{}), make(chan struct{})
 	werr := make(chan error, 1)
 	sc.Submit(func() {
+		close(running)
 		<-reset // the loop waits here, so it cannot handle the RST first
 		if err := waitTCPState(sc.Fd(), unix.BPF_TCP_CLOSE); err != nil {
 			werr <- err
@@ -337,7 +338,8 @@ func TestWriteToResetPeer(t *testing.T) {
 		}
 		werr <- err
 	})
-	c.Close() // RST
+	recv(t, running) // else the loop may handle the RST, and close sc, before the function runs
+	c.Close()        // RST
 	close(reset)
 	err := recv(t, werr)
 	if !errors.Is(err, syscall.EPIPE) && !errors.Is(err, syscall.ECONNRESET) {
