@@ -106,7 +106,7 @@ func TestProxyWebSocketChromium(t *testing.T) {
 	t.Parallel()
 	chromium := harness.Peer(t, "chromium")
 	up := startUpstream(t, upstreamConfig{Name: "ws"})
-	cfg := proxyConfig("", "root = \"{{.Root}}\"\n"+route("/ws", proxyTo(up.URL())))
+	cfg := proxyConfig("", "root = \"{{.Root}}\"\n"+route("=/ws", proxyTo(up.URL())))
 	s := harness.Start(t, harness.Options{Config: cfg, Site: func(t testing.TB, root string) {
 		harness.WriteFile(t, filepath.Join(root, "ws.html"), []byte(wsPage))
 	}})
