@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -209,6 +210,21 @@ func FuzzParseResponseHead(f *testing.F) {
 		kind, length, err := responseFraming("GET", resp.Status, &info)
 		if err == nil && kind == h1BodyLength && length <= 0 {
 			t.Fatalf("%q: length framing with length %d", in[:n], length)
+		}
+		if err != nil {
+			return
+		}
+		// net/http, a lenient reader, reads what we accept to the same
+		// status and, where we frame by length, the same length.
+		hr, herr := http.ReadResponse(bufio.NewReader(strings.NewReader(in[:n])), nil)
+		if herr != nil {
+			t.Fatalf("%q: accepted here, net/http says %v", in[:n], herr)
+		}
+		if hr.StatusCode != resp.Status {
+			t.Fatalf("%q: status %d here, %d for net/http", in[:n], resp.Status, hr.StatusCode)
+		}
+		if kind == h1BodyLength && hr.ContentLength != length {
+			t.Fatalf("%q: length %d here, %d for net/http", in[:n], length, hr.ContentLength)
 		}
 	})
 }
