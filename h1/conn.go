@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/anx-gateway/anx/core/message"
 	"github.com/anx-gateway/anx/core/pool"
@@ -62,6 +63,9 @@ type conn struct {
 	polled bool               // waitReadable's callback has asked the poller to wait
 	peekFn func(uintptr) bool // waitReadable's callback, made once
 	linger bool               // close with a lingering read (the client may still be sending)
+	// blocked: the last request went to a handler that may wait (see
+	// awaitNext).
+	blocked bool
 
 	loop *loopConn // the loop connection this exchange serves now; nil for a goroutine's conn
 
@@ -160,12 +164,90 @@ func (c *conn) serveBuffered() bool {
 			return false
 		}
 		if c.r == c.w {
-			return c.out.flush() == nil
+			if c.out.flush() != nil {
+				return false
+			}
+			if more, keep := c.awaitNext(); !more {
+				return keep
+			}
+			continue
 		}
 		if !c.headBuffered() && c.out.flush() != nil {
 			return false
 		}
 	}
+}
+
+// detachedLinger is how long a detached connection waits on its
+// goroutine for the next request before it goes back to its loop. A
+// keep-alive client of a proxied site sends its next request within
+// milliseconds; serving it on the same goroutine spares the hand-back and
+// the next hand-off (dup, epoll_ctl, a new goroutine), which cost more
+// than the request. An idle connection is back on the loop, holding no
+// goroutine, after this long.
+const detachedLinger = time.Second
+
+// awaitNext waits, holding no buffer, up to detachedLinger for the next
+// request on a detached connection whose last request went to a handler
+// that may wait (a proxied one). It reports more when one is arriving and
+// is to be served here; otherwise keep says whether the connection may
+// go back to the loop (the wait timed out, the last request did not
+// block, or the next one is for the loop: see nextIsForLoop) or must
+// close (EOF, an error, Shutdown).
+func (c *conn) awaitNext() (more, keep bool) {
+	if !c.blocked {
+		return false, true
+	}
+	c.release()
+	c.state.Store(stateIdle)
+	if c.srv.shutdown.Load() { // after the Store: Shutdown sees idle, or we see it
+		c.state.Store(stateActive)
+		return false, true
+	}
+	c.nc.SetReadDeadline(time.Now().Add(detachedLinger))
+	err := c.waitReadable()
+	c.nc.SetReadDeadline(time.Time{})
+	if !c.state.CompareAndSwap(stateIdle, stateActive) {
+		return false, false // Shutdown closed it
+	}
+	switch {
+	case err == nil:
+		return !c.nextIsForLoop(), true
+	case isTimeout(err):
+		return false, true
+	}
+	return false, false
+}
+
+// nextIsForLoop reports whether the request arriving on a plain detached
+// connection can be served on the loop: its whole head is in the socket
+// (looked at with MSG_PEEK, so it stays there for the loop to read), it
+// has no content, and its handler never waits. Over TLS the wait has read
+// a byte already, so the request is served here.
+func (c *conn) nextIsForLoop() bool {
+	if c.raw == nil || c.peeked {
+		return false
+	}
+	buf := pool.Get(readBufSize)
+	defer pool.Put(buf)
+	n := c.peekInput(*buf)
+	if n <= 0 {
+		return false
+	}
+	lim := c.srv.limits()
+	skip, size, err := headAt((*buf)[:n], lim)
+	if err != nil || size == 0 {
+		return false
+	}
+	c.newRequest()
+	head := (*buf)[skip : skip+size]
+	if parseHead(unsafe.String(&head[0], len(head)), &c.req, &c.info, lim) != nil {
+		return false
+	}
+	kind, _, err := c.info.framing(c.req.ProtoMinor)
+	forLoop := err == nil && kind == bodyNone && message.IsNonBlockingFor(c.srv.Handler, &c.req)
+	c.newRequest() // its strings point into buf
+	return forLoop
 }
 
 // deadlineAfter returns from+d, or no deadline when d is 0.
@@ -245,6 +327,7 @@ func (c *conn) serveRequest(deadline time.Time) bool {
 	if !c.frame() {
 		return false
 	}
+	c.blocked = c.detachedFrom != nil && !message.IsNonBlockingFor(c.srv.Handler, &c.req)
 	panicked := c.runHandler()
 	c.resp.finish(panicked)
 	if c.resp.closeAfter || c.out.err != nil {

@@ -10,6 +10,7 @@ import (
 	"net/http/httptrace"
 	"net/textproto"
 	"strconv"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -586,5 +587,50 @@ func TestRequestTrailers(t *testing.T) {
 	resp.Body.Close()
 	if string(body) != "payload before=0 trailer=X-Sum=sum-1" {
 		t.Errorf("Go client: %q", body)
+	}
+}
+
+// TestDetachedConnectionLingersAfterBlockingRequest checks that a
+// connection taken off the loop for a handler that may wait serves the
+// next such request on the same goroutine (no hand-back and new
+// hand-off between them), and goes back to the loop once idle for
+// detachedLinger.
+func TestDetachedConnectionLingersAfterBlockingRequest(t *testing.T) {
+	where := func(w mrw, r *mreq) {
+		buf := make([]byte, 64)
+		id, _, _ := strings.Cut(string(buf[:runtime.Stack(buf, false)]), "[")
+		io.WriteString(w, servedOn()+" "+strings.TrimSpace(id))
+	}
+	addr := serve(t, &Server{Handler: routes{static: nonBlocking{handlerFunc(where)}, app: mayBlock{handlerFunc(where)}}})
+	c, br := dial(t, addr)
+	get := func(path string) string {
+		t.Helper()
+		send(t, c, "GET "+path+" HTTP/1.1\r\nHost: h\r\n\r\n")
+		_, body := readResponse(t, br, "GET")
+		return body
+	}
+	first, second := get("/api/1"), get("/api/2")
+	if *serveMode == "goroutine" { // Serve: one goroutine for the connection, no loop
+		if !strings.HasPrefix(first, "? ") || first != second {
+			t.Errorf("Serve: two requests served by %q and %q, want the connection's one goroutine", first, second)
+		}
+		return
+	}
+	if !strings.HasPrefix(first, "goroutine ") || first != second {
+		t.Errorf("two proxied requests in a row served by %q and %q, want one detached goroutine", first, second)
+	}
+	// Idle past the linger, the connection is back on the loop: its
+	// goroutine ends.
+	for deadline := time.Now().Add(hangTimeout); goroutinesIn("h1.(*loopConn).runDetached(") > 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("the detached goroutine never ended")
+		}
+		time.Sleep(10 * time.Millisecond) // polling for the goroutine's end, not a synchronisation
+	}
+	if third := get("/api/3"); third == first || !strings.HasPrefix(third, "goroutine ") {
+		t.Errorf("after the linger, served by %q, want a new detached goroutine (the first was %q)", third, first)
+	}
+	if s := get("/static/x"); !strings.HasPrefix(s, "loop") {
+		t.Errorf("a static request after a proxied one: served on %q, want the loop", s)
 	}
 }

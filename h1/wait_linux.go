@@ -63,3 +63,20 @@ func (c *conn) peekReady(fd uintptr) bool {
 		return true // a byte, EOF or an error: the next read reports it
 	}
 }
+
+// peekInput copies into p what the socket has to read, without taking it
+// out, and returns how much; 0 when it cannot tell.
+func (c *conn) peekInput(p []byte) int {
+	n := 0
+	err := c.raw.Read(func(fd uintptr) bool {
+		k, _, rerr := syscall.Recvfrom(int(fd), p, syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		if rerr == nil {
+			n = k
+		}
+		return true
+	})
+	if err != nil {
+		return 0
+	}
+	return n
+}
