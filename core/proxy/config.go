@@ -63,7 +63,9 @@ type Config struct {
 	ReadTimeout time.Duration
 
 	// KeepAlive is how many idle connections to each upstream are kept
-	// for reuse. Default 32; negative: none.
+	// for reuse. Default 256 (an idle one costs a socket and a few hundred
+	// bytes; fewer than the concurrent requests means reconnecting under
+	// load); negative: none.
 	KeepAlive int
 	// KeepAliveTimeout closes a pooled connection left idle this long.
 	// Default 60s; an upstream's own shorter "Keep-Alive: timeout=N"
@@ -223,7 +225,7 @@ const (
 	defaultConnectTimeout   = 5 * time.Second
 	defaultResponseTimeout  = 60 * time.Second
 	defaultReadTimeout      = 60 * time.Second
-	defaultKeepAlive        = 32
+	defaultKeepAlive        = 256
 	defaultKeepAliveTimeout = 60 * time.Second
 	defaultHealthInterval   = 10 * time.Second
 	defaultHealthTimeout    = 5 * time.Second
