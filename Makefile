@@ -60,7 +60,7 @@ unit: testrun
 	$(TESTRUN) -race -count=1 $$($(GO) list ./... | grep -v /e2e)
 	$(TESTRUN) -race -count=1 ./h1 -args -h1.serve=loop
 	$(TESTRUN) -race -count=1 ./h1 -args -h1.serve=goroutine
-	$(TESTRUN) -count=1 -run Alloc ./h1 ./cmd/anx
+	$(TESTRUN) -count=1 -run Alloc ./h1 ./cmd/anx ./core/proxy ./core/chunked
 	$(TESTRUN) -count=1 -run Alloc ./h1 -args -h1.serve=loop
 	$(TESTRUN) -count=1 -run Alloc ./h1 -args -h1.serve=goroutine
 	$(TESTRUN) -count=1 -tags purego ./asm/... ./h1

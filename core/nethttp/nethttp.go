@@ -193,6 +193,10 @@ func (x *exchange) finish() {
 	case errors.Is(x.body.err, ErrBodyTooLarge):
 		x.w.tooLarge()
 		return
+	case x.body.err != nil && x.body.err != io.EOF:
+		// The content failed (a content-length the DATA disagreed with,
+		// a reset): the engine could not answer, so the request was bad.
+		x.w.WriteHeader(http.StatusBadRequest)
 	default:
 		x.w.WriteHeader(http.StatusOK)
 	}
@@ -290,7 +294,7 @@ type requestBody struct {
 	dst     *message.Header // Request.Trailer
 	limited bool            // left applies
 	left    int64           // bytes still allowed
-	err     error           // sticky: io.EOF once the trailer is copied, or ErrBodyTooLarge
+	err     error           // sticky: io.EOF once the trailer is copied, ErrBodyTooLarge, or the stream's error
 }
 
 // Read reads the content, at most the remaining allowance when there is
@@ -311,8 +315,11 @@ func (b *requestBody) Read(p []byte) (int, error) {
 		return n, b.err
 	}
 	b.left -= int64(n)
-	if err == io.EOF {
+	switch {
+	case err == io.EOF:
 		b.end()
+	case err != nil:
+		b.err = err // the client reset the stream, or sent less or more than it declared
 	}
 	return n, err
 }

@@ -201,6 +201,12 @@ func (h *Handler) Serve(w message.ResponseWriter, r *message.Request) {
 			return
 		}
 		u.inflight.Add(-1)
+		if errors.Is(err, errRequestBody) {
+			// The client's content failed, not the upstream: the front
+			// end answers (400, 408, 413) or the client is gone.
+			h.log.Debug("proxy: request body failed", "route", h.cfg.Name, "reason", err.Error())
+			return
+		}
 		h.noteFailure(u, err, attempt)
 		lastErr, lastUp = err, u
 		if !retryable(r, err, replayable) {

@@ -166,6 +166,9 @@ type trailerBody struct {
 
 func (b *trailerBody) Read(p []byte) (int, error) {
 	n, err := b.r.Read(p)
+	if err != nil && err != io.EOF {
+		return n, fmt.Errorf("%w: %w", errRequestBody, err)
+	}
 	if err == io.EOF && b.src != nil {
 		for _, f := range b.src.Fields() {
 			b.dst.Add(f.Name, f.Value)
@@ -281,7 +284,7 @@ func (st *sentTrace) classify(err error) error {
 	case timeout:
 		return errors.Join(os.ErrDeadlineExceeded, err)
 	}
-	return err
+	return err // errRequestBody, when the client's content failed, stays wrapped
 }
 
 func isDialError(err error) bool {
