@@ -62,7 +62,11 @@ type conn struct {
 	peeked bool               // peek[0] was read and belongs at the start of the input
 	polled bool               // waitReadable's callback has asked the poller to wait
 	peekFn func(uintptr) bool // waitReadable's callback, made once
-	linger bool               // close with a lingering read (the client may still be sending)
+	// peekInput's buffer, result and callback (made once).
+	peekBuf  []byte
+	peekN    int
+	peekInFn func(uintptr) bool
+	linger   bool // close with a lingering read (the client may still be sending)
 	// blocked: the last request went to a handler that may wait (see
 	// awaitNext).
 	blocked bool

@@ -30,6 +30,7 @@ func (c *conn) initWait() {
 	}
 	c.raw = raw
 	c.peekFn = c.peekReady // one method value per connection, not per wait
+	c.peekInFn = c.peekInto
 }
 
 // waitReadable blocks until the connection has bytes (or EOF, or an error)
@@ -67,16 +68,20 @@ func (c *conn) peekReady(fd uintptr) bool {
 // peekInput copies into p what the socket has to read, without taking it
 // out, and returns how much; 0 when it cannot tell.
 func (c *conn) peekInput(p []byte) int {
-	n := 0
-	err := c.raw.Read(func(fd uintptr) bool {
-		k, _, rerr := syscall.Recvfrom(int(fd), p, syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		if rerr == nil {
-			n = k
-		}
-		return true
-	})
+	c.peekBuf, c.peekN = p, 0
+	err := c.raw.Read(c.peekInFn)
+	c.peekBuf = nil
 	if err != nil {
 		return 0
 	}
-	return n
+	return c.peekN
+}
+
+// peekInto is peekInput's RawConn.Read callback (a method value made once
+// per connection, so that a peek allocates nothing).
+func (c *conn) peekInto(fd uintptr) bool {
+	if n, _, err := syscall.Recvfrom(int(fd), c.peekBuf, syscall.MSG_PEEK|syscall.MSG_DONTWAIT); err == nil {
+		c.peekN = n
+	}
+	return true
 }

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/anx-gateway/anx/core/message"
 	"github.com/anx-gateway/anx/core/pool"
@@ -132,7 +133,8 @@ type exchange struct {
 	out    outRequest
 	header message.Header
 	target []byte
-	body   *[]byte // a borrowed buffer holding a replayable body
+	addr   [64]byte // the client's address as text, for the forwarding fields
+	body   *[]byte  // a borrowed buffer holding a replayable body
 	bodyN  int
 	replay replayReader
 
@@ -240,7 +242,7 @@ func (h *Handler) readReplayable(x *exchange, r *message.Request) (replayable, o
 // fillRequest builds the request to send to u.
 func (h *Handler) fillRequest(x *exchange, r *message.Request, u *upstream, replayable bool) {
 	x.header.Reset()
-	h.requestHeader(&x.header, r, u.h2)
+	h.requestHeader(&x.header, r, u.h2, &x.addr)
 	x.target = append(x.target[:0], r.Path...)
 	if r.RawQuery != "" {
 		x.target = append(append(x.target, '?'), r.RawQuery...)
@@ -250,7 +252,7 @@ func (h *Handler) fillRequest(x *exchange, r *message.Request, u *upstream, repl
 		host = h.cfg.HostHeader
 	}
 	x.out = outRequest{
-		Method: r.Method, Target: string(x.target), Host: host, Header: &x.header,
+		Method: r.Method, Target: unsafe.String(unsafe.SliceData(x.target), len(x.target)), Host: host, Header: &x.header,
 		ContentLength: r.ContentLength, Trailer: &r.Trailer, Upgrade: upgradeOf(r),
 	}
 	switch {

@@ -3,6 +3,7 @@ package proxy
 import (
 	"net/netip"
 	"strings"
+	"unsafe"
 
 	"github.com/anx-gateway/anx/core/message"
 )
@@ -39,9 +40,14 @@ func namedByConnection(h *message.Header, name string) bool {
 // copyEndToEnd appends to dst the fields of src that are end-to-end: not
 // hop-by-hop, not named by src's Connection, and none of skip.
 func copyEndToEnd(dst, src *message.Header, skip ...string) {
+	copyFields(dst, src, skip, nil)
+}
+
+// copyFields is copyEndToEnd leaving out the names of both skip lists.
+func copyFields(dst, src *message.Header, skip, skipToo []string) {
 	hasConnection := src.Has("Connection")
 	for _, f := range src.Fields() {
-		if isHopByHop(f.Name) || hasConnection && namedByConnection(src, f.Name) || oneOf(f.Name, skip) {
+		if isHopByHop(f.Name) || hasConnection && namedByConnection(src, f.Name) || oneOf(f.Name, skip) || oneOf(f.Name, skipToo) {
 			continue
 		}
 		dst.Add(f.Name, f.Value)
@@ -105,26 +111,35 @@ func (h *Handler) trusted(addr netip.Addr) bool {
 	return false
 }
 
-// forwardingFields are the fields that say who the client was.
-var forwardingFields = []string{"X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "Forwarded"}
+// forwardingFields returns the fields that say who the client was.
+func forwardingFields() []string {
+	return []string{"X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "Forwarded"}
+}
+
+// edgeFields returns the request fields the proxy never passes on: the
+// transport writes Host and the framing itself, and Expect is answered
+// here (the front end sends 100 Continue when the proxy starts reading
+// the body, as nginx does).
+func edgeFields() []string { return []string{"Host", "Content-Length", "Expect"} }
 
 // requestHeader builds the end-to-end fields of the request that goes
 // upstream: the client's fields without hop-by-hop ones, the forwarding
 // fields (kept and appended to only for a trusted client), then the
 // route's edits.
-func (h *Handler) requestHeader(dst *message.Header, r *message.Request, h2 bool) {
+func (h *Handler) requestHeader(dst *message.Header, r *message.Request, h2 bool, scratch *[64]byte) {
 	trusted := h.trusted(r.RemoteAddr.Addr())
-	// Expect is answered here: the front end sends 100 Continue when the
-	// proxy starts reading the body, as nginx does.
-	skip := []string{"Host", "Content-Length", "Expect"}
+	var forwarding []string
 	if !trusted {
-		skip = append(skip, forwardingFields...)
+		forwarding = forwardingFields()
 	}
-	copyEndToEnd(dst, &r.Header, skip...)
+	copyFields(dst, &r.Header, edgeFields(), forwarding)
 	if h2 && wantsTrailers(&r.Header) {
 		dst.Add("TE", "trailers")
 	}
-	client := r.RemoteAddr.Addr().Unmap().String()
+	// The address, written into scratch, lives as long as the exchange:
+	// the transport has sent the head by the time it is reused.
+	ip := r.RemoteAddr.Addr().Unmap().AppendTo(scratch[:0])
+	client := unsafe.String(unsafe.SliceData(ip), len(ip))
 	proto := "http"
 	if r.TLS {
 		proto = "https"
