@@ -1,8 +1,52 @@
 // Package proxy is anx's reverse proxy: the engine's second handler beside
 // core/static. A Handler forwards each request it serves to one of a
-// route's upstreams (HTTP/1.1 over TCP or a Unix socket, HTTPS with h2 or
-// HTTP/1.1 by ALPN, or h2c), picked by a load-balancing policy among those
-// that health checks have not taken out, retries what can be retried, and
+// route's upstreams, picked by a load-balancing policy among those that
+// health checks have not taken out, retries what can be retried, and
 // streams both bodies with backpressure. It is protocol-neutral on the
 // client side: h1, h2 and h3 reach it through core/route.
+//
+// # Transports
+//
+// Each upstream has a transport, shared through Transports by every route
+// (and every reloaded route) that names it with the same connection
+// options, so that pooled connections survive a reload:
+//
+//   - http:// and unix: go through h1Client, anx's own HTTP/1.1 client: a
+//     LIFO pool per upstream checked without blocking before each reuse
+//     (an upstream that closed an idle connection is found before a
+//     request is written to it), a strict response parser that does no
+//     I/O, one framing per request, 0 allocations per pooled round trip.
+//   - https:// goes through net/http's Transport, which offers h2 and
+//     http/1.1 by ALPN and verifies the certificate (system roots, or
+//     TLS.RootCAs).
+//   - h2c:// goes through x/net/http2's Transport with prior knowledge.
+//
+// gRPC's trailers and 1xx responses pass through all of them.
+//
+// # Retries
+//
+// A request that was not sent at all (refused, connect timeout, a pooled
+// connection found dead) is retried on another upstream whatever its
+// method. Once request bytes went out, only an idempotent request (RFC
+// 9110 section 9.2.2) or one carrying Idempotency-Key is retried, and only
+// when its body was small enough to keep (RetryBodyBytes). Nothing is
+// retried once the response head has been passed to the client. MaxTries
+// and TryDuration bound the attempts.
+//
+// # Health
+//
+// Health belongs to the route: two routes naming one upstream share its
+// connections, not its state. Active checks (Config.Health) and passive
+// failures (Config.Passive) take an upstream out; one coming back gets a
+// share of requests that grows from a tenth over SlowStart. When every
+// upstream is out the answer is 503 if health checks took them all out,
+// else 502, at once.
+//
+// # Goroutines
+//
+// Serve runs on the front end's goroutine for the request (a detached
+// h1 connection's, or net/http's for h2 and h3); a WebSocket tunnel uses
+// that goroutine and one more, until both directions end. Each route
+// with active checks has one checker goroutine, stopped by Close; each
+// h1Client has at most one sweeper timer.
 package proxy
