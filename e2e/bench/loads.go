@@ -50,7 +50,7 @@ func failures() metric { return metric{Key: "errors", Unit: "failed", Lower: tru
 
 // loads returns every load in the order they run.
 func loads() []*load {
-	return []*load{
+	return append([]*load{
 		{name: "h1-plain-1k", title: "HTTP/1.1 plain, 1 KiB", how: "wrk -t1 -c64, keep-alive",
 			metrics: []metric{reqPerSec()}, run: wrkLoad(64, false, "/"+smallFile)},
 		{name: "h1-plain-10m", title: "HTTP/1.1 plain, 10 MiB", how: "wrk -t1 -c4, keep-alive",
@@ -86,7 +86,7 @@ func loads() []*load {
 			metrics: []metric{{Key: "p99_ms", Unit: "ms p99 through", Lower: true}, {Key: "direct_p99_ms", Unit: "ms p99 direct", Lower: true},
 				{Key: "added_p99_ms", Unit: "ms p99 added", Lower: true}, {Key: "p50_ms", Unit: "ms p50 through", Lower: true}, failures()},
 			run: proxyLatencyLoad(proxyLatencyRate)},
-	}
+	}, tunnelLoads()...)
 }
 
 // toUpstream ends the description of a proxy load.

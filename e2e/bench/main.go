@@ -46,6 +46,9 @@ type options struct {
 }
 
 func main() {
+	if code, ok := runHelper(os.Args[1:]); ok { // the tunnel loads' upstream or copying relay
+		os.Exit(code)
+	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
@@ -60,7 +63,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.duration, "duration", 5*time.Second, "how long each load runs (whole seconds for wrk and h2load)")
 	fs.IntVar(&o.runs, "runs", 3, "runs of each load on each server; the median is reported")
 	fs.StringVar(&only, "only", "", "comma-separated loads to run (default all): "+strings.Join(loadNames(), ","))
-	fs.StringVar(&servers, "servers", "anx,nginx,h2o,haproxy,caddy", "comma-separated servers to measure; caddy is skipped if not on PATH")
+	fs.StringVar(&servers, "servers", "anx,nginx,h2o,haproxy,caddy,copy", "comma-separated servers to measure; caddy is skipped if not on PATH; copy (a copying relay) takes only the tunnel loads")
 	fs.StringVar(&o.out, "out", "e2e/bench/out", "directory for results.json and results.svg")
 	fs.BoolVar(&o.interleave, "interleave", false, "run each load's runs in rounds over all the servers (all kept running) instead of one server after another")
 	if err := fs.Parse(args); err != nil {
@@ -182,6 +185,10 @@ func bench(ctx context.Context, o options, progress io.Writer) (*report, error) 
 		defer up.stop()
 		rep.Upstream = firstLine(up.bin, "-v") + ", 1 worker, plain HTTP/1.1 keep-alive"
 	}
+	tup, tupErr := startSelectedTunnelUpstream(ctx, o, tmp, f, progress)
+	if tup != nil {
+		defer tup.stop()
+	}
 	var runs []*benchRun
 	defer func() {
 		for _, b := range runs {
@@ -200,7 +207,7 @@ func bench(ctx context.Context, o options, progress io.Writer) (*report, error) 
 			}
 			continue
 		}
-		runs = append(runs, &benchRun{o: o, sp: sp, bin: bin, dir: filepath.Join(tmp, sp.name), f: f, up: up, upErr: upErr,
+		runs = append(runs, &benchRun{o: o, sp: sp, bin: bin, dir: filepath.Join(tmp, sp.name), f: f, up: up, upErr: upErr, tup: tup, tupErr: tupErr,
 			progress: progress, info: serverInfo{Name: sp.name, Version: sp.version(bin)}})
 	}
 	steps := schedule(len(rep.Loads), o.runs, len(runs), o.interleave)
@@ -315,6 +322,25 @@ func startSelectedUpstream(ctx context.Context, o options, tmp string, f files, 
 	return up, nil
 }
 
+// startSelectedTunnelUpstream starts the tunnel upstream if a selected
+// load tunnels; it returns nil and why not when it cannot start.
+func startSelectedTunnelUpstream(ctx context.Context, o options, tmp string, f files, progress io.Writer) (*instance, error) {
+	need := false
+	for _, l := range loads() {
+		need = need || l.role == tunnelToUpstream && (len(o.only) == 0 || slices.Contains(o.only, l.name))
+	}
+	if !need {
+		return nil, nil
+	}
+	up, err := startTunnelUpstream(ctx, filepath.Join(tmp, "tunnel-upstream"), f)
+	if err != nil {
+		fmt.Fprintf(progress, "[tunnel-upstream] %v: the tunnel loads cannot run\n", err)
+		return nil, err
+	}
+	fmt.Fprintf(progress, "[tunnel-upstream] %s: http 127.0.0.1:%d, pid %d\n", up.spec.version(""), up.httpPort, up.cmd.Process.Pid)
+	return up, nil
+}
+
 // benchRun runs the selected loads on one server: it starts the server
 // once for each role a load needs (files, proxy), on first use, and keeps
 // it until stop. Only bench's goroutine uses it.
@@ -325,6 +351,8 @@ type benchRun struct {
 	f        files
 	up       *instance // the upstream nginx; nil if it could not start
 	upErr    error     // why up is nil
+	tup      *instance // the tunnel upstream; nil if it could not start or no tunnel load runs
+	tupErr   error     // why tup is nil
 	progress io.Writer
 	info     serverInfo // Version set; LoadAvg at the first start, Note at the end
 
@@ -393,7 +421,7 @@ func (b *benchRun) stop() {
 // note says what went wrong on the server ("" if nothing).
 func (b *benchRun) note() string {
 	var errs []error
-	for _, r := range []role{serveFiles, proxyToUpstream} {
+	for _, r := range []role{serveFiles, proxyToUpstream, tunnelToUpstream} {
 		if err := b.failed[r]; err != nil {
 			errs = append(errs, fmt.Errorf("%s loads not run: %w", r, err))
 		}
@@ -429,13 +457,20 @@ func (b *benchRun) instance(ctx context.Context, r role) (*instance, error) {
 
 // start starts sp in role r with its files in dir.
 func (b *benchRun) start(ctx context.Context, r role, dir string) (*instance, error) {
-	if r == proxyToUpstream && b.up == nil {
-		return nil, fmt.Errorf("no upstream: %w", b.upErr)
+	up, upErr := b.up, b.upErr
+	if r == tunnelToUpstream {
+		up, upErr = b.tup, b.tupErr
+	}
+	if r != serveFiles && up == nil {
+		return nil, fmt.Errorf("no upstream: %w", upErr)
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	return start(ctx, b.sp, r, b.up, b.bin, dir, b.f)
+	if r == serveFiles {
+		up = nil
+	}
+	return start(ctx, b.sp, r, up, b.bin, dir, b.f)
 }
 
 // exitedError says the server died during a load: its other loads cannot run.

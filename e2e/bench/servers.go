@@ -26,18 +26,23 @@ const (
 	workers      = 2                // worker processes or threads of nginx and h2o
 )
 
-// role is what a server does in a load: serve the bench site's files, or
-// proxy every request to the upstream nginx.
+// role is what a server does in a load: serve the bench site's files,
+// proxy every request to the upstream nginx, or proxy every request (and
+// its Upgrade) to the tunnel upstream.
 type role int
 
 const (
 	serveFiles role = iota
 	proxyToUpstream
+	tunnelToUpstream
 )
 
 func (r role) String() string {
-	if r == proxyToUpstream {
+	switch r {
+	case proxyToUpstream:
 		return "proxy"
+	case tunnelToUpstream:
+		return "tunnel"
 	}
 	return "files"
 }
@@ -58,12 +63,19 @@ type spec struct {
 	// proxy does the same for a config that forwards every request to
 	// in.upstream; nil: the server does not proxy.
 	proxy func(in *instance) ([]string, error)
+	// tunnel does the same for a config that forwards every request,
+	// Upgrades included, to in.upstream (the tunnel upstream); nil: the
+	// server does not tunnel.
+	tunnel func(in *instance) ([]string, error)
 }
 
 // config returns the config writer of r, nil when sp cannot take that role.
 func (sp *spec) config(r role) func(in *instance) ([]string, error) {
-	if r == proxyToUpstream {
+	switch r {
+	case proxyToUpstream:
 		return sp.proxy
+	case tunnelToUpstream:
+		return sp.tunnel
 	}
 	return sp.files
 }
@@ -72,15 +84,16 @@ func (sp *spec) config(r role) func(in *instance) ([]string, error) {
 func specs() []*spec {
 	return []*spec{
 		{name: "anx", h3: true, find: findAnx,
-			version: func(bin string) string { return firstLine(bin, "version") }, files: anxConfig, proxy: anxProxyConfig},
+			version: func(bin string) string { return firstLine(bin, "version") }, files: anxConfig, proxy: anxProxyConfig, tunnel: anxProxyConfig},
 		{name: "nginx", find: lookPath("nginx"),
-			version: func(bin string) string { return firstLine(bin, "-v") }, files: nginxConfig, proxy: nginxProxyConfig},
+			version: func(bin string) string { return firstLine(bin, "-v") }, files: nginxConfig, proxy: nginxProxyConfig, tunnel: nginxTunnelConfig},
 		{name: "h2o", find: lookPath("h2o"),
 			version: func(bin string) string { return firstLine(bin, "--version") }, files: h2oConfig},
 		{name: "haproxy", find: lookPath("haproxy"),
 			version: func(bin string) string { return firstLine(bin, "-v") }, proxy: haproxyConfig},
 		{name: "caddy", h3: true, find: lookPath("caddy"),
 			version: caddyVersion, files: caddyConfig, proxy: caddyProxyConfig},
+		copySpec(),
 	}
 }
 
@@ -178,9 +191,9 @@ func (in *instance) httpsAddr() string {
 func start(ctx context.Context, sp *spec, r role, up *instance, bin, dir string, f files) (*instance, error) {
 	config := sp.config(r)
 	if config == nil {
-		return nil, fmt.Errorf("%s: does not %s", sp.name, map[role]string{serveFiles: "serve files", proxyToUpstream: "proxy"}[r])
+		return nil, fmt.Errorf("%s: does not %s", sp.name, map[role]string{serveFiles: "serve files", proxyToUpstream: "proxy", tunnelToUpstream: "tunnel"}[r])
 	}
-	if r == proxyToUpstream && up == nil {
+	if r != serveFiles && up == nil {
 		return nil, fmt.Errorf("%s: no upstream to proxy to", sp.name)
 	}
 	in := &instance{spec: sp, role: r, upstream: up, bin: bin, dir: dir, files: f, log: &lockedBuffer{}, done: make(chan struct{})}
