@@ -50,6 +50,10 @@ import (
 // returns without having written anything, the adapter does.
 var ErrBodyTooLarge = errors.New("nethttp: request body too large")
 
+// errLengthMismatch is returned by Request.Body when the content goes
+// past the request's content-length.
+var errLengthMismatch = errors.New("nethttp: request content longer than its content-length")
+
 // Errors of the response writer's optional methods.
 var (
 	// errFlushUnsupported is returned by Flush when the underlying
@@ -179,7 +183,7 @@ func (x *exchange) bodyOf(r *http.Request, limit int64) io.Reader {
 	if b == nil {
 		b = http.NoBody
 	}
-	x.body = requestBody{r: b, src: r, dst: &x.req.Trailer, limited: limit > 0, left: limit}
+	x.body = requestBody{r: b, src: r, dst: &x.req.Trailer, limited: limit > 0, left: limit, declared: r.ContentLength}
 	return &x.body
 }
 
@@ -294,6 +298,12 @@ type requestBody struct {
 	dst     *message.Header // Request.Trailer
 	limited bool            // left applies
 	left    int64           // bytes still allowed
+	// declared is the request's content-length, or -1; read counts the
+	// content so far. Content that goes past declared is an error
+	// (errLengthMismatch): RFC 9113 section 8.1.1 and RFC 9114 section
+	// 4.1.2 call such a request malformed, and x/net/http2 checks it
+	// but quic-go does not.
+	declared, read int64
 	err     error           // sticky: io.EOF once the trailer is copied, ErrBodyTooLarge, or the stream's error
 }
 
@@ -315,6 +325,10 @@ func (b *requestBody) Read(p []byte) (int, error) {
 		return n, b.err
 	}
 	b.left -= int64(n)
+	b.read += int64(n)
+	if b.declared >= 0 && err == nil && b.read >= b.declared {
+		n, err = b.checkEnd(n)
+	}
 	switch {
 	case err == io.EOF:
 		b.end()
@@ -322,6 +336,25 @@ func (b *requestBody) Read(p []byte) (int, error) {
 		b.err = err // the client reset the stream, or sent less or more than it declared
 	}
 	return n, err
+}
+
+// checkEnd runs once the declared length has been read (n bytes by this
+// call): the content must end there. It waits for the end of the stream,
+// which a client sends with or right after its last DATA frame.
+func (b *requestBody) checkEnd(n int) (int, error) {
+	if b.read > b.declared {
+		return n, errLengthMismatch
+	}
+	var one [1]byte
+	for {
+		k, err := b.r.Read(one[:])
+		switch {
+		case k > 0:
+			return n, errLengthMismatch
+		case err != nil:
+			return n, err
+		}
+	}
 }
 
 // end records the end of the content and copies the trailer fields.

@@ -496,3 +496,38 @@ func TestRecycledExchangeIsClean(t *testing.T) {
 		t.Errorf("%d problems, first: %s", len(problems), problems[0])
 	}
 }
+
+// TestContentLongerThanDeclaredIsRefused: a request whose content goes
+// past its content-length (which quic-go lets through) fails the body read
+// and gets 400 when the engine could not answer; content that ends where
+// it said reads to io.EOF.
+func TestContentLongerThanDeclaredIsRefused(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		declared int64
+		body     string
+		status   int
+		readErr  bool
+	}{
+		{"longer", 5, "0123456789", 400, true},
+		{"exact", 10, "0123456789", 200, false},
+		{"unknown", -1, "0123456789", 200, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var readErr error
+			h := &Handler{Handler: message.HandlerFunc(func(w message.ResponseWriter, r *message.Request) {
+				_, readErr = io.ReadAll(r.Body)
+				if readErr == nil {
+					w.WriteHeader(200)
+				}
+			})}
+			req := httptest.NewRequest("POST", "/", strings.NewReader(tc.body))
+			req.ContentLength = tc.declared
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if rec.Code != tc.status || (readErr != nil) != tc.readErr {
+				t.Errorf("got %d and read error %v, want %d and an error: %v", rec.Code, readErr, tc.status, tc.readErr)
+			}
+		})
+	}
+}

@@ -232,11 +232,28 @@ func (h *Handler) readReplayable(x *exchange, r *message.Request) (replayable, o
 	}
 	x.body = pool.Get(int(n))
 	buf := (*x.body)[:n]
-	if _, err := io.ReadFull(r.Body, buf); err != nil {
-		return false, false
+	if _, err := io.ReadFull(r.Body, buf); err != nil || !atEOF(r.Body) {
+		return false, false // short, or longer than its length: malformed
 	}
 	x.bodyN = int(n)
 	return true, true
+}
+
+// atEOF reports whether body has nothing more than what was read: the
+// front end answers a request whose content runs past its length.
+func atEOF(body io.Reader) bool {
+	var one [1]byte
+	for {
+		n, err := body.Read(one[:])
+		switch {
+		case n > 0:
+			return false
+		case err == io.EOF:
+			return true
+		case err != nil:
+			return false
+		}
+	}
 }
 
 // fillRequest builds the request to send to u.
