@@ -304,7 +304,7 @@ type requestBody struct {
 	// 4.1.2 call such a request malformed, and x/net/http2 checks it
 	// but quic-go does not.
 	declared, read int64
-	err     error           // sticky: io.EOF once the trailer is copied, ErrBodyTooLarge, or the stream's error
+	err            error // sticky: io.EOF once the trailer is copied, ErrBodyTooLarge, or the stream's error
 }
 
 // Read reads the content, at most the remaining allowance when there is
