@@ -604,6 +604,11 @@ func listenReusePort(addr string, n int) ([]int, error) {
 		return nil, fmt.Errorf("netpoll: listen: %w", err)
 	}
 	ip, port := ta.AddrPort().Addr().Unmap(), ta.Port
+	if port != 0 {
+		if err := probeFree(ip, port); err != nil {
+			return nil, fmt.Errorf("netpoll: listen %s: %w", addr, err)
+		}
+	}
 	var fds []int
 	for range n {
 		fd, err := listenOne(ip, port)
@@ -624,8 +629,34 @@ func listenReusePort(addr string, n int) ([]int, error) {
 	return fds, nil
 }
 
+// probeFree binds ip:port without SO_REUSEPORT and lets it go again, so
+// that a port another process listens on is refused with EADDRINUSE: with
+// SO_REUSEPORT alone, a second server run by the same user would bind it
+// too and silently take a share of its connections.
+func probeFree(ip netip.Addr, port int) error {
+	fd, err := socketFor(ip, port, false)
+	if err != nil {
+		return err
+	}
+	return unix.Close(fd)
+}
+
 // listenOne opens one non-blocking listening socket.
 func listenOne(ip netip.Addr, port int) (int, error) {
+	fd, err := socketFor(ip, port, true)
+	if err != nil {
+		return -1, err
+	}
+	if err := unix.Listen(fd, 4096); err != nil {
+		unix.Close(fd)
+		return -1, os.NewSyscallError("listen", err)
+	}
+	return fd, nil
+}
+
+// socketFor opens a non-blocking TCP socket bound to ip:port, with
+// SO_REUSEADDR, and SO_REUSEPORT when reusePort is set.
+func socketFor(ip netip.Addr, port int, reusePort bool) (int, error) {
 	family := unix.AF_INET6
 	var sa unix.Sockaddr = &unix.SockaddrInet6{Port: port, Addr: ip.As16()}
 	if ip.Is4() {
@@ -636,7 +667,10 @@ func listenOne(ip netip.Addr, port int) (int, error) {
 	if err != nil {
 		return -1, os.NewSyscallError("socket", err)
 	}
-	opts := [][3]int{{unix.SOL_SOCKET, unix.SO_REUSEADDR, 1}, {unix.SOL_SOCKET, unix.SO_REUSEPORT, 1}}
+	opts := [][3]int{{unix.SOL_SOCKET, unix.SO_REUSEADDR, 1}}
+	if reusePort {
+		opts = append(opts, [3]int{unix.SOL_SOCKET, unix.SO_REUSEPORT, 1})
+	}
 	if family == unix.AF_INET6 && !ip.IsValid() || ip.IsUnspecified() && family == unix.AF_INET6 {
 		opts = append(opts, [3]int{unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 0})
 	}
@@ -649,10 +683,6 @@ func listenOne(ip netip.Addr, port int) (int, error) {
 	if err := unix.Bind(fd, sa); err != nil {
 		unix.Close(fd)
 		return -1, os.NewSyscallError("bind", err)
-	}
-	if err := unix.Listen(fd, 4096); err != nil {
-		unix.Close(fd)
-		return -1, os.NewSyscallError("listen", err)
 	}
 	return fd, nil
 }

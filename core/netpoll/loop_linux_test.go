@@ -600,3 +600,29 @@ func TestInputLimit(t *testing.T) {
 		t.Fatalf("OnClose(%v), want ErrInputFull", err)
 	}
 }
+
+// TestStartRefusesPortInUse: a second server on a port another server
+// listens on fails with EADDRINUSE instead of sharing it through
+// SO_REUSEPORT; a plain listener's port is refused too.
+func TestStartRefusesPortInUse(t *testing.T) {
+	first := &Server{Handler: &funcs{}}
+	if err := first.Start("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { first.Shutdown(context.Background()) })
+	second := &Server{Handler: &funcs{}}
+	if err := second.Start(first.Addr().String()); !errors.Is(err, syscall.EADDRINUSE) {
+		second.Shutdown(context.Background())
+		t.Errorf("a second server on %s: got %v, want EADDRINUSE", first.Addr(), err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	third := &Server{Handler: &funcs{}}
+	if err := third.Start(ln.Addr().String()); !errors.Is(err, syscall.EADDRINUSE) {
+		third.Shutdown(context.Background())
+		t.Errorf("a server on a plain listener's port: got %v, want EADDRINUSE", err)
+	}
+}
