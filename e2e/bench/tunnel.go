@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -123,9 +124,13 @@ func tunnelLoads() []*load {
 		{name: "tunnel-throughput", title: "tunnel: Upgrade over plain HTTP/1.1, MB/s", role: tunnelToUpstream,
 			how: fmt.Sprintf("one tunnel per mode, GET with Upgrade: websocket"+to+"; %d MiB pushed: up = client to upstream, "+
 				"down = upstream to client, echo = both ways at once (MB/s of one direction), "+
-				"prefixed = up when the upstream's first bytes come in the same write as its 101", tunnelBytes>>20),
+				"prefixed = up when the upstream's first bytes come in the same write as its 101; "+
+				"read+write calls: the server's syscr+syscw (/proc/PID/io) per MiB moved, which splice(2) does not count", tunnelBytes>>20),
 			metrics: []metric{{Key: "up_mb_s", Unit: "MB/s up"}, {Key: "down_mb_s", Unit: "MB/s down"},
-				{Key: "echo_mb_s", Unit: "MB/s echo"}, {Key: "prefixed_mb_s", Unit: "MB/s up, prefixed"}},
+				{Key: "echo_mb_s", Unit: "MB/s echo"}, {Key: "prefixed_mb_s", Unit: "MB/s up, prefixed"},
+				{Key: "up_rw_per_mib", Unit: "read+write calls/MiB up", Lower: true},
+				{Key: "down_rw_per_mib", Unit: "read+write calls/MiB down", Lower: true},
+				{Key: "prefixed_rw_per_mib", Unit: "read+write calls/MiB up, prefixed", Lower: true}},
 			run: tunnelThroughputLoad},
 		{name: "tunnel-idle", title: "RSS per idle tunnel", role: tunnelToUpstream, fresh: true,
 			how: fmt.Sprintf("%d tunnels opened"+to+", then held idle; VmRSS (whole process group) and open descriptors, delta / tunnels; "+
@@ -183,13 +188,37 @@ func tunnelThroughputLoad(ctx context.Context, in *instance, _ time.Duration) (m
 		{"echo_mb_s", tunnelEcho, echoBoth},
 		{"prefixed_mb_s", tunnelPrefixed, pushUpPrefixed},
 	} {
+		before := in.readWriteCalls()
 		secs, err := timeTunnel(ctx, in, m.path, m.move)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", m.path, err)
 		}
 		out[m.key] = float64(tunnelBytes) / secs / 1e6
+		out[strings.TrimSuffix(m.key, "mb_s")+"rw_per_mib"] = float64(in.readWriteCalls()-before) / float64(tunnelBytes>>20)
 	}
 	return out, nil
+}
+
+// readWriteCalls returns the read and write system calls the server's
+// process group made so far (syscr + syscw of /proc/PID/io): a tunnel that
+// copies through user space makes some for every buffer it moves, one
+// that splices (splice(2) is not counted there) almost none.
+func (in *instance) readWriteCalls() int64 {
+	var n int64
+	for _, pid := range groupPIDs(in.cmd.Process.Pid) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+		if err != nil {
+			continue
+		}
+		for line := range strings.Lines(string(b)) {
+			k, v, _ := strings.Cut(strings.TrimSpace(line), ": ")
+			if k == "syscr" || k == "syscw" {
+				c, _ := strconv.ParseInt(v, 10, 64)
+				n += c
+			}
+		}
+	}
+	return n
 }
 
 // timeTunnel opens a tunnel to path and returns the seconds move takes
