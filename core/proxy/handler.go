@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"strconv"
 	"sync"
@@ -343,10 +344,21 @@ func (h *Handler) noteFailure(u *upstream, err error, attempt int) {
 		"attempt", attempt+1, "reason", reason(err))
 }
 
+// isTimeout reports whether err is a deadline passing: connecting, or
+// waiting for the response.
+func isTimeout(err error) bool {
+	if err == nil {
+		return false
+	}
+	var ne net.Error
+	return errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.As(err, &ne) && ne.Timeout()
+}
+
 // reason is the short cause of an upstream failure, for the log.
 func reason(err error) string {
 	switch {
-	case errors.Is(err, os.ErrDeadlineExceeded), errors.Is(err, context.DeadlineExceeded):
+	case isTimeout(err):
 		return "timeout: " + err.Error()
 	case errors.Is(err, errMalformed):
 		return "malformed response: " + err.Error()
@@ -361,8 +373,8 @@ func reason(err error) string {
 func (h *Handler) answerFailure(w message.ResponseWriter, r *message.Request, err error, last *upstream) {
 	status := 502
 	switch {
-	case err != nil && (errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded)):
-		status = 504
+	case isTimeout(err):
+		status = 504 // as nginx, for a connect timeout too
 	case last == nil && h.allCheckedDown():
 		status = 503
 	}

@@ -566,3 +566,13 @@ func TestTargetReachesUpstreamAsSent(t *testing.T) {
 		}
 	}
 }
+
+func TestConnectTimeoutAnswers504(t *testing.T) {
+	up, n := echoUpstream(t, "a")
+	// A deadline that has passed before the dial starts: connecting
+	// times out at once, whatever the machine's speed.
+	h := newHandler(t, Config{Upstreams: []Upstream{{URL: up.URL}}, ConnectTimeout: time.Nanosecond})
+	if rc := serve(h, request("GET", "/", "")); rc.status != 504 || n.Load() != 0 {
+		t.Errorf("got %d with %d requests upstream, want 504 and none", rc.status, n.Load())
+	}
+}
