@@ -125,9 +125,13 @@ func tunnelLoads() []*load {
 			how: fmt.Sprintf("one tunnel per mode, GET with Upgrade: websocket"+to+"; %d MiB pushed: up = client to upstream, "+
 				"down = upstream to client, echo = both ways at once (MB/s of one direction), "+
 				"prefixed = up when the upstream's first bytes come in the same write as its 101; "+
-				"read+write calls: the server's syscr+syscw (/proc/PID/io) per MiB moved, which splice(2) does not count", tunnelBytes>>20),
+				"CPU: the server's utime+stime (/proc/PID/stat, 10 ms ticks) per GiB moved; "+
+				"read+write calls: the server's syscr+syscw (/proc/PID/io) per MiB moved, which count neither splice(2) nor nginx's recv(2)/send(2)", tunnelBytes>>20),
 			metrics: []metric{{Key: "up_mb_s", Unit: "MB/s up"}, {Key: "down_mb_s", Unit: "MB/s down"},
 				{Key: "echo_mb_s", Unit: "MB/s echo"}, {Key: "prefixed_mb_s", Unit: "MB/s up, prefixed"},
+				{Key: "up_cpu_ms_per_gib", Unit: "CPU ms/GiB up", Lower: true},
+				{Key: "down_cpu_ms_per_gib", Unit: "CPU ms/GiB down", Lower: true},
+				{Key: "prefixed_cpu_ms_per_gib", Unit: "CPU ms/GiB up, prefixed", Lower: true},
 				{Key: "up_rw_per_mib", Unit: "read+write calls/MiB up", Lower: true},
 				{Key: "down_rw_per_mib", Unit: "read+write calls/MiB down", Lower: true},
 				{Key: "prefixed_rw_per_mib", Unit: "read+write calls/MiB up, prefixed", Lower: true}},
@@ -188,21 +192,47 @@ func tunnelThroughputLoad(ctx context.Context, in *instance, _ time.Duration) (m
 		{"echo_mb_s", tunnelEcho, echoBoth},
 		{"prefixed_mb_s", tunnelPrefixed, pushUpPrefixed},
 	} {
-		before := in.readWriteCalls()
+		calls, cpu := in.readWriteCalls(), in.cpuTicks()
 		secs, err := timeTunnel(ctx, in, m.path, m.move)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", m.path, err)
 		}
+		mode := strings.TrimSuffix(m.key, "mb_s")
 		out[m.key] = float64(tunnelBytes) / secs / 1e6
-		out[strings.TrimSuffix(m.key, "mb_s")+"rw_per_mib"] = float64(in.readWriteCalls()-before) / float64(tunnelBytes>>20)
+		out[mode+"rw_per_mib"] = float64(in.readWriteCalls()-calls) / float64(tunnelBytes>>20)
+		out[mode+"cpu_ms_per_gib"] = float64(in.cpuTicks()-cpu) * 10 / float64(tunnelBytes>>30)
 	}
 	return out, nil
+}
+
+// cpuTicks returns the user and system CPU time the server's process group
+// used so far, in ticks of 10 ms (utime + stime of /proc/PID/stat; USER_HZ
+// is 100 on Linux).
+func (in *instance) cpuTicks() int64 {
+	var n int64
+	for _, pid := range groupPIDs(in.cmd.Process.Pid) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ...: fields after the last ')' start at state (field 3); utime and stime are fields 14 and 15.
+		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+		if len(f) > 12 {
+			u, _ := strconv.ParseInt(f[11], 10, 64)
+			st, _ := strconv.ParseInt(f[12], 10, 64)
+			n += u + st
+		}
+	}
+	return n
 }
 
 // readWriteCalls returns the read and write system calls the server's
 // process group made so far (syscr + syscw of /proc/PID/io): a tunnel that
 // copies through user space makes some for every buffer it moves, one
-// that splices (splice(2) is not counted there) almost none.
+// that splices (splice(2) is not counted there) almost none. recv(2) and
+// send(2), which nginx uses, are not counted either: the figure means
+// something only for a server that reads and writes with read and write
+// (anx, the copying relay).
 func (in *instance) readWriteCalls() int64 {
 	var n int64
 	for _, pid := range groupPIDs(in.cmd.Process.Pid) {
