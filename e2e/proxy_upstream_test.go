@@ -7,7 +7,7 @@ package e2e
 //
 //	http     HTTP/1.1 and h2c (prior knowledge): the paths of upstreamMux
 //	https    HTTP/1.1 and h2 over TLS (ALPN), the same paths
-//	control  the test's side door: /counts, /health, /sse-ack (never counted)
+//	control  the test's side door: /counts, /health, /hold, /sse-ack (never counted)
 //	raw      canned HTTP/1.1 answers written by hand, malformed ones among them
 //	grpc     a grpc-go server (TestService, health) over h2c
 //	grpcs    the same over TLS h2
@@ -110,6 +110,8 @@ type upstreamCounts struct {
 	// Heads holds the raw listener's last request head per path, as
 	// written on the wire.
 	Heads map[string]string `json:"heads"`
+	// Waiting is how many /gated requests wait at the closed gate now.
+	Waiting int64 `json:"waiting"`
 }
 
 // upstream is the state of an upstream process. Its handlers run on the
@@ -120,10 +122,12 @@ type upstream struct {
 	healthy atomic.Bool              // what /health answers; set by control /health
 	conns   atomic.Int64             // connections accepted (http, https, raw, unix)
 	bytes   atomic.Int64             // bytes read on them
-	mu      sync.Mutex               // guards paths, acks and heads
+	waiting atomic.Int64             // /gated requests waiting at the gate
+	mu      sync.Mutex               // guards paths, acks, heads and gate
 	paths   map[string]int64         // requests per path
 	acks    map[string]chan struct{} // /sse streams waiting for the client's ack, by id
 	heads   map[string]string        // the raw listener's last request head per path
+	gate    chan struct{}            // nil: /gated answers at once; else closed to release its waiters
 }
 
 // runUpstream opens the listeners of cfgJSON, prints their addresses on out
@@ -291,6 +295,7 @@ func (u *upstream) mux() http.Handler {
 		"/health": u.health, "/sse": u.sse, "/trailers": u.trailers, "/early-hints": u.earlyHints,
 		"/slow": u.slow, "/download": u.download, "/upload": u.upload, "/ws": u.websocket,
 		"/close-after-body": u.closeAfterBody, "/die-mid-body": u.dieMidBody,
+		"/gated": u.gated, "/stall": u.stall,
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		u.count(r.URL.Path)
@@ -441,6 +446,53 @@ func (u *upstream) slow(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// gated echoes the request once the gate is open: while control
+// /hold?on=1 holds it closed, requests wait (counted in Waiting) until
+// /hold?on=0 opens it, or their client goes.
+func (u *upstream) gated(w http.ResponseWriter, r *http.Request) {
+	u.mu.Lock()
+	gate := u.gate
+	u.mu.Unlock()
+	if gate != nil {
+		u.waiting.Add(1)
+		select {
+		case <-gate:
+		case <-r.Context().Done():
+		}
+		u.waiting.Add(-1)
+	}
+	u.echo(w, r)
+}
+
+// setGate closes the gate of /gated (hold) or opens it, releasing every
+// waiting request.
+func (u *upstream) setGate(hold bool) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	switch {
+	case hold && u.gate == nil:
+		u.gate = make(chan struct{})
+	case !hold && u.gate != nil:
+		close(u.gate)
+		u.gate = nil
+	}
+}
+
+// stall announces ?size= bytes (Content-Length), sends the first half,
+// then stalls until the client goes: a response cut off mid-body.
+func (u *upstream) stall(w http.ResponseWriter, r *http.Request) {
+	size, err := strconv.Atoi(r.URL.Query().Get("size"))
+	if err != nil || size < 2 {
+		http.Error(w, "bad size", http.StatusBadRequest)
+		return
+	}
+	w.Header().Set("Content-Length", strconv.Itoa(size))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(bytes.Repeat([]byte{'s'}, size/2))
+	_ = http.NewResponseController(w).Flush()
+	<-r.Context().Done()
+}
+
 // download streams ?size= bytes of downloadPattern; ?chunked=1 sends them
 // without Content-Length.
 func (u *upstream) download(w http.ResponseWriter, r *http.Request) {
@@ -535,7 +587,8 @@ func (u *upstream) controlMux() http.Handler {
 	m := http.NewServeMux()
 	m.HandleFunc("/counts", func(w http.ResponseWriter, r *http.Request) {
 		u.mu.Lock()
-		c := upstreamCounts{Paths: map[string]int64{}, Conns: u.conns.Load(), Bytes: u.bytes.Load(), Heads: maps.Clone(u.heads)}
+		c := upstreamCounts{Paths: map[string]int64{}, Conns: u.conns.Load(), Bytes: u.bytes.Load(), Heads: maps.Clone(u.heads),
+			Waiting: u.waiting.Load()}
 		for p, n := range u.paths {
 			c.Paths[p] = n
 			c.Total += n
@@ -545,6 +598,9 @@ func (u *upstream) controlMux() http.Handler {
 	})
 	m.HandleFunc("/health", func(w http.ResponseWriter, r *http.Request) {
 		u.healthy.Store(r.URL.Query().Get("ok") == "1")
+	})
+	m.HandleFunc("/hold", func(w http.ResponseWriter, r *http.Request) {
+		u.setGate(r.URL.Query().Get("on") == "1")
 	})
 	m.HandleFunc("/sse-ack", func(w http.ResponseWriter, r *http.Request) {
 		u.ackChannel(r.URL.Query().Get("id")) <- struct{}{}
