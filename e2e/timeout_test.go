@@ -35,7 +35,10 @@ func slowHead(c net.Conn, head []byte, start time.Time, interval, limit time.Dur
 		if i < len(head) {
 			b = head[i]
 		}
-		_ = c.SetWriteDeadline(time.Now().Add(interval))
+		// The write's deadline is only the trickle's end: a one-byte
+		// write never fills the socket, and a deadline of one interval
+		// failed it when a loaded machine ran this goroutine late.
+		_ = c.SetWriteDeadline(start.Add(limit))
 		if _, err := c.Write([]byte{b}); err != nil {
 			return time.Since(start), isClose(err), unlessClose(err)
 		}
@@ -212,8 +215,8 @@ func TestSlowClientsDoNotBlock(t *testing.T) {
 		}
 	}
 	if n := f.notCut.Load(); n > 0 {
-		t.Errorf("%d slow clients were not cut off (by EOF or a reset) within %v of connecting (read_header %v, handshake %v); %d of them ended with another error",
-			n, limit, readHeader, handshake, f.errors.Load())
+		t.Errorf("%d slow clients were not cut off (by EOF or a reset) within %v of connecting (read_header %v, handshake %v); %d of them ended with another error (the last: %v)",
+			n, limit, readHeader, handshake, f.errors.Load(), f.lastError)
 	}
 }
 
@@ -226,6 +229,7 @@ type slowFleet struct {
 	wg                           sync.WaitGroup // the trickling goroutines
 	mu                           sync.Mutex
 	cutAfter                     map[string][]time.Duration // by kind: when each was cut
+	lastError                    error                      // the last of errors, for the report
 }
 
 // startSlowFleet connects the slowKinds clients (64 dials at a time) and
@@ -268,6 +272,9 @@ func (f *slowFleet) add(kind string, head []byte, limit time.Duration, c net.Con
 			f.notCut.Add(1)
 			if err != nil {
 				f.errors.Add(1)
+				f.mu.Lock()
+				f.lastError = err
+				f.mu.Unlock()
 			}
 			return
 		}
