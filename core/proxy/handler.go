@@ -11,6 +11,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 	"unsafe"
 
@@ -334,14 +335,28 @@ func idempotent(method string) bool {
 	return false
 }
 
-// noteFailure logs a failed attempt and counts it toward passive health.
+// noteFailure logs a failed attempt and counts it toward passive health,
+// unless anx itself lacked the means to try (out of file descriptors or
+// memory for a socket): that says nothing about the upstream.
 func (h *Handler) noteFailure(u *upstream, err error, attempt int) {
+	if localFailure(err) {
+		h.log.Warn("proxy: cannot reach upstream: out of local resources", "route", h.cfg.Name, "upstream", u.url,
+			"attempt", attempt+1, "reason", err.Error())
+		return
+	}
 	if u.failed(&h.cfg.Passive, time.Now().UnixNano()) {
 		h.log.Warn("proxy: upstream marked down", "route", h.cfg.Name, "upstream", u.url,
 			"for", h.cfg.Passive.FailDuration.String())
 	}
 	h.log.Warn("proxy: upstream failed", "route", h.cfg.Name, "upstream", u.url,
 		"attempt", attempt+1, "reason", reason(err))
+}
+
+// localFailure reports whether err is anx's own shortage, not the
+// upstream's fault: no file descriptor or buffer for a new socket.
+func localFailure(err error) bool {
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) ||
+		errors.Is(err, syscall.ENOBUFS) || errors.Is(err, syscall.ENOMEM)
 }
 
 // isTimeout reports whether err is a deadline passing: connecting, or
