@@ -21,7 +21,8 @@ import (
 // time: the goroutine of the request that took it from the pool (or
 // dialed it) owns every field but aborted, until its response body is
 // closed and the connection goes back to the pool, where the pool's mutex
-// guards it. An idle connection holds no buffer.
+// guards it; while sender is set, sendRest's goroutine owns the fields of
+// the write side (see startSender). An idle connection holds no buffer.
 type h1Conn struct {
 	t  *h1Client
 	nc net.Conn
@@ -53,6 +54,10 @@ type h1Conn struct {
 	reusable  bool  // the response allows another exchange after it
 	expects   bool  // the request waits for 100 Continue before its body
 	readFirst bool  // a response byte arrived
+	remain    int64 // content bytes of a Content-Length request not yet sent
+	// sender is set while sendRest sends the content that did not fit
+	// the first write, from startSender until joinSender.
+	sender *h1Sender
 	// upstreamIdle is how long the upstream keeps the connection idle,
 	// less the margin (from its Keep-Alive field), or the maximum.
 	upstreamIdle time.Duration
@@ -165,6 +170,9 @@ const maxDuration = time.Duration(1<<63 - 1)
 
 // sendAndReceive writes the request, its body after the upstream's 100
 // Continue when it asked for one, and reads heads until the final one.
+// Content that does not fit the first write is sent on while the heads
+// are read (see h1client_send.go); sendRest has always ended when
+// sendAndReceive returns.
 func (c *h1Conn) sendAndReceive(ctx context.Context, req *outRequest, b *h1Body) error {
 	if err := c.writeRequest(ctx, req); err != nil {
 		return err
@@ -179,6 +187,9 @@ func (c *h1Conn) sendAndReceive(ctx context.Context, req *outRequest, b *h1Body)
 			return err
 		}
 		deadline = c.headDeadline(ctx)
+	}
+	if c.sender != nil {
+		return c.receiveWhileSending(ctx, req, b)
 	}
 	return c.readFinalHead(ctx, req, b, deadline)
 }
@@ -262,6 +273,11 @@ func (c *h1Conn) finalHead(req *outRequest, b *h1Body, status int) error {
 // copied into b, whose strings they back.
 func (c *h1Conn) readHead(ctx context.Context, req *outRequest, b *h1Body, deadline time.Time) (int, error) {
 	c.setReadDeadline(deadline)
+	return c.readHeadArmed(ctx, req, b)
+}
+
+// readHeadArmed is readHead with the read deadline already set.
+func (c *h1Conn) readHeadArmed(ctx context.Context, req *outRequest, b *h1Body) (int, error) {
 	from := 0
 	for {
 		buf := (*c.rbuf)[c.r:c.w]

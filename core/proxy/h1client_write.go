@@ -295,59 +295,79 @@ func (c *h1Conn) writeBody(ctx context.Context, req *outRequest) error {
 	return c.writeContent(ctx, req, (*c.wbuf)[:0])
 }
 
-// writeContent writes buf, then the content of req after it, and gives
-// back the write buffer.
+// writeContent writes buf with the first content bytes of req after it.
+// When that was all the content, the request is complete and the write
+// buffer given back; else sendRest goes on with the rest in a goroutine
+// of its own (see h1Sender), so that an answer the upstream gives before
+// the end can be read meanwhile.
 func (c *h1Conn) writeContent(ctx context.Context, req *outRequest, buf []byte) error {
+	var more bool
 	var err error
 	if requestFraming(req) == h1FrameChunked {
-		err = c.writeChunked(ctx, req, buf)
+		more, err = c.writeChunked(ctx, req, buf, true)
 	} else {
-		err = c.writeLength(ctx, req, buf)
+		c.remain = req.ContentLength
+		more, err = c.writeLength(ctx, req, buf, true)
 	}
-	if err == nil {
-		c.complete = true
-		pool.Put(c.wbuf)
-		c.wbuf = nil
+	switch {
+	case err != nil:
+		return err
+	case more:
+		c.startSender(ctx, req)
+		return nil
 	}
-	return err
+	c.completed()
+	return nil
 }
 
-// writeLength writes exactly req.ContentLength bytes of content, one
-// write per read of the body. A body shorter or longer than its length
-// is an error, and the connection is then not reused.
-func (c *h1Conn) writeLength(ctx context.Context, req *outRequest, buf []byte) error {
-	remain := req.ContentLength
+// completed records that the whole request went out and gives back the
+// write buffer.
+func (c *h1Conn) completed() {
+	c.complete = true
+	pool.Put(c.wbuf)
+	c.wbuf = nil
+}
+
+// writeLength writes the c.remain bytes of content left, one write per
+// read of the body. With firstOnly it returns after the first write that
+// carried content, reporting whether content remains. A body shorter or
+// longer than its length is an error, and the connection is then not
+// reused.
+func (c *h1Conn) writeLength(ctx context.Context, req *outRequest, buf []byte, firstOnly bool) (more bool, err error) {
 	eof := false
-	for remain > 0 {
+	for c.remain > 0 {
 		if len(buf) == cap(buf) {
 			if err := c.flush(ctx, buf); err != nil {
-				return err
+				return false, err
 			}
 			buf = buf[:0]
 		}
 		space := buf[len(buf):cap(buf)]
-		space = space[:min(int64(len(space)), remain)]
+		space = space[:min(int64(len(space)), c.remain)]
 		c.bodyRead = true
 		n, err := req.Body.Read(space)
-		buf, remain = buf[:len(buf)+n], remain-int64(n)
+		buf, c.remain = buf[:len(buf)+n], c.remain-int64(n)
 		switch {
-		case err == io.EOF && remain > 0:
-			return fmt.Errorf("%w: %d bytes shorter than its Content-Length: %w", errRequestBody, remain, io.ErrUnexpectedEOF)
+		case err == io.EOF && c.remain > 0:
+			return false, fmt.Errorf("%w: %d bytes shorter than its Content-Length: %w", errRequestBody, c.remain, io.ErrUnexpectedEOF)
 		case err != nil && err != io.EOF:
-			return fmt.Errorf("%w: %w", errRequestBody, err)
+			return false, fmt.Errorf("%w: %w", errRequestBody, err)
 		}
 		eof = err == io.EOF
-		if n > 0 || remain == 0 {
+		if n > 0 || c.remain == 0 {
 			if err := c.flush(ctx, buf); err != nil {
-				return err
+				return false, err
 			}
 			buf = buf[:0]
+			if firstOnly && c.remain > 0 {
+				return true, nil
+			}
 		}
 	}
 	if !eof {
-		return checkBodyEnded(req.Body, c.peekBuf[:])
+		return false, checkBodyEnded(req.Body, c.peekBuf[:])
 	}
-	return nil
+	return false, nil
 }
 
 // checkBodyEnded reads once more from a body whose declared length was
@@ -372,12 +392,14 @@ const chunkHeadRoom = 10
 
 // writeChunked writes the content chunked, one chunk and one write per
 // read of the body, then the last chunk and req.Trailer's fields, in the
-// same write as the last data when they arrive together.
-func (c *h1Conn) writeChunked(ctx context.Context, req *outRequest, buf []byte) error {
+// same write as the last data when they arrive together. With firstOnly
+// it returns after the first write that carried content, reporting
+// whether content remains.
+func (c *h1Conn) writeChunked(ctx context.Context, req *outRequest, buf []byte, firstOnly bool) (more bool, err error) {
 	for {
 		if cap(buf)-len(buf) < chunkHeadRoom+2+512 {
 			if err := c.flush(ctx, buf); err != nil {
-				return err
+				return false, err
 			}
 			buf = buf[:0]
 		}
@@ -385,7 +407,7 @@ func (c *h1Conn) writeChunked(ctx context.Context, req *outRequest, buf []byte) 
 		full := buf[:cap(buf)]
 		n, err := c.readContent(req, full[start+chunkHeadRoom:cap(buf)-2])
 		if err != nil && err != io.EOF {
-			return fmt.Errorf("%w: %w", errRequestBody, err)
+			return false, fmt.Errorf("%w: %w", errRequestBody, err)
 		}
 		if n > 0 {
 			var size [chunkHeadRoom]byte
@@ -397,15 +419,18 @@ func (c *h1Conn) writeChunked(ctx context.Context, req *outRequest, buf []byte) 
 		if err == io.EOF {
 			var terr error
 			if buf, terr = appendTrailerSection(buf, req.Trailer); terr != nil {
-				return terr
+				return false, terr
 			}
-			return c.flush(ctx, buf)
+			return false, c.flush(ctx, buf)
 		}
 		if n > 0 {
 			if err := c.flush(ctx, buf); err != nil {
-				return err
+				return false, err
 			}
 			buf = buf[:0]
+			if firstOnly {
+				return true, nil
+			}
 		}
 	}
 }
@@ -416,7 +441,13 @@ func (c *h1Conn) flush(ctx context.Context, buf []byte) error {
 	if wt := c.t.opts.readTimeout; wt > 0 {
 		deadline = time.Now().Add(wt)
 	}
-	c.setWriteDeadline(deadline)
+	if c.sender != nil {
+		if !c.sender.armWrite(c, deadline) {
+			return errBodyStopped
+		}
+	} else {
+		c.setWriteDeadline(deadline)
+	}
 	n, err := c.nc.Write(buf)
 	c.written += int64(n)
 	if err != nil {
