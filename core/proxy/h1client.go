@@ -35,6 +35,12 @@ type h1DialFunc func(ctx context.Context) (net.Conn, error)
 // timer closes them, no goroutine per connection. A pooled connection is
 // checked without blocking before it is reused.
 //
+// A request whose content does not fit the write that carries its head
+// is sent on by a goroutine of its own while the caller's reads the
+// response heads (h1client_send.go), so that an upstream's early answer
+// (a 413 to a large upload) comes back at once; that goroutine has ended
+// when roundTrip returns.
+//
 // The request writer (h1client_write.go) and the response head parser
 // (h1client_parse.go) do no I/O, so that an event-loop client can reuse
 // them.
