@@ -48,5 +48,8 @@
 // h1 connection's, or net/http's for h2 and h3); a WebSocket tunnel uses
 // that goroutine and one more, until both directions end. Each route
 // with active checks has one checker goroutine, stopped by Close; each
-// h1Client has at most one sweeper timer.
+// h1Client has at most one sweeper timer. An HTTP/1.1 request whose body
+// does not fit the first write sends the rest from a goroutine of its own
+// while Serve reads the response (an upstream may answer 413 before it
+// has read the body); it always ends before roundTrip returns.
 package proxy
