@@ -9,7 +9,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -84,45 +83,6 @@ func TestProxyWebSocketEcho(t *testing.T) {
 	echoMessages(t, c, "ws", 1000)
 	if err := c.Close(websocket.StatusNormalClosure, ""); err != nil {
 		t.Errorf("closing the WebSocket: %v", err)
-	}
-}
-
-// wsPage is a page whose script opens a WebSocket to /ws on its own
-// origin, sends a message and writes the echo into the DOM.
-const wsPage = `<!doctype html><html><head><title>ws</title></head><body><pre id="p">pending</pre>
-<script>
-const p = document.getElementById('p');
-const ws = new WebSocket('wss://' + location.host + '/ws');
-ws.onopen = () => ws.send('hello through anx');
-ws.onmessage = (e) => { p.textContent = 'ws-echo=' + e.data; ws.close(); };
-ws.onerror = () => { p.textContent = 'ws-error'; };
-</script></body></html>
-`
-
-// TestProxyWebSocketChromium: headless Chromium loads a page served by
-// anx from the site root; its script's WebSocket goes through anx to the
-// upstream, and the echo lands in the DOM.
-func TestProxyWebSocketChromium(t *testing.T) {
-	t.Parallel()
-	chromium := harness.Peer(t, "chromium")
-	up := startUpstream(t, upstreamConfig{Name: "ws"})
-	cfg := proxyConfig("", "root = \"{{.Root}}\"\n"+route("=/ws", proxyTo(up.URL())))
-	s := harness.Start(t, harness.Options{Config: cfg, Site: func(t testing.TB, root string) {
-		harness.WriteFile(t, filepath.Join(root, "ws.html"), []byte(wsPage))
-	}})
-	args := []string{"--headless=new", "--no-sandbox", "--disable-gpu", "--user-data-dir=" + t.TempDir(),
-		"--ignore-certificate-errors-spki-list=" + leafSPKI(t, s),
-		"--host-resolver-rules=MAP localhost 127.0.0.1", "--disable-background-networking",
-		"--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-		"--virtual-time-budget=10000", "--dump-dom", s.URL("/ws.html")}
-	r := harness.RunCmd(t, t.TempDir(), harness.PeerTimeout, chromium, args...)
-	const want = "ws-echo=hello through anx"
-	if !strings.Contains(r.Stdout, want) {
-		t.Errorf("chromium --dump-dom: want %q in the DOM (exit %d, timed out %v)\nDOM: %s\nstderr: %s",
-			want, r.ExitCode, r.TimedOut, tail(r.Stdout, 2000), tail(r.Stderr, 3000))
-	}
-	if n := up.Counts(t).Paths["/ws"]; n < 1 {
-		t.Errorf("the upstream counted %d WebSocket requests, want at least 1", n)
 	}
 }
 
