@@ -40,8 +40,9 @@ type Config struct {
 	// grows linearly from a tenth. Zero: at once.
 	SlowStart time.Duration
 
-	// TryDuration bounds the time spent trying upstreams for one request,
-	// retries included. Default 5s.
+	// TryDuration bounds the time spent retrying one request: no attempt
+	// starts once it has passed since the first (an attempt under way
+	// runs to its own timeouts). Default 5s.
 	TryDuration time.Duration
 	// MaxTries bounds the attempts for one request. Default: the number
 	// of upstreams, at most 3.
