@@ -1,10 +1,6 @@
 package h1
 
 import (
-	"bytes"
-	"io"
-	"net/http/httputil"
-	"regexp"
 	"strings"
 	"testing"
 
@@ -137,56 +133,4 @@ func slicesEqual(a, b []message.Field) bool {
 		}
 	}
 	return true
-}
-
-// FuzzChunkedDecoder checks that decoding in pieces, into small buffers,
-// agrees with decoding at once, and that whatever h1 accepts
-// net/http/httputil's chunked reader reads to the same data.
-func FuzzChunkedDecoder(f *testing.F) {
-	for _, s := range []string{
-		"5\r\nhello\r\n0\r\n\r\n", "3;a=b\r\nabc\r\n0\r\nX: y\r\n\r\n", "0\r\n\r\n",
-		"A\r\n0123456789\r\n1 ;x\r\nz\r\n0\r\n\r\nGET", "5\nhello\r\n0\r\n\r\n", "fffffffffffffffff\r\n",
-	} {
-		f.Add(s, 3, 5)
-	}
-	f.Fuzz(func(t *testing.T, in string, step, outSize int) {
-		step, outSize = 1+abs(step)%64, 1+abs(outSize)%64
-		whole, usedWhole, statusWhole := decodeAll(in, len(in)+1, 1<<16)
-		pieces, usedPieces, statusPieces := decodeAll(in, step, outSize)
-		if whole != pieces || usedWhole != usedPieces || statusWhole != statusPieces {
-			t.Fatalf("%q: at once %q/%d/%d, in pieces of %d into %d: %q/%d/%d",
-				in, whole, usedWhole, statusWhole, step, outSize, pieces, usedPieces, statusPieces)
-		}
-		if statusWhole != 0 || strings.Contains(in[:usedWhole], "0\r\n\r\n") == false {
-			return
-		}
-		// httputil's reader stops at the last chunk and leaves the
-		// trailer section to its caller; compare bodies without one.
-		if !strings.HasSuffix(in[:usedWhole], "\r\n0\r\n\r\n") && in[:usedWhole] != "0\r\n\r\n" {
-			return
-		}
-		// httputil refuses whitespace between chunk-size and ";", which
-		// RFC 9112 section 7.1.1 allows (BWS) and h1 accepts.
-		if bwsBeforeExt.MatchString(in[:usedWhole]) {
-			return
-		}
-		got, err := io.ReadAll(httputil.NewChunkedReader(strings.NewReader(in[:usedWhole])))
-		if err != nil {
-			t.Fatalf("%q: h1 decodes %q, httputil fails: %v", in, whole, err)
-		}
-		if !bytes.Equal(got, []byte(whole)) {
-			t.Fatalf("%q: h1 decodes %q, httputil %q", in, whole, got)
-		}
-	})
-}
-
-// bwsBeforeExt matches whitespace after a chunk size, before ";".
-var bwsBeforeExt = regexp.MustCompile(`[0-9a-fA-F][ \t]+;`)
-
-// abs returns |n|, and 0 for the smallest int.
-func abs(n int) int {
-	if n < 0 {
-		n = -n
-	}
-	return max(n, 0)
 }
