@@ -5,7 +5,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"github.com/anx-gateway/anx/cmd/anx/internal/config"
 	"io"
 	"log/slog"
 	"net"
@@ -16,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/anx-gateway/anx/cmd/anx/internal/config"
 )
 
 // TestKeepAliveStaticFileAllocatesNothing runs the whole gateway and
@@ -33,23 +34,7 @@ func TestKeepAliveStaticFileAllocatesNothing(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(root, "a.css"), file, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cfg := config.Default()
-	cfg.HTTPS, cfg.HTTP, cfg.Data = "127.0.0.1:0", "127.0.0.1:0", t.TempDir()
-	cfg.Sites = []config.Site{{Hosts: []string{"localhost"}, Root: root, HTTPMode: config.HTTPServe}}
-	gw, err := newGateway(cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := gw.start(); err != nil {
-		t.Fatal(err)
-	}
-	defer gw.shutdown()
-
-	c, err := net.Dial("tcp", gw.httpAddr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	gw, c := startLocalGateway(t, config.Site{Hosts: []string{"localhost"}, Root: root, HTTPMode: config.HTTPServe})
 	req := []byte("GET /a.css HTTP/1.1\r\nHost: localhost\r\nUser-Agent: test\r\nAccept: */*\r\n\r\n")
 	// The first answer, checked, is what every answer must be but for
 	// its Date value (Date, ETag and Last-Modified have fixed widths).
@@ -88,6 +73,29 @@ const imfFixdateLen = 29
 // firstAnswer sends req to addr on a connection of its own and returns
 // the raw answer, which must be 200 with body as its content and a Date
 // value that is an IMF-fixdate.
+// startLocalGateway runs the gateway with site alone on loopback ports,
+// stopped in t.Cleanup, and returns it with a plain-HTTP connection to it.
+func startLocalGateway(t *testing.T, site config.Site) (*gateway, net.Conn) {
+	t.Helper()
+	cfg := config.Default()
+	cfg.HTTPS, cfg.HTTP, cfg.Data = "127.0.0.1:0", "127.0.0.1:0", t.TempDir()
+	cfg.Sites = []config.Site{site}
+	gw, err := newGateway(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := gw.start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { gw.shutdown() })
+	c, err := net.Dial("tcp", gw.httpAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return gw, c
+}
+
 func firstAnswer(t *testing.T, addr string, req, body []byte) []byte {
 	t.Helper()
 	c, err := net.Dial("tcp", addr)
@@ -175,23 +183,8 @@ func answerHeads(c net.Conn, answer []byte) {
 // handler returns. The goal, with the proxy on the event loop, is 0.
 func TestKeepAliveProxiedRequestAllocations(t *testing.T) {
 	file := []byte(strings.Repeat("x", 1024))
-	cfg := config.Default()
-	cfg.HTTPS, cfg.HTTP, cfg.Data = "127.0.0.1:0", "127.0.0.1:0", t.TempDir()
-	cfg.Sites = []config.Site{{Hosts: []string{"localhost"}, HTTPMode: config.HTTPServe,
-		Routes: []config.Route{{Path: "/", Proxy: []config.Upstream{{URL: cannedUpstream(t, file)}}}}}}
-	gw, err := newGateway(cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := gw.start(); err != nil {
-		t.Fatal(err)
-	}
-	defer gw.shutdown()
-	c, err := net.Dial("tcp", gw.httpAddr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	gw, c := startLocalGateway(t, config.Site{Hosts: []string{"localhost"}, HTTPMode: config.HTTPServe,
+		Routes: []config.Route{{Path: "/", Proxy: []config.Upstream{{URL: cannedUpstream(t, file)}}}}})
 	req := []byte("GET /a.css HTTP/1.1\r\nHost: localhost\r\nUser-Agent: test\r\nAccept: */*\r\n\r\n")
 	first := firstAnswer(t, gw.httpAddr(), req, file)
 	out := make([]byte, len(first))
