@@ -4,12 +4,13 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"github.com/anx-gateway/anx/cmd/anx/internal/config"
 	"io"
 	"runtime/debug"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/anx-gateway/anx/cmd/anx/internal/config"
 
 	"github.com/anx-gateway/anx/certs"
 )

@@ -13,7 +13,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/anx-gateway/anx/cmd/anx/internal/config"
 	"io"
 	"io/fs"
 	"math"
@@ -25,6 +24,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/anx-gateway/anx/cmd/anx/internal/config"
 
 	"golang.org/x/crypto/chacha20poly1305"
 

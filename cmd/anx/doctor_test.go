@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"github.com/anx-gateway/anx/cmd/anx/internal/config"
 	"io/fs"
 	"math"
 	"os"
@@ -13,6 +12,8 @@ import (
 	"testing"
 	"testing/fstest"
 	"time"
+
+	"github.com/anx-gateway/anx/cmd/anx/internal/config"
 
 	"github.com/anx-gateway/anx/asm"
 )

@@ -3,9 +3,10 @@ package main
 import (
 	"flag"
 	"fmt"
-	"github.com/anx-gateway/anx/cmd/anx/internal/config"
 	"io"
 	"strings"
+
+	"github.com/anx-gateway/anx/cmd/anx/internal/config"
 
 	"github.com/anx-gateway/anx/certs"
 )

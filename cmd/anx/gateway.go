@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"github.com/anx-gateway/anx/cmd/anx/internal/config"
 	"log/slog"
 	"net"
 	"os"
@@ -13,6 +12,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/anx-gateway/anx/cmd/anx/internal/config"
 
 	"github.com/anx-gateway/anx/certs"
 	"github.com/anx-gateway/anx/core/message"

@@ -4,13 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/anx-gateway/anx/cmd/anx/internal/config"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/anx-gateway/anx/cmd/anx/internal/config"
 
 	"github.com/anx-gateway/anx/certs"
 )

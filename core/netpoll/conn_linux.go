@@ -6,8 +6,9 @@ import (
 	"os"
 	"unsafe"
 
-	"github.com/anx-gateway/anx/core/pool"
 	"golang.org/x/sys/unix"
+
+	"github.com/anx-gateway/anx/core/pool"
 )
 
 // maxReads bounds the reads of one connection per wake-up, so that one

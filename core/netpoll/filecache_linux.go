@@ -6,8 +6,9 @@ import (
 	"sync"
 	"unsafe"
 
-	"github.com/anx-gateway/anx/core/pool"
 	"golang.org/x/sys/unix"
+
+	"github.com/anx-gateway/anx/core/pool"
 )
 
 // pageSize is the unit of the page cache.

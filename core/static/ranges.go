@@ -1,8 +1,10 @@
 package static
 
-import "github.com/anx-gateway/anx/core/message"
+import (
+	"math"
 
-import "math"
+	"github.com/anx-gateway/anx/core/message"
+)
 
 // maxRanges bounds the range-specs of one Range field; a field with more is
 // ignored (RFC 9110 sections 14.2 and 17.15).
