@@ -102,7 +102,7 @@ func idleLoad(ctx context.Context, in *instance, _ time.Duration) (map[string]fl
 	}
 	dialer := &net.Dialer{Timeout: requestLimit}
 	plain := func(ctx context.Context) (net.Conn, net.Conn, error) {
-		c, err := dialer.DialContext(ctx, "tcp", net.JoinHostPort("127.0.0.1", fmt.Sprint(in.httpPort)))
+		c, err := dialer.DialContext(ctx, "tcp", in.httpAddr())
 		return c, c, err
 	}
 	secure := func(ctx context.Context) (net.Conn, net.Conn, error) {

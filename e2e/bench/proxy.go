@@ -21,10 +21,16 @@ func upstreamSpec() *spec {
 
 // startUpstream starts the upstream nginx in dir, or says why it cannot.
 func startUpstream(ctx context.Context, dir string, f files) (*instance, error) {
-	sp := upstreamSpec()
+	return startPeer(ctx, "upstream nginx", upstreamSpec(), dir, f)
+}
+
+// startPeer starts sp, a plain-HTTP server the loads proxy to (never a
+// server under test), in dir; what names it in the error of a missing
+// binary.
+func startPeer(ctx context.Context, what string, sp *spec, dir string, f files) (*instance, error) {
 	bin, err := sp.find("")
 	if err != nil {
-		return nil, fmt.Errorf("upstream nginx: %w", err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
@@ -32,40 +38,15 @@ func startUpstream(ctx context.Context, dir string, f files) (*instance, error) 
 	return start(ctx, sp, serveFiles, nil, bin, dir, f)
 }
 
-// upstreamConf serves the site with one worker and long keep-alive, so
+// upstreamConfig serves the site with one worker and long keep-alive, so
 // that the proxies' pooled connections are not closed under them.
-const upstreamConf = `worker_processes 1;
-worker_rlimit_nofile 20000;
-pid {{.Dir}}/nginx.pid;
-error_log {{.Dir}}/nginx-error.log warn;
-daemon off;
-events { worker_connections 10000; }
-http {
-	access_log off;
-	sendfile on;
-	tcp_nopush on;
-	open_file_cache max=1000 inactive=60s;
-	open_file_cache_valid 60s;
-	keepalive_requests 10000000;
-	keepalive_timeout 120s;
-	types { text/html html; }
-	default_type application/octet-stream;
-	client_body_temp_path {{.Dir}}/nginx-body;
-	proxy_temp_path {{.Dir}}/nginx-proxy;
-	fastcgi_temp_path {{.Dir}}/nginx-fastcgi;
-	uwsgi_temp_path {{.Dir}}/nginx-uwsgi;
-	scgi_temp_path {{.Dir}}/nginx-scgi;
-	server {
+func upstreamConfig(in *instance) ([]string, error) {
+	return writeNginxConfig(in, nginxConfTemplate("1", nginxFileSettings, `	server {
 		listen 127.0.0.1:{{.HTTP}};
 		server_name localhost;
 		root {{.Site}};
 	}
-}
-`
-
-func upstreamConfig(in *instance) ([]string, error) {
-	path, err := writeConfig(in, "nginx.conf", upstreamConf)
-	return []string{"-p", in.dir, "-c", path, "-e", filepath.Join(in.dir, "nginx-error.log")}, err
+`))
 }
 
 // anxProxyConfig is the quick start of issue 12: no root (nothing served from
@@ -82,50 +63,27 @@ func anxProxyConfig(in *instance) ([]string, error) {
 	}, nil
 }
 
-// nginxProxyConf is nginx proxy_pass as its docs tune it for keep-alive to
-// the upstream: an upstream block with keepalive, HTTP/1.1 and no
+// nginxProxyConfig is nginx proxy_pass as its docs tune it for keep-alive
+// to the upstream: an upstream block with keepalive, HTTP/1.1 and no
 // Connection field. The upstream side's keepalive_requests and timeout are
 // raised like the client side's, so no proxy reconnects during a load.
-const nginxProxyConf = `worker_processes {{.Workers}};
-worker_rlimit_nofile 20000;
-pid {{.Dir}}/nginx.pid;
-error_log {{.Dir}}/nginx-error.log warn;
-daemon off;
-events { worker_connections 10000; }
-http {
-	access_log off;
-	keepalive_requests 10000000;
+func nginxProxyConfig(in *instance) ([]string, error) {
+	return writeNginxConfig(in, nginxConfTemplate("{{.Workers}}", `	keepalive_requests 10000000;
 	keepalive_timeout 120s;
-	client_body_temp_path {{.Dir}}/nginx-body;
-	proxy_temp_path {{.Dir}}/nginx-proxy;
-	fastcgi_temp_path {{.Dir}}/nginx-fastcgi;
-	uwsgi_temp_path {{.Dir}}/nginx-uwsgi;
-	scgi_temp_path {{.Dir}}/nginx-scgi;
-	upstream app {
+`, `	upstream app {
 		server {{.Upstream}};
 		keepalive 32;
 		keepalive_requests 10000000;
 		keepalive_timeout 120s;
 	}
 	server {
-		listen 127.0.0.1:{{.HTTP}};
-		listen 127.0.0.1:{{.HTTPS}} ssl http2;
-		server_name localhost;
-		ssl_certificate {{.Cert}};
-		ssl_certificate_key {{.Key}};
-		ssl_protocols TLSv1.2 TLSv1.3;
-		location / {
+`+nginxListenPlainAndTLS+`		location / {
 			proxy_pass http://app;
 			proxy_http_version 1.1;
 			proxy_set_header Connection "";
 		}
 	}
-}
-`
-
-func nginxProxyConfig(in *instance) ([]string, error) {
-	path, err := writeConfig(in, "nginx.conf", nginxProxyConf)
-	return []string{"-p", in.dir, "-c", path, "-e", filepath.Join(in.dir, "nginx-error.log")}, err
+`))
 }
 
 // haproxyConf: two threads, no logging (as nginx's access_log off), one
@@ -175,29 +133,8 @@ func haproxyConfig(in *instance) ([]string, error) {
 	return []string{"-f", path, "-db"}, err
 }
 
-const caddyProxyfile = `{
-	admin off
-	auto_https disable_redirects
-	skip_install_trust
-	storage file_system {{.Dir}}/caddy-data
-	servers {
-		protocols h1 h2
-	}
-}
-https://localhost:{{.HTTPS}}, https://127.0.0.1:{{.HTTPS}} {
-	bind 127.0.0.1
-	tls {{.Cert}} {{.Key}}
-	reverse_proxy {{.Upstream}}
-}
-http://:{{.HTTP}} {
-	bind 127.0.0.1
-	reverse_proxy {{.Upstream}}
-}
-`
-
 func caddyProxyConfig(in *instance) ([]string, error) {
-	path, err := writeConfig(in, "Caddyfile", caddyProxyfile)
-	return []string{"run", "--adapter", "caddyfile", "--config", path}, err
+	return writeCaddyfile(in, caddyfileTemplate("h1 h2", "\treverse_proxy {{.Upstream}}\n"))
 }
 
 // proxyLatencyLoad measures the open-loop latency of plain HTTP/1.1

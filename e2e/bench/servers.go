@@ -180,6 +180,11 @@ func (in *instance) httpsURL(path string) string {
 	return "https://127.0.0.1:" + strconv.Itoa(in.httpsPort) + path
 }
 
+// httpAddr returns 127.0.0.1:<httpPort>.
+func (in *instance) httpAddr() string {
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(in.httpPort))
+}
+
 // httpsAddr returns 127.0.0.1:<httpsPort>.
 func (in *instance) httpsAddr() string {
 	return net.JoinHostPort("127.0.0.1", strconv.Itoa(in.httpsPort))
@@ -419,7 +424,13 @@ func anxConfig(in *instance) ([]string, error) {
 	return []string{"run", "--config", path}, err
 }
 
-const nginxConf = `worker_processes {{.Workers}};
+// nginxConfTemplate returns an nginx config template: processes worker
+// processes and what every bench nginx shares (open-files limit, pid and
+// error log in its dir, the foreground, access_log off, temp paths in its
+// dir), with settings (directives of the http block) before the temp paths
+// and blocks (the server block and what it refers to) after them.
+func nginxConfTemplate(processes, settings, blocks string) string {
+	return "worker_processes " + processes + `;
 worker_rlimit_nofile 20000;
 pid {{.Dir}}/nginx.pid;
 error_log {{.Dir}}/nginx-error.log warn;
@@ -427,7 +438,16 @@ daemon off;
 events { worker_connections 10000; }
 http {
 	access_log off;
-	sendfile on;
+` + settings + `	client_body_temp_path {{.Dir}}/nginx-body;
+	proxy_temp_path {{.Dir}}/nginx-proxy;
+	fastcgi_temp_path {{.Dir}}/nginx-fastcgi;
+	uwsgi_temp_path {{.Dir}}/nginx-uwsgi;
+	scgi_temp_path {{.Dir}}/nginx-scgi;
+` + blocks + "}\n"
+}
+
+// nginxFileSettings serve files from the page cache over long keep-alive.
+const nginxFileSettings = `	sendfile on;
 	tcp_nopush on;
 	open_file_cache max=1000 inactive=60s;
 	open_file_cache_valid 60s;
@@ -435,26 +455,30 @@ http {
 	keepalive_timeout 120s;
 	types { text/html html; }
 	default_type application/octet-stream;
-	client_body_temp_path {{.Dir}}/nginx-body;
-	proxy_temp_path {{.Dir}}/nginx-proxy;
-	fastcgi_temp_path {{.Dir}}/nginx-fastcgi;
-	uwsgi_temp_path {{.Dir}}/nginx-uwsgi;
-	scgi_temp_path {{.Dir}}/nginx-scgi;
-	server {
-		listen 127.0.0.1:{{.HTTP}};
+`
+
+// nginxListenPlainAndTLS are the listen and TLS directives of a server
+// block under test: plain HTTP and TLS (h2 and HTTP/1.1) on loopback.
+const nginxListenPlainAndTLS = `		listen 127.0.0.1:{{.HTTP}};
 		listen 127.0.0.1:{{.HTTPS}} ssl http2;
 		server_name localhost;
 		ssl_certificate {{.Cert}};
 		ssl_certificate_key {{.Key}};
 		ssl_protocols TLSv1.2 TLSv1.3;
-		root {{.Site}};
-	}
-}
 `
 
-func nginxConfig(in *instance) ([]string, error) {
-	path, err := writeConfig(in, "nginx.conf", nginxConf)
+// writeNginxConfig renders tmpl into dir/nginx.conf and returns nginx's
+// arguments to run with it, its prefix and error log in dir.
+func writeNginxConfig(in *instance, tmpl string) ([]string, error) {
+	path, err := writeConfig(in, "nginx.conf", tmpl)
 	return []string{"-p", in.dir, "-c", path, "-e", filepath.Join(in.dir, "nginx-error.log")}, err
+}
+
+func nginxConfig(in *instance) ([]string, error) {
+	return writeNginxConfig(in, nginxConfTemplate("{{.Workers}}", nginxFileSettings, `	server {
+`+nginxListenPlainAndTLS+`		root {{.Site}};
+	}
+`))
 }
 
 // h2o runs as nobody when started by root, and would write no pid file
@@ -487,29 +511,35 @@ func h2oConfig(in *instance) ([]string, error) {
 	return []string{"-c", path}, err
 }
 
-const caddyfile = `{
+// caddyfileTemplate returns a Caddyfile template: no admin endpoint,
+// redirects or trust store, storage in its dir, the servers' protocols,
+// and handler (the site's directives) on both the TLS and the plain site.
+func caddyfileTemplate(protocols, handler string) string {
+	return `{
 	admin off
 	auto_https disable_redirects
 	skip_install_trust
 	storage file_system {{.Dir}}/caddy-data
 	servers {
-		protocols h1 h2 h3
+		protocols ` + protocols + `
 	}
 }
 https://localhost:{{.HTTPS}}, https://127.0.0.1:{{.HTTPS}} {
 	bind 127.0.0.1
 	tls {{.Cert}} {{.Key}}
-	root * {{.Site}}
-	file_server
-}
+` + handler + `}
 http://:{{.HTTP}} {
 	bind 127.0.0.1
-	root * {{.Site}}
-	file_server
+` + handler + "}\n"
 }
-`
+
+// writeCaddyfile renders tmpl into dir/Caddyfile and returns caddy's
+// arguments to run with it.
+func writeCaddyfile(in *instance, tmpl string) ([]string, error) {
+	path, err := writeConfig(in, "Caddyfile", tmpl)
+	return []string{"run", "--adapter", "caddyfile", "--config", path}, err
+}
 
 func caddyConfig(in *instance) ([]string, error) {
-	path, err := writeConfig(in, "Caddyfile", caddyfile)
-	return []string{"run", "--adapter", "caddyfile", "--config", path}, err
+	return writeCaddyfile(in, caddyfileTemplate("h1 h2 h3", "\troot * {{.Site}}\n\tfile_server\n"))
 }

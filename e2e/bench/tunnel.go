@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -42,7 +41,7 @@ func tunnelUpstreamSpec() *spec {
 	return &spec{name: "tunnel-upstream", plainOnly: true, find: selfPath,
 		version: func(string) string { return "bench tunnel-upstream (" + runtime.Version() + ")" },
 		files: func(in *instance) ([]string, error) {
-			return []string{helperTunnelUpstream, net.JoinHostPort("127.0.0.1", strconv.Itoa(in.httpPort))}, nil
+			return []string{helperTunnelUpstream, in.httpAddr()}, nil
 		}}
 }
 
@@ -53,7 +52,7 @@ func copySpec() *spec {
 			return "bench copy-relay: io.CopyBuffer, 32 KiB, no splice (" + runtime.Version() + ")"
 		},
 		tunnel: func(in *instance) ([]string, error) {
-			return []string{helperCopyRelay, net.JoinHostPort("127.0.0.1", strconv.Itoa(in.httpPort)), in.Upstream()}, nil
+			return []string{helperCopyRelay, in.httpAddr(), in.Upstream()}, nil
 		}}
 }
 
@@ -62,45 +61,19 @@ func selfPath(string) (string, error) { return os.Executable() }
 
 // startTunnelUpstream starts the tunnel upstream in dir.
 func startTunnelUpstream(ctx context.Context, dir string, f files) (*instance, error) {
-	sp := tunnelUpstreamSpec()
-	bin, err := sp.find("")
-	if err != nil {
-		return nil, fmt.Errorf("tunnel upstream: %w", err)
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
-	}
-	return start(ctx, sp, serveFiles, nil, bin, dir, f)
+	return startPeer(ctx, "tunnel upstream", tunnelUpstreamSpec(), dir, f)
 }
 
-// nginxTunnelConf is nginx proxy_pass as its docs set up WebSocket
+// nginxTunnelConfig is nginx proxy_pass as its docs set up WebSocket
 // proxying: HTTP/1.1 upstream, Upgrade and Connection passed on.
-const nginxTunnelConf = `worker_processes {{.Workers}};
-worker_rlimit_nofile 20000;
-pid {{.Dir}}/nginx.pid;
-error_log {{.Dir}}/nginx-error.log warn;
-daemon off;
-events { worker_connections 10000; }
-http {
-	access_log off;
-	keepalive_timeout 120s;
-	client_body_temp_path {{.Dir}}/nginx-body;
-	proxy_temp_path {{.Dir}}/nginx-proxy;
-	fastcgi_temp_path {{.Dir}}/nginx-fastcgi;
-	uwsgi_temp_path {{.Dir}}/nginx-uwsgi;
-	scgi_temp_path {{.Dir}}/nginx-scgi;
-	map $http_upgrade $connection_upgrade {
+func nginxTunnelConfig(in *instance) ([]string, error) {
+	return writeNginxConfig(in, nginxConfTemplate("{{.Workers}}", `	keepalive_timeout 120s;
+`, `	map $http_upgrade $connection_upgrade {
 		default upgrade;
 		'' close;
 	}
 	server {
-		listen 127.0.0.1:{{.HTTP}};
-		listen 127.0.0.1:{{.HTTPS}} ssl http2;
-		server_name localhost;
-		ssl_certificate {{.Cert}};
-		ssl_certificate_key {{.Key}};
-		ssl_protocols TLSv1.2 TLSv1.3;
-		location / {
+`+nginxListenPlainAndTLS+`		location / {
 			proxy_pass http://{{.Upstream}};
 			proxy_http_version 1.1;
 			proxy_set_header Upgrade $http_upgrade;
@@ -109,12 +82,7 @@ http {
 			proxy_send_timeout 600s;
 		}
 	}
-}
-`
-
-func nginxTunnelConfig(in *instance) ([]string, error) {
-	path, err := writeConfig(in, "nginx.conf", nginxTunnelConf)
-	return []string{"-p", in.dir, "-c", path, "-e", filepath.Join(in.dir, "nginx-error.log")}, err
+`))
 }
 
 // tunnelLoads returns the tunnel loads.
@@ -256,7 +224,7 @@ func (in *instance) readWriteCalls() int64 {
 func timeTunnel(ctx context.Context, in *instance, path string, move func(*tunnel, int64) error) (float64, error) {
 	ctx, cancel := context.WithTimeout(ctx, tunnelLimit)
 	defer cancel()
-	t, err := openTunnel(ctx, net.JoinHostPort("127.0.0.1", strconv.Itoa(in.httpPort)), path)
+	t, err := openTunnel(ctx, in.httpAddr(), path)
 	if err != nil {
 		return 0, err
 	}
@@ -339,7 +307,7 @@ func tunnelIdleLoad(ctx context.Context, in *instance, _ time.Duration) (map[str
 		return nil, err
 	}
 	baseFDs := in.fds()
-	tunnels, failed := openIdleTunnels(ctx, net.JoinHostPort("127.0.0.1", strconv.Itoa(in.httpPort)))
+	tunnels, failed := openIdleTunnels(ctx, in.httpAddr())
 	defer func() {
 		for _, c := range tunnels {
 			c.Close()
