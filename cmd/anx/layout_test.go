@@ -17,8 +17,8 @@ func TestImportsPointDown(t *testing.T) {
 		"asm":                     {},
 		"tls/terminate":           {"certs", "asm"},
 		"h1":                      {"core/message", "core/pool", "core/route", "core/netpoll", "core/chunked", "asm"},
-		"h2":                      {"core/message", "core/nethttp", "core/route"},
-		"h3":                      {"core/message", "core/nethttp", "core/route"},
+		"h2":                      {"core/message", "core/nethttp", "core/route", "internal/frontendtest"},
+		"h3":                      {"core/message", "core/nethttp", "core/route", "internal/frontendtest"},
 		"core/message":            {},
 		"core/pool":               {},
 		"core/nethttp":            {"core/message"},
@@ -33,6 +33,7 @@ func TestImportsPointDown(t *testing.T) {
 		"core/chunked":            {"core/message", "asm"},
 		"internal/testpki":        {},
 		"internal/testproc":       {},
+		"internal/frontendtest":   {"core/message"},
 		"internal/testrun":        {},
 		"cmd/anx/internal/config": {"certs", "core/route", "core/proxy"},
 	}
