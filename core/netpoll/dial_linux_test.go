@@ -5,10 +5,14 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -282,9 +286,12 @@ func TestDialErrors(t *testing.T) {
 // fullListener returns the address of a listening socket that nobody
 // accepts from, whose accept queue has been filled, so that the kernel
 // drops the SYN of any further connect (tcp_conn_request: the accept
-// queue is full) and the connect stays in SYN-SENT. The queue's length is
-// read from the listener's TCP_INFO (tcpi_unacked is the accept queue's
-// length for a listening socket, tcpi_sacked its limit).
+// queue is full) and the connect stays in SYN-SENT. The queue's length
+// and limit are read from /proc/net/tcp (for a listening socket, its
+// rx_queue and tx_queue columns), which is the kernel's own account also
+// under qemu-user, where TCP_INFO comes back empty. The queue is full
+// once it holds more than the listen backlog (sk_ack_backlog >
+// sk_max_ack_backlog).
 func fullListener(t *testing.T) string {
 	t.Helper()
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
@@ -295,26 +302,46 @@ func fullListener(t *testing.T) string {
 	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := unix.Listen(fd, 1); err != nil { // backlog 1 holds 2 connections
+	const backlog = 1 // holds 2 connections
+	if err := unix.Listen(fd, backlog); err != nil {
 		t.Fatal(err)
 	}
 	sa, _ := unix.Getsockname(fd)
+	port := sockaddrPort(sa).Port()
 	addr := sockaddrPort(sa).String()
-	queued := func() (n, limit uint32) {
-		info, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return info.Unacked, info.Sacked
-	}
 	for {
-		n, limit := queued()
-		if n > limit {
+		n := acceptQueue(t, port)
+		if n > backlog {
 			return addr
 		}
 		dial(t, addr) // returns at the SYN-ACK; the listener queues it at the ACK
-		waitFor(t, func() bool { k, _ := queued(); return k > n })
+		waitFor(t, func() bool { return acceptQueue(t, port) > n })
 	}
+}
+
+// acceptQueue reads the accept queue's length of the socket listening on
+// 127.0.0.1:port from /proc/net/tcp (its rx_queue column).
+func acceptQueue(t *testing.T, port uint16) uint64 {
+	t.Helper()
+	b, err := os.ReadFile("/proc/net/tcp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := fmt.Sprintf("0100007F:%04X", port)
+	for _, line := range strings.Split(string(b), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) < 5 || f[1] != local || f[3] != "0A" { // 0A: LISTEN
+			continue
+		}
+		_, rx, _ := strings.Cut(f[4], ":")
+		n, err := strconv.ParseUint(rx, 16, 64)
+		if err != nil {
+			t.Fatalf("/proc/net/tcp: bad queue column %q", f[4])
+		}
+		return n
+	}
+	t.Fatalf("/proc/net/tcp: no listening socket on %s", local)
+	return 0
 }
 
 // connectTimeouter is a TimeoutHandler that records OnTimeout, which a
