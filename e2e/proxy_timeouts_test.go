@@ -12,58 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/anx-gateway/anx/e2e/harness"
+	"github.com/anx-gateway/anx/internal/testlisten"
 )
-
-// fullAcceptQueue returns the address of a loopback listening socket that
-// nobody accepts from, whose accept queue the test filled: the kernel
-// drops the SYN of any further connect (tcp_conn_request, accept queue
-// full), so a connect to it never completes. It also returns a function
-// that reports the queue's length (TCP_INFO of a listener: tcpi_unacked
-// is the accept queue's length, tcpi_sacked its limit), which stays put
-// when no other connect got through.
-func fullAcceptQueue(t *testing.T) (addr string, queued func() uint32) {
-	t.Helper()
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { unix.Close(fd) })
-	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Listen(fd, 0); err != nil { // backlog 0 holds 1 connection
-		t.Fatal(err)
-	}
-	sa, err := unix.Getsockname(fd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr = "127.0.0.1:" + strconv.Itoa(sa.(*unix.SockaddrInet4).Port)
-	info := func() (n, limit uint32) {
-		ti, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return ti.Unacked, ti.Sacked
-	}
-	for {
-		n, limit := info()
-		if n > limit {
-			return addr, func() uint32 { n, _ := info(); return n }
-		}
-		c, err := net.DialTimeout("tcp", addr, harness.SafetyNet)
-		if err != nil {
-			t.Fatalf("filling the accept queue of %s: %v", addr, err)
-		}
-		t.Cleanup(func() { c.Close() })
-		if !waitFor(func() bool { k, _ := info(); return k > n }) {
-			t.Fatalf("the connection to %s never reached its accept queue", addr)
-		}
-	}
-}
 
 // TestProxyConnectTimeout: an upstream whose accept queue is full never
 // completes the TCP handshake. With connect_timeout = "1s" and a healthy
@@ -75,7 +26,7 @@ func fullAcceptQueue(t *testing.T) (addr string, queued func() uint32) {
 // connect got through: the accept queue holds only the test's own.
 func TestProxyConnectTimeout(t *testing.T) {
 	t.Parallel()
-	hole, queued := fullAcceptQueue(t)
+	hole, queued := testlisten.FullAcceptQueue(t)
 	inQueue := queued()
 	up := startUpstream(t, upstreamConfig{Name: "live"})
 	site := route("/two/", proxyTo("http://"+hole, up.URL()), `lb_policy = "first"`, `connect_timeout = "1s"`, "max_fails = 0") +

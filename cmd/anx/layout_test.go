@@ -33,6 +33,7 @@ func TestImportsPointDown(t *testing.T) {
 		"core/chunked":            {"core/message", "asm"},
 		"internal/testpki":        {},
 		"internal/testproc":       {},
+		"internal/testlisten":     {},
 		"internal/frontendtest":   {"core/message"},
 		"internal/testrun":        {},
 		"cmd/anx/internal/config": {"certs", "core/route", "core/proxy"},
@@ -55,7 +56,7 @@ func TestImportsPointDown(t *testing.T) {
 		checkImports(t, pkg, "imports", strings.Fields(parts[1]), allowed)
 		// Any package's tests may make throwaway certificates and read
 		// their own process's figures.
-		checkImports(t, pkg, "tests import", strings.Fields(parts[2]), append(slices.Clone(allowed), "internal/testpki", "internal/testproc"))
+		checkImports(t, pkg, "tests import", strings.Fields(parts[2]), append(slices.Clone(allowed), "internal/testpki", "internal/testproc", "internal/testlisten"))
 	}
 }
 

@@ -5,14 +5,10 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/netip"
-	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -20,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/anx-gateway/anx/internal/testlisten"
 )
 
 // echoUpstream runs an echo server with a goroutine per connection on a
@@ -283,67 +281,6 @@ func TestDialErrors(t *testing.T) {
 	}
 }
 
-// fullListener returns the address of a listening socket that nobody
-// accepts from, whose accept queue has been filled, so that the kernel
-// drops the SYN of any further connect (tcp_conn_request: the accept
-// queue is full) and the connect stays in SYN-SENT. The queue's length
-// and limit are read from /proc/net/tcp (for a listening socket, its
-// rx_queue and tx_queue columns), which is the kernel's own account also
-// under qemu-user, where TCP_INFO comes back empty. The queue is full
-// once it holds more than the listen backlog (sk_ack_backlog >
-// sk_max_ack_backlog).
-func fullListener(t *testing.T) string {
-	t.Helper()
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { unix.Close(fd) })
-	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		t.Fatal(err)
-	}
-	const backlog = 1 // holds 2 connections
-	if err := unix.Listen(fd, backlog); err != nil {
-		t.Fatal(err)
-	}
-	sa, _ := unix.Getsockname(fd)
-	port := sockaddrPort(sa).Port()
-	addr := sockaddrPort(sa).String()
-	for {
-		n := acceptQueue(t, port)
-		if n > backlog {
-			return addr
-		}
-		dial(t, addr) // returns at the SYN-ACK; the listener queues it at the ACK
-		waitFor(t, func() bool { return acceptQueue(t, port) > n })
-	}
-}
-
-// acceptQueue reads the accept queue's length of the socket listening on
-// 127.0.0.1:port from /proc/net/tcp (its rx_queue column).
-func acceptQueue(t *testing.T, port uint16) uint64 {
-	t.Helper()
-	b, err := os.ReadFile("/proc/net/tcp")
-	if err != nil {
-		t.Fatal(err)
-	}
-	local := fmt.Sprintf("0100007F:%04X", port)
-	for _, line := range strings.Split(string(b), "\n")[1:] {
-		f := strings.Fields(line)
-		if len(f) < 5 || f[1] != local || f[3] != "0A" { // 0A: LISTEN
-			continue
-		}
-		_, rx, _ := strings.Cut(f[4], ":")
-		n, err := strconv.ParseUint(rx, 16, 64)
-		if err != nil {
-			t.Fatalf("/proc/net/tcp: bad queue column %q", f[4])
-		}
-		return n
-	}
-	t.Fatalf("/proc/net/tcp: no listening socket on %s", local)
-	return 0
-}
-
 // connectTimeouter is a TimeoutHandler that records OnTimeout, which a
 // connect timeout must not call.
 type connectTimeouter struct {
@@ -360,7 +297,7 @@ func (h *connectTimeouter) OnTimeout(c *Conn) { h.timeouts.Add(1); c.Timeout() }
 func TestDialTimeout(t *testing.T) {
 	s := &Server{Loops: 1, Handler: &funcs{}}
 	start(t, s)
-	addr := fullListener(t)
+	addr, _ := testlisten.FullAcceptQueue(t)
 	o := newDialOutcome()
 	h := &connectTimeouter{funcs: o.handler()}
 	onLoop(t, s, func(l *Loop) {
@@ -540,7 +477,7 @@ func (d *drainRecorder) OnDrain(c *Conn) {
 // OnDrain, and a Dial from there fails with ErrServerClosed.
 func TestDialShutdown(t *testing.T) {
 	up := echoUpstream(t, "tcp", "127.0.0.1:0")
-	stuck := fullListener(t)
+	stuck, _ := testlisten.FullAcceptQueue(t)
 	serverDrainer := newDrainRecorder(&funcs{})
 	s := &Server{Loops: 1, Handler: serverDrainer}
 	if err := s.Start("127.0.0.1:0"); err != nil {
