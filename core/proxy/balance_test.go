@@ -14,7 +14,7 @@ import (
 func testBalancer(policy Policy, names []string) *balancer {
 	var ups []*upstream
 	for _, n := range names {
-		ups = append(ups, &upstream{url: n, weight: 1, id: upstreamID(n), key: hashString(n)})
+		ups = append(ups, &upstream{url: n, weight: 1, id: cookieID(hashString(n)), key: hashString(n)})
 	}
 	return newBalancer(&Config{Policy: policy, HashHeader: "X-User"}, ups)
 }

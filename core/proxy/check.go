@@ -3,7 +3,6 @@ package proxy
 import (
 	"errors"
 
-	"github.com/anx-gateway/anx/asm"
 	"github.com/anx-gateway/anx/core/message"
 )
 
@@ -19,7 +18,7 @@ var errUnsafeRequest = errors.New("proxy: request cannot be forwarded safely")
 // not a token, a target or Host with a control byte or space, a field
 // whose name is not a token or whose value holds CR, LF or NUL.
 func checkRequest(r *message.Request) error {
-	if !isToken(r.Method) || !visible(r.Path) || !visible(r.RawQuery) || !visible(r.Host) || r.Path == "" {
+	if !h1IsToken(r.Method) || !h1ValidTarget(r.Path) || !noSpaceOrControl(r.RawQuery) || !h1ValidHost(r.Host) {
 		return errUnsafeRequest
 	}
 	if !safeFields(&r.Header) || !safeFields(&r.Trailer) {
@@ -30,20 +29,7 @@ func checkRequest(r *message.Request) error {
 
 func safeFields(h *message.Header) bool {
 	for _, f := range h.Fields() {
-		if !isToken(f.Name) || asm.FieldValueEnd(f.Value) != len(f.Value) {
-			return false
-		}
-	}
-	return true
-}
-
-func isToken(s string) bool { return s != "" && asm.TokenEnd(s) == len(s) }
-
-// visible reports whether s has only bytes that may stand in a request
-// line: no control bytes, no space, no DEL.
-func visible(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c <= ' ' || c == 0x7f {
+		if checkOutField(f) != nil {
 			return false
 		}
 	}

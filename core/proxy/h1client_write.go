@@ -115,10 +115,15 @@ func h1ValidValue(s string) bool { return asm.FieldValueEnd(s) == len(s) }
 
 // h1ValidTarget reports whether s may be a request-target: not empty,
 // no whitespace or control byte.
-func h1ValidTarget(s string) bool {
-	if s == "" {
-		return false
-	}
+func h1ValidTarget(s string) bool { return s != "" && noSpaceOrControl(s) }
+
+// h1ValidHost reports whether s may be a Host value: possibly empty, no
+// whitespace or control byte.
+func h1ValidHost(s string) bool { return noSpaceOrControl(s) }
+
+// noSpaceOrControl reports whether s holds no byte that would end a word
+// of a request line: no space, control byte or DEL.
+func noSpaceOrControl(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if s[i] <= ' ' || s[i] == 0x7f {
 			return false
@@ -126,10 +131,6 @@ func h1ValidTarget(s string) bool {
 	}
 	return true
 }
-
-// h1ValidHost reports whether s may be a Host value: possibly empty, no
-// whitespace or control byte.
-func h1ValidHost(s string) bool { return s == "" || h1ValidTarget(s) }
 
 // appendRequestHead appends req's head, framed as f, to dst: the request
 // line, Host, req.Header's fields (any Upgrade among them left out: the

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"io"
 	"log/slog"
 	"net"
@@ -52,9 +51,10 @@ func New(cfg Config, shared *Transports) (*Handler, error) {
 		t, _ := ParseUpstream(u.URL) // checked by Validate
 		up := &upstream{
 			url: u.URL, target: t, weight: max(u.Weight, 1),
-			id: upstreamID(u.URL), key: hashString(u.URL),
-			tr: shared.acquire(u.URL, t, opts), h2: t.Scheme == "h2c" || t.Scheme == "https",
+			key: hashString(u.URL),
+			tr:  shared.acquire(u.URL, t, opts), h2: t.Scheme == "h2c" || t.Scheme == "https",
 		}
+		up.id = cookieID(up.key)
 		up.upSince.Store(now - int64(cfg.SlowStart)) // at full share from the start
 		h.ups = append(h.ups, up)
 	}
@@ -76,13 +76,9 @@ func (h *Handler) Close() error {
 	return nil
 }
 
-// upstreamID names an upstream in the stickiness cookie without showing
-// its address.
-func upstreamID(url string) string {
-	f := fnv.New64a()
-	f.Write([]byte(url))
-	return strconv.FormatUint(mix(f.Sum64()), 36)
-}
+// cookieID names an upstream in the stickiness cookie by its hash, which
+// does not show its address.
+func cookieID(key uint64) string { return strconv.FormatUint(key, 36) }
 
 func (c *Config) applyDefaults() {
 	def := func(d *time.Duration, v time.Duration) {
