@@ -137,12 +137,12 @@ func (c *conn) serve() {
 		if !first {
 			if c.r == c.w {
 				c.release()
-				if !c.waitIdle(deadlineAfter(time.Now(), c.srv.idleTimeout())) {
+				if c.waitIdle(deadlineAfter(time.Now(), c.srv.idleTimeout())) != nil {
 					return
 				}
 			}
 			deadline = deadlineAfter(time.Now(), rht)
-		} else if !c.waitIdle(deadline) {
+		} else if c.waitIdle(deadline) != nil {
 			return
 		}
 		if !c.serveRequest(deadline) || c.srv.shutdown.Load() {
@@ -203,24 +203,18 @@ func (c *conn) awaitNext() (more, keep bool) {
 		return false, true
 	}
 	c.release()
-	c.state.Store(stateIdle)
-	if c.srv.shutdown.Load() { // after the Store: Shutdown sees idle, or we see it
-		c.state.Store(stateActive)
-		return false, true
-	}
-	c.nc.SetReadDeadline(time.Now().Add(detachedLinger))
-	err := c.waitReadable()
+	err := c.waitIdle(time.Now().Add(detachedLinger))
 	c.nc.SetReadDeadline(time.Time{})
-	if !c.state.CompareAndSwap(stateIdle, stateActive) {
-		return false, false // Shutdown closed it
-	}
 	switch {
 	case err == nil:
 		return !c.nextIsForLoop(), true
-	case isTimeout(err):
+	case err == errShuttingDown:
+		c.state.Store(stateActive) // the loop drains it
+		return false, true
+	case err != errClosedIdle && isTimeout(err) && c.state.CompareAndSwap(stateIdle, stateActive):
 		return false, true
 	}
-	return false, false
+	return false, false // EOF, an error, or Shutdown closed it
 }
 
 // nextIsForLoop reports whether the request arriving on a plain detached
@@ -285,17 +279,26 @@ func (c *conn) handshake() bool {
 // waitIdle waits, holding no buffer, until the next request starts to
 // arrive or the deadline passes. It reports false when the connection
 // should close: timeout, EOF, or Shutdown.
-func (c *conn) waitIdle(deadline time.Time) bool {
+func (c *conn) waitIdle(deadline time.Time) error {
 	c.state.Store(stateIdle)
 	if c.srv.shutdown.Load() { // after the Store: Shutdown sees idle, or we see it
-		return false
+		return errShuttingDown
 	}
 	c.nc.SetReadDeadline(deadline)
 	if err := c.waitReadable(); err != nil {
-		return false
+		return err
 	}
-	return c.state.CompareAndSwap(stateIdle, stateActive)
+	if !c.state.CompareAndSwap(stateIdle, stateActive) {
+		return errClosedIdle
+	}
+	return nil
 }
+
+// Why waitIdle gave up, besides the wait's own error.
+var (
+	errShuttingDown = errors.New("h1: shutting down")     // before the wait
+	errClosedIdle   = errors.New("h1: closed while idle") // by Shutdown, during the wait
+)
 
 // waitByReading is the portable idle wait: it reads one byte into c.peek.
 func (c *conn) waitByReading() error {
