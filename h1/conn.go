@@ -220,7 +220,8 @@ func (c *conn) awaitNext() (more, keep bool) {
 // nextIsForLoop reports whether the request arriving on a plain detached
 // connection can be served on the loop: its whole head is in the socket
 // (looked at with MSG_PEEK, so it stays there for the loop to read), it
-// has no content, and its handler never waits. Over TLS the wait has read
+// has no content, and its handler never waits or can serve it on the
+// loop (message.ServesOnLoop). Over TLS the wait has read
 // a byte already, so the request is served here.
 func (c *conn) nextIsForLoop() bool {
 	if c.raw == nil || c.peeked {
@@ -243,7 +244,7 @@ func (c *conn) nextIsForLoop() bool {
 		return false
 	}
 	kind, _, err := c.info.framing(c.req.ProtoMinor)
-	forLoop := err == nil && kind == bodyNone && message.IsNonBlockingFor(c.srv.Handler, &c.req)
+	forLoop := err == nil && kind == bodyNone && (c.srv.Handler == nil || message.ServesOnLoop(c.srv.Handler, &c.req))
 	c.newRequest() // its strings point into buf
 	return forLoop
 }

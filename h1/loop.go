@@ -104,11 +104,13 @@ type loopHandler struct {
 }
 
 // onLoop reports whether a request without content is served on the
-// loop: when the handler that answers it never waits. A message.Dispatcher
-// (the routing table) is asked for that handler, so that a site's static
-// files are served on the loop and its proxied paths off it.
+// loop: when the handler that answers it never waits, or is a
+// message.LoopServer that serves it on the loop (deferring the response;
+// see deferred.go). A message.Dispatcher (the routing table) is asked for
+// that handler, so that a site's static files and its proxied GETs are
+// served on the loop and, say, its proxied uploads off it.
 func (h *loopHandler) onLoop(r *message.Request) bool {
-	return h.srv.Handler == nil || message.IsNonBlockingFor(h.srv.Handler, r)
+	return h.srv.Handler == nil || message.ServesOnLoop(h.srv.Handler, r)
 }
 
 // loopState is what one loop shares among its connections: the request
@@ -119,6 +121,7 @@ type loopState struct {
 	plain      []byte      // decrypted TLS input; grows as needed, kept
 	handshakes int         // TLS handshakes in flight
 	waiting    []*loopConn // connections waiting for a handshake slot, first come first served
+	spares     []*conn     // exchanges to lend while others are deferred (deferred.go)
 }
 
 // maxHandshakesPerLoop is each loop's share of MaxHandshakes.

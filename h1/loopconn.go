@@ -29,6 +29,7 @@ const (
 	phaseIdle                   // keep-alive, between requests (IdleTimeout)
 	phaseWrite                  // output backed up; reading paused (WriteTimeout without progress)
 	phaseHandOff                // waiting for the output to drain before going off the loop
+	phaseDeferred               // a handler on the loop finishes the response later (deferred.go); reading paused
 	phaseDetached               // served by a goroutine (a request body, ALPN h2)
 	phaseLinger                 // lingering close: reading and dropping until EOF or lingerTimeout
 )
@@ -44,6 +45,7 @@ type loopConn struct {
 	nc        *netpoll.Conn
 	*tlsState        // nil on a plain connection
 	handOff   func() // phaseHandOff: what takes the connection off the loop once its output drains
+	deferred  *conn  // phaseDeferred: the exchange whose response a handler finishes later
 	lingered  int32  // bytes dropped while lingering
 	phase     phase
 	partial   bool // part of a request head has arrived (a timeout earns 408)
@@ -141,7 +143,9 @@ func (lc *loopConn) serve(in []byte) int {
 	if lc.hasBacklog() {
 		lc.pump()
 	}
-	lc.unbind(x)
+	if lc.deferred != x {
+		lc.unbind(x)
+	}
 	lc.afterBatch(consumed < len(in), served)
 	return consumed
 }
@@ -168,7 +172,11 @@ func (lc *loopConn) serveOne(x *conn, in []byte, n int) bool {
 		return false
 	}
 	lc.partial = false
-	x.resp.finish(x.runHandler())
+	panicked := x.runHandler()
+	if lc.deferResponse(x, panicked) {
+		return true // the rest of in waits, paused, for the response to end
+	}
+	x.resp.finish(panicked)
 	if x.resp.closeAfter || x.out.err != nil {
 		x.out.flush() // the response before the close
 		if len(in) > n {
@@ -262,7 +270,7 @@ func (lc *loopConn) onDrain() {
 			return
 		}
 		lc.draining = true
-	case phaseWrite, phaseHandOff:
+	case phaseWrite, phaseHandOff, phaseDeferred:
 		lc.draining = true
 	}
 }
@@ -299,6 +307,8 @@ func (lc *loopConn) onWritable() {
 	switch lc.phase {
 	case phaseHandOff:
 		lc.tryHandOff()
+	case phaseDeferred:
+		lc.deferred.resp.events.Writable()
 	case phaseWrite:
 		if lc.draining && !lc.partial {
 			lc.close()
@@ -321,6 +331,8 @@ func (lc *loopConn) onWritable() {
 func (lc *loopConn) onTimeout() {
 	s := lc.h.srv
 	switch lc.phase {
+	case phaseDeferred:
+		lc.deferredTimeout()
 	case phaseWrite, phaseHandOff:
 		// A slow reader that keeps reading is not cut off; a stalled one is.
 		if idle := lc.nc.Now().Sub(lc.nc.Progress()); idle < s.writeTimeout() {
@@ -347,6 +359,9 @@ func (lc *loopConn) onTimeout() {
 
 // onClose gives back what the connection holds.
 func (lc *loopConn) onClose(err error) {
+	if lc.deferred != nil {
+		lc.clientGone()
+	}
 	if lc.isTLS() {
 		lc.tls.CloseInput(err) // ends a handshake's wait
 	}

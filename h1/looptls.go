@@ -125,7 +125,7 @@ func (lc *loopConn) readTLS(in []byte) int {
 	if len(buf) > 0 {
 		consumed = lc.serve(buf)
 	}
-	if rest := buf[consumed:]; len(rest) > 0 && lc.phase <= phaseWrite && !lc.nc.Closed() {
+	if rest := buf[consumed:]; len(rest) > 0 && (lc.phase <= phaseWrite || lc.phase == phaseDeferred) && !lc.nc.Closed() {
 		lc.plain = pool.Get(len(rest))
 		lc.plainN = copy(*lc.plain, rest)
 	}

@@ -44,6 +44,9 @@ type response struct {
 	continued  bool  // a "100 Continue" went out (guarded by mu)
 	aborted    bool  // Abort: end the response as broken
 	upgraded   bool  // Upgrade handed the connection to the handler
+	deferred   bool  // Defer: the handler finishes the response after Serve (deferred.go)
+
+	events message.LoopEvents // where a deferred response's client events go
 }
 
 // headerInfo is what commit learns from the handler's fields.
@@ -78,6 +81,7 @@ func (r *response) start(isHead bool, minor int, keep bool) {
 	r.committed, r.status, r.declared, r.written = false, 0, -1, 0
 	r.chunked, r.noBody, r.closeAfter = false, false, false
 	r.continued, r.aborted, r.upgraded = false, false, false
+	r.deferred, r.events = false, nil
 }
 
 // Header returns the response header fields.

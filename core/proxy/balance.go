@@ -31,16 +31,39 @@ func newBalancer(cfg *Config, ups []*upstream) *balancer {
 	}
 }
 
+// choice is what a request brings to the balancer, taken from it once
+// so that a retry can pick again after the request is gone: its hash key
+// under a hashing policy, and the upstream its stickiness cookie names.
+type choice struct {
+	key    uint64
+	hashed bool // key applies
+	sticky int  // index of the upstream the cookie names, or -1
+}
+
+// choose takes from r what picking an upstream for it needs.
+func (b *balancer) choose(r *message.Request) choice {
+	c := choice{sticky: -1}
+	c.key, c.hashed = b.hashKey(r)
+	if b.policy == CookieSticky {
+		c.sticky = b.byCookie(r)
+	}
+	return c
+}
+
 // pick returns the index of the upstream for r among those available at
 // now and not yet tried, or -1 when there is none.
 func (b *balancer) pick(r *message.Request, t *tried, now int64) int {
-	if key, ok := b.hashKey(r); ok {
-		return b.rendezvous(key, t, now)
+	c := b.choose(r)
+	return b.pickFor(&c, t, now)
+}
+
+// pickFor is pick for a request's choice.
+func (b *balancer) pickFor(c *choice, t *tried, now int64) int {
+	if c.hashed {
+		return b.rendezvous(c.key, t, now)
 	}
-	if b.policy == CookieSticky {
-		if i := b.byCookie(r, t, now); i >= 0 {
-			return i
-		}
+	if c.sticky >= 0 && b.usable(c.sticky, t, now) {
+		return c.sticky
 	}
 	i := b.pickLoad(t, now)
 	if i < 0 || b.slowDur <= 0 {
@@ -219,15 +242,15 @@ func (b *balancer) rendezvous(key uint64, t *tried, now int64) int {
 	return best
 }
 
-// byCookie returns the upstream that r's stickiness cookie names, if it
-// is usable, else -1.
-func (b *balancer) byCookie(r *message.Request, t *tried, now int64) int {
+// byCookie returns the upstream that r's stickiness cookie names, or -1
+// (pickFor checks that it is usable).
+func (b *balancer) byCookie(r *message.Request) int {
 	id := cookieValue(&r.Header, b.cookie)
 	if id == "" {
 		return -1
 	}
 	for i, u := range b.ups {
-		if u.id == id && b.usable(i, t, now) {
+		if u.id == id {
 			return i
 		}
 	}

@@ -54,6 +54,11 @@ type h1Client struct {
 	sweepAt time.Time   // guarded by mu: when sweeper fires; zero when it is not armed
 
 	bodies sync.Pool // *h1Body, each holding an inResponse, recycled by recycle
+
+	// onLoop is where the event loops' connections to the upstream go
+	// (loop_pool.go); its network is "" when the upstream cannot be
+	// dialed from a loop (https://, or a host name to resolve).
+	onLoop loopTarget
 }
 
 // h1ClientOptions bounds an h1Client's connections.
@@ -110,12 +115,14 @@ func newH1ClientFor(t Target, o *transportOptions, tlsConf *tls.Config) *h1Clien
 	default:
 		dial = h1DialTCP(t.Addr, o.connectTimeout)
 	}
-	return newH1Client(dial, h1ClientOptions{
+	c := newH1Client(dial, h1ClientOptions{
 		responseHeaderTimeout: o.responseHeaderTimeout,
 		readTimeout:           o.readTimeout,
 		keepAlive:             o.keepAlive,
 		keepAliveTimeout:      o.keepAliveTimeout,
 	})
+	c.onLoop = newLoopTarget(t, o.connectTimeout)
+	return c
 }
 
 // h1DialTCP dials addr over TCP within timeout, with TCP_NODELAY.
@@ -210,6 +217,7 @@ func (t *h1Client) dialConn(ctx context.Context) (*h1Conn, error) {
 
 // closeIdle closes the pooled connections (see transport).
 func (t *h1Client) closeIdle() {
+	t.onLoop.closeIdle()
 	t.mu.Lock()
 	idle := t.idle
 	t.idle = nil

@@ -15,6 +15,7 @@ import (
 	"unsafe"
 
 	"github.com/anx-gateway/anx/core/message"
+	"github.com/anx-gateway/anx/core/netpoll"
 	"github.com/anx-gateway/anx/core/pool"
 )
 
@@ -30,7 +31,9 @@ type Handler struct {
 	log    *slog.Logger
 	checks *checker // nil without active checks
 
-	exchanges sync.Pool // *exchange
+	exchanges     sync.Pool // *exchange
+	onLoop        bool      // every upstream can be reached from an event loop (loop.go)
+	loopExchanges sync.Pool // *loopExchange
 }
 
 // New builds the handler of one proxy route. Its upstreams' connections
@@ -59,6 +62,7 @@ func New(cfg Config, shared *Transports) (*Handler, error) {
 		h.ups = append(h.ups, up)
 	}
 	h.bal = newBalancer(&h.cfg, h.ups)
+	h.onLoop = h.loopable()
 	h.startChecks()
 	return h, nil
 }
@@ -167,7 +171,10 @@ func (h *Handler) putExchange(x *exchange) {
 func (h *Handler) Serve(w message.ResponseWriter, r *message.Request) {
 	if err := checkRequest(r); err != nil {
 		h.log.Warn("proxy: request refused", "route", h.cfg.Name, "reason", err.Error())
-		respondStatus(w, r, 400, "Bad Request")
+		respondStatus(w, r.Method == "HEAD", 400, "Bad Request")
+		return
+	}
+	if lw, ok := w.(message.LoopWriter); ok && h.ServesOnLoop(r) && lw.Loop() != nil && h.serveOnLoop(lw, w, r) {
 		return
 	}
 	x := h.getExchange()
@@ -213,7 +220,7 @@ func (h *Handler) Serve(w message.ResponseWriter, r *message.Request) {
 			break
 		}
 	}
-	h.answerFailure(w, r, lastErr, lastUp)
+	h.answerFailure(w, r.Method == "HEAD", lastErr, lastUp)
 }
 
 // readReplayable reads a small request body whole (at most
@@ -362,7 +369,7 @@ func isTimeout(err error) bool {
 		return false
 	}
 	var ne net.Error
-	return errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) ||
+	return errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, netpoll.ErrTimeout) ||
 		errors.As(err, &ne) && ne.Timeout()
 }
 
@@ -381,7 +388,7 @@ func reason(err error) string {
 
 // answerFailure answers when no upstream gave a response: 504 after a
 // timeout, 503 when health checks have every upstream down, else 502.
-func (h *Handler) answerFailure(w message.ResponseWriter, r *message.Request, err error, last *upstream) {
+func (h *Handler) answerFailure(w message.ResponseWriter, isHead bool, err error, last *upstream) {
 	status := 502
 	switch {
 	case isTimeout(err):
@@ -395,7 +402,7 @@ func (h *Handler) answerFailure(w message.ResponseWriter, r *message.Request, er
 	if status == 503 {
 		w.Header().Set("Retry-After", strconv.Itoa(int(h.cfg.Health.Interval.Seconds())+1))
 	}
-	respond(w, r, status)
+	respondStatus(w, isHead, status, statusText(status))
 }
 
 func (h *Handler) allCheckedDown() bool {
@@ -409,17 +416,17 @@ func (h *Handler) allCheckedDown() bool {
 
 // respond writes a short error answer that names no address and no cause.
 func respond(w message.ResponseWriter, r *message.Request, status int) {
-	respondStatus(w, r, status, statusText(status))
+	respondStatus(w, r.Method == "HEAD", status, statusText(status))
 }
 
-func respondStatus(w message.ResponseWriter, r *message.Request, status int, text string) {
+func respondStatus(w message.ResponseWriter, isHead bool, status int, text string) {
 	body := fmt.Sprintf("%d %s\n", status, text)
 	hdr := w.Header()
 	hdr.Set("Content-Type", "text/plain; charset=utf-8")
 	hdr.Set("Content-Length", strconv.Itoa(len(body)))
 	hdr.Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
-	if r.Method != "HEAD" {
+	if !isHead {
 		_, _ = io.WriteString(w, body)
 	}
 }
