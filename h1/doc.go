@@ -14,15 +14,22 @@
 //
 // On a loop (loop.go, loopconn.go, looptls.go) a connection is a small
 // loopConn: its phase, its TLS state, a few flags. A request without
-// content, whose handler is message.NonBlocking (core/static), is served
-// on the loop as its bytes arrive; the decision is taken per request
-// (message.IsNonBlockingFor), so that a routing table (a
-// message.Dispatcher) has a site's static files served on the loop and
-// its proxied paths off it. On the loop the
+// content, whose handler is message.NonBlocking (core/static) or a
+// message.LoopServer that takes it (core/proxy, for upstreams it reaches
+// from the loop), is served on the loop as its bytes arrive; the decision
+// is taken per request (message.ServesOnLoop), so that a routing table (a
+// message.Dispatcher) has a site's static files and proxied GETs served
+// on the loop and, say, its proxied uploads off it. On the loop the
 // loop lends the connection its one exchange (the conn struct that holds
 // a request, its body and response writer, reused for every request), the
 // head is parsed in place, the handler runs, and the responses to all the
-// requests of one read leave in one write. File bodies go by sendfile on
+// requests of one read leave in one write. A LoopServer may defer the
+// response (message.LoopWriter, deferred.go): the connection keeps its
+// exchange, the loop lends the next connection a spare one, reading
+// pauses with any pipelined input kept, and the handler finishes the
+// response from its own events on the loop (an upstream connection's)
+// and calls Done, after which the connection goes on as after any
+// response. File bodies go by sendfile on
 // plain connections (netpoll queues them and never waits for the disk:
 // cold regions are read by a file worker first); over TLS a small file
 // in the page cache is copied with the head, a larger one is read,
@@ -36,7 +43,8 @@
 // ClientHello; ALPN protocols other than HTTP/1.1 (h2) are handed to
 // TLSProtocols on a goroutine. Deadlines are the loop's timing wheel: one
 // per connection, moved as the phase changes (handshake, head, idle,
-// write, linger).
+// write, linger; a deferred response's write timeout only while output
+// is queued).
 //
 // # Optional abilities
 //

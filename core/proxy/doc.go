@@ -23,6 +23,23 @@
 //
 // gRPC's trailers and 1xx responses pass through all of them.
 //
+// # On the event loop
+//
+// A request without content and without Upgrade, to a route whose
+// upstreams are all http:// at an IP address or unix: (ServesOnLoop), is
+// proxied on the event loop that read it when the front end's writer is
+// a message.LoopWriter (h1's on its loops): Serve writes the request head
+// to a connection of that loop's own pool to the upstream (loop_pool.go:
+// connections dialed with netpoll.Loop.Dial, idle ones peeked at before
+// reuse, closed by their own timers), defers the response and returns;
+// the upstream connection's events parse the response head and relay the
+// body as it arrives, pausing the upstream while the client's output is
+// backed up (loop.go). No goroutine, no lock and no allocation per
+// request. Balancing, health, retries, the header rules and the timeouts
+// are the blocking path's; a host name in an upstream URL (which the loop
+// does not resolve), https:// and h2c:// upstreams, requests with
+// content, upgrades, and h2 and h3 clients take the blocking path.
+//
 // # Retries
 //
 // A request that was not sent at all (refused, connect timeout, a pooled
@@ -44,12 +61,14 @@
 //
 // # Goroutines
 //
-// Serve runs on the front end's goroutine for the request (a detached
-// h1 connection's, or net/http's for h2 and h3); a WebSocket tunnel uses
-// that goroutine and one more, until both directions end. Each route
-// with active checks has one checker goroutine, stopped by Close; each
-// h1Client has at most one sweeper timer. An HTTP/1.1 request whose body
-// does not fit the first write sends the rest from a goroutine of its own
-// while Serve reads the response (an upstream may answer 413 before it
-// has read the body); it always ends before roundTrip returns.
+// Off the loop, Serve runs on the front end's goroutine for the request
+// (a detached h1 connection's, or net/http's for h2 and h3); a WebSocket
+// tunnel uses that goroutine and one more, until both directions end.
+// Each route with active checks has one checker goroutine, stopped by
+// Close; each h1Client has at most one sweeper timer. An HTTP/1.1 request
+// whose body does not fit the first write sends the rest from a goroutine
+// of its own while Serve reads the response (an upstream may answer 413
+// before it has read the body); it always ends before roundTrip returns.
+// On the loop there is none: the loop's goroutine owns the exchange and
+// both connections.
 package proxy
