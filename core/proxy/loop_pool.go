@@ -86,12 +86,13 @@ func (p *loopPool) get() *loopConn {
 
 // put keeps an idle connection, or closes it when the pool is full.
 func (p *loopPool) put(c *loopConn) {
-	if len(p.idle) >= p.client.opts.keepAlive || c.draining {
-		c.nc.Close()
+	keep := min(p.client.opts.keepAliveTimeout, c.upstreamIdle)
+	if len(p.idle) >= p.client.opts.keepAlive || c.draining || keep <= 0 {
+		c.nc.Close() // full, shutting down, or the upstream keeps it idle too briefly
 		return
 	}
 	c.pooled = true
-	c.nc.SetTimeout(min(p.client.opts.keepAliveTimeout, c.upstreamIdle))
+	c.nc.SetTimeout(keep)
 	p.idle = append(p.idle, c)
 }
 
