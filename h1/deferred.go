@@ -1,9 +1,6 @@
 package h1
 
-import (
-	"github.com/anx-gateway/anx/core/message"
-	"github.com/anx-gateway/anx/core/netpoll"
-)
+import "github.com/anx-gateway/anx/core/message"
 
 // A deferred response (message.LoopWriter): a handler that serves a
 // request on the loop with I/O of its own there (core/proxy's upstream
@@ -17,9 +14,9 @@ import (
 
 var _ message.LoopWriter = (*response)(nil)
 
-// Loop returns the event loop serving the request, or nil when the
-// connection is served by a goroutine.
-func (r *response) Loop() *netpoll.Loop {
+// Loop returns the event loop serving the request, a *netpoll.Loop, or
+// nil when the connection is served by a goroutine.
+func (r *response) Loop() any {
 	if lc := r.c.loop; lc != nil {
 		return lc.nc.Loop()
 	}

@@ -1,11 +1,11 @@
 package message
 
-import "github.com/anx-gateway/anx/core/netpoll"
-
 // The interfaces below let a handler that does its own I/O on an event
 // loop (core/proxy's upstream connections) serve a request on the loop
 // that read it, as nginx and h2o do: no goroutine, no blocking read, no
-// hand-off between the client's connection and the upstream's.
+// hand-off between the client's connection and the upstream's. The loop
+// is the front end's: for h1, a *netpoll.Loop of core/netpoll, which this
+// package, below every other, does not name.
 
 // LoopServer is implemented by handlers that can serve some requests on
 // the front end's event loop without blocking, finishing the response
@@ -46,9 +46,11 @@ func ServesOnLoop(h Handler, r *Request) bool {
 // own connections' events on the same loop. All its methods run on the
 // loop's goroutine.
 type LoopWriter interface {
-	// Loop returns the event loop the request is served on, or nil when
-	// it is not served on one (Defer then refuses).
-	Loop() *netpoll.Loop
+	// Loop returns the event loop the request is served on (h1: a
+	// *netpoll.Loop), or nil when it is not served on one (Defer then
+	// refuses). A handler that does not know the loop's type serves the
+	// request without deferring.
+	Loop() any
 	// Defer keeps the response open after Serve returns, until Done; it
 	// reports false, and nothing changes, when the writer cannot. The
 	// request, and everything it refers to, is no longer valid once

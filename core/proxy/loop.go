@@ -50,10 +50,11 @@ func (h *Handler) ServesOnLoop(r *message.Request) bool {
 // loopExchange is one request proxied on a loop, from Serve to the end
 // of its response. Owned by the loop's goroutine; recycled.
 type loopExchange struct {
-	h   *Handler
-	w   message.ResponseWriter
-	lw  message.LoopWriter
-	req exchange // builds the request head (fillRequest)
+	h    *Handler
+	w    message.ResponseWriter
+	lw   message.LoopWriter
+	loop *netpoll.Loop // lw's loop, where the upstream connections live
+	req  exchange      // builds the request head (fillRequest)
 	// head is the request head as it goes upstream, kept for a retry.
 	head  *[]byte
 	headN int
@@ -84,16 +85,25 @@ type loopExchange struct {
 	spoiled  bool // bytes came after the response's end: the connection is not reused
 }
 
-// serveOnLoop proxies r on the event loop of lw, deferring the response;
-// it reports false when it cannot (the front end's writer refuses), and
-// Serve then takes the blocking path.
-func (h *Handler) serveOnLoop(lw message.LoopWriter, w message.ResponseWriter, r *message.Request) bool {
+// serveOnLoop proxies r on the front end's event loop, deferring the
+// response; it reports false when it cannot (w is not a LoopWriter on a
+// core/netpoll loop, or refuses to defer), and Serve then takes the
+// blocking path.
+func (h *Handler) serveOnLoop(w message.ResponseWriter, r *message.Request) bool {
+	lw, ok := w.(message.LoopWriter)
+	if !ok {
+		return false
+	}
+	loop, ok := lw.Loop().(*netpoll.Loop)
+	if !ok || loop == nil {
+		return false
+	}
 	x := h.getLoopExchange()
 	if !lw.Defer(x) {
 		h.putLoopExchange(x)
 		return false
 	}
-	x.w, x.lw = w, lw
+	x.w, x.lw, x.loop = w, lw, loop
 	x.choice = h.bal.choose(r)
 	x.isHead, x.secure = r.Method == "HEAD", r.TLS
 	x.retryable = idempotent(r.Method) || r.Header.Has("Idempotency-Key")
@@ -176,7 +186,7 @@ func (x *loopExchange) try() {
 // one still connecting.
 func (x *loopExchange) connFor(u *upstream) (*loopConn, error) {
 	client := u.tr.(*h1Client)
-	p := client.onLoop.pool(x.lw.Loop(), client)
+	p := client.onLoop.pool(x.loop, client)
 	if c := p.get(); c != nil {
 		c.reused = true
 		return c, nil
