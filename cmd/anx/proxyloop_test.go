@@ -170,6 +170,13 @@ func proxySiteConfig(route config.Route, upstreams ...string) config.Config {
 	return cfg
 }
 
+// pooledForLong is a route whose idle upstream connections stay pooled
+// past the safety net: an upstream connection seen closed was closed by
+// the gateway's decision, not by the pool's idle timer.
+func pooledForLong() config.Route {
+	return config.Route{KeepAliveTimeout: config.Duration{Duration: 2 * safetyNet}}
+}
+
 // rawClient is a raw TCP connection to the gateway's plain HTTP port.
 type rawClient struct {
 	t  *testing.T
@@ -297,7 +304,7 @@ func TestProxyLoopClientGoneMidResponseClosesUpstream(t *testing.T) {
 		_, _ = rc.c.Write(body)
 		upstreamClosed <- rc.closedByGateway()
 	})
-	gw := startProxyGateway(t, config.Route{}, up.url)
+	gw := startProxyGateway(t, pooledForLong(), up.url)
 
 	first := dialGateway(t, gw)
 	first.send(request("GET", "/big"))
@@ -348,7 +355,9 @@ func TestProxyLoopBytesAfterResponseInSameWriteGive502(t *testing.T) {
 	})
 	// The failure marks the upstream down for a nanosecond only, so that
 	// it serves the next request.
-	gw := startProxyGateway(t, config.Route{FailDuration: config.Duration{Duration: time.Nanosecond}}, up.url)
+	route := pooledForLong()
+	route.FailDuration = config.Duration{Duration: time.Nanosecond}
+	gw := startProxyGateway(t, route, up.url)
 	cl := dialGateway(t, gw)
 	resp, body := cl.get("/extra")
 	if resp.StatusCode != 502 {
@@ -398,7 +407,7 @@ func TestProxyLoopBytesAfterResponseInLaterWriteSpoilConnection(t *testing.T) {
 		close(extraSent)
 		upstreamClosed <- rc.closedByGateway()
 	})
-	gw := startProxyGateway(t, config.Route{}, up.url)
+	gw := startProxyGateway(t, pooledForLong(), up.url)
 	cl := dialGateway(t, gw)
 	resp, body := cl.get("/first")
 	wantPathAnswer(t, resp, body, "/first")
@@ -407,6 +416,53 @@ func TestProxyLoopBytesAfterResponseInLaterWriteSpoilConnection(t *testing.T) {
 
 	resp, body = cl.get("/second")
 	wantPathAnswer(t, resp, body, "/second")
+	if n := up.accepted.Load(); n != 2 {
+		t.Errorf("the upstream accepted %d connections, want 2: the one that sent extra bytes must not carry the next request", n)
+	}
+	if !receive(t, upstreamClosed, "the gateway to close the spoiled connection") {
+		t.Error("the connection that sent bytes after its response got another request")
+	}
+}
+
+// Bytes that come right after a response's body, in the same write,
+// once the head went to the client, leave the client's response intact,
+// and the connection they came on is not used again.
+func TestProxyLoopBytesAfterBodySpoilConnection(t *testing.T) {
+	clientHasHead := make(chan struct{})
+	upstreamClosed := make(chan bool, 1)
+	up := startRawUpstream(t, func(rc *rawConn) {
+		if rc.n > 1 {
+			answerPaths(rc)
+			return
+		}
+		if _, err := rc.request(); err != nil {
+			return
+		}
+		if _, err := io.WriteString(rc.c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"); err != nil {
+			return
+		}
+		if !rc.wait(clientHasHead) {
+			return
+		}
+		if _, err := io.WriteString(rc.c, "helloHTTP/1.1 200 OK\r\n\r\n"); err != nil {
+			return
+		}
+		upstreamClosed <- rc.closedByGateway()
+	})
+	gw := startProxyGateway(t, pooledForLong(), up.url)
+	cl := dialGateway(t, gw)
+	cl.send(request("GET", "/first"))
+	resp, err := http.ReadResponse(cl.br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	close(clientHasHead)
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != 200 || string(body) != "hello" {
+		t.Fatalf("GET /first: %d %q (%v), want 200 hello", resp.StatusCode, body, err)
+	}
+	resp, got := cl.get("/second")
+	wantPathAnswer(t, resp, got, "/second")
 	if n := up.accepted.Load(); n != 2 {
 		t.Errorf("the upstream accepted %d connections, want 2: the one that sent extra bytes must not carry the next request", n)
 	}
@@ -478,7 +534,7 @@ func TestProxyLoopMalformedChunkAbortsResponse(t *testing.T) {
 		}
 		upstreamClosed <- rc.closedByGateway()
 	})
-	gw := startProxyGateway(t, config.Route{}, up.url)
+	gw := startProxyGateway(t, pooledForLong(), up.url)
 	cl := dialGateway(t, gw)
 	cl.send(request("GET", "/bad"))
 	resp, err := http.ReadResponse(cl.br, nil)
@@ -521,12 +577,44 @@ func TestProxyLoopRetriesRefusedUpstream(t *testing.T) {
 	good := startRawUpstream(t, answerPaths)
 	// An upstream that failed is down for a nanosecond only, so that the
 	// balancer keeps picking the refusing one.
-	gw := startProxyGateway(t, config.Route{FailDuration: config.Duration{Duration: time.Nanosecond}}, refusedURL, good.url)
+	cfg := proxySiteConfig(config.Route{FailDuration: config.Duration{Duration: time.Nanosecond}}, refusedURL, good.url)
+	var log lockedLog
+	gw := startGatewayLoggingTo(t, cfg, io.MultiWriter(&log, testLog{t}))
 	cl := dialGateway(t, gw)
 	for i := range 20 {
 		target := fmt.Sprintf("/r%d", i)
 		resp, body := cl.get(target)
 		wantPathAnswer(t, resp, body, target)
+	}
+	text := log.String()
+	if refusals := strings.Count(text, "connection refused"); refusals == 0 {
+		t.Errorf("no attempt went to the refusing upstream; the log:\n%s", text)
+	}
+	wantDialedByLoop(t, text)
+}
+
+// wantDialedByLoop fails the test unless the upstream failures in the
+// gateway's log text are netpoll's: the only outside sign that the
+// requests were served on the event loop, whose connections netpoll
+// dials and times (the blocking path's errors are net's, "dial tcp" and
+// "i/o timeout").
+func wantDialedByLoop(t *testing.T, text string) {
+	t.Helper()
+	failed, offLoop := 0, ""
+	for line := range strings.Lines(text) {
+		if !strings.Contains(line, `msg="proxy: upstream failed"`) {
+			continue
+		}
+		failed++
+		if offLoop == "" && !strings.Contains(line, "netpoll: ") {
+			offLoop = line
+		}
+	}
+	switch {
+	case failed == 0:
+		t.Errorf("no upstream failure in the log:\n%s", text)
+	case offLoop != "":
+		t.Errorf("an upstream failure not seen by an event loop's connection (the request took the blocking path):\n%s", offLoop)
 	}
 }
 
@@ -552,6 +640,7 @@ func TestProxyLoopResponseHeaderTimeoutGives504(t *testing.T) {
 	if !strings.Contains(text, `msg="proxy: upstream failed" route="localhost /" upstream=`+up.url) || !strings.Contains(text, "reason=\"timeout") {
 		t.Errorf("no log line names the route, the upstream and the timeout:\n%s", text)
 	}
+	wantDialedByLoop(t, text)
 }
 
 // lockedLog keeps what the gateway logs, written from its goroutines.
@@ -675,6 +764,7 @@ func TestProxyLoopSlowClientPausesUpstream(t *testing.T) {
 	}
 	blockedAt := make(chan int, 1)         // the bytes written when a write of the upstream first blocked
 	wroteAll := make(chan struct{})        // closed when the body is all written
+	writeFailed := make(chan error, 1)     // why the upstream stopped writing before the end
 	const blocked = 500 * time.Millisecond // a write stuck this long is blocked: the gateway stopped reading
 	up := startRawUpstream(t, func(rc *rawConn) {
 		if _, err := rc.request(); err != nil {
@@ -697,6 +787,7 @@ func TestProxyLoopSlowClientPausesUpstream(t *testing.T) {
 				blockedAt <- written
 				rc.c.SetWriteDeadline(time.Time{})
 			default:
+				writeFailed <- err
 				return
 			}
 		}
@@ -721,6 +812,8 @@ func TestProxyLoopSlowClientPausesUpstream(t *testing.T) {
 		t.Logf("the upstream's writes blocked after %d of %d bytes, the client having read 1 KiB", n, size)
 	case <-wroteAll:
 		t.Fatalf("the upstream wrote all %d bytes while the client read 1 KiB: the gateway did not stop reading it", size)
+	case err := <-writeFailed:
+		t.Fatalf("the upstream's write failed while the client paused: %v", err)
 	case <-time.After(safetyNet):
 		t.Fatal("the upstream's writes neither blocked nor ended")
 	}
@@ -730,5 +823,11 @@ func TestProxyLoopSlowClientPausesUpstream(t *testing.T) {
 	if want := sha256.Sum256(body); !bytes.Equal(hash.Sum(nil), want[:]) {
 		t.Error("the body the client got differs from the upstream's")
 	}
-	receive(t, wroteAll, "the upstream to write the whole body")
+	select {
+	case <-wroteAll:
+	case err := <-writeFailed:
+		t.Errorf("the upstream's write failed: %v", err)
+	case <-time.After(safetyNet):
+		t.Error("gave up waiting for the upstream to write the whole body")
+	}
 }
