@@ -310,6 +310,41 @@ func TestDeferredResponseHoldsPipelinedRequests(t *testing.T) {
 	checkEvents(t, h, "serve /first", "done /first", "serve /now/second", "serve /third", "done /third")
 }
 
+func TestDeferredResponseHoldsLaterRequests(t *testing.T) {
+	// A request that arrives while the response before it is deferred is
+	// served only once that response is done.
+	h := newDeferringHandler(1)
+	addr := serveDeferring(t, &Server{Handler: h})
+	c, br := dial(t, addr)
+	send(t, c, "GET /first HTTP/1.1\r\nHost: h\r\n\r\n")
+	first := h.next(t)
+	send(t, c, "GET /now/second HTTP/1.1\r\nHost: h\r\n\r\n")
+	waitAcknowledged(t, c)
+	// The server's socket had the second request before these run on the
+	// loop: the second no-op runs after an epoll_wait that reported it.
+	first.onLoop(t, func() {})
+	first.onLoop(t, func() {})
+	checkEvents(t, h, "serve /first")
+	first.answer(t)
+	checkAnswer(t, br, "answer to /first", "16", false)
+	checkAnswer(t, br, "now /now/second", "15", false)
+	checkEvents(t, h, "serve /first", "done /first", "serve /now/second")
+}
+
+// waitAcknowledged waits until the server's kernel has acknowledged
+// everything written on c (c's send queue is empty), whether or not the
+// server has read it.
+func waitAcknowledged(t *testing.T, c net.Conn) {
+	t.Helper()
+	waitFor(t, func() bool {
+		s, ok := readTCPTable(t).from(t, c.LocalAddr(), c.RemoteAddr())
+		if ok && s.state != tcpEstablished {
+			t.Fatalf("waiting for the server to acknowledge: the connection is in TCP state %#x", s.state)
+		}
+		return ok && s.txQueue == 0
+	})
+}
+
 func TestDeferredResponsesOfManyConnections(t *testing.T) {
 	// Fifty connections of one loop each defer a response at once and
 	// are answered in reverse order: each gets its own answer. The loop
@@ -457,22 +492,27 @@ func TestDeferredResponseBackpressure(t *testing.T) {
 	d := h.next(t)
 
 	// The pump runs on the loop: it writes pieces until the queue is
-	// above highWater, then waits for Writable.
-	paused := make(chan int, 1) // Queued at the first stop
+	// above highWater, then waits for Writable. It reports its first stop
+	// (the bytes queued then) or its failure on stopped.
+	type stop struct {
+		queued int
+		err    error
+	}
+	stopped := make(chan stop, 2)
 	var pump func()
 	written, stops := 0, 0
 	pump = func() {
 		for written < size {
 			if q := d.lw.Queued(); q > highWater {
 				if stops++; stops == 1 {
-					paused <- q
+					stopped <- stop{queued: q}
 				}
 				return
 			}
 			n, err := d.w.Write(body[written : written+piece])
 			written += n
 			if err != nil {
-				t.Errorf("Write after %d bytes: %v", written, err)
+				stopped <- stop{err: fmt.Errorf("write after %d bytes: %w", written, err)}
 				d.lw.Done()
 				return
 			}
@@ -486,9 +526,12 @@ func TestDeferredResponseBackpressure(t *testing.T) {
 		pump()
 	})
 	select {
-	case q := <-paused:
-		if q <= highWater {
-			t.Errorf("stopped at %d bytes queued, want more than %d", q, highWater)
+	case s := <-stopped:
+		if s.err != nil {
+			t.Fatalf("the handler's output never backed up: %v", s.err)
+		}
+		if s.queued <= highWater {
+			t.Errorf("stopped at %d bytes queued, want more than %d", s.queued, highWater)
 		}
 	case <-time.After(hangTimeout):
 		t.Fatalf("the output never backed up above %d bytes queued", highWater)
@@ -570,6 +613,7 @@ func TestDeferredResponseShutdown(t *testing.T) {
 		t.Errorf("got %d %q, want 200 %q", resp.StatusCode, body, "answer to /slow")
 	}
 	expectEOF(t, br)
+	c.Close() // ends the server's lingering close, if it lingers
 	select {
 	case err := <-shut:
 		if err != nil {
