@@ -29,13 +29,18 @@ import (
 // loop, so these tests run the server on its loops whatever -h1.serve
 // says (serveDeferring), and never skip.
 
-// deferringHandler is a message.LoopServer that serves every request on
-// the loop. By path:
+// deferringHandler is a message.LoopServer that serves on the loop every
+// request but those under /off. By path:
+//   - /off...: served off the loop, answers with what Loop and Defer
+//     return there;
 //   - /now...: answers at once, as any handler on the loop;
-//   - /sync...: defers, writes the response and calls Done, all before
-//     Serve returns;
+//   - /sync...: defers, checks that a second Defer refuses, writes the
+//     response and calls Done, all before Serve returns;
+//   - /panic...: defers, hands the deferral to the test, and panics;
 //   - anything else: defers, and hands the deferral to the test
 //     (deferred), which finishes it on the loop.
+//
+// Before it defers, it checks that Defer(nil) refuses.
 //
 // Every response carries X-On: where Serve ran. The handler logs, in
 // order, each request it serves ("serve /path") and each deferral the
@@ -53,8 +58,11 @@ func newDeferringHandler(capacity int) *deferringHandler {
 	return &deferringHandler{deferred: make(chan *deferral, capacity)}
 }
 
-// ServesOnLoop serves every request on the loop (message.LoopServer).
-func (h *deferringHandler) ServesOnLoop(*message.Request) bool { return true }
+// ServesOnLoop serves every request but those under /off on the loop
+// (message.LoopServer).
+func (h *deferringHandler) ServesOnLoop(r *message.Request) bool {
+	return !strings.HasPrefix(r.Path, "/off")
+}
 
 func (h *deferringHandler) Serve(w message.ResponseWriter, r *message.Request) {
 	path := strings.Clone(r.Path) // r is not valid once Serve returns
@@ -72,6 +80,18 @@ func (h *deferringHandler) Serve(w message.ResponseWriter, r *message.Request) {
 		io.WriteString(w, "no LoopWriter")
 		return
 	}
+	if strings.HasPrefix(path, "/off") {
+		body := fmt.Sprintf("loop=%v defer=%v", lw.Loop(), lw.Defer(&deferral{gone: make(chan struct{})}))
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		io.WriteString(w, body)
+		return
+	}
+	if lw.Defer(nil) {
+		lw.Done()
+		w.WriteHeader(500)
+		io.WriteString(w, "Defer(nil) accepted")
+		return
+	}
 	loop, ok := lw.Loop().(*netpoll.Loop)
 	if !ok || loop == nil {
 		w.WriteHeader(500)
@@ -84,14 +104,19 @@ func (h *deferringHandler) Serve(w message.ResponseWriter, r *message.Request) {
 		io.WriteString(w, "Defer refused")
 		return
 	}
-	if strings.HasPrefix(path, "/sync") {
-		w.Header().Set("Content-Length", strconv.Itoa(len("sync "+path)))
-		io.WriteString(w, "sync "+path)
+	switch {
+	case strings.HasPrefix(path, "/sync"):
+		body := fmt.Sprintf("sync %s again=%v", path, lw.Defer(d))
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		io.WriteString(w, body)
 		h.record("done " + path)
 		lw.Done()
-		return
+	case strings.HasPrefix(path, "/panic"):
+		h.deferred <- d
+		panic("h1 test: a handler that deferred its response panics")
+	default:
+		h.deferred <- d
 	}
-	h.deferred <- d
 }
 
 // record appends an event to the log.
@@ -557,14 +582,15 @@ func TestDeferredResponseBackpressure(t *testing.T) {
 func TestDeferredResponseDoneInServe(t *testing.T) {
 	// A handler that defers and calls Done before Serve returns answers
 	// as any other: the requests pipelined behind it are served at once.
+	// Defer refuses a second time (the handler answers again=false).
 	h := newDeferringHandler(1)
 	addr := serveDeferring(t, &Server{Handler: h})
 	c, br := dial(t, addr)
 	send(t, c, "GET /sync/1 HTTP/1.1\r\nHost: h\r\n\r\n"+
 		"GET /sync/2 HTTP/1.1\r\nHost: h\r\n\r\n"+
 		"GET /now/3 HTTP/1.1\r\nHost: h\r\n\r\n")
-	checkAnswer(t, br, "sync /sync/1", "12", false)
-	checkAnswer(t, br, "sync /sync/2", "12", false)
+	checkAnswer(t, br, "sync /sync/1 again=false", "24", false)
+	checkAnswer(t, br, "sync /sync/2 again=false", "24", false)
 	checkAnswer(t, br, "now /now/3", "10", false)
 	checkEvents(t, h, "serve /sync/1", "done /sync/1", "serve /sync/2", "done /sync/2", "serve /now/3")
 	if len(h.deferred) != 0 {
@@ -621,5 +647,81 @@ func TestDeferredResponseShutdown(t *testing.T) {
 		}
 	case <-time.After(hangTimeout):
 		t.Fatalf("Shutdown did not return within %v", hangTimeout)
+	}
+}
+
+func TestDeferRefusedOffTheLoop(t *testing.T) {
+	// Off the loop, Loop returns nil and Defer refuses: for a request a
+	// LoopServer leaves to a goroutine, and on a server that runs Serve
+	// on a listener.
+	t.Run("detached", func(t *testing.T) {
+		addr := serveDeferring(t, &Server{Handler: newDeferringHandler(1)})
+		c, br := dial(t, addr)
+		send(t, c, "GET /off HTTP/1.1\r\nHost: h\r\n\r\n")
+		resp, body := readResponse(t, br, "GET")
+		if on := resp.Header.Get("X-On"); resp.StatusCode != 200 || body != "loop=<nil> defer=false" || on != "goroutine" {
+			t.Errorf("got %d %q served on %q, want 200 %q on a goroutine", resp.StatusCode, body, on, "loop=<nil> defer=false")
+		}
+	})
+	t.Run("Serve", func(t *testing.T) {
+		addr := serveGoroutines(t, &Server{Handler: newDeferringHandler(1)}, goleak.IgnoreCurrent())
+		c, br := dial(t, addr)
+		send(t, c, "GET /off HTTP/1.1\r\nHost: h\r\n\r\n"+"GET /defer HTTP/1.1\r\nHost: h\r\n\r\n")
+		if resp, body := readResponse(t, br, "GET"); resp.StatusCode != 200 || body != "loop=<nil> defer=false" {
+			t.Errorf("/off: got %d %q, want 200 %q", resp.StatusCode, body, "loop=<nil> defer=false")
+		}
+		if resp, body := readResponse(t, br, "GET"); resp.StatusCode != 500 || body != "not on a netpoll loop" {
+			t.Errorf("/defer: got %d %q, want 500 %q", resp.StatusCode, body, "not on a netpoll loop")
+		}
+	})
+}
+
+func TestDeferredResponseHandlerPanics(t *testing.T) {
+	// A handler that panics after it deferred has its deferral undone:
+	// the client gets a 500 and the connection closes, as after any
+	// panic; the handler hears nothing more (no Gone); the loop goes on.
+	h := newDeferringHandler(1)
+	addr := serveDeferring(t, &Server{Handler: h, Loops: 1})
+	expectExchange(t, addr, "GET /panic HTTP/1.1\r\nHost: h\r\n\r\n", errorResponse(500, ""))
+	d := h.next(t)
+	d.onLoop(t, func() {}) // after the loop's turn that closed the connection
+	if n := d.gones.Load(); n != 0 {
+		t.Errorf("Gone called %d times for a deferral undone by a panic, want never", n)
+	}
+	c, br := dial(t, addr)
+	send(t, c, "GET /next HTTP/1.1\r\nHost: h\r\n\r\n")
+	h.next(t).answer(t)
+	checkAnswer(t, br, "answer to /next", "15", false)
+}
+
+func TestDeferredResponseWriteTimeout(t *testing.T) {
+	// A deferred response whose client stops reading is cut off
+	// WriteTimeout after the output last moved: the handler hears of it
+	// (Gone).
+	const wt = 300 * time.Millisecond
+	h := newDeferringHandler(1)
+	addr := serveDeferring(t, &Server{Handler: h, WriteTimeout: wt})
+	start := time.Now()           // before the connection opens: before any progress of its output
+	c := rawDial(t, addr, 64<<10) // a small receive window, never read
+	send(t, c, "GET /stalled HTTP/1.1\r\nHost: h\r\n\r\n")
+	d := h.next(t)
+	piece := make([]byte, 256<<10)
+	var werr error
+	d.onLoop(t, func() {
+		d.w.Header().Set("Content-Length", strconv.Itoa(1<<30))
+		for written := 0; d.lw.Queued() == 0 && werr == nil; written += len(piece) {
+			if written >= 256<<20 {
+				werr = fmt.Errorf("the output never queued after %d bytes", written)
+				return
+			}
+			_, werr = d.w.Write(piece)
+		}
+	})
+	if werr != nil {
+		t.Fatalf("writing until the output queues: %v", werr)
+	}
+	awaitGone(t, d)
+	if elapsed := time.Since(start); elapsed < wt {
+		t.Errorf("cut off after %v, want not before %v", elapsed, wt)
 	}
 }
