@@ -68,7 +68,6 @@ func (h *deferringHandler) Serve(w message.ResponseWriter, r *message.Request) {
 	path := strings.Clone(r.Path) // r is not valid once Serve returns
 	h.record("serve " + path)
 	w.Header().Set("X-On", servedOn())
-	w.Header().Set("X-Path", path)
 	if strings.HasPrefix(path, "/now") {
 		w.Header().Set("Content-Length", strconv.Itoa(len("now "+path)))
 		io.WriteString(w, "now "+path)
@@ -306,20 +305,42 @@ func TestDeferredResponseCompletes(t *testing.T) {
 }
 
 func TestDeferredResponseOverTLS(t *testing.T) {
-	h := newDeferringHandler(1)
-	l := serveLoopTLS(t, &Server{Handler: h})
-	c, br := l.dial(t)
-	deferredResponseCompletes(t, h, c, br)
+	// Deferred responses on the loop's TLS: complete ones, pipelined
+	// requests held in the decrypted input until Done, and backpressure.
+	t.Run("completes", func(t *testing.T) {
+		h := newDeferringHandler(1)
+		l := serveLoopTLS(t, &Server{Handler: h})
+		c, br := l.dial(t)
+		deferredResponseCompletes(t, h, c, br)
+	})
+	t.Run("pipelined", func(t *testing.T) {
+		h := newDeferringHandler(2)
+		l := serveLoopTLS(t, &Server{Handler: h})
+		c, br := l.dial(t)
+		deferredHoldsPipelined(t, h, c, br)
+	})
+	t.Run("backpressure", func(t *testing.T) {
+		h := newDeferringHandler(1)
+		l := serveLoopTLS(t, &Server{Handler: h})
+		c, br := l.dialConfig(t, l.config("http/1.1"), 64<<10) // a small receive window: the output backs up soon
+		deferredBackpressure(t, h, c, br)
+	})
 }
 
 func TestDeferredResponseHoldsPipelinedRequests(t *testing.T) {
-	// Requests sent in one write, the first deferred: the second is
-	// served only once the first response is done, and the answers come
-	// back in order (the first one's bytes are written only at its Done,
-	// so an answer served early would come before it).
 	h := newDeferringHandler(2)
 	addr := serveDeferring(t, &Server{Handler: h})
 	c, br := dial(t, addr)
+	deferredHoldsPipelined(t, h, c, br)
+}
+
+// deferredHoldsPipelined checks, on a connection to a server with
+// handler h, that of requests sent in one write, the first deferred, the
+// second is served only once the first response is done, and that the
+// answers come back in order (the first one's bytes are written only at
+// its Done, so an answer served early would come before it).
+func deferredHoldsPipelined(t *testing.T, h *deferringHandler, c net.Conn, br *bufio.Reader) {
+	t.Helper()
 	send(t, c, "GET /first HTTP/1.1\r\nHost: h\r\n\r\n"+
 		"GET /now/second HTTP/1.1\r\nHost: h\r\n\r\n"+
 		"GET /third HTTP/1.1\r\nHost: h\r\n\r\n")
@@ -496,10 +517,20 @@ func awaitGone(t *testing.T, d *deferral) {
 }
 
 func TestDeferredResponseBackpressure(t *testing.T) {
-	// A deferred response writes a large body while the client reads
-	// nothing: its output queues (Queued grows) and the handler stops;
-	// once the client reads, Writable tells it to go on, and the whole
-	// body arrives intact.
+	h := newDeferringHandler(1)
+	addr := serveDeferring(t, &Server{Handler: h})
+	c := rawDial(t, addr, 64<<10) // a small receive window: the output backs up soon
+	deferredBackpressure(t, h, c, bufio.NewReader(c))
+}
+
+// deferredBackpressure checks, on a connection to a server with handler
+// h whose client has a small receive window, that a deferred response
+// writing a large body while the client reads nothing has its output
+// queue (Queued grows) and stops; that once the client reads, Writable
+// tells it to go on; that the whole body arrives intact, and the next
+// request is served.
+func deferredBackpressure(t *testing.T, h *deferringHandler, c net.Conn, br *bufio.Reader) {
+	t.Helper()
 	const (
 		size      = 24 << 20
 		piece     = 256 << 10
@@ -509,10 +540,6 @@ func TestDeferredResponseBackpressure(t *testing.T) {
 	for i := range body {
 		body[i] = byte(i*7 + i>>13)
 	}
-	h := newDeferringHandler(1)
-	addr := serveDeferring(t, &Server{Handler: h})
-	c := rawDial(t, addr, 64<<10) // a small receive window: the output backs up soon
-	br := bufio.NewReader(c)
 	send(t, c, "GET /large HTTP/1.1\r\nHost: h\r\n\r\n")
 	d := h.next(t)
 
