@@ -53,6 +53,9 @@ type rawConn struct {
 	done <-chan struct{} // closed at cleanup
 }
 
+// startRawUpstream listens on a loopback port chosen now and serves each
+// connection with serve; it stops, and waits for every goroutine it
+// started, at the test's cleanup.
 func startRawUpstream(t *testing.T, serve func(rc *rawConn)) *rawUpstream {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -160,6 +163,7 @@ func startProxyGateway(t *testing.T, route config.Route, upstreams ...string) *g
 	return startGateway(t, proxySiteConfig(route, upstreams...))
 }
 
+// proxySiteConfig is the configuration of startProxyGateway.
 func proxySiteConfig(route config.Route, upstreams ...string) config.Config {
 	route.Path = "/"
 	for _, u := range upstreams {
@@ -184,6 +188,8 @@ type rawClient struct {
 	br *bufio.Reader
 }
 
+// dialGateway connects to the gateway's plain HTTP port; the connection
+// closes at the test's cleanup.
 func dialGateway(t *testing.T, gw *gateway) *rawClient {
 	t.Helper()
 	c, err := net.Dial("tcp", gw.httpAddr())
@@ -348,6 +354,8 @@ func TestProxyLoopBytesAfterResponseInSameWriteGive502(t *testing.T) {
 		if _, err := rc.request(); err != nil {
 			return
 		}
+		// One small write on loopback: the gateway reads it whole, the
+		// head and the bytes past the body together.
 		if _, err := io.WriteString(rc.c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhelloHTTP/1.1 200 OK\r\n\r\n"); err != nil {
 			return
 		}
