@@ -93,8 +93,7 @@ func (lc *loopConn) endDeferred() {
 		return
 	}
 	if closing {
-		lc.closeLingering() // after its output; pipelined requests are dropped unanswered
-		lc.nc.Resume()      // lingering reads and drops
+		lc.closeAfterDeferred()
 		return
 	}
 	lc.phase, lc.partial = phaseWrite, false
@@ -105,18 +104,33 @@ func (lc *loopConn) endDeferred() {
 	lc.onWritable()
 }
 
+// closeAfterDeferred closes the connection after a deferred response
+// that ends it: with a lingering close when requests wait behind it,
+// which are dropped unanswered, else at once (after its output).
+func (lc *loopConn) closeAfterDeferred() {
+	if lc.nc.Kept() == 0 && (lc.tlsState == nil || lc.plain == nil) {
+		lc.close()
+		return
+	}
+	lc.closeLingering()
+	lc.nc.Resume() // lingering reads and drops
+}
+
 // deferredTimeout is the deadline of a deferred response: a client that
 // stopped taking its output is cut off after the write timeout; while
 // nothing is queued the handler's own timeouts apply.
 func (lc *loopConn) deferredTimeout() {
 	wt := lc.h.srv.writeTimeout()
-	if lc.queued() > 0 {
-		if idle := lc.nc.Now().Sub(lc.nc.Progress()); idle >= wt {
-			lc.nc.Timeout()
-			return
-		}
+	if lc.queued() == 0 {
+		lc.nc.SetTimeout(wt)
+		return
 	}
-	lc.nc.SetTimeout(wt)
+	idle := lc.nc.Now().Sub(lc.nc.Progress())
+	if idle >= wt {
+		lc.nc.Timeout()
+		return
+	}
+	lc.nc.SetTimeout(wt - idle)
 }
 
 // clientGone tells the handler of a deferred response that the

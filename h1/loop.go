@@ -166,6 +166,17 @@ func (h *loopHandler) OnWritable(c *netpoll.Conn) { c.Context().(*loopConn).onWr
 // OnTimeout acts on an expired deadline according to the phase.
 func (h *loopHandler) OnTimeout(c *netpoll.Conn) { c.Context().(*loopConn).onTimeout() }
 
+// OnHangup ends a connection whose client hung up while it was paused,
+// if a handler was finishing a deferred response for it: the client gave
+// up (nginx's client abort), and the handler stops (LoopEvents.Gone).
+// In the other paused phases the hang-up shows when reading resumes.
+func (h *loopHandler) OnHangup(c *netpoll.Conn) {
+	if lc := c.Context().(*loopConn); lc.phase == phaseDeferred {
+		h.srv.debug("h1: client hung up while its response was deferred", "remote", c.RemoteAddr())
+		c.Close()
+	}
+}
+
 // OnDrain ends a connection when Shutdown begins: at once when it is
 // idle, after its response when one is in flight.
 func (h *loopHandler) OnDrain(c *netpoll.Conn) { c.Context().(*loopConn).onDrain() }

@@ -120,6 +120,10 @@ func (c *Conn) Buffered() int64 {
 	return n
 }
 
+// Kept returns the bytes of input the handler left unconsumed, which
+// the connection holds for the next OnRead (after Resume, if paused).
+func (c *Conn) Kept() int { return c.inN }
+
 // Queued returns the bytes of output held in memory, unlike Buffered
 // without the queued SendFiles' file regions.
 func (c *Conn) Queued() int { return c.outW - c.outR }

@@ -24,8 +24,11 @@ func (c *Conn) event(ev uint32) {
 	if ev&(unix.EPOLLOUT|unix.EPOLLERR|unix.EPOLLHUP) != 0 && c.Buffered() > 0 {
 		c.flushQueued()
 	}
-	if ev&(unix.EPOLLRDHUP|unix.EPOLLERR|unix.EPOLLHUP) != 0 {
+	if ev&(unix.EPOLLRDHUP|unix.EPOLLERR|unix.EPOLLHUP) != 0 && c.flags&flagHup == 0 {
 		c.flags |= flagHup // read to EOF or error: no edge follows the FIN
+		if hh, ok := c.h.(HangupHandler); ok && c.flags&flagPaused != 0 && !c.Closed() {
+			hh.OnHangup(c)
+		}
 	}
 	if ev&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLERR|unix.EPOLLHUP) != 0 {
 		c.flags |= flagReadable

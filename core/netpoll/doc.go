@@ -21,7 +21,9 @@
 // EPOLLOUT, and pausing a connection (Pause, while its request is served
 // off the loop or its output is backed up) costs nothing, where
 // level-triggered epoll would report the unread input on every wait
-// until the interest set was changed. The price is that an edge must not
+// until the interest set was changed. A paused connection reads nothing,
+// so it would not see its peer go; a HangupHandler is told when a FIN or
+// a reset arrives meanwhile. The price is that an edge must not
 // be lost: a read that fills the whole buffer is followed by another (a
 // short read means the socket was drained, and new bytes raise a new
 // edge), at most four per wake-up for fairness, after which the

@@ -626,3 +626,54 @@ func TestStartRefusesPortInUse(t *testing.T) {
 		t.Errorf("a server on a plain listener's port: got %v, want EADDRINUSE", err)
 	}
 }
+
+// hangupFuncs is funcs with OnHangup.
+type hangupFuncs struct {
+	funcs
+	hangup func(c *Conn)
+}
+
+func (h *hangupFuncs) OnHangup(c *Conn) { h.hangup(c) }
+
+// TestHangupWhilePaused checks that a HangupHandler hears, once, of a
+// peer that closes or resets a paused connection, which reads nothing
+// meanwhile, and that the input it left unconsumed stays kept (Kept).
+func TestHangupWhilePaused(t *testing.T) {
+	for _, reset := range []bool{false, true} {
+		t.Run(map[bool]string{false: "close", true: "reset"}[reset], func(t *testing.T) {
+			conns := make(chan *Conn, 1)
+			hangups := make(chan int, 2) // Kept at each OnHangup
+			closed := make(chan error, 1)
+			s := &Server{Loops: 1, Handler: &hangupFuncs{
+				funcs: funcs{
+					read: func(c *Conn, in []byte) int {
+						c.Pause()
+						conns <- c
+						return len(in) - 2 // keep two bytes
+					},
+					closed: func(c *Conn, err error) { closed <- err },
+				},
+				hangup: func(c *Conn) {
+					hangups <- c.Kept()
+					c.Close()
+				},
+			}}
+			c := dial(t, start(t, s))
+			c.Write([]byte("request"))
+			recv(t, conns)
+			if reset {
+				c.(*net.TCPConn).SetLinger(0)
+			}
+			c.Close()
+			if kept := recv(t, hangups); kept != 2 {
+				t.Errorf("Kept() = %d at the hang-up, want 2", kept)
+			}
+			recv(t, closed)
+			select {
+			case <-hangups:
+				t.Error("OnHangup called twice")
+			default:
+			}
+		})
+	}
+}

@@ -43,6 +43,20 @@ type TimeoutHandler interface {
 	OnTimeout(c *Conn)
 }
 
+// HangupHandler is a Handler that wants to know when the peer of a
+// paused connection hangs up: a FIN (the peer may still read, but sends
+// no more) or a reset, which a paused connection, not reading, would see
+// only once it reads or writes again. OnHangup runs on the loop, once,
+// when the hang-up arrives while the connection is paused; one that
+// arrived before the pause shows when reading resumes, as EOF or an
+// error. The protocol decides: h1 takes it for a client that gave up on
+// a deferred response, as nginx takes a client's close while it waits
+// for an upstream.
+type HangupHandler interface {
+	Handler
+	OnHangup(c *Conn)
+}
+
 // Drainer is a Handler that decides how its connections end when
 // Shutdown begins: OnDrain is called on the loop, once for each of its
 // connections that is open and on the loop (a detached one when it comes
