@@ -106,6 +106,23 @@ func get(t *testing.T, gw *gateway, target string) (int, string) {
 	return resp.StatusCode, string(body)
 }
 
+// getKeepAlive sends a GET for target on the keep-alive connection c,
+// whose reader is br, and returns the body of a 200 answer.
+func getKeepAlive(t *testing.T, c net.Conn, br *bufio.Reader, target string) string {
+	t.Helper()
+	fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: localhost\r\n\r\n", target)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("GET %s: %v", target, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %d, body: %v", target, resp.StatusCode, err)
+	}
+	return string(body)
+}
+
 func runConfig(t *testing.T, args ...string) config.Config {
 	t.Helper()
 	f, err := parseRunFlags(args, io.Discard)
@@ -286,13 +303,22 @@ func TestReloadKeepsConnectionsToUpstreamsThatRemain(t *testing.T) {
 		next.Sites = []config.Site{{Hosts: []string{"localhost"}, HTTPMode: config.HTTPServe, Routes: []config.Route{r}}}
 		return next
 	}
-	if _, body := get(t, gw, "/1"); body != "a /1" {
+	// One keep-alive client connection: it stays on one event loop, whose
+	// own pool holds the upstream connection (each loop has its own).
+	client, err := net.Dial("tcp", gw.httpAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	client.SetDeadline(time.Now().Add(2 * time.Minute)) // a safety net against a hang
+	br := bufio.NewReader(client)
+	if body := getKeepAlive(t, client, br, "/1"); body != "a /1" {
 		t.Fatalf("first request: %q", body)
 	}
 	if err := gw.reload(routeTo(a.url)); err != nil {
 		t.Fatal(err)
 	}
-	if _, body := get(t, gw, "/2"); body != "a /2" {
+	if body := getKeepAlive(t, client, br, "/2"); body != "a /2" {
 		t.Fatalf("after a reload with the same upstream: %q", body)
 	}
 	if n := a.conns.Load(); n != 1 {
