@@ -199,9 +199,8 @@ func (h *Handler) Serve(w message.ResponseWriter, r *message.Request) {
 		}
 		t.add(i)
 		u := h.ups[i]
-		h.fillRequest(x, r, u, replayable)
 		u.inflight.Add(1)
-		resp, err := u.tr.roundTrip(context.Background(), &x.out)
+		resp, err := h.send(x, r, u, replayable)
 		if err == nil {
 			h.relay(w, r, u, resp)
 			u.inflight.Add(-1)
@@ -221,6 +220,23 @@ func (h *Handler) Serve(w message.ResponseWriter, r *message.Request) {
 		}
 	}
 	h.answerFailure(w, r.Method == "HEAD", lastErr, lastUp)
+}
+
+// send sends r to u. A request that a reused connection lost, closed by
+// the upstream before any answer (its idle timeout crossed the request),
+// goes once more to u over another connection when it may be repeated:
+// the upstream did not fail, so neither an attempt nor a failure counts
+// (as net/http's Transport and nginx do).
+func (h *Handler) send(x *exchange, r *message.Request, u *upstream, replayable bool) (*inResponse, error) {
+	h.fillRequest(x, r, u, replayable)
+	resp, err := u.tr.roundTrip(context.Background(), &x.out)
+	if err == nil || !errors.Is(err, errReusedConnClosed) || !retryable(r, err, replayable) {
+		return resp, err
+	}
+	h.log.Debug("proxy: a reused upstream connection closed before answering; sending again", "route", h.cfg.Name,
+		"upstream", u.url, "reason", err.Error())
+	h.fillRequest(x, r, u, replayable)
+	return u.tr.roundTrip(context.Background(), &x.out)
 }
 
 // readReplayable reads a small request body whole (at most

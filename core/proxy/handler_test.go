@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/x509"
 	"encoding/json"
@@ -574,5 +575,65 @@ func TestConnectTimeoutAnswers504(t *testing.T) {
 	h := newHandler(t, Config{Upstreams: []Upstream{{URL: up.URL}}, ConnectTimeout: time.Nanosecond})
 	if rc := serve(h, request("GET", "/", "")); rc.status != 504 || n.Load() != 0 {
 		t.Errorf("got %d with %d requests upstream, want 504 and none", rc.status, n.Load())
+	}
+}
+
+// closingOnSecondUpstream answers the first request of each connection
+// and closes the connection when the next request arrives, unread, as an
+// upstream whose idle timeout crossed the request does. It counts
+// connections and the requests it answered.
+func closingOnSecondUpstream(t *testing.T) (url string, conns, answered *atomic.Int64) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conns, answered = new(atomic.Int64), new(atomic.Int64)
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns.Add(1)
+			wg.Go(func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				req, err := http.ReadRequest(br)
+				if err != nil {
+					return
+				}
+				io.Copy(io.Discard, req.Body)
+				answered.Add(1)
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				br.Peek(1) // the next request: close without reading it
+			})
+		}
+	})
+	return "http://" + ln.Addr().String(), conns, answered
+}
+
+// TestReusedConnectionClosedByUpstreamIsSentAgain: a GET that a pooled
+// connection loses, closed by the upstream as the request arrived, goes
+// again over a new connection, even to the only upstream, which is not
+// marked down for it; a POST, which may have been acted on, is not.
+func TestReusedConnectionClosedByUpstreamIsSentAgain(t *testing.T) {
+	url, conns, answered := closingOnSecondUpstream(t)
+	h := newHandler(t, Config{Upstreams: []Upstream{{URL: url}}})
+	for i, want := range []int{200, 200, 200} {
+		if rc := serve(h, request("GET", "/x", "")); rc.status != want {
+			t.Fatalf("GET %d: %d, want %d", i+1, rc.status, want)
+		}
+	}
+	if n := conns.Load(); n != 3 {
+		t.Errorf("the upstream saw %d connections, want 3 (each GET after the first sent again on a new one)", n)
+	}
+	if rc := serve(h, request("POST", "/x", "body")); rc.status != 502 {
+		t.Errorf("a POST lost by a reused connection answered %d, want 502", rc.status)
+	}
+	if n := answered.Load(); n != 3 {
+		t.Errorf("the upstream answered %d requests, want 3", n)
 	}
 }

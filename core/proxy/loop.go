@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"syscall"
 	"time"
 	"unsafe"
 
@@ -66,6 +67,7 @@ type loopExchange struct {
 	isHead    bool  // a HEAD request: no body in the response
 	secure    bool  // the client came over TLS (the sticky cookie's Secure)
 	retryable bool  // may be sent again after it went out: idempotent or with Idempotency-Key
+	resent    bool  // sent again after a reused connection was lost (resendFresh)
 
 	up      int       // index of the upstream of the attempt in flight
 	conn    *loopConn // its connection
@@ -510,6 +512,8 @@ func (x *loopExchange) closed(c *loopConn, err error) {
 	case x.started:
 		x.h.ups[x.up].inflight.Add(-1)
 		x.broken(nil, fmt.Errorf("proxy: reading the response body: %w", err))
+	case c.reused && lostByReuse(err) && x.retryable && !x.resent:
+		x.resendFresh(err)
 	default:
 		var ce *netpoll.ConnectError
 		if errors.As(err, &ce) {
@@ -519,6 +523,31 @@ func (x *loopExchange) closed(c *loopConn, err error) {
 		}
 		x.attemptFailed(err)
 	}
+}
+
+// lostByReuse reports whether err is how a reused connection ends when
+// the upstream closed it as the request arrived: EOF, or a reset.
+func lostByReuse(err error) bool {
+	return err == io.EOF || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// resendFresh sends the request once more to the same upstream over a
+// new connection, after a reused one was closed before any answer (the
+// upstream's idle timeout crossed the request): the upstream did not
+// fail, so neither an attempt nor a failure counts (as net/http's
+// Transport and nginx do). Only a request that may be repeated.
+func (x *loopExchange) resendFresh(err error) {
+	h, u := x.h, x.h.ups[x.up]
+	x.resent = true
+	h.log.Debug("proxy: a reused upstream connection closed before answering; sending again", "route", h.cfg.Name,
+		"upstream", u.url, "reason", err.Error())
+	client := u.tr.(*h1Client)
+	c, derr := client.onLoop.pool(x.loop, client).dial()
+	if derr != nil {
+		x.attemptFailed(fmt.Errorf("%w: %w", errNotSent, derr))
+		return
+	}
+	x.send(c)
 }
 
 // attemptFailed counts a failed attempt against its upstream and tries
