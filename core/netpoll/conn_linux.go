@@ -203,7 +203,7 @@ func (c *Conn) Write(p []byte) error {
 		return nil
 	}
 	for len(p) > 0 {
-		n, err := unix.Write(int(c.fd), p)
+		n, err := write(int(c.fd), p)
 		switch {
 		case err == unix.EAGAIN:
 			c.queue(p)
@@ -408,7 +408,7 @@ func (c *Conn) flush() bool {
 		}
 		switch {
 		case c.outR < end:
-			n, err := unix.Write(int(c.fd), (*c.out)[c.outR:end])
+			n, err := write(int(c.fd), (*c.out)[c.outR:end])
 			if !c.wrote(n, err, "write") {
 				return false
 			}
@@ -645,9 +645,26 @@ func appendIov(iov []unix.Iovec, b []byte) []unix.Iovec {
 	return append(iov, v)
 }
 
+// The socket calls below are raw system calls, which skip the Go
+// scheduler's entry and exit bookkeeping (a measurable share of a proxied
+// request's CPU time): on a non-blocking socket they never wait, so the
+// scheduler has nothing to hand off meanwhile.
+
+// write is write(2) on a non-blocking socket.
+func write(fd int, p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	r, _, e := unix.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+	if e != 0 {
+		return 0, e
+	}
+	return int(r), nil
+}
+
 // readv is readv(2) on a prepared vector, without allocating.
 func readv(fd int, iov []unix.Iovec) (int, error) {
-	r, _, e := unix.Syscall(unix.SYS_READV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
+	r, _, e := unix.RawSyscall(unix.SYS_READV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
 	if e != 0 {
 		return 0, e
 	}
@@ -659,7 +676,7 @@ func writev(fd int, iov []unix.Iovec) (int, error) {
 	if len(iov) == 0 {
 		return 0, nil
 	}
-	r, _, e := unix.Syscall(unix.SYS_WRITEV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
+	r, _, e := unix.RawSyscall(unix.SYS_WRITEV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
 	if e != 0 {
 		return 0, e
 	}

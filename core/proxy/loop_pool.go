@@ -157,7 +157,7 @@ func (c *loopConn) alive() bool {
 		return false
 	}
 	var one [1]byte
-	_, _, errno := unix.Syscall6(unix.SYS_RECVFROM, uintptr(c.nc.Fd()), uintptr(unsafe.Pointer(&one[0])), 1,
+	_, _, errno := unix.RawSyscall6(unix.SYS_RECVFROM, uintptr(c.nc.Fd()), uintptr(unsafe.Pointer(&one[0])), 1,
 		unix.MSG_PEEK|unix.MSG_DONTWAIT, 0, 0)
 	return errno == unix.EAGAIN // nothing to read: open and silent
 }
