@@ -30,8 +30,10 @@
 // proxied on the event loop that read it when the front end's writer is
 // a message.LoopWriter (h1's on its loops): Serve writes the request head
 // to a connection of that loop's own pool to the upstream (loop_pool.go:
-// connections dialed with netpoll.Loop.Dial, idle ones peeked at before
-// reuse, closed by their own timers), defers the response and returns;
+// connections dialed with netpoll.Loop.Dial, closed by their own timers,
+// peeked at before reuse once idle 100 ms; a request that a reused one
+// loses all the same goes once more over a new one when it may be
+// repeated), defers the response and returns;
 // the upstream connection's events parse the response head and relay the
 // body as it arrives, pausing the upstream while the client's output is
 // backed up (loop.go). No goroutine, no lock and no allocation per

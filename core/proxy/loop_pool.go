@@ -69,6 +69,14 @@ type loopPool struct {
 	idle   []*loopConn
 }
 
+// peekAfterIdle is how long a pooled connection may have been idle
+// before get peeks at its socket. An upstream that closes idle
+// connections (the Traefik "502 EOF" case) does so after a second or
+// more, and the peek finds a close that the loop has not handled yet;
+// under load connections come back within milliseconds, and a close
+// since (a crash, not an idle timeout) is what resendFresh is for.
+const peekAfterIdle = 100 * time.Millisecond
+
 // get returns an idle connection that is still open and silent, or nil.
 func (p *loopPool) get() *loopConn {
 	for n := len(p.idle); n > 0; n = len(p.idle) {
@@ -76,7 +84,7 @@ func (p *loopPool) get() *loopConn {
 		p.idle[n-1] = nil
 		p.idle = p.idle[:n-1]
 		c.pooled = false
-		if c.alive() {
+		if c.usable() {
 			return c
 		}
 		c.nc.Close()
@@ -92,6 +100,7 @@ func (p *loopPool) put(c *loopConn) {
 		return
 	}
 	c.pooled = true
+	c.idleSince = c.nc.Now()
 	c.nc.SetTimeout(keep)
 	p.idle = append(p.idle, c)
 }
@@ -139,23 +148,30 @@ type loopConn struct {
 	nc   *netpoll.Conn
 	x    *loopExchange // the exchange it carries; nil when idle
 
-	connecting bool // dialed, not yet open
-	reused     bool // it carried an exchange before this one
-	pooled     bool // in the pool's idle list
-	draining   bool // Shutdown: close after the exchange in flight
-	reusable   bool // the response in flight allows another exchange after it
+	connecting bool      // dialed, not yet open
+	reused     bool      // it carried an exchange before this one
+	pooled     bool      // in the pool's idle list
+	draining   bool      // Shutdown: close after the exchange in flight
+	reusable   bool      // the response in flight allows another exchange after it
+	idleSince  time.Time // while pooled: when it went idle (the loop's clock)
 	// upstreamIdle is how long the upstream keeps the connection idle,
 	// less the margin (its Keep-Alive field), or the maximum.
 	upstreamIdle time.Duration
 }
 
-// alive reports whether a pooled connection is still open and the
-// upstream has sent nothing unasked: a peek that does not wait, for a
-// close the loop has not handled yet.
-func (c *loopConn) alive() bool {
+// usable reports whether a pooled connection may carry a request: it is
+// open and, if it has been idle for peekAfterIdle or more, alive.
+func (c *loopConn) usable() bool {
 	if c.nc.Closed() {
 		return false
 	}
+	return c.nc.Now().Sub(c.idleSince) < peekAfterIdle || c.alive()
+}
+
+// alive reports whether the upstream has neither closed the connection
+// nor sent anything unasked: a peek that does not wait, for a close the
+// loop has not handled yet.
+func (c *loopConn) alive() bool {
 	var one [1]byte
 	_, _, errno := unix.RawSyscall6(unix.SYS_RECVFROM, uintptr(c.nc.Fd()), uintptr(unsafe.Pointer(&one[0])), 1,
 		unix.MSG_PEEK|unix.MSG_DONTWAIT, 0, 0)
