@@ -234,10 +234,6 @@ func (x *loopExchange) read(c *loopConn, in []byte) int {
 	return len(in)
 }
 
-// noData is the empty destination of a chunked Decode that is to stop at
-// chunk data, which relay writes to the client straight from the input.
-var noData = make([]byte, 0)
-
 // readHead parses one response head at the start of in. It returns the
 // head's length, 0 while it is incomplete, and false when the attempt
 // failed. A final head starts the response to the client.
@@ -371,7 +367,8 @@ func (x *loopExchange) relayChunked(c *loopConn, in []byte) bool {
 			i += k
 			continue
 		}
-		n, _, err := x.dec.Decode(in[i:], noData)
+		var none [0]byte // an empty destination: Decode stops at chunk data, written above from in
+		n, _, err := x.dec.Decode(in[i:], none[:])
 		if err != nil {
 			x.broken(c, fmt.Errorf("%w: %w", errMalformed, err))
 			return false
