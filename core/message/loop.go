@@ -19,25 +19,17 @@ type LoopServer interface {
 }
 
 // ServesOnLoop reports whether r can be served through h on an event
-// loop: h never waits for it (IsNonBlockingFor), or the handler that
-// answers it, found by following Dispatchers, is a LoopServer that says
-// so.
+// loop: the handler that answers it, found by following Dispatchers as
+// IsNonBlockingFor does, is a LoopServer that says so, or never waits.
 func ServesOnLoop(h Handler, r *Request) bool {
-	for range 16 { // bounded: a cycle of dispatchers is a bug, not a loop
-		if ls, ok := h.(LoopServer); ok {
-			return ls.ServesOnLoop(r)
-		}
-		d, ok := h.(Dispatcher)
-		if !ok {
-			return IsNonBlocking(h)
-		}
-		next := d.HandlerFor(r)
-		if next == nil {
-			return IsNonBlocking(h)
-		}
-		h = next
+	a, ok := answering(h, r)
+	if !ok {
+		return false
 	}
-	return false
+	if ls, ok := a.(LoopServer); ok {
+		return ls.ServesOnLoop(r)
+	}
+	return IsNonBlocking(a)
 }
 
 // LoopWriter is implemented by the response writers of a front end that

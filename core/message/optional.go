@@ -69,18 +69,26 @@ type Dispatcher interface {
 // IsNonBlockingFor reports whether serving r through h never waits:
 // it follows Dispatchers down to the handler that answers r and asks it.
 func IsNonBlockingFor(h Handler, r *Request) bool {
+	a, ok := answering(h, r)
+	return ok && IsNonBlocking(a)
+}
+
+// answering follows Dispatchers from h down to the handler that answers
+// r: one that is no Dispatcher, or a Dispatcher that answers r itself
+// (HandlerFor returns nil). It reports false for a cycle of Dispatchers.
+func answering(h Handler, r *Request) (Handler, bool) {
 	for range 16 { // bounded: a cycle of dispatchers is a bug, not a loop
 		d, ok := h.(Dispatcher)
 		if !ok {
-			return IsNonBlocking(h)
+			return h, true
 		}
 		next := d.HandlerFor(r)
 		if next == nil {
-			return IsNonBlocking(h)
+			return h, true
 		}
 		h = next
 	}
-	return false
+	return nil, false
 }
 
 // Aborter is implemented by response writers that can end a response as
