@@ -439,11 +439,13 @@ func loopSpares(t *testing.T, s *Server, loop *netpoll.Loop) int {
 	return n
 }
 
-func TestDeferredResponseClientGoneWhileWriting(t *testing.T) {
-	// A client whose response is deferred goes while the handler writes
-	// it: the handler hears of it (Gone, once) and calls no Done; the
-	// loop goes on serving other connections, deferred responses
-	// included.
+// TestDeferredResponseClientGone has a client close or reset its
+// connection while its response is deferred, with the handler writing
+// (the write fails) or silent (the paused connection hears of the
+// hang-up: netpoll's HangupHandler): the handler hears of it (Gone, once)
+// and calls no Done; the loop goes on serving other connections,
+// deferred responses included.
+func TestDeferredResponseClientGone(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
 		headFirst bool // the client reads the response head before it goes
@@ -454,33 +456,40 @@ func TestDeferredResponseClientGoneWhileWriting(t *testing.T) {
 		{"resets before any output", false, true},
 		{"resets after the head", true, true},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			h := newDeferringHandler(1)
-			addr := serveDeferring(t, &Server{Handler: h, Loops: 1})
-			c, br := dial(t, addr)
-			send(t, c, "GET /abandoned HTTP/1.1\r\nHost: h\r\n\r\n")
-			d := h.next(t)
-			if tc.headFirst {
-				d.onLoop(t, func() { d.w.(message.Flusher).Flush() })
-				if resp, err := http.ReadResponse(br, &http.Request{Method: "GET"}); err != nil || resp.StatusCode != 200 {
-					t.Fatalf("reading the head: %v", err)
+		for _, writing := range []bool{true, false} {
+			name := tc.name + map[bool]string{true: ", handler writing", false: ", handler silent"}[writing]
+			t.Run(name, func(t *testing.T) {
+				h := newDeferringHandler(1)
+				addr := serveDeferring(t, &Server{Handler: h, Loops: 1})
+				c, br := dial(t, addr)
+				send(t, c, "GET /abandoned HTTP/1.1\r\nHost: h\r\n\r\n")
+				d := h.next(t)
+				if tc.headFirst {
+					d.onLoop(t, func() { d.w.(message.Flusher).Flush() })
+					if resp, err := http.ReadResponse(br, &http.Request{Method: "GET"}); err != nil || resp.StatusCode != 200 {
+						t.Fatalf("reading the head: %v", err)
+					}
 				}
-			}
-			if tc.reset {
-				c.(*progressConn).Conn.(*net.TCPConn).SetLinger(0)
-			}
-			c.Close()
-			writeUntilGone(t, d)
+				if tc.reset {
+					c.(*progressConn).Conn.(*net.TCPConn).SetLinger(0)
+				}
+				c.Close()
+				if writing {
+					writeUntilGone(t, d)
+				} else {
+					awaitGone(t, d)
+				}
 
-			other, obr := dial(t, addr)
-			send(t, other, "GET /next HTTP/1.1\r\nHost: h\r\n\r\n")
-			h.next(t).answer(t)
-			checkAnswer(t, obr, "answer to /next", "15", false)
-			if n := d.gones.Load(); n != 1 {
-				t.Errorf("Gone called %d times, want once", n)
-			}
-			checkEvents(t, h, "serve /abandoned", "serve /next", "done /next")
-		})
+				other, obr := dial(t, addr)
+				send(t, other, "GET /next HTTP/1.1\r\nHost: h\r\n\r\n")
+				h.next(t).answer(t)
+				checkAnswer(t, obr, "answer to /next", "15", false)
+				if n := d.gones.Load(); n != 1 {
+					t.Errorf("Gone called %d times, want once", n)
+				}
+				checkEvents(t, h, "serve /abandoned", "serve /next", "done /next")
+			})
+		}
 	}
 }
 
