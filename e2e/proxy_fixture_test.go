@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/anx-gateway/anx/e2e/harness"
+	"github.com/anx-gateway/anx/internal/testlisten"
 	"github.com/anx-gateway/anx/internal/testpki"
 )
 
@@ -271,10 +272,10 @@ func hostPort(url string) string {
 	return hp
 }
 
-// refusedURL returns an http URL on a loopback port where nothing listens
-// (free at the time of the call).
+// refusedURL returns an http URL on a loopback port where connects are
+// refused, held by the test until it ends.
 func refusedURL(t testing.TB) string {
-	return "http://127.0.0.1:" + strconv.Itoa(harness.FreeTCPPort(t))
+	return "http://" + testlisten.RefusingAddr(t)
 }
 
 // processRSS reads the resident set of process pid, in bytes.

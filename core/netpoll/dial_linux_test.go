@@ -197,33 +197,13 @@ func (o *dialOutcome) handler() *funcs {
 	}
 }
 
-// reservedPort returns a loopback address with a bound socket that does
-// not listen, so that a connect to it is refused and no other test can
-// take the port meanwhile.
-func reservedPort(t *testing.T) string {
-	t.Helper()
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { unix.Close(fd) })
-	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		t.Fatal(err)
-	}
-	sa, err := unix.Getsockname(fd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return sockaddrPort(sa).String()
-}
-
 // TestDialRefused: a refused connect reaches OnClose as a ConnectError
 // that wraps ECONNREFUSED, OnOpen never runs, and a Write made before
 // the outcome was only queued.
 func TestDialRefused(t *testing.T) {
 	s := &Server{Loops: 1, Handler: &funcs{}}
 	start(t, s)
-	addr := reservedPort(t)
+	addr := testlisten.RefusingAddr(t)
 	o := newDialOutcome()
 	var writeErr error
 	onLoop(t, s, func(l *Loop) {
@@ -754,7 +734,7 @@ func TestDialCloseBeforeOpen(t *testing.T) {
 	s := &Server{Loops: 1, Handler: &funcs{}}
 	start(t, s)
 	bare, queued := newDialOutcome(), newDialOutcome()
-	nowhere := reservedPort(t) // refused, if it ever got that far
+	nowhere := testlisten.RefusingAddr(t) // refused, if it ever got that far
 	onLoop(t, s, func(l *Loop) {
 		c, err := l.Dial("tcp", nowhere, bare.handler())
 		if err != nil {

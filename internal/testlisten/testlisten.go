@@ -1,10 +1,5 @@
 //go:build linux
 
-// Package testlisten gives tests a TCP listener whose connects never
-// complete, for connect timeouts: a loopback socket that nobody accepts
-// from, whose accept queue the test has filled. The kernel then drops the
-// SYN of any further connect (tcp_conn_request: the accept queue is full)
-// and the connect stays in SYN-SENT until the connector gives up.
 package testlisten
 
 import (
@@ -35,22 +30,10 @@ const safetyNet = 2 * time.Minute
 // TCP_INFO comes back empty.
 func FullAcceptQueue(t testing.TB) (addr string, queued func() uint64) {
 	t.Helper()
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { unix.Close(fd) })
-	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		t.Fatal(err)
-	}
+	fd, port := boundLoopback(t)
 	if err := unix.Listen(fd, backlog); err != nil {
 		t.Fatal(err)
 	}
-	sa, err := unix.Getsockname(fd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := sa.(*unix.SockaddrInet4).Port
 	addr = "127.0.0.1:" + strconv.Itoa(port)
 	queued = func() uint64 { return acceptQueue(t, port) }
 	for {
