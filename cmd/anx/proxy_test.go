@@ -56,14 +56,21 @@ func startUpstream(t *testing.T, name string) *upstream {
 }
 
 // startGateway runs a gateway over cfg on loopback ports chosen now, with
-// plain HTTP serving the sites.
+// plain HTTP serving the sites, and its log in the test's.
 func startGateway(t *testing.T, cfg config.Config) *gateway {
+	t.Helper()
+	return startGatewayLoggingTo(t, cfg, testLog{t})
+}
+
+// startGatewayLoggingTo is startGateway with the gateway's log written
+// to w.
+func startGatewayLoggingTo(t *testing.T, cfg config.Config, w io.Writer) *gateway {
 	t.Helper()
 	cfg.HTTPS, cfg.HTTP, cfg.Data = "127.0.0.1:0", "127.0.0.1:0", t.TempDir()
 	for i := range cfg.Sites {
 		cfg.Sites[i].HTTPMode = config.HTTPServe
 	}
-	gw, err := newGateway(cfg, slog.New(slog.NewTextHandler(testLog{t}, nil)))
+	gw, err := newGateway(cfg, slog.New(slog.NewTextHandler(w, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}

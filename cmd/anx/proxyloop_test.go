@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -19,6 +18,7 @@ import (
 	"time"
 
 	"github.com/anx-gateway/anx/cmd/anx/internal/config"
+	"github.com/anx-gateway/anx/internal/testlisten"
 )
 
 // The tests below run the whole gateway in-process with a route to
@@ -125,6 +125,16 @@ func (rc *rawConn) wait(ch <-chan struct{}) bool {
 	case <-rc.done:
 		return false
 	}
+}
+
+// writeThenAfter writes first, waits for gate, then writes then; it
+// reports false when a write failed or the test ended first.
+func (rc *rawConn) writeThenAfter(first string, gate <-chan struct{}, then string) bool {
+	if _, err := io.WriteString(rc.c, first); err != nil || !rc.wait(gate) {
+		return false
+	}
+	_, err := io.WriteString(rc.c, then)
+	return err == nil
 }
 
 // closedByGateway waits for the gateway's next move on the connection:
@@ -402,14 +412,8 @@ func TestProxyLoopBytesAfterResponseInLaterWriteSpoilConnection(t *testing.T) {
 		if err != nil {
 			return
 		}
-		if _, err := rc.c.Write(pathAnswer(req.RequestURI)); err != nil {
-			return
-		}
-		if !rc.wait(clientHasResponse) {
-			return
-		}
 		// On loopback the bytes are in the gateway's socket when Write returns.
-		if _, err := io.WriteString(rc.c, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nbad"); err != nil {
+		if !rc.writeThenAfter(string(pathAnswer(req.RequestURI)), clientHasResponse, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nbad") {
 			return
 		}
 		close(extraSent)
@@ -446,13 +450,7 @@ func TestProxyLoopBytesAfterBodySpoilConnection(t *testing.T) {
 		if _, err := rc.request(); err != nil {
 			return
 		}
-		if _, err := io.WriteString(rc.c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"); err != nil {
-			return
-		}
-		if !rc.wait(clientHasHead) {
-			return
-		}
-		if _, err := io.WriteString(rc.c, "helloHTTP/1.1 200 OK\r\n\r\n"); err != nil {
+		if !rc.writeThenAfter("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", clientHasHead, "helloHTTP/1.1 200 OK\r\n\r\n") {
 			return
 		}
 		upstreamClosed <- rc.closedByGateway()
@@ -531,13 +529,7 @@ func TestProxyLoopMalformedChunkAbortsResponse(t *testing.T) {
 		if _, err := rc.request(); err != nil {
 			return
 		}
-		if _, err := io.WriteString(rc.c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n"); err != nil {
-			return
-		}
-		if !rc.wait(clientHasFirstChunk) {
-			return
-		}
-		if _, err := io.WriteString(rc.c, "zz\r\nmore\r\n0\r\n\r\n"); err != nil {
+		if !rc.writeThenAfter("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n", clientHasFirstChunk, "zz\r\nmore\r\n0\r\n\r\n") {
 			return
 		}
 		upstreamClosed <- rc.closedByGateway()
@@ -576,12 +568,7 @@ func TestProxyLoopMalformedChunkAbortsResponse(t *testing.T) {
 // answers every request: a request sent to the refusing one goes again
 // to the good one.
 func TestProxyLoopRetriesRefusedUpstream(t *testing.T) {
-	refused, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	refusedURL := "http://" + refused.Addr().String()
-	refused.Close() // the port now refuses connections
+	refusedURL := "http://" + testlisten.RefusingAddr(t)
 	good := startRawUpstream(t, answerPaths)
 	// An upstream that failed is down for a nanosecond only, so that the
 	// balancer keeps picking the refusing one.
@@ -667,26 +654,6 @@ func (l *lockedLog) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
-}
-
-// startGatewayLoggingTo is startGateway with the gateway's log written
-// to w.
-func startGatewayLoggingTo(t *testing.T, cfg config.Config, w io.Writer) *gateway {
-	t.Helper()
-	cfg.HTTPS, cfg.HTTP, cfg.Data = "127.0.0.1:0", "127.0.0.1:0", t.TempDir()
-	for i := range cfg.Sites {
-		cfg.Sites[i].HTTPMode = config.HTTPServe
-	}
-	gw, err := newGateway(cfg, slog.New(slog.NewTextHandler(w, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := gw.start(); err != nil {
-		gw.shutdown()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { gw.shutdown() })
-	return gw
 }
 
 // A HEAD goes through with the upstream's Content-Length and no body,
