@@ -174,7 +174,7 @@ func (h *Handler) Serve(w message.ResponseWriter, r *message.Request) {
 		respondStatus(w, r.Method == "HEAD", 400, "Bad Request")
 		return
 	}
-	if h.ServesOnLoop(r) && h.serveOnLoop(w, r) {
+	if h.serveOnLoop(w, r) {
 		return
 	}
 	x := h.getExchange()

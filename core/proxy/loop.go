@@ -89,15 +89,15 @@ type loopExchange struct {
 
 // serveOnLoop proxies r on the front end's event loop, deferring the
 // response; it reports false when it cannot (w is not a LoopWriter on a
-// core/netpoll loop, or refuses to defer), and Serve then takes the
-// blocking path.
+// core/netpoll loop, r is not for the loop, or w refuses to defer), and
+// Serve then takes the blocking path.
 func (h *Handler) serveOnLoop(w message.ResponseWriter, r *message.Request) bool {
 	lw, ok := w.(message.LoopWriter)
 	if !ok {
 		return false
 	}
 	loop, ok := lw.Loop().(*netpoll.Loop)
-	if !ok || loop == nil {
+	if !ok || loop == nil || !h.ServesOnLoop(r) {
 		return false
 	}
 	x := h.getLoopExchange()
