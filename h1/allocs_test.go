@@ -11,6 +11,7 @@
 package h1
 
 import (
+	"bufio"
 	"bytes"
 	"io"
 	"net/http"
@@ -95,6 +96,14 @@ func keepAliveRequestAllocs(t *testing.T, h message.Handler) float64 {
 	t.Helper()
 	addr := serve(t, &Server{Handler: h})
 	c, br := dial(t, addr)
+	return roundAllocs(t, c, br)
+}
+
+// roundAllocs sends browserRequest on c and reads helloHandler's answer
+// from br, over and over, and returns the allocations of the whole
+// process per round.
+func roundAllocs(t *testing.T, c io.Writer, br *bufio.Reader) float64 {
+	t.Helper()
 	req := []byte(browserRequest)
 	out := make([]byte, len(helloBeforeDate)+imfFixdateLen+len(helloAfterDate))
 	answers, wrong := 0, 0 // answers read, and those that were not that answer
@@ -121,4 +130,24 @@ func keepAliveRequestAllocs(t *testing.T, h message.Handler) float64 {
 		t.Errorf("the last answer's Date %q is not an IMF-fixdate: %v", date, err)
 	}
 	return allocs
+}
+
+// loopTLSKeepAliveAllocs is the most a keep-alive request for
+// helloHandler may allocate over TLS on the loop, counted over the
+// process (the test's crypto/tls client included). The decryption buffer
+// is the loop's (tls/onloop) and crypto/tls reuses its record buffers,
+// but each of its reads from the network allocates a small reader
+// (tls.Conn.readFromUntil, Go 1.26): the server's read of the request,
+// its read that finds no more input (netpoll.ErrNoInput), and the
+// client's read of the response. Measured with go test -memprofile.
+const loopTLSKeepAliveAllocs = 3
+
+func TestLoopTLSKeepAliveRequestAllocations(t *testing.T) {
+	l := serveLoopTLS(t, &Server{Handler: nonBlocking{helloHandler}})
+	c, br := l.dial(t)
+	allocs := roundAllocs(t, c, br)
+	if allocs > loopTLSKeepAliveAllocs {
+		t.Errorf("a keep-alive request over TLS on the loop allocates %v times, want at most %v", allocs, loopTLSKeepAliveAllocs)
+	}
+	t.Logf("%v allocations per keep-alive request over TLS on the loop", allocs)
 }
