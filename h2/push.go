@@ -1,0 +1,382 @@
+package h2
+
+import (
+	"errors"
+	"slices"
+	"strconv"
+	"strings"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+
+	"github.com/anx-gateway/anx/core/message"
+	"github.com/anx-gateway/anx/core/netpoll"
+	"github.com/anx-gateway/anx/core/pool"
+)
+
+// maxDataFrame is the largest DATA payload we send, whatever larger size
+// the client allows: big enough that headers cost little, small enough
+// that streams interleave.
+const maxDataFrame = 16 << 10
+
+// push frames what s's output holds, as far as the windows and the
+// socket allow; what is left waits in conn.blocked.
+func (c *conn) push(s *stream) {
+	if c.closing || s.send.reset || s.send.localDone {
+		return
+	}
+	o := &s.out
+	o.mu.Lock()
+	blocked, err := c.pushLocked(s)
+	aborted := o.aborted && o.done
+	o.mu.Unlock()
+	switch {
+	case err != nil || aborted && !s.send.localDone:
+		c.resetStream(s.id, http2.ErrCodeInternal)
+		s.cancel(errStreamReset)
+		return
+	case s.send.localDone:
+		// A response complete before its request stays open until the
+		// client ends the request: its content is dropped but still
+		// checked against its content-length (RFC 9113 section 8.1.1).
+		c.unblock(s)
+		if s.body != nil && !s.send.running {
+			s.body.fail(errStreamReset)
+		}
+		c.finishIfDone(s)
+	case blocked && !s.send.blocked:
+		s.send.blocked = true
+		c.blocked = append(c.blocked, s)
+	case !blocked:
+		c.unblock(s)
+	}
+}
+
+// pushLocked frames the queued heads and content; it reports whether
+// content is left for lack of window or socket room. o.mu is held.
+func (c *conn) pushLocked(s *stream) (blocked bool, err error) {
+	o := &s.out
+	for i := range o.interim {
+		c.writeHead(s.id, o.interim[i].status, &o.interim[i].fields, false, false)
+	}
+	o.interim = o.interim[:0]
+	if o.status == 0 || o.aborted && o.done {
+		return false, nil
+	}
+	if !s.send.headSent {
+		end := o.done && o.queued() == 0 && o.file == nil && o.trailer.Len() == 0
+		c.writeHead(s.id, o.status, o.head, end, true)
+		s.send.headSent = true
+		s.send.localDone = end
+		if end {
+			return false, nil
+		}
+	}
+	if blocked = c.pushData(s); blocked {
+		return true, nil
+	}
+	if blocked, err = c.pushFile(s); blocked || err != nil {
+		return blocked, err
+	}
+	if o.done && !s.send.localDone {
+		if o.trailer.Len() > 0 {
+			c.writeHead(s.id, 0, &o.trailer, true, false)
+		} else {
+			c.writeData(s, nil, true)
+		}
+		s.send.localDone = true
+	}
+	return false, nil
+}
+
+// pushData frames queued content; it reports whether some is left.
+func (c *conn) pushData(s *stream) (blocked bool) {
+	o := &s.out
+	for o.queued() > 0 {
+		n := min(c.dataRoom(s), o.queued())
+		if n == 0 {
+			return true
+		}
+		last := n == o.queued() && o.file == nil && o.done && o.trailer.Len() == 0
+		c.writeData(s, (*o.data)[o.dataOff:o.dataOff+n], last)
+		o.dataOff += n
+		s.send.localDone = last
+	}
+	if s.w.offLoop {
+		o.cond.Broadcast() // a Write waiting for room
+	}
+	return false
+}
+
+// pushFile frames the queued file region, read as the windows allow.
+func (c *conn) pushFile(s *stream) (blocked bool, err error) {
+	o := &s.out
+	for o.file != nil {
+		n := int(min(int64(c.dataRoom(s)), o.fileN))
+		if n == 0 {
+			return true, nil
+		}
+		last := int64(n) == o.fileN && o.done && o.trailer.Len() == 0
+		k, err := c.writeFileData(s, o, n, last)
+		if err != nil {
+			return false, err
+		}
+		o.fileOff += int64(k)
+		o.fileN -= int64(k)
+		s.send.localDone = last && k == n
+		if o.fileN == 0 {
+			o.closeFile()
+		}
+	}
+	return false, nil
+}
+
+// dataRoom returns how much content s may frame now: its window, the
+// connection's, the frame size, and what the socket has room for.
+func (c *conn) dataRoom(s *stream) int {
+	if c.c.Buffered()+int64(len(*c.begin())) >= outHighWater {
+		return 0
+	}
+	return max(0, int(min(s.send.window, c.sendWindow, int64(c.peerMaxFrame), maxDataFrame)))
+}
+
+// writeData appends a DATA frame and takes it from the windows.
+func (c *conn) writeData(s *stream, p []byte, end bool) {
+	var flags http2.Flags
+	if end {
+		flags = flagEndStream
+	}
+	out := c.room(frameHeaderLen + len(p))
+	*out = appendFrameHeader(*out, len(p), http2.FrameData, flags, s.id)
+	*out = append(*out, p...)
+	s.send.window -= int64(len(p))
+	c.sendWindow -= int64(len(p))
+}
+
+// errShortFile ends a stream whose file ended before its response.
+var errShortFile = errors.New("h2: file shorter than its response")
+
+// writeFileData appends a DATA frame of n bytes read from the file
+// region, straight into the output. It reads without waiting where the
+// page cache has the bytes.
+func (c *conn) writeFileData(s *stream, o *output, n int, end bool) (int, error) {
+	out := c.room(frameHeaderLen + n)
+	at := len(*out)
+	*out = appendFrameHeader(*out, n, http2.FrameData, 0, s.id)
+	buf := (*out)[len(*out) : len(*out)+n]
+	k, err := netpoll.ReadNoWait(o.file, buf, o.fileOff)
+	if k < n && (err == netpoll.ErrWouldBlock || err == netpoll.ErrUnsupported || err == nil) {
+		var m int
+		m, err = o.file.ReadAt(buf[k:], o.fileOff+int64(k))
+		k += m
+	}
+	if k == 0 {
+		*out = (*out)[:at]
+		c.srv.logger().Warn("h2: file shorter than its response", "file", o.file.Name(), "error", err)
+		return 0, errShortFile
+	}
+	if end && k == n {
+		(*out)[at+4] = byte(flagEndStream)
+	}
+	(*out)[at], (*out)[at+1], (*out)[at+2] = byte(k>>16), byte(k>>8), byte(k)
+	*out = (*out)[:len(*out)+k]
+	s.send.window -= int64(k)
+	c.sendWindow -= int64(k)
+	return k, nil
+}
+
+// room makes sure the batch's output has room for n more bytes, writing
+// out what it holds when it is full.
+func (c *conn) room(n int) *[]byte {
+	out := c.begin()
+	if cap(*out)-len(*out) >= n {
+		return out
+	}
+	if len(*out) > 0 {
+		c.c.Write(*out)
+		*out = (*out)[:0]
+	}
+	if cap(*out) < n {
+		pool.Put(out)
+		c.out = pool.Get(n)
+		*c.out = (*c.out)[:0]
+	}
+	return c.out
+}
+
+// writeHead encodes a header block (a final or interim response head
+// with status, or trailers with status 0) and frames it as HEADERS and,
+// past the client's frame size, CONTINUATION.
+func (c *conn) writeHead(id uint32, status int, fields *message.Header, end, final bool) {
+	c.blk = c.blk[:0]
+	if status != 0 {
+		c.enc.WriteField(hpack.HeaderField{Name: ":status", Value: statusText(status)})
+	}
+	var date, server, altSvc bool
+	for _, f := range fields.Fields() {
+		if connectionSpecific(f.Name) || strings.HasPrefix(f.Name, ":") {
+			continue
+		}
+		name := lowerName(f.Name)
+		switch name {
+		case "date":
+			date = true
+		case "server":
+			server = true
+		case "alt-svc":
+			altSvc = true
+		}
+		c.enc.WriteField(hpack.HeaderField{Name: name, Value: f.Value})
+	}
+	if final {
+		if !date {
+			c.enc.WriteField(hpack.HeaderField{Name: "date", Value: c.srv.dates.get(c.c.Net().Now())})
+		}
+		if !server {
+			c.enc.WriteField(hpack.HeaderField{Name: "server", Value: "anx"})
+		}
+		if !altSvc && c.srv.AltSvc != "" {
+			c.enc.WriteField(hpack.HeaderField{Name: "alt-svc", Value: c.srv.AltSvc})
+		}
+	}
+	c.writeBlock(id, c.blk, end)
+}
+
+// writeBlock frames a header block.
+func (c *conn) writeBlock(id uint32, block []byte, end bool) {
+	typ := http2.FrameHeaders
+	var flags http2.Flags
+	if end {
+		flags = flagEndStream
+	}
+	for first := true; first || len(block) > 0; first = false {
+		n := min(len(block), int(c.peerMaxFrame))
+		f := flags
+		if n == len(block) {
+			f |= flagEndHeaders
+		}
+		out := c.room(frameHeaderLen + n)
+		*out = appendFrameHeader(*out, n, typ, f, id)
+		*out = append(*out, block[:n]...)
+		block = block[n:]
+		typ, flags = http2.FrameContinuation, 0
+	}
+}
+
+// pushAll gives every blocked stream its turn, in order, until the
+// socket has no more room.
+func (c *conn) pushAll() {
+	for n := len(c.blocked); n > 0 && len(c.blocked) > 0 && !c.closing; n-- {
+		if c.c.Buffered()+int64(len(*c.begin())) >= outHighWater {
+			return
+		}
+		s := c.blocked[0]
+		c.blocked = slices.Delete(c.blocked, 0, 1)
+		s.send.blocked = false
+		c.push(s)
+	}
+}
+
+// pushFromHandler runs on the loop when a handler off it has queued
+// output or returned.
+func (s *stream) pushFromHandler() {
+	c := s.c
+	s.out.mu.Lock()
+	s.out.pending = false
+	returned := s.out.done
+	s.out.mu.Unlock()
+	if returned {
+		s.send.running = false
+	}
+	if c.c.Net().Closed() {
+		if returned {
+			s.release() // closed took it off the connection and left it to us
+		}
+		return
+	}
+	c.push(s)
+	if returned {
+		c.finishIfDone(s)
+	}
+	c.flush()
+}
+
+// rememberReset notes a stream the server reset, whose frames the client
+// may have sent before it knew: they are ignored (RFC 9113 section 5.1).
+func (c *conn) rememberReset(id uint32) {
+	c.recentResets[c.nextReset%len(c.recentResets)] = id
+	c.nextReset++
+}
+
+// recentlyReset reports whether the server reset stream id lately.
+func (c *conn) recentlyReset(id uint32) bool {
+	return slices.Contains(c.recentResets[:], id)
+}
+
+// statusText returns a status code as :status carries it.
+func statusText(code int) string {
+	switch code {
+	case 200:
+		return "200"
+	case 204:
+		return "204"
+	case 206:
+		return "206"
+	case 304:
+		return "304"
+	case 400:
+		return "400"
+	case 404:
+		return "404"
+	case 500:
+		return "500"
+	}
+	return strconv.Itoa(code)
+}
+
+// lowerName returns a field name in lower case, as HTTP/2 sends it,
+// without allocating for names already lower-case or common ones.
+func lowerName(name string) string {
+	for i := 0; i < len(name); i++ {
+		if 'A' <= name[i] && name[i] <= 'Z' {
+			if known, ok := commonNames[name]; ok {
+				return known
+			}
+			return strings.ToLower(name)
+		}
+	}
+	return name
+}
+
+// commonNames maps the canonical spelling of common response fields to
+// the lower case HTTP/2 sends.
+var commonNames = func() map[string]string {
+	m := make(map[string]string)
+	for _, n := range []string{
+		"Accept-Ranges", "Age", "Alt-Svc", "Cache-Control", "Content-Disposition", "Content-Encoding",
+		"Content-Language", "Content-Length", "Content-Location", "Content-Range", "Content-Security-Policy",
+		"Content-Type", "Date", "Etag", "ETag", "Expires", "Last-Modified", "Link", "Location", "Retry-After",
+		"Server", "Set-Cookie", "Strict-Transport-Security", "Vary", "Via", "Www-Authenticate",
+		"WWW-Authenticate", "X-Content-Type-Options", "X-Frame-Options", "Access-Control-Allow-Origin",
+	} {
+		m[n] = strings.ToLower(n)
+	}
+	return m
+}()
+
+// connectionSpecific reports whether a field only makes sense on one
+// HTTP/1.1 connection (RFC 9110 section 7.6.1); HTTP/2 responses carrying
+// one are malformed (RFC 9113 section 8.2.2).
+func connectionSpecific(name string) bool {
+	switch len(name) {
+	case 7:
+		return message.EqualFold(name, "Upgrade")
+	case 10:
+		return message.EqualFold(name, "Connection") || message.EqualFold(name, "Keep-Alive")
+	case 16:
+		return message.EqualFold(name, "Proxy-Connection")
+	case 17:
+		return message.EqualFold(name, "Transfer-Encoding")
+	}
+	return false
+}
