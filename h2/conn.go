@@ -30,7 +30,9 @@ type connError struct {
 	reason string
 }
 
-func (e connError) Error() string { return fmt.Sprintf("h2: connection error %v: %s", e.code, e.reason) }
+func (e connError) Error() string {
+	return fmt.Sprintf("h2: connection error %v: %s", e.code, e.reason)
+}
 
 // conn is one HTTP/2 connection on a loop. Owned by the loop's goroutine;
 // handler goroutines reach it only through Submit.
@@ -47,8 +49,8 @@ type conn struct {
 	peerMaxFrame      uint32
 	peerInitialWindow int32
 
-	sendWindow int64 // what we may still send on the connection
-	recvWindow int64 // what the client may still send on the connection
+	sendWindow  int64 // what we may still send on the connection
+	recvWindow  int64 // what the client may still send on the connection
 	recvUnacked int64 // content consumed and not yet given back with WINDOW_UPDATE
 
 	streams []*stream // open streams (and closed ones with output left)

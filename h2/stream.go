@@ -248,4 +248,3 @@ func (c *conn) unblock(s *stream) {
 		}
 	}
 }
-
