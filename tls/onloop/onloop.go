@@ -9,13 +9,43 @@
 // (h2c with prior knowledge, RFC 9113 section 3.3) with the preface still
 // unread.
 //
-// Everything here runs on the loop's goroutine, as netpoll's callbacks do.
+// # TLS
+//
+// With Handler.TLSConfig set, every connection is TLS. The handshake runs
+// off the loop, on a goroutine of its own (netpoll.TLSConn), which starts
+// with the first bytes of the ClientHello, so that a client that sends
+// nothing holds none; at most MaxHandshakes run at once (each loop has
+// its share), and a connection past the bound waits, paused, first come
+// first served, its HandshakeTimeout running. Once the handshake is done
+// the connection is back on its loop, where its records are decrypted as
+// they arrive, into a buffer the loop shares among its connections, and
+// handed to the Protocol that ALPN chose (Handler.Protocols; a connection
+// without ALPN, or with a protocol missing there, goes to "http/1.1").
+// What the protocol does not consume is kept, copied into a buffer from
+// core/pool, and comes again with more. An idle TLS connection holds no
+// goroutine and no buffer of the layer's (crypto/tls keeps its own).
+//
+// Output is encrypted as it is written (Conn.Write). A file body
+// (Conn.SendFile) cannot go by sendfile over TLS: it waits on the
+// connection's backlog, with the bytes written after it, and a pump reads,
+// encrypts and sends it as the socket takes it, reading cold file regions
+// on netpoll's file workers first (Server.Warm) so that the loop never
+// waits for the disk. Closing waits for the backlog: the close_notify
+// alert must follow the response.
+//
+// A protocol still served off the loop (the goroutine HTTP/2 server, or
+// acme-tls/1, which only closes) gets its connections from
+// Handler.Detached, on a goroutine, as a *tls.Conn.
+//
+// Everything here runs on the loop's goroutine, as netpoll's callbacks do,
+// unless said otherwise.
 package onloop
 
 import (
 	"cmp"
-	"net/netip"
-	"os"
+	"crypto/tls"
+	"log/slog"
+	"math"
 	"time"
 
 	"github.com/anx-gateway/anx/core/netpoll"
@@ -23,6 +53,18 @@ import (
 
 // Preface is the HTTP/2 client connection preface (RFC 9113 section 3.4).
 const Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+// Defaults of the Handler's settings.
+const (
+	// DefaultFirstBytesTimeout is Handler.FirstBytesTimeout's default.
+	DefaultFirstBytesTimeout = 10 * time.Second
+	// DefaultHandshakeTimeout is Handler.HandshakeTimeout's default.
+	DefaultHandshakeTimeout = 10 * time.Second
+	// DefaultMaxHandshakes is Handler.MaxHandshakes's default: each
+	// handshake holds a goroutine with 15 to 25 KiB of state, so about
+	// 100 MiB at most.
+	DefaultMaxHandshakes = 4096
+)
 
 // Protocol serves one application protocol on the connections the layer
 // hands it. Its methods run on the connection's loop goroutine, one at a
@@ -35,8 +77,8 @@ type Protocol interface {
 	// followed by what just arrived; it returns how many bytes it
 	// consumed, and the rest comes again with more.
 	OnRead(c *Conn, in []byte) int
-	// OnWritable is called when output that had to be queued has all
-	// been sent.
+	// OnWritable is called when output that had to be queued (Buffered)
+	// has all been sent.
 	OnWritable(c *Conn)
 	// OnTimeout is called when the deadline set with Net().SetTimeout
 	// passes; the protocol closes the connection or sets a new deadline.
@@ -52,55 +94,10 @@ type Protocol interface {
 	OnClose(c *Conn, err error)
 }
 
-// Conn is a connection as a Protocol sees it: plaintext output, and the
-// loop connection below for everything that does not depend on the bytes
-// (pausing, deadlines, Submit, addresses). Owned by the loop's goroutine.
-type Conn struct {
-	nc    *netpoll.Conn
-	proto Protocol // nil while the layer has not decided
-	ctx   any      // the protocol's state (SetContext)
-}
-
-// Net returns the loop connection below: for Pause, Resume, SetTimeout,
-// Now, Progress, Submit, Closed and the addresses. Its own Write, Writev,
-// SendFile, Close and SetContext are the layer's: use Conn's.
-func (c *Conn) Net() *netpoll.Conn { return c.nc }
-
-// Context returns the value set by SetContext.
-func (c *Conn) Context() any { return c.ctx }
-
-// SetContext keeps the protocol's state with the connection.
-func (c *Conn) SetContext(v any) { c.ctx = v }
-
-// RemoteAddr returns the peer's address.
-func (c *Conn) RemoteAddr() netip.AddrPort { return c.nc.RemoteAddr() }
-
-// TLS reports whether the connection is encrypted.
-func (c *Conn) TLS() bool { return false }
-
-// ServerName returns the server name a TLS client sent (SNI), or "".
-func (c *Conn) ServerName() string { return "" }
-
-// Write sends p (encrypted over TLS), queuing what the socket does not
-// take; it never reports would-block, as netpoll.Conn.Write.
-func (c *Conn) Write(p []byte) error { return c.nc.Write(p) }
-
-// Writev sends bufs in order, as Write.
-func (c *Conn) Writev(bufs [][]byte) error { return c.nc.Writev(bufs) }
-
-// SendFile sends n bytes of f from off after the output queued before it,
-// as netpoll.Conn.SendFile.
-func (c *Conn) SendFile(f *os.File, off, n int64) error { return c.nc.SendFile(f, off, n) }
-
-// Buffered returns the bytes of output queued and not yet sent.
-func (c *Conn) Buffered() int64 { return c.nc.Buffered() }
-
-// Close closes the connection once its queued output is sent.
-func (c *Conn) Close() error { return c.nc.Close() }
-
 // Handler is the netpoll.Handler of a listener: it gives each connection
 // to its Protocol. The zero value refuses every connection; set the
-// protocols before the loops start and do not change them after.
+// fields before the loops start and do not change them after. With
+// TLSConfig set, call Prepare before the netpoll.Server starts.
 type Handler struct {
 	// Plain serves plain connections that do not start with the HTTP/2
 	// preface (HTTP/1.1). Nil closes them.
@@ -111,16 +108,106 @@ type Handler struct {
 	// FirstBytesTimeout bounds the wait for the bytes that choose between
 	// Plain and PriorKnowledge; zero means DefaultFirstBytesTimeout.
 	FirstBytesTimeout time.Duration
+
+	// TLSConfig makes every connection TLS; nil means plain.
+	TLSConfig *tls.Config
+	// HandshakeTimeout bounds a TLS handshake, from the accept until the
+	// connection is its protocol's. Zero means DefaultHandshakeTimeout;
+	// negative, none.
+	HandshakeTimeout time.Duration
+	// MaxHandshakes bounds the TLS handshakes in flight, divided evenly
+	// among the loops (at least one each): a connection past its loop's
+	// share waits, paused, for a slot. Zero means DefaultMaxHandshakes;
+	// negative, no bound.
+	MaxHandshakes int
+	// Protocols serves TLS connections on the loop by the protocol ALPN
+	// chose ("http/1.1", "h2"). A connection without ALPN, or whose
+	// protocol is neither here nor in Detached, goes to "http/1.1"; with
+	// none there, it closes.
+	Protocols map[string]Protocol
+	// Detached serves TLS connections by ALPN protocol off the loop: the
+	// function runs on a goroutine of its own with the connection, which
+	// it owns until it closes it. Protocols is asked first; "http/1.1"
+	// here is ignored.
+	Detached map[string]func(*tls.Conn)
+	// Logger receives what went wrong with a connection: Debug for what
+	// clients did (a failed handshake, a bad record), Error for ours (a
+	// file shorter than its response). Nil discards it.
+	Logger *slog.Logger
+
+	srv    *netpoll.Server // for Warm; set by Prepare
+	states []loopState     // by loop index; made by Prepare
 }
 
-// DefaultFirstBytesTimeout is Handler.FirstBytesTimeout's default.
-const DefaultFirstBytesTimeout = 10 * time.Second
+// loopState is what one loop shares among its TLS connections. Used by
+// that loop's goroutine only.
+type loopState struct {
+	plain      []byte  // decrypted input; grows as needed, kept (up to maxKeptPlain)
+	handshakes int     // TLS handshakes in flight
+	waiting    []*Conn // connections waiting for a handshake slot, first come first served
+}
 
-// OnOpen starts a connection: it waits for the first bytes to choose
-// the protocol, unless there is no choice.
+// Prepare readies the handler for the loops of srv, whose Handler it is:
+// the per-loop state of TLS, and the file workers that warm the cold file
+// regions of TLS file bodies. Call it before srv.Start, once srv's Loops
+// is final.
+func (h *Handler) Prepare(srv *netpoll.Server) {
+	h.srv = srv
+	h.states = make([]loopState, srv.LoopCount())
+}
+
+// state returns the per-loop state of nc's loop.
+func (h *Handler) state(nc *netpoll.Conn) *loopState { return &h.states[nc.Loop().Index()] }
+
+// handshakeTimeout returns the handshake's deadline, or 0 for none.
+func (h *Handler) handshakeTimeout() time.Duration {
+	d := h.HandshakeTimeout
+	switch {
+	case d == 0:
+		return DefaultHandshakeTimeout
+	case d < 0:
+		return 0
+	}
+	return d
+}
+
+// maxHandshakesPerLoop is each loop's share of MaxHandshakes.
+func (h *Handler) maxHandshakesPerLoop() int {
+	n := h.MaxHandshakes
+	switch {
+	case n < 0:
+		return math.MaxInt
+	case n == 0:
+		n = DefaultMaxHandshakes
+	}
+	return max(1, n/len(h.states))
+}
+
+// debug logs what a client did wrong, when a Logger is set.
+func (h *Handler) debug(msg string, args ...any) {
+	if h.Logger != nil {
+		h.Logger.Debug(msg, args...)
+	}
+}
+
+// logError logs a failure of ours, when a Logger is set.
+func (h *Handler) logError(msg string, args ...any) {
+	if h.Logger != nil {
+		h.Logger.Error(msg, args...)
+	}
+}
+
+// OnOpen starts a connection: a TLS handshake, or the wait for the first
+// bytes that choose the protocol, unless there is no choice.
 func (h *Handler) OnOpen(nc *netpoll.Conn) {
-	c := &Conn{nc: nc}
+	c := &Conn{nc: nc, h: h}
 	nc.SetContext(c)
+	if h.TLSConfig != nil {
+		raw := netpoll.NewTLSConn(nc)
+		c.tlsConn = &tlsConn{raw: raw, tc: tls.Server(raw, h.TLSConfig)}
+		nc.SetTimeout(h.handshakeTimeout())
+		return
+	}
 	if h.PriorKnowledge == nil {
 		h.start(c, h.Plain)
 		return
@@ -138,11 +225,20 @@ func (h *Handler) start(c *Conn, p Protocol) {
 	p.OnOpen(c)
 }
 
-// OnRead passes input to the connection's protocol, choosing it first by
-// the preface if not yet chosen.
+// OnRead passes input to the connection's protocol (decrypted, over
+// TLS), choosing the protocol first if not yet chosen.
 func (h *Handler) OnRead(nc *netpoll.Conn, in []byte) int {
 	c := nc.Context().(*Conn)
-	if c.proto == nil {
+	switch {
+	case c.flags&flagLingering != 0:
+		c.drop(len(in))
+		return len(in)
+	case c.tlsConn != nil:
+		if c.proto == nil {
+			return c.handshakeInput(in)
+		}
+		return c.readTLS(in)
+	case c.proto == nil:
 		p, known := h.sniff(in)
 		if !known {
 			return 0 // a prefix of the preface: wait for more
@@ -168,44 +264,77 @@ func (h *Handler) sniff(in []byte) (Protocol, bool) {
 	return h.PriorKnowledge, true
 }
 
-// OnWritable passes the event on.
+// OnWritable sends more of a TLS backlog, or goes on with a hand-off to
+// Detached, and passes the event on once all output has gone out.
 func (h *Handler) OnWritable(nc *netpoll.Conn) {
-	if c := nc.Context().(*Conn); c.proto != nil {
+	c := nc.Context().(*Conn)
+	if c.flags&flagLingering != 0 {
+		return
+	}
+	if t := c.tlsConn; t != nil {
+		if t.serve != nil {
+			c.tryHandOff()
+			return
+		}
+		if t.backlog != nil {
+			c.pump()
+			if c.Buffered() > 0 || nc.Closed() || c.flags&flagLingering != 0 {
+				return
+			}
+		}
+	}
+	if c.proto != nil {
 		c.proto.OnWritable(c)
 	}
 }
 
-// OnTimeout passes the event on; before a protocol is chosen, a timeout
-// closes the connection.
+// OnTimeout passes the event on; before a protocol is chosen (the
+// handshake, the first bytes) and while lingering, a timeout closes the
+// connection.
 func (h *Handler) OnTimeout(nc *netpoll.Conn) {
 	c := nc.Context().(*Conn)
-	if c.proto == nil {
+	switch {
+	case c.flags&flagLingering != 0:
+		nc.Close()
+	case c.proto == nil:
 		nc.Timeout()
-		return
+	default:
+		c.proto.OnTimeout(c)
 	}
-	c.proto.OnTimeout(c)
 }
 
 // OnHangup passes the event on.
 func (h *Handler) OnHangup(nc *netpoll.Conn) {
-	if c := nc.Context().(*Conn); c.proto != nil {
+	if c := nc.Context().(*Conn); c.proto != nil && c.flags&flagLingering == 0 {
 		c.proto.OnHangup(c)
 	}
 }
 
-// OnDrain passes the event on; a connection without a protocol closes.
+// OnDrain passes the event on; a connection without a protocol closes,
+// unless it is being handed to Detached, and a lingering one finishes.
 func (h *Handler) OnDrain(nc *netpoll.Conn) {
 	c := nc.Context().(*Conn)
-	if c.proto == nil {
+	switch {
+	case c.flags&flagLingering != 0:
+	case c.proto != nil:
+		c.proto.OnDrain(c)
+	case c.tlsConn == nil || c.tlsConn.serve == nil:
 		nc.Close()
-		return
 	}
-	c.proto.OnDrain(c)
 }
 
-// OnClose passes the event on.
+// OnClose passes the event on and gives back what the connection holds.
 func (h *Handler) OnClose(nc *netpoll.Conn, err error) {
-	if c := nc.Context().(*Conn); c.proto != nil {
+	c := nc.Context().(*Conn)
+	if c.proto != nil {
 		c.proto.OnClose(c, err)
+	}
+	if t := c.tlsConn; t != nil {
+		t.raw.CloseInput(err) // ends a handshake's wait
+		c.dropPlain()
+		if t.backlog != nil {
+			t.backlog.release()
+			t.backlog = nil
+		}
 	}
 }
