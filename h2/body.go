@@ -83,6 +83,9 @@ func (c *conn) dataOnClosed(f frameHeader, s *stream) error {
 // deliver hands content to the stream's reader, or drops it.
 func (c *conn) deliver(s *stream, data []byte) {
 	limit := c.srv.MaxBodyBytes
+	if s.req.Protocol != "" {
+		limit = 0 // a tunnel's bytes are no request content
+	}
 	if s.body == nil || s.body.put(data, limit > 0 && s.in.received > limit) != nil {
 		c.windowUpdate(s, int64(len(data)))
 	}
@@ -100,6 +103,8 @@ type body struct {
 	buf      *[]byte // (*buf)[off:] is unread; nil when empty
 	off      int
 	eof      bool
+	trailer  message.Header // the trailer fields, until the reader reaches EOF
+	handed   bool           // the trailer fields are in Request.Trailer
 	err      error
 	read     int64 // bytes read and not yet given back as window
 	updating bool  // a window update is scheduled on the loop
@@ -149,7 +154,7 @@ func (b *body) end(trailer *message.Header) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, f := range trailer.Fields() {
-		b.s.req.Trailer.Add(f.Name, f.Value)
+		b.trailer.Add(f.Name, f.Value)
 	}
 	b.eof = true
 	b.cond.Broadcast()
@@ -174,6 +179,7 @@ func (b *body) Read(p []byte) (int, error) {
 		case b.err != nil:
 			return 0, b.err
 		case b.eof:
+			b.handTrailer()
 			return 0, io.EOF
 		}
 		b.cond.Wait()
@@ -190,6 +196,19 @@ func (b *body) Read(p []byte) (int, error) {
 		b.c.c.Net().Submit(b.updateFn)
 	}
 	return n, nil
+}
+
+// handTrailer puts the trailer fields into the request once its reader
+// has reached the end (message.Request.Trailer's contract); it runs on the
+// reader's goroutine.
+func (b *body) handTrailer() {
+	if b.handed {
+		return
+	}
+	b.handed = true
+	for _, f := range b.trailer.Fields() {
+		b.s.req.Trailer.Add(f.Name, f.Value)
+	}
 }
 
 func (b *body) unread() int {

@@ -106,11 +106,18 @@ func (w blockWriter) Write(p []byte) (int, error) {
 // start sends our SETTINGS and opens the connection window.
 func (c *conn) start() {
 	out := c.begin()
-	*out = appendFrameHeader(*out, 4*6, http2.FrameSettings, 0, 0)
+	settings := 4
+	if c.srv.ExtendedConnect {
+		settings++
+	}
+	*out = appendFrameHeader(*out, settings*6, http2.FrameSettings, 0, 0)
 	*out = appendSetting(*out, http2.SettingMaxConcurrentStreams, c.srv.maxConcurrentStreams())
 	*out = appendSetting(*out, http2.SettingInitialWindowSize, streamWindow)
 	*out = appendSetting(*out, http2.SettingMaxFrameSize, c.srv.maxReadFrameSize())
 	*out = appendSetting(*out, http2.SettingMaxHeaderListSize, uint32(c.srv.maxHeaderBytes()))
+	if c.srv.ExtendedConnect {
+		*out = appendSetting(*out, http2.SettingEnableConnectProtocol, 1)
+	}
 	*out = appendWindowUpdate(*out, 0, connWindow-65535)
 	c.flush()
 	c.c.Net().SetTimeout(DefaultPrefaceTimeout)

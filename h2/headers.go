@@ -316,7 +316,7 @@ func (s *stream) checkPseudo(c *conn) string {
 		}
 		return ""
 	}
-	if s.in.hasProtocol && (s.req.Method != "CONNECT" || !c.srv.extendedConnect()) {
+	if s.in.hasProtocol && (s.req.Method != "CONNECT" || !c.srv.ExtendedConnect) {
 		return ":protocol without extended CONNECT"
 	}
 	if !s.in.hasScheme || !s.in.hasPath {

@@ -1,13 +1,19 @@
 package h2
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
+	"io"
 	"net"
 	"net/http"
+	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 
 	"github.com/anx-gateway/anx/core/message"
 	"github.com/anx-gateway/anx/core/netpoll"
@@ -52,4 +58,144 @@ func TestLoopFrontEnd(t *testing.T) {
 		addr := startH2C(t, &LoopServer{Handler: h})
 		return "http://" + addr, h2cClient(t).Transport
 	})
+}
+
+// frameConn is a client connection that speaks HTTP/2 frame by frame.
+type frameConn struct {
+	t   *testing.T
+	c   net.Conn
+	fr  *http2.Framer
+	enc *hpack.Encoder
+	blk bytes.Buffer
+}
+
+// dialFrames opens a connection to addr and exchanges the preface and
+// SETTINGS (settings are the client's).
+func dialFrames(t *testing.T, addr string, settings ...http2.Setting) *frameConn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(hangTimeout))
+	rc := &frameConn{t: t, c: c, fr: http2.NewFramer(c, c)}
+	rc.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	rc.enc = hpack.NewEncoder(&rc.blk)
+	if _, err := io.WriteString(c, http2.ClientPreface); err != nil {
+		t.Fatal(err)
+	}
+	if err := rc.fr.WriteSettings(settings...); err != nil {
+		t.Fatal(err)
+	}
+	return rc
+}
+
+// headers sends a header block on stream id.
+func (rc *frameConn) headers(id uint32, end bool, fields ...string) {
+	rc.t.Helper()
+	rc.blk.Reset()
+	for i := 0; i+1 < len(fields); i += 2 {
+		rc.enc.WriteField(hpack.HeaderField{Name: fields[i], Value: fields[i+1]})
+	}
+	err := rc.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: rc.blk.Bytes(), EndStream: end, EndHeaders: true})
+	if err != nil {
+		rc.t.Fatal(err)
+	}
+}
+
+// next returns the next frame on stream id other than WINDOW_UPDATE,
+// skipping the connection's own frames; it fails on GOAWAY.
+func (rc *frameConn) next(id uint32) http2.Frame {
+	rc.t.Helper()
+	for {
+		f, err := rc.fr.ReadFrame()
+		if err != nil {
+			rc.t.Fatalf("reading stream %d: %v", id, err)
+		}
+		if ga, ok := f.(*http2.GoAwayFrame); ok {
+			rc.t.Fatalf("GOAWAY %v while waiting on stream %d", ga.ErrCode, id)
+		}
+		if f.Header().StreamID == id && f.Header().Type != http2.FrameWindowUpdate {
+			return f
+		}
+	}
+}
+
+// echoTunnel upgrades every request and echoes what the tunnel reads.
+func echoTunnel(w message.ResponseWriter, r *message.Request) {
+	up, ok := w.(message.Upgrader)
+	if !ok || r.Protocol != "websocket" || r.Method != "CONNECT" {
+		w.WriteHeader(400)
+		return
+	}
+	c, err := up.Upgrade()
+	if err != nil {
+		w.WriteHeader(500)
+		return
+	}
+	defer c.Close()
+	io.Copy(c, c)
+}
+
+func TestExtendedConnectTunnel(t *testing.T) {
+	addr := startH2C(t, &LoopServer{Handler: message.HandlerFunc(echoTunnel), ExtendedConnect: true})
+	rc := dialFrames(t, addr)
+	f, err := rc.fr.ReadFrame()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sf, ok := f.(*http2.SettingsFrame)
+	if !ok {
+		t.Fatalf("first frame %v, want SETTINGS", f)
+	}
+	if v, ok := sf.Value(http2.SettingEnableConnectProtocol); !ok || v != 1 {
+		t.Fatalf("SETTINGS_ENABLE_CONNECT_PROTOCOL = %d (sent %v), want 1", v, ok)
+	}
+	rc.headers(1, false, ":method", "CONNECT", ":protocol", "websocket", ":scheme", "http", ":path", "/chat", ":authority", "example.com", "sec-websocket-version", "13")
+	head, ok := rc.next(1).(*http2.MetaHeadersFrame)
+	if !ok || head.PseudoValue("status") != "200" || head.StreamEnded() {
+		t.Fatalf("answer to the extended CONNECT: %v, want 200 without END_STREAM", head)
+	}
+	// 100 KiB in pieces, each echoed before the next goes: more than the
+	// stream's window, which the server opens again as the echo reads.
+	for _, msg := range append([]string{"hello"}, slices.Repeat([]string{strings.Repeat("x", 16<<10)}, 7)...) {
+		if err := rc.fr.WriteData(1, false, []byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		var got []byte
+		for len(got) < len(msg) {
+			f := rc.next(1)
+			d, ok := f.(*http2.DataFrame)
+			if !ok {
+				t.Fatalf("echo of %d bytes: got %v after %d bytes, want DATA", len(msg), f, len(got))
+			}
+			got = append(got, d.Data()...)
+			rc.fr.WriteWindowUpdate(0, uint32(len(d.Data())))
+			rc.fr.WriteWindowUpdate(1, uint32(len(d.Data())))
+		}
+		if string(got) != msg {
+			t.Fatalf("echo of %d bytes came back as %d bytes, not the same", len(msg), len(got))
+		}
+	}
+	rc.fr.WriteData(1, true, nil) // the client's end: the echo ends too
+	for {
+		f := rc.next(1)
+		if d, ok := f.(*http2.DataFrame); ok && d.StreamEnded() {
+			break
+		}
+		if _, ok := f.(*http2.RSTStreamFrame); ok {
+			t.Fatalf("tunnel reset instead of ended: %v", f)
+		}
+	}
+}
+
+func TestProtocolWithoutExtendedConnectIsMalformed(t *testing.T) {
+	addr := startH2C(t, &LoopServer{Handler: message.HandlerFunc(echoTunnel)})
+	rc := dialFrames(t, addr)
+	rc.headers(1, false, ":method", "CONNECT", ":protocol", "websocket", ":scheme", "http", ":path", "/chat", ":authority", "example.com")
+	rst, ok := rc.next(1).(*http2.RSTStreamFrame)
+	if !ok || rst.ErrCode != http2.ErrCodeProtocol {
+		t.Fatalf("got %v, want RST_STREAM PROTOCOL_ERROR", rst)
+	}
 }

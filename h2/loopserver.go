@@ -66,6 +66,12 @@ type LoopServer struct {
 	// that long while there was output to send. Zero means
 	// DefaultWriteTimeout; negative, none.
 	WriteTimeout time.Duration
+	// ExtendedConnect advertises SETTINGS_ENABLE_CONNECT_PROTOCOL (RFC
+	// 8441), so that clients open WebSockets as streams: an extended
+	// CONNECT reaches the handler with Request.Protocol set, and the
+	// response writer's Upgrade (message.Upgrader) makes the stream the
+	// tunnel. Set it where a route can tunnel (a proxy).
+	ExtendedConnect bool
 	// Logger receives client protocol errors at Debug level and handler
 	// failures at Warn. Nil means slog.Default().
 	Logger *slog.Logger
@@ -108,10 +114,6 @@ func (s *LoopServer) OnDrain(c *onloop.Conn) { c.Context().(*conn).drain() }
 
 // OnClose ends every stream still open.
 func (s *LoopServer) OnClose(c *onloop.Conn, err error) { c.Context().(*conn).closed(err) }
-
-// extendedConnect reports whether SETTINGS_ENABLE_CONNECT_PROTOCOL is
-// advertised (RFC 8441); not yet, so a :protocol field is malformed.
-func (s *LoopServer) extendedConnect() bool { return false }
 
 func (s *LoopServer) maxConcurrentStreams() uint32 {
 	return cmp.Or(s.MaxConcurrentStreams, DefaultMaxConcurrentStreams)

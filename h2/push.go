@@ -283,7 +283,7 @@ func (s *stream) pushFromHandler() {
 	c := s.c
 	s.out.mu.Lock()
 	s.out.pending = false
-	returned := s.out.done
+	returned := s.out.returned
 	s.out.mu.Unlock()
 	if returned {
 		s.send.running = false

@@ -3,8 +3,11 @@ package h2
 import (
 	"errors"
 	"io"
+	"net"
+	"net/netip"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/anx-gateway/anx/core/message"
 	"github.com/anx-gateway/anx/core/netpoll"
@@ -28,26 +31,29 @@ var (
 	_ message.TrailerWriter = (*responseWriter)(nil)
 	_ message.InterimWriter = (*responseWriter)(nil)
 	_ message.Aborter       = (*responseWriter)(nil)
+	_ message.Upgrader      = (*responseWriter)(nil)
 )
 
 // responseWriter is the message.ResponseWriter of a stream. The handler
 // owns it while it runs; what it writes goes into the stream's output,
 // which the loop frames.
 type responseWriter struct {
-	s       *stream
-	header  message.Header
-	trailer message.Header
-	status  int  // the final status once written; 0 before
-	drop    bool // the status or method carries no content
-	offLoop bool // the handler runs on a goroutine: copy what the loop reads later
-	written int64
+	s        *stream
+	header   message.Header
+	trailer  message.Header
+	status   int  // the final status once written; 0 before
+	drop     bool // the status or method carries no content
+	offLoop  bool // the handler runs on a goroutine: copy what the loop reads later
+	upgraded bool // Upgrade made the stream a tunnel
+	finished bool // finish ran: the content is complete
+	written  int64
 }
 
 // reset makes the writer ready for the next stream, keeping storage.
 func (w *responseWriter) reset() {
 	w.header.Reset()
 	w.trailer.Reset()
-	w.status, w.drop, w.offLoop, w.written = 0, false, false, 0
+	w.status, w.drop, w.offLoop, w.upgraded, w.finished, w.written = 0, false, false, false, false, 0
 }
 
 // Header returns the response fields to set before WriteHeader.
@@ -138,11 +144,86 @@ func (w *responseWriter) Abort() { w.s.out.abort(w.s) }
 // finish ends the handler's part: the content is complete, the trailer
 // fields (if any) follow it.
 func (w *responseWriter) finish() {
+	if w.finished {
+		return
+	}
+	w.finished = true
 	if w.status == 0 {
 		w.WriteHeader(200)
 	}
 	w.s.out.finish(&w.trailer, w.s, w.offLoop)
 }
+
+// errNotConnect is Upgrade's error for a stream that is no extended
+// CONNECT.
+var errNotConnect = errors.New("h2: Upgrade on a stream that is no extended CONNECT")
+
+// Upgrade answers an extended CONNECT with 200 and returns the stream as
+// the tunnel (message.Upgrader): reads take the client's DATA, writes
+// send DATA, CloseWrite ends the stream our way.
+func (w *responseWriter) Upgrade() (net.Conn, error) {
+	s := w.s
+	if s.req.Protocol == "" || w.status != 0 || s.body == nil || !w.offLoop {
+		return nil, errNotConnect
+	}
+	w.Header().Del("Upgrade")
+	w.WriteHeader(200)
+	w.upgraded = true
+	if err := w.Flush(); err != nil {
+		return nil, err
+	}
+	return &tunnel{w: w, local: s.c.c.Net().LocalAddr(), remote: s.req.RemoteAddr}, nil
+}
+
+// tunnel is an extended CONNECT's stream as a net.Conn, for the handler
+// that upgraded it (on its goroutine).
+type tunnel struct {
+	w             *responseWriter
+	local, remote netip.AddrPort
+	mu            sync.Mutex
+	closed        bool
+}
+
+// errTunnelDeadline is what the deadline methods return: a tunnel stream
+// has the connection's timeouts, not its own.
+var errTunnelDeadline = errors.New("h2: a tunnel stream has no deadlines of its own")
+
+func (t *tunnel) Read(p []byte) (int, error) { return t.w.s.body.Read(p) }
+func (t *tunnel) Write(p []byte) (int, error) {
+	n, err := t.w.Write(p)
+	if err == nil {
+		err = t.w.Flush()
+	}
+	return n, err
+}
+
+// CloseWrite ends the stream our way (END_STREAM); the client may still
+// send.
+func (t *tunnel) CloseWrite() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.closed {
+		t.w.finish()
+	}
+	return nil
+}
+
+// Close ends the stream both ways: END_STREAM if not yet sent, and
+// reads end.
+func (t *tunnel) Close() error {
+	t.CloseWrite()
+	t.mu.Lock()
+	t.closed = true
+	t.mu.Unlock()
+	t.w.s.body.fail(net.ErrClosed)
+	return nil
+}
+
+func (t *tunnel) LocalAddr() net.Addr              { return net.TCPAddrFromAddrPort(t.local) }
+func (t *tunnel) RemoteAddr() net.Addr             { return net.TCPAddrFromAddrPort(t.remote) }
+func (t *tunnel) SetDeadline(time.Time) error      { return errTunnelDeadline }
+func (t *tunnel) SetReadDeadline(time.Time) error  { return errTunnelDeadline }
+func (t *tunnel) SetWriteDeadline(time.Time) error { return errTunnelDeadline }
 
 // output is a stream's response on its way to the loop: set by the
 // handler (under mu when it runs off the loop), framed by the loop.
@@ -161,8 +242,9 @@ type output struct {
 	fileN   int64
 	fileDup bool // file is a duplicate to close
 	trailer message.Header
-	done    bool  // the handler has returned
-	aborted bool  // the handler aborted: reset instead of ending
+	done     bool  // the content is complete (the handler returned, or closed its tunnel)
+	returned bool  // the handler off the loop has returned: the stream is the loop's alone
+	aborted  bool  // the handler aborted: reset instead of ending
 	gone    error // the stream can take no more (reset, closed)
 	pending bool  // a push is scheduled on the loop
 }
@@ -180,7 +262,7 @@ func (o *output) reset() {
 	o.hold.Reset()
 	o.trailer.Reset()
 	o.interim = o.interim[:0]
-	o.status, o.head, o.done, o.aborted, o.gone, o.pending = 0, nil, false, false, nil, false
+	o.status, o.head, o.done, o.returned, o.aborted, o.gone, o.pending = 0, nil, false, false, false, nil, false
 }
 
 // setHead queues the final head.
@@ -309,6 +391,15 @@ func (o *output) finish(trailer *message.Header, s *stream, offLoop bool) {
 	}
 }
 
+// handlerReturned tells the loop that the handler off the loop is done
+// with the stream.
+func (o *output) handlerReturned(s *stream) {
+	o.mu.Lock()
+	o.returned = true
+	o.scheduleLocked(s)
+	o.mu.Unlock()
+}
+
 // abort marks the response broken.
 func (o *output) abort(s *stream) {
 	o.mu.Lock()
@@ -342,7 +433,7 @@ func (o *output) schedule(s *stream) {
 }
 
 func (o *output) scheduleLocked(s *stream) {
-	if o.pending || o.gone != nil && !o.done {
+	if o.pending || o.gone != nil && !o.returned {
 		return
 	}
 	o.pending = true

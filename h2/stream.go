@@ -104,7 +104,10 @@ func (s *stream) fillRequest(c *conn) {
 	r.TLS = c.c.TLS()
 	r.ServerName = c.c.ServerName()
 	r.ContentLength = s.in.contentLength
-	if s.in.remoteDone {
+	r.Protocol = s.in.protocol
+	if s.in.remoteDone || r.Protocol != "" {
+		// An extended CONNECT's stream is the tunnel, read through
+		// Upgrade, not content.
 		r.ContentLength = 0
 		r.Body = noBody{}
 	}
@@ -135,7 +138,9 @@ func (c *conn) dispatch(s *stream) {
 	}
 	if !s.in.remoteDone {
 		s.body = newBody(s)
-		s.req.Body = s.body
+		if s.req.Protocol == "" {
+			s.req.Body = s.body
+		}
 	}
 	s.send.running = true
 	s.w.offLoop = true
@@ -146,6 +151,7 @@ func (c *conn) dispatch(s *stream) {
 func (s *stream) run() {
 	s.c.srv.serve(&s.w, &s.req)
 	s.w.finish()
+	s.out.handlerReturned(s)
 }
 
 // serve calls the handler, turning a panic into a reset stream.
@@ -200,18 +206,6 @@ func (c *conn) finishIfDone(s *stream) {
 	}
 	s.release()
 	c.closeIfDone()
-}
-
-// handlerReturned runs on the loop when a handler off the loop has
-// returned (its last output was queued).
-func (s *stream) handlerReturned() {
-	s.send.running = false
-	if s.c.closing && s.c.c.Net().Closed() {
-		s.release()
-		return
-	}
-	s.c.push(s)
-	s.c.finishIfDone(s)
 }
 
 // noBody is the content of a request that has none.

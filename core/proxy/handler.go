@@ -305,6 +305,9 @@ func (h *Handler) fillRequest(x *exchange, r *message.Request, u *upstream, repl
 	if x.out.Upgrade != "" {
 		x.header.Set("Upgrade", x.out.Upgrade)
 	}
+	if r.Protocol != "" {
+		asUpgrade(&x.out, &x.header)
+	}
 	x.out.Interim = x.interim
 }
 

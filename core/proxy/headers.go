@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"crypto/rand"
+	"encoding/base64"
 	"net/netip"
 	"strings"
 	"unsafe"
@@ -77,9 +79,13 @@ func wantsTrailers(h *message.Header) bool {
 	return false
 }
 
-// upgradeOf returns the protocol an HTTP/1.1 request asks to switch to:
-// its Upgrade field's value when Connection names "upgrade", else "".
+// upgradeOf returns the protocol a request asks to switch to: an HTTP/1.1
+// request's Upgrade field's value when Connection names "upgrade", an
+// extended CONNECT's protocol (RFC 8441), else "".
 func upgradeOf(r *message.Request) string {
+	if r.Protocol != "" && r.Method == "CONNECT" {
+		return r.Protocol
+	}
 	if r.Proto != message.HTTP1 || r.ProtoMinor < 1 || !namedByConnection(&r.Header, "upgrade") {
 		return ""
 	}
@@ -217,5 +223,18 @@ func ownStrings(fields []message.Field) {
 		name, value := len(fields[i].Name), len(fields[i].Value)
 		fields[i].Name, fields[i].Value = all[:name], all[name:name+value]
 		all = all[name+value:]
+	}
+}
+
+// asUpgrade turns an extended CONNECT (RFC 8441, RFC 9220) into the
+// HTTP/1.1 upgrade an upstream understands: a GET with Upgrade, and for
+// a WebSocket the Sec-WebSocket-Key that HTTP/2 and HTTP/3 clients do not
+// send (RFC 8441 section 5), made here.
+func asUpgrade(out *outRequest, header *message.Header) {
+	out.Method = "GET"
+	if message.EqualFold(out.Upgrade, "websocket") && !header.Has("Sec-WebSocket-Key") {
+		var key [16]byte
+		rand.Read(key[:])
+		header.Set("Sec-WebSocket-Key", base64.StdEncoding.EncodeToString(key[:]))
 	}
 }

@@ -106,7 +106,13 @@ func (h *Handler) tunnel(w message.ResponseWriter, r *message.Request, u *upstre
 		return
 	}
 	h.responseHeader(w.Header(), &resp.Header)
-	w.Header().Set("Upgrade", resp.Header.Get("Upgrade"))
+	if r.Protocol != "" {
+		// An extended CONNECT is answered 200, without the upgrade's
+		// handshake fields (RFC 8441 section 5).
+		w.Header().Del("Sec-WebSocket-Accept")
+	} else {
+		w.Header().Set("Upgrade", resp.Header.Get("Upgrade"))
+	}
 	client, err := up.Upgrade()
 	if err != nil {
 		resp.Conn.Close()
