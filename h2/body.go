@@ -33,6 +33,7 @@ func (c *conn) onData(f frameHeader, payload []byte) error {
 		return connError{http2.ErrCodeFlowControl, "DATA beyond the connection window"}
 	}
 	c.recvWindow -= int64(f.length)
+	c.lastContent = c.c.Net().Now()
 	s := c.stream(f.streamID)
 	if s == nil || s.in.remoteDone {
 		return c.dataOnClosed(f, s)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"time"
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
@@ -73,6 +74,8 @@ type conn struct {
 	goAwaySent   bool // no new stream is accepted
 	lastAccepted uint32
 	readPaused   bool // reading stops while the output is backed up
+	// When the waits of deadline began.
+	openedAt, idleSince, blockedSince, lastContent time.Time
 	closing      bool
 
 	abuse abuse // the counters of the defences (abuse.go)
@@ -105,6 +108,8 @@ func (w blockWriter) Write(p []byte) (int, error) {
 
 // start sends our SETTINGS and opens the connection window.
 func (c *conn) start() {
+	now := c.c.Net().Now()
+	c.openedAt, c.idleSince = now, now
 	out := c.begin()
 	settings := 4
 	if c.srv.ExtendedConnect {
@@ -120,7 +125,6 @@ func (c *conn) start() {
 	}
 	*out = appendWindowUpdate(*out, 0, connWindow-65535)
 	c.flush()
-	c.c.Net().SetTimeout(DefaultPrefaceTimeout)
 }
 
 // begin returns the batch's output buffer, borrowing one if needed.
@@ -149,7 +153,7 @@ func (c *conn) flush() {
 }
 
 // pace pauses reading while the output is backed up and sets the
-// deadline that fits the connection's state.
+// connection's deadline to the next of its waits (deadline).
 func (c *conn) pace() {
 	nc := c.c.Net()
 	backedUp := c.c.Buffered() > outHighWater
@@ -161,18 +165,53 @@ func (c *conn) pace() {
 			nc.Resume()
 		}
 	}
-	switch {
-	case c.c.Buffered() > 0 || len(c.blocked) > 0:
-		if d := c.srv.writeTimeout(); d > 0 {
-			nc.SetTimeout(d)
-		}
-	case !c.settingsSeen:
-		// the preface deadline set by start stays
-	case len(c.streams) == 0:
-		nc.SetTimeout(c.srv.idleTimeout())
-	default:
-		nc.SetTimeout(0) // streams in the handlers' hands
+	if w, at := c.deadline(); w != waitNone {
+		nc.SetTimeout(max(at.Sub(nc.Now()), time.Millisecond))
+		return
 	}
+	nc.SetTimeout(0)
+}
+
+// wait is what a connection's deadline is for.
+type wait uint8
+
+const (
+	waitNone    wait = iota
+	waitPreface      // the client preface and first SETTINGS (DefaultPrefaceTimeout)
+	waitStall        // output that does not move, for the socket or a window (WriteTimeout)
+	waitContent      // request content that does not come (ReadTimeout)
+	waitIdle         // no stream open (IdleTimeout)
+)
+
+// deadline returns what the connection waits for first and when that
+// wait ends. The waits are measured from when they began, not from the
+// last frame, so that a client cannot stretch them with PINGs.
+func (c *conn) deadline() (wait, time.Time) {
+	nc := c.c.Net()
+	switch {
+	case !c.settingsSeen:
+		return waitPreface, c.openedAt.Add(DefaultPrefaceTimeout)
+	case c.c.Buffered() > 0 && c.srv.writeTimeout() > 0:
+		return waitStall, nc.Progress().Add(c.srv.writeTimeout())
+	case len(c.blocked) > 0 && c.srv.writeTimeout() > 0:
+		return waitStall, c.blockedSince.Add(c.srv.writeTimeout())
+	case c.awaitingContent() && c.srv.readTimeout() > 0:
+		return waitContent, c.lastContent.Add(c.srv.readTimeout())
+	case len(c.streams) == 0 && c.srv.idleTimeout() > 0:
+		return waitIdle, c.idleSince.Add(c.srv.idleTimeout())
+	}
+	return waitNone, time.Time{}
+}
+
+// awaitingContent reports whether a stream waits for request content
+// (a tunnel's quiet is no stall).
+func (c *conn) awaitingContent() bool {
+	for _, s := range c.streams {
+		if !s.in.remoteDone && s.req.Protocol == "" {
+			return true
+		}
+	}
+	return false
 }
 
 // read handles the complete frames at the start of in and returns the
@@ -411,6 +450,7 @@ func (c *conn) onWindowUpdate(f frameHeader, payload []byte) error {
 			return connError{http2.ErrCodeFlowControl, "connection window above 2^31-1"}
 		}
 		c.sendWindow += inc
+		c.blockedSince = c.c.Net().Now() // the client reads: the stall starts again
 		c.pushAll()
 		return nil
 	}
@@ -428,6 +468,7 @@ func (c *conn) onWindowUpdate(f frameHeader, payload []byte) error {
 		return c.streamError(s, http2.ErrCodeFlowControl)
 	}
 	s.send.window += inc
+	c.blockedSince = c.c.Net().Now()
 	c.push(s)
 	return nil
 }
@@ -506,21 +547,26 @@ func (c *conn) closeIfDone() {
 	}
 }
 
-// timeout acts on the deadline pace set.
+// timeout acts on the deadline pace set, once it has really passed (the
+// wait may have changed since).
 func (c *conn) timeout() {
-	switch {
-	case !c.settingsSeen:
+	w, at := c.deadline()
+	if w == waitNone || c.c.Net().Now().Before(at) {
+		c.pace()
+		return
+	}
+	switch w {
+	case waitPreface:
 		c.srv.logger().Debug("h2: no preface in time", "remote", c.c.RemoteAddr())
 		c.c.Net().Timeout()
-	case c.c.Buffered() > 0 || len(c.blocked) > 0:
-		if c.c.Net().Now().Sub(c.c.Net().Progress()) < c.srv.writeTimeout() && len(c.blocked) == 0 {
-			c.pace() // the output moved: wait again
-			return
-		}
+	case waitStall:
 		c.srv.logger().Debug("h2: client stopped reading", "remote", c.c.RemoteAddr())
 		c.fail(connError{http2.ErrCodeEnhanceYourCalm, "output stalled"})
-	default:
-		c.goAway(http2.ErrCodeNo) // idle
+	case waitContent:
+		c.srv.logger().Debug("h2: request content stopped coming", "remote", c.c.RemoteAddr())
+		c.fail(connError{http2.ErrCodeEnhanceYourCalm, "request content stalled"})
+	case waitIdle:
+		c.goAway(http2.ErrCodeNo)
 		c.closing = true
 		c.flush()
 		c.c.Close()

@@ -73,6 +73,7 @@ func (c *conn) open(f frameHeader) (*stream, error) {
 		c.resetStream(f.streamID, http2.ErrCodeRefusedStream)
 		return nil, c.abuse.refuse(c)
 	}
+	c.lastContent = c.c.Net().Now()
 	s := c.srv.newStream(c, f.streamID)
 	s.in.remoteDone = f.has(flagEndStream)
 	c.streams = append(c.streams, s)

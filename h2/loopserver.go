@@ -16,6 +16,9 @@ const (
 	// for that long while it had some to send, and one whose client kept
 	// every stream's window shut that long.
 	DefaultWriteTimeout = 30 * time.Second
+	// DefaultReadTimeout is LoopServer.ReadTimeout's default, nginx's
+	// client_body_timeout.
+	DefaultReadTimeout = 60 * time.Second
 	// DefaultPrefaceTimeout bounds the wait for the client preface and
 	// the first SETTINGS.
 	DefaultPrefaceTimeout = 10 * time.Second
@@ -72,6 +75,11 @@ type LoopServer struct {
 	// response writer's Upgrade (message.Upgrader) makes the stream the
 	// tunnel. Set it where a route can tunnel (a proxy).
 	ExtendedConnect bool
+	// ReadTimeout closes, with GOAWAY, a connection on which a stream
+	// waits for request content and none has arrived for that long
+	// (a client that opens streams and sends nothing holds them). Zero
+	// means DefaultReadTimeout; negative, none.
+	ReadTimeout time.Duration
 	// Logger receives client protocol errors at Debug level and handler
 	// failures at Warn. Nil means slog.Default().
 	Logger *slog.Logger
@@ -130,6 +138,8 @@ func (s *LoopServer) idleTimeout() time.Duration { return positive(s.IdleTimeout
 func (s *LoopServer) writeTimeout() time.Duration {
 	return positive(s.WriteTimeout, DefaultWriteTimeout)
 }
+
+func (s *LoopServer) readTimeout() time.Duration { return positive(s.ReadTimeout, DefaultReadTimeout) }
 
 func (s *LoopServer) logger() *slog.Logger {
 	if s.Logger == nil {

@@ -45,6 +45,9 @@ func (c *conn) push(s *stream) {
 		}
 		c.finishIfDone(s)
 	case blocked && !s.send.blocked:
+		if len(c.blocked) == 0 {
+			c.blockedSince = c.c.Net().Now()
+		}
 		s.send.blocked = true
 		c.blocked = append(c.blocked, s)
 	case !blocked:

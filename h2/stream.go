@@ -205,6 +205,9 @@ func (c *conn) finishIfDone(s *stream) {
 		}
 	}
 	s.release()
+	if len(c.streams) == 0 {
+		c.idleSince = c.c.Net().Now()
+	}
 	c.closeIfDone()
 }
 
