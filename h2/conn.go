@@ -76,7 +76,7 @@ type conn struct {
 	readPaused   bool // reading stops while the output is backed up
 	// When the waits of deadline began.
 	openedAt, idleSince, blockedSince, lastContent time.Time
-	closing      bool
+	closing                                        bool
 
 	abuse abuse // the counters of the defences (abuse.go)
 }

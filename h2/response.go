@@ -231,22 +231,22 @@ type output struct {
 	mu   sync.Mutex
 	cond sync.Cond // Write waits on it while data is full
 
-	status  int
-	head    *message.Header // the final head's fields: the writer's own, or hold off the loop
-	hold    message.Header  // a copy of the head's fields, off the loop
-	interim []interim
-	data    *[]byte // queued content, (*data)[dataOff:len]; nil when none
-	dataOff int
-	file    *os.File // a file region after data; nil when none
-	fileOff int64
-	fileN   int64
-	fileDup bool // file is a duplicate to close
-	trailer message.Header
+	status   int
+	head     *message.Header // the final head's fields: the writer's own, or hold off the loop
+	hold     message.Header  // a copy of the head's fields, off the loop
+	interim  []interim
+	data     *[]byte // queued content, (*data)[dataOff:len]; nil when none
+	dataOff  int
+	file     *os.File // a file region after data; nil when none
+	fileOff  int64
+	fileN    int64
+	fileDup  bool // file is a duplicate to close
+	trailer  message.Header
 	done     bool  // the content is complete (the handler returned, or closed its tunnel)
 	returned bool  // the handler off the loop has returned: the stream is the loop's alone
 	aborted  bool  // the handler aborted: reset instead of ending
-	gone    error // the stream can take no more (reset, closed)
-	pending bool  // a push is scheduled on the loop
+	gone     error // the stream can take no more (reset, closed)
+	pending  bool  // a push is scheduled on the loop
 }
 
 // interim is a queued informational response.
