@@ -16,6 +16,7 @@ import (
 
 	"github.com/anx-gateway/anx/core/message"
 	"github.com/anx-gateway/anx/core/pool"
+	"github.com/anx-gateway/anx/tls/onloop"
 )
 
 // States of a connection, as Shutdown and Close see them.
@@ -27,12 +28,12 @@ const (
 
 // Sizes and times of the input path.
 const (
-	readBufSize   = 4 << 10         // first read buffer; grows to MaxHeaderBytes for big heads
-	drainBytes    = 256 << 10       // most unread body read after the handler to keep the connection
-	drainTimeout  = 5 * time.Second // longest that draining may take
-	lingerBytes   = 256 << 10       // most bytes read and dropped in a lingering close
-	lingerTimeout = 2 * time.Second // longest lingering close
-	fileCopySize  = 32 << 10        // buffer for files that cannot go by sendfile
+	readBufSize   = 4 << 10              // first read buffer; grows to MaxHeaderBytes for big heads
+	drainBytes    = 256 << 10            // most unread body read after the handler to keep the connection
+	drainTimeout  = 5 * time.Second      // longest that draining may take
+	lingerBytes   = onloop.LingerBytes   // most bytes read and dropped in a lingering close, as on the loops
+	lingerTimeout = onloop.LingerTimeout // longest lingering close
+	fileCopySize  = 32 << 10             // buffer for files that cannot go by sendfile
 )
 
 // conn is one client connection and its state machine: wait idle, read a
@@ -47,6 +48,7 @@ type conn struct {
 	nc         net.Conn
 	tcp        *net.TCPConn    // nc as a plain TCP conn, for sendfile; nil otherwise
 	tlsConn    *tls.Conn       // nc as a TLS conn; nil otherwise
+	secure     bool            // requests arrive over TLS (tlsConn set, or a TLS loop connection bound)
 	raw        syscall.RawConn // for waits without reading (wait_linux.go); may be nil
 	remote     netip.AddrPort  // the client's address
 	serverName string          // TLS SNI, set by handshake
@@ -93,7 +95,7 @@ func (s *Server) newConn(nc net.Conn) *conn {
 	case *net.TCPConn:
 		c.tcp = t
 	case *tls.Conn:
-		c.tlsConn = t
+		c.tlsConn, c.secure = t, true
 	}
 	if a, ok := nc.RemoteAddr().(*net.TCPAddr); ok {
 		ap := a.AddrPort()
@@ -388,7 +390,7 @@ func (c *conn) newRequest() {
 		Header:     h,
 		Trailer:    tr,
 		RemoteAddr: c.remote,
-		TLS:        c.tlsConn != nil,
+		TLS:        c.secure,
 		ServerName: c.serverName,
 	}
 }

@@ -71,7 +71,7 @@ func (lc *loopConn) deferResponse(x *conn, panicked bool) bool {
 	st.x = st.spare(lc.h.srv)
 	lc.deferred = x
 	lc.phase = phaseDeferred
-	lc.nc.Pause()
+	lc.c.Pause()
 	lc.nc.SetTimeout(lc.h.srv.writeTimeout())
 	return true
 }
@@ -108,12 +108,11 @@ func (lc *loopConn) endDeferred() {
 // that ends it: with a lingering close when requests wait behind it,
 // which are dropped unanswered, else at once (after its output).
 func (lc *loopConn) closeAfterDeferred() {
-	if lc.nc.Kept() == 0 && (lc.tlsState == nil || lc.plain == nil) {
+	if lc.c.Kept() == 0 {
 		lc.close()
 		return
 	}
-	lc.closeLingering()
-	lc.nc.Resume() // lingering reads and drops
+	lc.closeLingering() // the layer resumes reading, to drop
 }
 
 // deferredTimeout is the deadline of a deferred response: a client that
@@ -146,7 +145,7 @@ func (lc *loopConn) clientGone() {
 	x.out.release()
 	x.out.err = nil
 	x.out.nc = nil
-	x.loop, x.tlsConn = nil, nil
+	x.loop = nil
 	lc.h.state(lc.nc).putSpare(x)
 }
 

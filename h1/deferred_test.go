@@ -432,7 +432,7 @@ func TestDeferredResponsesOfManyConnections(t *testing.T) {
 func loopSpares(t *testing.T, s *Server, loop *netpoll.Loop) int {
 	t.Helper()
 	s.mu.Lock()
-	lh := s.loops.Handler.(*loopHandler)
+	lh := s.proto
 	s.mu.Unlock()
 	n := -1
 	runOnLoop(t, loop, func() { n = len(lh.states[loop.Index()].spares) })

@@ -7,13 +7,17 @@
 //
 // Listen and Start run the server on core/netpoll's epoll loops, one per
 // core, which is how anx serves: plain HTTP, or TLS when TLSConfig is set.
+// Between the loops and h1 sits the connection layer, tls/onloop: it does
+// the TLS handshake, chooses the protocol by ALPN (or, on a plain
+// connection, by the HTTP/2 preface) and hands h1, an onloop.Protocol,
+// plaintext in and out, so that nothing here depends on encryption.
 // Serve (a net.Listener, a goroutine per connection) and ServeConn (one
 // net.Conn in the caller's goroutine) remain for other systems and for
 // embedding; they share the parser, the body reader and the response
 // writer with the loops.
 //
-// On a loop (loop.go, loopconn.go, looptls.go) a connection is a small
-// loopConn: its phase, its TLS state, a few flags. A request without
+// On a loop (loop.go, loopconn.go, loopfile.go) a connection is a small
+// loopConn over its onloop.Conn: its phase and a few flags. A request without
 // content, whose handler is message.NonBlocking (core/static) or a
 // message.LoopServer that takes it (core/proxy, for upstreams it reaches
 // from the loop), is served on the loop as its bytes arrive; the decision
@@ -33,18 +37,17 @@
 // plain connections (netpoll queues them and never waits for the disk:
 // cold regions are read by a file worker first); over TLS a small file
 // in the page cache is copied with the head, a larger one is read,
-// encrypted and sent by a pump as the socket drains. A request with
+// encrypted and sent by the layer's pump as the socket drains. A request with
 // content, or any request whose handler may block, takes the
-// connection off the loop (netpoll.Conn.Detach) to a goroutine that runs
-// the same code as Serve's, with blocking reads and deadlines; when that
-// goroutine has no input left it gives the connection back. A TLS
-// handshake runs on a goroutine of its own (crypto/tls cannot resume a
-// handshake after a would-block) that starts with the first byte of the
-// ClientHello; ALPN protocols other than HTTP/1.1 (h2) are handed to
-// TLSProtocols on a goroutine. Deadlines are the loop's timing wheel: one
-// per connection, moved as the phase changes (handshake, head, idle,
-// write, linger; a deferred response's write timeout only while output
-// is queued).
+// connection off the loop (onloop.Conn.Detach: a net.Conn, or the
+// *tls.Conn) to a goroutine that runs the same code as Serve's, with
+// blocking reads and deadlines; when that goroutine has no input left it
+// gives the connection back. ALPN protocols other than HTTP/1.1 go to
+// Protocols on the loop (h2) or to TLSProtocols on a goroutine, as the
+// layer decides. Deadlines are the loop's timing wheel: one per
+// connection, moved as the phase changes (head, idle, write; a deferred
+// response's write timeout only while output is queued); the TLS
+// handshake's and the lingering close's are the layer's.
 //
 // # Optional abilities
 //
@@ -102,10 +105,10 @@
 // # Goroutines
 //
 // Start starts the loops' goroutines (core/netpoll), which own every
-// loopConn and the exchange; a TLS handshake, a detached connection and a
-// connection handed to another protocol each run on a goroutine of their
-// own, which ends when the handshake ends, when the connection goes back
-// to its loop, or when the protocol closes it. Serve runs the accept loop
+// loopConn and the exchange; a TLS handshake (tls/onloop), a detached
+// connection and a connection handed to a TLSProtocols server each run on
+// a goroutine of their own, which ends when the handshake ends, when the
+// connection goes back to its loop, or when the protocol closes it. Serve runs the accept loop
 // in the caller's goroutine and starts one goroutine per connection;
 // ServeConn runs a connection in the caller's goroutine. Such a
 // connection's goroutine owns everything in its conn struct except the

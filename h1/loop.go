@@ -2,21 +2,13 @@ package h1
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
-	"math"
 	"net"
-	"time"
 
 	"github.com/anx-gateway/anx/core/message"
 	"github.com/anx-gateway/anx/core/netpoll"
-)
-
-// Defaults of the loop front end's TLS settings.
-const (
-	defaultHandshakeTimeout = 10 * time.Second
-	defaultMaxHandshakes    = 4096
+	"github.com/anx-gateway/anx/tls/onloop"
 )
 
 // Listen opens the server's listening sockets on addr for Start: one per
@@ -33,7 +25,8 @@ func (s *Server) Listen(addr string) error {
 	if s.loops != nil {
 		return errors.New("h1: already listening")
 	}
-	s.loops = &netpoll.Server{Handler: &loopHandler{srv: s}, Loops: s.Loops}
+	s.front = &onloop.Handler{}
+	s.loops = &netpoll.Server{Handler: s.front, Loops: s.Loops}
 	if err := s.loops.Listen(addr); err != nil {
 		s.loops = nil
 		return fmt.Errorf("h1: %w", err)
@@ -55,7 +48,7 @@ func (s *Server) Addr() net.Addr {
 // Shutdown stops them.
 func (s *Server) Start() error {
 	s.mu.Lock()
-	loops := s.loops
+	loops, front := s.loops, s.front
 	s.mu.Unlock()
 	if loops == nil {
 		return errors.New("h1: Start before Listen")
@@ -67,11 +60,7 @@ func (s *Server) Start() error {
 		return err
 	}
 	loops.DropBehind = s.DropBehind
-	h := loops.Handler.(*loopHandler)
-	h.states = make([]loopState, loops.LoopCount())
-	for i := range h.states {
-		h.states[i].x = s.newExchange()
-	}
+	s.configureFront(loops, front)
 	if err := loops.Start(""); err != nil {
 		return fmt.Errorf("h1: %w", err)
 	}
@@ -90,18 +79,47 @@ func (s *Server) shutdownLoops(ctx context.Context) error {
 	return loops.Shutdown(ctx)
 }
 
-func (s *Server) handshakeTimeout() time.Duration {
-	return timeout(s.HandshakeTimeout, defaultHandshakeTimeout)
+// configureFront sets the connection layer below the loops (tls/onloop)
+// from the settings: HTTP/1.1 for plain connections and for TLS ones
+// whose ALPN chose http/1.1 or nothing, the other protocols as given.
+func (s *Server) configureFront(loops *netpoll.Server, front *onloop.Handler) {
+	h := &loopHandler{srv: s, states: make([]loopState, loops.LoopCount())}
+	for i := range h.states {
+		h.states[i].x = s.newExchange()
+	}
+	protocols := map[string]onloop.Protocol{"http/1.1": h}
+	for name, p := range s.Protocols {
+		if name != "http/1.1" {
+			protocols[name] = p
+		}
+	}
+	*front = onloop.Handler{
+		Plain:             h,
+		PriorKnowledge:    s.PriorKnowledge,
+		FirstBytesTimeout: s.readHeaderTimeout(),
+		TLSConfig:         s.TLSConfig,
+		HandshakeTimeout:  s.HandshakeTimeout,
+		MaxHandshakes:     s.MaxHandshakes,
+		Protocols:         protocols,
+		Detached:          s.TLSProtocols,
+		Logger:            s.Logger,
+	}
+	front.Prepare(loops)
+	s.mu.Lock()
+	s.proto = h
+	s.mu.Unlock()
 }
 
-// loopHandler is the netpoll.Handler of a Server's loops: it turns the
-// loops' events into calls on each connection's loopConn. Everything in
-// it but the settings is per loop (states), used by that loop's goroutine
-// only.
+// loopHandler is HTTP/1.1 as a protocol of the connection layer
+// (onloop.Protocol): it turns the layer's events into calls on each
+// connection's loopConn. Everything in it but the settings is per loop
+// (states), used by that loop's goroutine only.
 type loopHandler struct {
 	srv    *Server
-	states []loopState // by loop index; made by Start
+	states []loopState // by loop index; made by configureFront
 }
+
+var _ onloop.Protocol = (*loopHandler)(nil)
 
 // onLoop reports whether a request without content is served on the
 // loop: when the handler that answers it never waits, or is a
@@ -114,74 +132,52 @@ func (h *loopHandler) onLoop(r *message.Request) bool {
 }
 
 // loopState is what one loop shares among its connections: the request
-// and response state of the one request the loop serves at a time, and
-// the buffer TLS input is decrypted into.
+// and response state of the one request the loop serves at a time.
 type loopState struct {
-	x          *conn       // the exchange for requests served on the loop
-	plain      []byte      // decrypted TLS input; grows as needed, kept
-	handshakes int         // TLS handshakes in flight
-	waiting    []*loopConn // connections waiting for a handshake slot, first come first served
-	spares     []*conn     // exchanges to lend while others are deferred (deferred.go)
-}
-
-// maxHandshakesPerLoop is each loop's share of MaxHandshakes.
-func (h *loopHandler) maxHandshakesPerLoop() int {
-	n := h.srv.MaxHandshakes
-	switch {
-	case n < 0:
-		return math.MaxInt
-	case n == 0:
-		n = defaultMaxHandshakes
-	}
-	return max(1, n/len(h.states))
+	x      *conn   // the exchange for requests served on the loop
+	spares []*conn // exchanges to lend while others are deferred (deferred.go)
 }
 
 // state returns the state of c's loop.
 func (h *loopHandler) state(c *netpoll.Conn) *loopState { return &h.states[c.Loop().Index()] }
 
-// OnOpen starts a connection: a TLS handshake, or the wait for the first
-// request head, which must arrive within ReadHeaderTimeout of the accept.
-func (h *loopHandler) OnOpen(c *netpoll.Conn) {
-	lc := &loopConn{h: h, nc: c}
+// OnOpen starts a connection, plain or TLS once its handshake is done:
+// the wait for the first request head, which must arrive within
+// ReadHeaderTimeout.
+func (h *loopHandler) OnOpen(c *onloop.Conn) {
+	lc := &loopConn{h: h, c: c, nc: c.Net()}
 	c.SetContext(lc)
-	if cfg := h.srv.TLSConfig; cfg != nil {
-		raw := netpoll.NewTLSConn(c)
-		lc.tlsState = &tlsState{tls: raw, tc: tls.Server(raw, cfg)}
-		lc.phase = phaseHandshake
-		c.SetTimeout(h.srv.handshakeTimeout())
-		return
-	}
 	lc.phase = phaseHead
-	c.SetTimeout(h.srv.readHeaderTimeout())
+	lc.nc.SetTimeout(h.srv.readHeaderTimeout())
 }
 
-// OnRead passes input on to the connection.
-func (h *loopHandler) OnRead(c *netpoll.Conn, in []byte) int {
+// OnRead passes input (plaintext) on to the connection.
+func (h *loopHandler) OnRead(c *onloop.Conn, in []byte) int {
 	return c.Context().(*loopConn).onRead(in)
 }
 
 // OnWritable continues a connection whose output had backed up.
-func (h *loopHandler) OnWritable(c *netpoll.Conn) { c.Context().(*loopConn).onWritable() }
+func (h *loopHandler) OnWritable(c *onloop.Conn) { c.Context().(*loopConn).onWritable() }
 
 // OnTimeout acts on an expired deadline according to the phase.
-func (h *loopHandler) OnTimeout(c *netpoll.Conn) { c.Context().(*loopConn).onTimeout() }
+func (h *loopHandler) OnTimeout(c *onloop.Conn) { c.Context().(*loopConn).onTimeout() }
 
 // OnHangup ends a connection whose client hung up while it was paused,
 // if a handler was finishing a deferred response for it: the client gave
 // up (nginx's client abort), and the handler stops (LoopEvents.Gone).
 // In the other paused phases the hang-up shows when reading resumes.
-func (h *loopHandler) OnHangup(c *netpoll.Conn) {
+func (h *loopHandler) OnHangup(c *onloop.Conn) {
 	if lc := c.Context().(*loopConn); lc.phase == phaseDeferred {
 		h.srv.debug("h1: client hung up while its response was deferred", "remote", c.RemoteAddr())
-		c.Close()
+		lc.nc.Close()
 	}
 }
 
 // OnDrain ends a connection when Shutdown begins: at once when it is
 // idle, after its response when one is in flight.
-func (h *loopHandler) OnDrain(c *netpoll.Conn) { c.Context().(*loopConn).onDrain() }
+func (h *loopHandler) OnDrain(c *onloop.Conn) { c.Context().(*loopConn).onDrain() }
 
 // OnClose releases what the connection holds.
-func (h *loopHandler) OnClose(c *netpoll.Conn, err error) {
-	c.Context().(*loopConn).onClose(err)
+func (h *loopHandler) OnClose(c *onloop.Conn, err error) {
+	c.Context().(*loopConn).onClose()
 }

@@ -1,13 +1,13 @@
 package h1
 
 import (
-	"crypto/tls"
 	"errors"
 	"time"
 	"unsafe"
 
 	"github.com/anx-gateway/anx/core/netpoll"
 	"github.com/anx-gateway/anx/core/pool"
+	"github.com/anx-gateway/anx/tls/onloop"
 )
 
 // maxLoopOutput bounds the output a handler running on the loop may leave
@@ -24,88 +24,41 @@ var errLoopOutput = errors.New("h1: a handler on the event loop wrote more than 
 type phase uint8
 
 const (
-	phaseHandshake phase = iota // TLS handshake (HandshakeTimeout)
-	phaseHead                   // waiting for or reading a request head (ReadHeaderTimeout)
-	phaseIdle                   // keep-alive, between requests (IdleTimeout)
-	phaseWrite                  // output backed up; reading paused (WriteTimeout without progress)
-	phaseHandOff                // waiting for the output to drain before going off the loop
-	phaseDeferred               // a handler on the loop finishes the response later (deferred.go); reading paused
-	phaseDetached               // served by a goroutine (a request body, ALPN h2)
-	phaseLinger                 // lingering close: reading and dropping until EOF or lingerTimeout
+	phaseHead     phase = iota // waiting for or reading a request head (ReadHeaderTimeout)
+	phaseIdle                  // keep-alive, between requests (IdleTimeout)
+	phaseWrite                 // output backed up; reading paused (WriteTimeout without progress)
+	phaseHandOff               // waiting for the output to drain before going off the loop
+	phaseDeferred              // a handler on the loop finishes the response later (deferred.go); reading paused
+	phaseDetached              // served by a goroutine (a request body)
+	phaseLinger                // lingering close: the layer reads and drops until EOF or its timeout
 )
 
 // loopConn is one connection on an event loop. It is kept small, since it
-// is all that an idle keep-alive connection costs besides its netpoll.Conn
-// (and, over TLS, its tls.Conn): the request and response state lives in
-// the loop's one exchange (loopState.x), used only while a request is
-// served. Owned by the loop's goroutine, except while detached, when the
-// goroutine serving it owns the tls.Conn.
+// is all that an idle keep-alive connection costs besides its onloop.Conn
+// and netpoll.Conn (and, over TLS, its tls.Conn): the request and response
+// state lives in the loop's one exchange (loopState.x), used only while a
+// request is served. Whether the connection is TLS is the layer's
+// business: c takes plaintext out and hands plaintext in. Owned by the
+// loop's goroutine, except while detached, when the goroutine serving it
+// owns the connection.
 type loopConn struct {
-	h         *loopHandler
-	nc        *netpoll.Conn
-	*tlsState        // nil on a plain connection
-	handOff   func() // phaseHandOff: what takes the connection off the loop once its output drains
-	deferred  *conn  // phaseDeferred: the exchange whose response a handler finishes later
-	lingered  int32  // bytes dropped while lingering
-	phase     phase
-	partial   bool // part of a request head has arrived (a timeout earns 408)
-	draining  bool // Shutdown: close once the response in flight is done
+	h        *loopHandler
+	c        *onloop.Conn  // the connection in the layer: output, closing, TLS facts
+	nc       *netpoll.Conn // c.Net(): deadlines, Submit
+	handOff  func()        // phaseHandOff: what takes the connection off the loop once its output drains
+	deferred *conn         // phaseDeferred: the exchange whose response a handler finishes later
+	phase    phase
+	partial  bool // part of a request head has arrived (a timeout earns 408)
+	draining bool // Shutdown: close once the response in flight is done
 }
-
-// tlsState is what only a TLS connection on a loop holds.
-type tlsState struct {
-	tls         *netpoll.TLSConn
-	tc          *tls.Conn // the TLS connection over tls
-	serverName  string    // SNI
-	plain       *[]byte   // decrypted input not yet consumed, (*plain)[:plainN]; nil when none
-	plainN      int
-	backlog     *backlog  // output behind a file body the pump sends; nil when none
-	handshaking bool      // the handshake goroutine has started
-	warming     bool      // a file worker reads the backlog's file for the pump
-	closeAfter  closeKind // how to close once the backlog has gone out; keepOpen unless asked (closeAfterBacklog)
-}
-
-// closeKind is how a TLS connection closes once the backlog has gone out,
-// when it was asked to close before (closeAfterBacklog): the close_notify
-// must follow the response (crypto/tls writes nothing after it), and
-// netpoll, which closes once its own queued output is sent, does not know
-// the backlog.
-type closeKind uint8
-
-const (
-	keepOpen    closeKind = iota // no close asked for
-	closeNotify                  // close
-	closeLinger                  // closeLingering
-	closeSocket                  // the client ended the TLS session: close the socket
-)
-
-// isTLS reports whether the connection is TLS.
-func (lc *loopConn) isTLS() bool { return lc.tlsState != nil }
-
-// sni returns the server name a TLS client asked for, or "".
-func (lc *loopConn) sni() string {
-	if lc.tlsState == nil {
-		return ""
-	}
-	return lc.serverName
-}
-
-// hasBacklog reports whether TLS output waits behind a file body.
-func (lc *loopConn) hasBacklog() bool { return lc.tlsState != nil && lc.backlog != nil }
 
 // onRead handles input according to the phase.
 func (lc *loopConn) onRead(in []byte) int {
 	switch lc.phase {
 	case phaseLinger:
-		lc.linger(len(in))
-		return len(in)
-	case phaseHandshake:
-		return lc.handshakeInput(in)
+		return len(in) // the layer drops it: not reached
 	case phaseHandOff, phaseDetached:
 		return 0 // paused or off the loop: not reached
-	}
-	if lc.isTLS() {
-		return lc.readTLS(in)
 	}
 	return lc.serve(in)
 }
@@ -118,7 +71,7 @@ func (lc *loopConn) onRead(in []byte) int {
 func (lc *loopConn) serve(in []byte) int {
 	x := lc.bind()
 	consumed, served := 0, false
-	for lc.phase < phaseHandOff && !lc.nc.Closed() && !lc.stillBackedUp(x) {
+	for lc.phase < phaseHandOff && !lc.nc.Closed() && !lc.backedUp() {
 		skip, n, err := headAt(in[consumed:], x.srv.limits())
 		if err != nil {
 			x.fail(err, false)
@@ -139,9 +92,6 @@ func (lc *loopConn) serve(in []byte) int {
 	}
 	if x.out.flush() != nil && !lc.nc.Closed() {
 		lc.nc.Close() // a response cut short: its framing is broken
-	}
-	if lc.hasBacklog() {
-		lc.pump()
 	}
 	if lc.deferred != x {
 		lc.unbind(x)
@@ -215,10 +165,8 @@ func (lc *loopConn) bind() *conn {
 	x.loop = lc
 	x.out.nc = lc
 	x.remote = lc.nc.RemoteAddr()
-	x.serverName = lc.sni()
-	if lc.isTLS() {
-		x.tlsConn = lc.tc
-	}
+	x.serverName = lc.c.ServerName()
+	x.secure = lc.c.TLS()
 	x.linger = false
 	return x
 }
@@ -228,7 +176,7 @@ func (lc *loopConn) unbind(x *conn) {
 	x.out.release()
 	x.out.err = nil
 	x.out.nc = nil
-	x.loop, x.tlsConn = nil, nil
+	x.loop = nil
 }
 
 // afterBatch sets the deadline for what the connection waits for next.
@@ -241,7 +189,7 @@ func (lc *loopConn) afterBatch(partial, served bool) {
 	case lc.backedUp():
 		lc.partial = partial
 		lc.phase = phaseWrite
-		lc.nc.Pause()
+		lc.c.Pause()
 		lc.nc.SetTimeout(s.writeTimeout())
 	case partial:
 		if lc.phase != phaseHead || served {
@@ -262,7 +210,7 @@ func (lc *loopConn) afterBatch(partial, served bool) {
 // says Connection: close).
 func (lc *loopConn) onDrain() {
 	switch lc.phase {
-	case phaseIdle, phaseHandshake:
+	case phaseIdle:
 		lc.close()
 	case phaseHead:
 		if !lc.partial {
@@ -276,34 +224,18 @@ func (lc *loopConn) onDrain() {
 }
 
 // backedUp reports whether output waits: queued in the socket's stead, or
-// in the TLS backlog. The connection then reads no more requests.
-func (lc *loopConn) backedUp() bool { return lc.nc.Buffered() > 0 || lc.hasBacklog() }
+// on the layer's TLS backlog behind a file body. The connection then
+// reads no more requests. A backlog the socket takes whole (a file body
+// small enough, or a client that keeps up) has gone by the time the
+// handler returns (the layer pumps it as it comes), so the next pipelined
+// request is served now: no EPOLLOUT edge is coming to resume it (the
+// socket never filled), and no input either (the client waits for the
+// response).
+func (lc *loopConn) backedUp() bool { return lc.c.Buffered() > 0 }
 
-// stillBackedUp is backedUp for serve's next pipelined request, once the
-// TLS backlog, if any, has had its chance: the output buffered behind it
-// joins it and the pump sends what the socket takes. A backlog the socket
-// takes whole (a file body small enough, or a client that keeps up) leaves
-// nothing to wait for, so the next request is served now: no EPOLLOUT
-// edge is coming to resume it (the socket never filled), and no input
-// either (the client waits for the response).
-func (lc *loopConn) stillBackedUp(x *conn) bool {
-	if lc.hasBacklog() {
-		if x.out.flush() != nil {
-			return true // serve closes the connection
-		}
-		lc.pump()
-	}
-	return lc.backedUp()
-}
-
-// onWritable continues once the output has drained.
+// onWritable continues once the output has drained (the layer's TLS
+// backlog included).
 func (lc *loopConn) onWritable() {
-	if lc.hasBacklog() {
-		lc.pump()
-		if lc.backedUp() || lc.nc.Closed() {
-			return
-		}
-	}
 	switch lc.phase {
 	case phaseHandOff:
 		lc.tryHandOff()
@@ -320,10 +252,7 @@ func (lc *loopConn) onWritable() {
 			lc.phase, timeout = phaseHead, lc.h.srv.readHeaderTimeout()
 		}
 		lc.nc.SetTimeout(timeout)
-		lc.nc.Resume() // hands kept input over again
-		if lc.isTLS() {
-			lc.readTLS(nil) // decrypted input waits here, not in the loop
-		}
+		lc.c.Resume() // hands kept input over again
 	}
 }
 
@@ -350,43 +279,27 @@ func (lc *loopConn) onTimeout() {
 		x.out.flush()
 		lc.unbind(x)
 		lc.close()
-	case phaseLinger:
-		lc.nc.Close()
 	default:
 		lc.nc.Timeout()
 	}
 }
 
 // onClose gives back what the connection holds.
-func (lc *loopConn) onClose(err error) {
+func (lc *loopConn) onClose() {
 	if lc.deferred != nil {
 		lc.clientGone()
 	}
-	if lc.isTLS() {
-		lc.tls.CloseInput(err) // ends a handshake's wait
-	}
-	lc.dropPlain()
-	if lc.hasBacklog() {
-		lc.backlog.release()
-		lc.backlog = nil
-	}
 }
 
-// Write is the output of the exchange while bound: through TLS, or
-// straight to the socket. It never blocks (netpoll queues what the
-// socket does not take) and, behind a TLS backlog, waits its turn there.
+// Write is the output of the exchange while bound, through the layer
+// (encrypted over TLS). It never blocks (netpoll queues what the socket
+// does not take) and, behind a TLS file body, waits its turn on the
+// layer's backlog.
 func (lc *loopConn) Write(p []byte) (int, error) {
 	if lc.queued() > maxLoopOutput {
 		return 0, errLoopOutput
 	}
-	switch {
-	case lc.hasBacklog():
-		lc.backlog.addBytes(p)
-		return len(p), nil
-	case lc.isTLS():
-		return lc.tc.Write(p)
-	}
-	if err := lc.nc.Write(p); err != nil {
+	if err := lc.c.Write(p); err != nil {
 		return 0, err
 	}
 	return len(p), nil
@@ -394,29 +307,14 @@ func (lc *loopConn) Write(p []byte) (int, error) {
 
 // queued returns the output bytes held in memory: in the socket's stead
 // and on the TLS backlog (file regions waiting to be sent do not count).
-func (lc *loopConn) queued() int {
-	n := lc.nc.Queued()
-	if lc.hasBacklog() {
-		n += lc.backlog.bytes
-	}
-	return n
-}
+func (lc *loopConn) queued() int { return lc.c.Queued() }
 
 // SetWriteDeadline does nothing: the loop's write timeout is the phase's.
 func (lc *loopConn) SetWriteDeadline(time.Time) error { return nil }
 
-// close closes the connection once its output is sent; over TLS after a
-// close_notify alert.
-func (lc *loopConn) close() {
-	if lc.closeAfterBacklog(closeNotify) {
-		return
-	}
-	if lc.isTLS() && lc.phase != phaseHandshake {
-		lc.tc.Close() // close_notify, then the TLSConn closes the loop connection
-		return
-	}
-	lc.nc.Close()
-}
+// close closes the connection once its output is sent; over TLS after
+// the backlog and a close_notify alert.
+func (lc *loopConn) close() { lc.c.Close() }
 
 // closeAfterError closes after a refused request: with a lingering close
 // when the client may still be sending (x.linger), else at once.
@@ -429,57 +327,17 @@ func (lc *loopConn) closeAfterError(x *conn) {
 	lc.close()
 }
 
-// closeLingering sends the output, then a FIN, and reads and drops what
-// the client still sends for up to lingerTimeout or lingerBytes before it
-// closes: closing with unread input makes the kernel reset the connection,
-// which can destroy the response before the client reads it (RFC 9112
-// section 9.6; nginx's lingering_close).
+// closeLingering sends the output, then a FIN, and has the layer read
+// and drop what the client still sends for a while before it closes
+// (onloop.Conn.CloseWrite): closing with unread input makes the kernel
+// reset the connection, which can destroy the response before the client
+// reads it (RFC 9112 section 9.6; nginx's lingering_close). Behind a TLS
+// backlog the connection waits as any whose output is backed up
+// (phaseWrite, reading paused) and lingers once the backlog is out.
 func (lc *loopConn) closeLingering() {
-	if lc.closeAfterBacklog(closeLinger) {
-		lc.dropPlain() // the requests behind are not answered
-		return
-	}
-	if lc.isTLS() {
-		lc.tc.CloseWrite() // close_notify
-	}
-	lc.phase = phaseLinger
-	lc.dropPlain()
-	lc.nc.CloseWrite()
-	lc.nc.SetTimeout(lingerTimeout)
-}
-
-// closeAfterBacklog asks for the close how once the TLS backlog has gone
-// out (backlogSent) and reports true; without a backlog it reports false,
-// and the caller closes now. Until then the connection waits as any whose
-// output is backed up (phaseWrite, reading paused).
-func (lc *loopConn) closeAfterBacklog(how closeKind) bool {
-	if !lc.hasBacklog() {
-		return false
-	}
-	lc.closeAfter = how
-	return true
-}
-
-// backlogSent closes the connection, now that its TLS backlog has gone
-// out, if it was asked to close before (closeAfterBacklog).
-func (lc *loopConn) backlogSent() {
-	how := lc.closeAfter
-	lc.closeAfter = keepOpen
-	switch how {
-	case closeNotify:
-		lc.close()
-	case closeLinger:
-		lc.nc.Resume() // lingering reads and drops; reading was paused behind the backlog
-		lc.closeLingering()
-	case closeSocket:
-		lc.nc.Close()
-	}
-}
-
-// linger drops n bytes read while lingering.
-func (lc *loopConn) linger(n int) {
-	if lc.lingered += int32(min(n, lingerBytes)); lc.lingered >= lingerBytes {
-		lc.nc.Close()
+	lc.c.CloseWrite()
+	if lc.c.Lingering() {
+		lc.phase = phaseLinger
 	}
 }
 
@@ -500,7 +358,7 @@ func (lc *loopConn) detach(in []byte) {
 func (lc *loopConn) goOff(off func()) {
 	lc.phase = phaseHandOff
 	lc.handOff = off
-	lc.nc.Pause()
+	lc.c.Pause()
 	lc.nc.SetTimeout(lc.h.srv.writeTimeout())
 	lc.nc.Submit(lc.tryHandOff)
 }
@@ -520,26 +378,16 @@ func (lc *loopConn) tryHandOff() {
 // serveDetached starts the goroutine that serves a detached connection,
 // with the n bytes of input in buf.
 func (lc *loopConn) serveDetached(buf *[]byte, n int) {
-	var c *conn
-	if lc.isTLS() {
-		if err := lc.tls.Detach(); err != nil {
-			pool.Put(buf)
-			lc.nc.Close()
-			return
-		}
-		c = lc.h.srv.newConn(lc.tc)
-	} else {
-		nc, err := lc.nc.Detach()
-		if err != nil {
-			pool.Put(buf)
-			lc.nc.Close()
-			return
-		}
-		c = lc.h.srv.newConn(nc)
+	nc, err := lc.c.Detach() // the *tls.Conn over TLS
+	if err != nil {
+		pool.Put(buf)
+		lc.nc.Close()
+		return
 	}
+	c := lc.h.srv.newConn(nc)
 	c.rbuf, c.r, c.w = buf, 0, n
 	c.detachedFrom = lc
-	c.serverName = lc.sni()
+	c.serverName = lc.c.ServerName()
 	c.state.Store(stateActive)
 	lc.h.srv.trackDetached(c)
 	go lc.runDetached(c) // exits when the connection goes back to the loop or closes
@@ -566,33 +414,20 @@ func (lc *loopConn) runDetached(c *conn) {
 // reattach gives a detached connection back to its loop: to wait for the
 // next request, or to close.
 func (lc *loopConn) reattach(c *conn, keep bool) {
-	if lc.isTLS() {
-		if !keep {
-			return // c.shut closed the tls.Conn, whose TLSConn closes the loop connection
-		}
-		lc.tls.Attach(lc.reattached)
-		return
+	switch {
+	case keep:
+		lc.c.Attach(c.nc, lc.reattached)
+	case !lc.c.TLS():
+		lc.c.Attach(c.nc, func() { lc.nc.Close() })
 	}
-	if !keep {
-		lc.nc.Attach(c.nc, func() { lc.nc.Close() })
-		return
-	}
-	lc.nc.Attach(c.nc, lc.reattached)
+	// Over TLS, c.shut closed the tls.Conn, whose netpoll.TLSConn closes
+	// the loop connection.
 }
 
-// reattached runs on the loop when a detached connection is back, idle.
+// reattached runs on the loop when a detached connection is back, idle;
+// the layer then hands over the input it holds (over TLS, what crypto/tls
+// decrypted).
 func (lc *loopConn) reattached() {
 	lc.phase, lc.partial = phaseIdle, false
 	lc.nc.SetTimeout(lc.h.srv.idleTimeout())
-	if lc.isTLS() {
-		lc.readTLS(nil) // what crypto/tls holds already
-	}
-}
-
-// dropPlain gives back the kept decrypted input.
-func (lc *loopConn) dropPlain() {
-	if lc.tlsState != nil && lc.plain != nil {
-		pool.Put(lc.plain)
-		lc.plain, lc.plainN = nil, 0
-	}
 }

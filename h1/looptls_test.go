@@ -28,7 +28,7 @@ import (
 	"github.com/anx-gateway/anx/internal/testpki"
 )
 
-// The tests of this file run TLS on the event loops (looptls.go) whatever
+// The tests of this file run TLS on the event loops (tls/onloop) whatever
 // -h1.serve says: that flag chooses how serve runs plain HTTP, and Serve
 // on a net.Listener has no TLS of its own (tls_test.go covers ServeConn
 // with a *tls.Conn). Each test says whether its handler is NonBlocking
@@ -767,7 +767,8 @@ func TestLoopTLSFileBodies(t *testing.T) {
 // The smallest size stalls every time if they are not; the larger one
 // takes two steps of the pump, and the socket may or may not take it all.
 func TestLoopTLSPipelinedBehindFileSentAtOnce(t *testing.T) {
-	for _, size := range []int{writeBufSize + 1, tlsFileChunk + 1} {
+	const pumpStep = 64 << 10 // the file bytes tls/onloop's pump sends per step
+	for _, size := range []int{writeBufSize + 1, pumpStep + 1} {
 		t.Run(strconv.Itoa(size), func(t *testing.T) {
 			f, data := testFileAt(t, t.TempDir(), size)
 			l := serveLoopTLS(t, &Server{Handler: fileRoutes(t, f, int64(size))})

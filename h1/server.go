@@ -13,6 +13,7 @@ import (
 
 	"github.com/anx-gateway/anx/core/message"
 	"github.com/anx-gateway/anx/core/netpoll"
+	"github.com/anx-gateway/anx/tls/onloop"
 )
 
 // Defaults for the zero values of Server's timeouts and limits.
@@ -93,18 +94,31 @@ type Server struct {
 	// negative means unlimited.
 	MaxBodyBytes int64
 
-	// TLSConfig makes the connections of Listen and Start TLS: the
-	// handshake runs off the loop, bounded by HandshakeTimeout, and an
-	// established connection is served on the loop. Serve and ServeConn
-	// ignore it.
+	// TLSConfig makes the connections of Listen and Start TLS, through
+	// the connection layer below (tls/onloop): the handshake runs off the
+	// loop, bounded by HandshakeTimeout, and an established connection is
+	// served on the loop, its records decrypted and encrypted there.
+	// Serve and ServeConn ignore it.
 	TLSConfig *tls.Config
 
-	// TLSProtocols maps ALPN protocols other than "http/1.1" (h2, say)
-	// to the server of each: a connection that negotiated one is handed
-	// to it on a goroutine of its own once its handshake is done. A
-	// connection without ALPN, or with a protocol missing here, speaks
-	// HTTP/1.1.
+	// Protocols maps ALPN protocols other than "http/1.1" (h2) to the
+	// servers that serve them on the loops, with Listen and Start: a TLS
+	// connection that negotiated one is handed to it on its loop once its
+	// handshake is done. It comes before TLSProtocols.
+	Protocols map[string]onloop.Protocol
+
+	// TLSProtocols maps ALPN protocols other than "http/1.1" to the
+	// servers that serve them off the loops: a connection that negotiated
+	// one is handed to it on a goroutine of its own once its handshake is
+	// done. A connection without ALPN, or with a protocol in neither map,
+	// speaks HTTP/1.1.
 	TLSProtocols map[string]func(*tls.Conn)
+
+	// PriorKnowledge serves, with Listen and Start, the plain connections
+	// that start with the HTTP/2 client preface (h2c with prior
+	// knowledge, RFC 9113 section 3.3). Nil serves them as HTTP/1.1 (which
+	// refuses the preface).
+	PriorKnowledge onloop.Protocol
 
 	// HandshakeTimeout bounds a TLS handshake on the loop, from the
 	// accept. Default 10s; negative means none.
@@ -141,6 +155,8 @@ type Server struct {
 	done      chan struct{}          // closed by Shutdown or Close, to cut accept backoffs short
 	drained   chan struct{}          // made by Shutdown, closed when conns empties
 	loops     *netpoll.Server        // the event loops of Listen and Start; nil before Listen
+	front     *onloop.Handler        // their Handler, the connection layer; set up by Start
+	proto     *loopHandler           // HTTP/1.1 on the layer; nil before Start
 }
 
 // Validate reports settings that cannot work. Serve and ServeConn call it.

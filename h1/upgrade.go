@@ -174,8 +174,8 @@ func (t *tunnel) Close() error {
 // loop's; a TLS one does so by itself (netpoll.TLSConn.Close).
 func (c *conn) closeHijacked() error {
 	c.state.Store(stateClosed)
-	if lc := c.detachedFrom; lc != nil && !lc.isTLS() {
-		return lc.nc.Attach(c.nc, func() { lc.nc.Close() })
+	if lc := c.detachedFrom; lc != nil && !lc.c.TLS() {
+		return lc.c.Attach(c.nc, func() { lc.nc.Close() })
 	}
 	return c.nc.Close()
 }
