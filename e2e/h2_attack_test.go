@@ -197,7 +197,7 @@ func TestH2AttackFloods(t *testing.T) {
 			t.Logf("attack: %s", res)
 			logSeen(t, seen)
 			if !endedByServer(seen, res) {
-				t.Errorf("the server took the whole attack (%d frames, %d bytes) and acknowledged the PING behind it, without GOAWAY or close", res.Frames, res.Bytes)
+				t.Errorf("the attack (%d frames, %d bytes) ended in neither GOAWAY nor close: %s", res.Frames, res.Bytes, noEndWhy(seen))
 			}
 			if g := seen.GoAway; g != nil && g.Code == http2.ErrCodeNo {
 				t.Errorf("GOAWAY NO_ERROR (a graceful close) after %d frames; an attack wants an error code", g.AfterFrames)
@@ -224,11 +224,21 @@ func awaitVerdict(t *testing.T, c *h2abuse.Conn, res h2abuse.Result) h2abuse.See
 	return seen
 }
 
+// noEndWhy says how the wait of awaitVerdict ended when the connection
+// did not: the fence's ACK (the server took every frame) or the safety
+// net (it was still at work on them).
+func noEndWhy(seen h2abuse.Seen) string {
+	if seen.Fences > 0 {
+		return "the server took every frame and acknowledged the PING behind them"
+	}
+	return fmt.Sprintf("no ACK of the PING behind them within %v (the server was still working through them)", harness.SafetyNet)
+}
+
 // endedByServer reports whether the server ended the attacking
 // connection: a GOAWAY, a failed read, or a write that failed other than
 // by stalling.
 func endedByServer(seen h2abuse.Seen, res h2abuse.Result) bool {
-	return seen.GoAway != nil || seen.Closed || (res.WriteErr != nil && !res.Stalled())
+	return seen.Ended() || (res.WriteErr != nil && !res.Stalled())
 }
 
 // logSeen logs what the server sent on the attacking connection.
@@ -533,6 +543,7 @@ func TestH2AttackStreamLimit(t *testing.T) {
 		const extra = 50
 		res := c.Run(h2abuse.Requests("/big.bin", false), h2abuse.Cap{Rounds: limit + extra})
 		seen := awaitVerdict(t, c, res)
+		t.Logf("attack: %s (limit %d)", res, limit)
 		logSeen(t, seen)
 		open := openStreams(seen, limit+extra)
 		if g := seen.GoAway; g != nil {
@@ -558,7 +569,7 @@ func TestH2AttackStreamLimit(t *testing.T) {
 		t.Logf("attack: %s", res)
 		logSeen(t, seen)
 		if !endedByServer(seen, res) {
-			t.Errorf("the server refused streams over its limit for the whole attack (%d frames) without GOAWAY or close", res.Frames)
+			t.Errorf("the server refused streams over its limit for the whole attack (%d frames) without GOAWAY or close: %s", res.Frames, noEndWhy(seen))
 		}
 		if g := seen.GoAway; g != nil && g.Code == http2.ErrCodeNo {
 			t.Errorf("GOAWAY NO_ERROR after %d frames; an attack wants an error code", g.AfterFrames)

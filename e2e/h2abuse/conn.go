@@ -18,7 +18,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"sync"
@@ -120,7 +119,10 @@ type GoAway struct {
 	Code         http2.ErrCode
 	LastStreamID uint32
 	Debug        string
-	AfterFrames  int64 // frames we had written when it arrived
+	// AfterFrames is how many frames we had written when it arrived: an
+	// upper bound of what the server took before sending it, since the
+	// writer runs ahead of the server.
+	AfterFrames int64
 }
 
 // DialTLS connects to addr over TLS with cfg (its NextProtos replaced by
@@ -431,5 +433,3 @@ func (s encoderSink) Write(p []byte) (int, error) {
 	s.c.encBuf = append(s.c.encBuf, p...)
 	return len(p), nil
 }
-
-var _ io.Writer = countingWriter{}
