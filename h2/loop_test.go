@@ -23,7 +23,7 @@ import (
 
 // startH2C serves srv with prior knowledge on a loopback listener of its
 // own event loops; cleanup shuts them down.
-func startH2C(t *testing.T, srv *LoopServer) string {
+func startH2C(t testing.TB, srv *LoopServer) string {
 	t.Helper()
 	ns := &netpoll.Server{Handler: &onloop.Handler{PriorKnowledge: srv}, Loops: 2}
 	if err := ns.Start("127.0.0.1:0"); err != nil {

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/anx-gateway/anx/core/message"
@@ -84,6 +85,9 @@ type LoopServer struct {
 	// failures at Warn. Nil means slog.Default().
 	Logger *slog.Logger
 
+	// live counts the streams taken from the pool and not yet released,
+	// open or finishing: what a leak would show in (Streams).
+	live atomic.Int64
 	// streams recycles streams, with their request and header storage,
 	// so that a connection in steady state allocates none.
 	streams sync.Pool
@@ -92,6 +96,10 @@ type LoopServer struct {
 }
 
 var _ onloop.Protocol = (*LoopServer)(nil)
+
+// Streams returns how many streams exist on all connections: open, or
+// closed and waiting for their output or their handler to finish.
+func (s *LoopServer) Streams() int { return int(s.live.Load()) }
 
 // OnOpen starts serving a connection: it sends our SETTINGS and waits for
 // the client preface.

@@ -70,6 +70,7 @@ func (srv *LoopServer) newStream(c *conn, id uint32) *stream {
 		s.out.cond.L = &s.out.mu
 		s.w.s = s
 	}
+	srv.live.Add(1)
 	s.c, s.id = c, id
 	s.in.contentLength = -1
 	s.in.recvWindow = streamWindow
@@ -93,6 +94,7 @@ func (s *stream) release() {
 	s.in = requestState{}
 	s.send = sendState{}
 	s.c, s.id = nil, 0
+	srv.live.Add(-1)
 	srv.streams.Put(s)
 }
 
