@@ -39,9 +39,9 @@ import (
 // doubles a Go program's memory) on a loaded 2-core machine: about 45 MiB
 // under the light attacks, 120 to 140 MiB under the unread reset and
 // SETTINGS floods and the MadeYouReset floods (x/net's goroutine per
-// stream), and the most, 186 and 197 MiB, in two cases today's server
+// stream), and the most, 186 to 213 MiB, in two cases today's server
 // does not pass (the zero window held for the 2-minute safety net, and
-// 200,000 refused streams over the limit). The bound is 1.6 times that
+// 200,000 refused streams over the limit). The bound is 1.5 times that
 // worst case, for a slower or busier machine, while an attack that made
 // anx keep what it is sent (64 MiB of header blocks, a decoded HPACK bomb
 // of 12 MB a request, a stream state for each of 100,000 reset streams)
@@ -66,20 +66,30 @@ func skipPending(t *testing.T) {
 // any loopback socket buffer many times over.
 const bigFile = 8 << 20
 
-// attackConfig is anx's config for the attack tests: short write and
-// header timeouts so that the stalls end within seconds; the idle timeout
-// is long so that it never closes a flooding connection (whose GOAWAY
-// would then be a graceful NO_ERROR, not the defence under test).
-var attackConfig = harness.Config{
-	Timeouts: map[string]string{"write": "2s", "read_header": "2s", "idle": "10m"},
+// stallConfig is anx's config for the stalls (slow read, zero window,
+// streams held open): short write and header timeouts, so that they end
+// within seconds. The idle timeout is long, so that it never acts: a
+// graceful GOAWAY NO_ERROR is not the defence under test. (When anx's
+// config gains a key for the h2 server's request-content timeout, set it
+// to 2s here too.)
+func stallConfig() harness.Config {
+	return harness.Config{Timeouts: map[string]string{"write": "2s", "read_header": "2s", "idle": "10m"}}
 }
 
-// startAttackTarget starts anx with attackConfig on the fixture site plus
+// floodConfig is anx's config for the floods: every timeout 10 minutes,
+// beyond any test's length, so that a flood must be ended by a defence of
+// its own and not by a timeout that its stalled window or unread socket
+// would trip.
+func floodConfig() harness.Config {
+	return harness.Config{Timeouts: map[string]string{"write": "10m", "read_header": "10m", "idle": "10m"}}
+}
+
+// startAttackTarget starts anx with cfg on the fixture site plus
 // /big.bin.
-func startAttackTarget(t *testing.T) *harness.Server {
+func startAttackTarget(t *testing.T, cfg harness.Config) *harness.Server {
 	t.Helper()
 	return harness.Start(t, harness.Options{
-		Config: attackConfig.TOML(),
+		Config: cfg.TOML(),
 		Site: func(t testing.TB, root string) {
 			harness.WriteSite(t, root)
 			harness.WriteFile(t, filepath.Join(root, "big.bin"), harness.Noise("big.bin", bigFile))
@@ -153,7 +163,9 @@ func floodCases() []floodCase {
 		// not read: the ACKs queue; the server must bound the queue and end
 		// the connection, not grow it.
 		{name: "SettingsFlood/Reading", attack: h2abuse.SettingsFlood(), pending: true},
-		{name: "SettingsFlood/NotReading", opts: noRead, cap: noReadCap, attack: h2abuse.SettingsFlood()},
+		// (x/net/http2 answers a run of SETTINGS with one ACK, not one
+		// each: no queue, but no end either.)
+		{name: "SettingsFlood/NotReading", opts: noRead, cap: noReadCap, attack: h2abuse.SettingsFlood(), pending: true},
 		{name: "PingFlood/Reading", attack: h2abuse.PingFlood(), pending: true},
 		{name: "PingFlood/NotReading", opts: noRead, cap: noReadCap, attack: h2abuse.PingFlood()},
 		// CVE-2019-9514: requests that each make the server send
@@ -167,7 +179,8 @@ func floodCases() []floodCase {
 		// (ENHANCE_YOUR_CALM) or a close. The stream is a request of
 		// /big.bin left open under a zero window, so that the server
 		// cannot finish it and reset it (the DATA frames would then hit a
-		// closed stream). (Empty CONTINUATION frames are
+		// closed stream); floodConfig's long timeouts keep the stall from
+		// ending it instead. (Empty CONTINUATION frames are
 		// ContinuationFlood/Empty.)
 		{name: "EmptyDataFlood", opts: zeroWindow, attack: h2abuse.EmptyDataFlood("/big.bin"), pending: true},
 	}
@@ -185,7 +198,7 @@ func TestH2AttackFloods(t *testing.T) {
 			if tc.pending {
 				skipPending(t)
 			}
-			s := startAttackTarget(t)
+			s := startAttackTarget(t, floodConfig())
 			w := watchAttack(t, s)
 			c := dialAttack(t, s, tc.opts)
 			cp := tc.cap
@@ -421,7 +434,7 @@ func (l *legitClient) stop() {
 // queued behind the data), RSS bounded, the legitimate client served.
 func TestH2AttackSlowRead(t *testing.T) {
 	t.Parallel()
-	s := startAttackTarget(t)
+	s := startAttackTarget(t, stallConfig())
 	w := watchAttack(t, s)
 	c := dialAttack(t, s, h2abuse.Options{
 		NoRead:     true,
@@ -462,7 +475,7 @@ func TestH2AttackSlowRead(t *testing.T) {
 func TestH2AttackZeroWindow(t *testing.T) {
 	t.Parallel()
 	skipPending(t)
-	s := startAttackTarget(t)
+	s := startAttackTarget(t, stallConfig())
 	w := watchAttack(t, s)
 	c := dialAttack(t, s, h2abuse.Options{Settings: []http2.Setting{{ID: http2.SettingInitialWindowSize, Val: 0}}})
 	n := streamsToOpen(t, c, 100)
@@ -536,7 +549,7 @@ func TestH2AttackStreamLimit(t *testing.T) {
 	// beyond a GOAWAY's last stream id).
 	t.Run("ExcessRefused", func(t *testing.T) {
 		t.Parallel()
-		s := startAttackTarget(t)
+		s := startAttackTarget(t, stallConfig())
 		w := watchAttack(t, s)
 		c := dialAttack(t, s, h2abuse.Options{Settings: []http2.Setting{{ID: http2.SettingInitialWindowSize, Val: 0}}})
 		limit := streamsToOpen(t, c, 1<<20)
@@ -561,7 +574,7 @@ func TestH2AttackStreamLimit(t *testing.T) {
 	t.Run("OverLimitFlood", func(t *testing.T) {
 		t.Parallel()
 		skipPending(t)
-		s := startAttackTarget(t)
+		s := startAttackTarget(t, floodConfig())
 		w := watchAttack(t, s)
 		c := dialAttack(t, s, h2abuse.Options{Settings: []http2.Setting{{ID: http2.SettingInitialWindowSize, Val: 0}}})
 		res := c.Run(h2abuse.Requests("/big.bin", false), h2abuse.DefaultCap)
@@ -585,7 +598,7 @@ func TestH2AttackStreamLimit(t *testing.T) {
 	// connection closed.
 	t.Run("HeldOpen", func(t *testing.T) {
 		t.Parallel()
-		s := startAttackTarget(t)
+		s := startAttackTarget(t, stallConfig())
 		w := watchAttack(t, s)
 		c := dialAttack(t, s, h2abuse.Options{})
 		n := streamsToOpen(t, c, 100)
