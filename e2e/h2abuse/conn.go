@@ -63,8 +63,10 @@ const handshakeTimeout = 2 * time.Minute
 const writeBuffer = 64 << 10
 
 // Conn is one attacking HTTP/2 connection. The goroutine that called Dial
-// owns the write side (every method but Seen, SentFrames and Close), the
-// reader goroutine owns the read side and publishes what it saw under mu.
+// owns the write side: the frame methods, Run, Fence, Flush, Drain and
+// Close. The reader goroutine owns the read side and publishes what it saw
+// under mu; Seen, Wait, SentFrames, SentBytes and ServerReleased may be
+// called from any goroutine.
 type Conn struct {
 	nc net.Conn
 	// Written by the writing goroutine only.
