@@ -68,6 +68,7 @@ const (
 	flagWarming                          // a file worker is reading the next region of the queued file
 	flagShutWrite                        // CloseWrite: shut the sending side once the output has drained
 	flagConnecting                       // dialed, connect(2) not yet complete: OnOpen not yet called
+	flagCorked                           // TCP_CORK is set while files are queued (SendFile)
 )
 
 // RemoteAddr returns the peer's address (IPv4 addresses unmapped, IPv6

@@ -194,7 +194,21 @@ func (c *Conn) Resume() {
 // connection; a failed connection closes when the current callback
 // returns. p may be reused when Write returns. On a dialed connection
 // that is still connecting, p is queued and sent once it is connected.
-func (c *Conn) Write(p []byte) error {
+func (c *Conn) Write(p []byte) error { return c.send0(p, 0) }
+
+// WriteMore is Write for bytes that the caller follows at once with more
+// output, in the same callback: a response head before its SendFile body.
+// They are sent with MSG_MORE, so that the kernel keeps them for what
+// comes next and they leave together in full-sized segments rather than
+// as a small segment of their own. That matters beyond a packet: a
+// receiver measures its round-trip time, which sizes its receive buffer,
+// only on a full-sized segment, and a small one ahead of the body spends
+// the measurement (see Files in the package doc). The kernel holds the
+// bytes until more output is sent or the connection closes.
+func (c *Conn) WriteMore(p []byte) error { return c.send0(p, unix.MSG_MORE) }
+
+// send0 is Write with send(2) flags (0 or MSG_MORE).
+func (c *Conn) send0(p []byte, flags int) error {
 	if c.Closed() {
 		return ErrClosed
 	}
@@ -203,7 +217,7 @@ func (c *Conn) Write(p []byte) error {
 		return nil
 	}
 	for len(p) > 0 {
-		n, err := write(int(c.fd), p)
+		n, err := send(int(c.fd), p, flags)
 		switch {
 		case err == unix.EAGAIN:
 			c.queue(p)
@@ -296,6 +310,7 @@ func (c *Conn) SendFile(f *os.File, off, n int64) error {
 		return s.own() // behind the first one, which flushes it in turn
 	}
 	c.send = s
+	c.cork(true)
 	if !c.flush() {
 		c.flags |= flagQueued
 	}
@@ -335,6 +350,9 @@ func (l *Loop) newSend() *fileSend {
 func (c *Conn) endSend() {
 	s := c.send
 	c.send = s.next
+	if c.send == nil {
+		c.cork(false)
+	}
 	if s.dropFrom >= 0 && s.off > s.dropFrom {
 		DropCache(s.f, s.dropFrom, s.off-s.dropFrom)
 	}
@@ -408,7 +426,11 @@ func (c *Conn) flush() bool {
 		}
 		switch {
 		case c.outR < end:
-			n, err := write(int(c.fd), (*c.out)[c.outR:end])
+			flags := 0
+			if c.send != nil {
+				flags = unix.MSG_MORE // the file's first bytes join them
+			}
+			n, err := send(int(c.fd), (*c.out)[c.outR:end], flags)
 			if !c.wrote(n, err, "write") {
 				return false
 			}
@@ -510,6 +532,24 @@ func (c *Conn) checkResident(s *fileSend) bool {
 		return true
 	}
 	return false
+}
+
+// cork sets or clears TCP_CORK (see Files in the package doc): while a
+// file is queued, the socket sends only full-sized segments: the bytes
+// queued or written with WriteMore before the file (a response head) and
+// each sendfile's last partial segment join the bytes that follow, as
+// nginx's tcp_nopush does; clearing it sends what it held. On a Unix
+// socket it fails and changes nothing.
+func (c *Conn) cork(on bool) {
+	if on == (c.flags&flagCorked != 0) {
+		return
+	}
+	v := 0
+	if on {
+		v = 1
+	}
+	c.flags ^= flagCorked
+	unix.SetsockoptInt(int(c.fd), unix.IPPROTO_TCP, unix.TCP_CORK, v)
 }
 
 // dropStep is the granularity of drop-behind.
@@ -616,6 +656,7 @@ func (c *Conn) finish() {
 	l.nconns--
 	c.releaseIn()
 	c.releaseOut()
+	c.flags &^= flagCorked // the socket is gone
 	for c.send != nil {
 		c.send.left = 0
 		c.endSend()
@@ -650,12 +691,19 @@ func appendIov(iov []unix.Iovec, b []byte) []unix.Iovec {
 // request's CPU time): on a non-blocking socket they never wait, so the
 // scheduler has nothing to hand off meanwhile.
 
-// write is write(2) on a non-blocking socket.
-func write(fd int, p []byte) (int, error) {
+// send is write(2) on a non-blocking socket, or with flags (MSG_MORE)
+// send(2).
+func send(fd int, p []byte, flags int) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	r, _, e := unix.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+	var r uintptr
+	var e unix.Errno
+	if flags == 0 {
+		r, _, e = unix.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+	} else {
+		r, _, e = unix.RawSyscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)), uintptr(flags), 0, 0)
+	}
 	if e != 0 {
 		return 0, e
 	}

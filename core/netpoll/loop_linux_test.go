@@ -677,3 +677,82 @@ func TestHangupWhilePaused(t *testing.T) {
 		})
 	}
 }
+
+// TestWriteMoreJoinsSendFile checks that bytes written with WriteMore
+// leave in one segment with the start of the SendFile behind them (which
+// the receiver needs to measure its round-trip time: see Files in the
+// package doc), where Write sends them in a segment of their own, and
+// that the socket is uncorked once the file has gone.
+func TestWriteMoreJoinsSendFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "file")
+	data := make([]byte, 8000) // one segment with the head on loopback, within the first send buffer
+	rand.Read(data)
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	head := []byte("HTTP/1.1 200 OK\r\nContent-Length: 8000\r\n\r\n")
+	for _, tc := range []struct {
+		name     string
+		write    func(c *Conn, p []byte) error
+		segments uint32
+	}{
+		{"Write", (*Conn).Write, 2},
+		{"WriteMore", (*Conn).WriteMore, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			type sent struct {
+				segments uint32
+				corked   int
+			}
+			done := make(chan sent, 1)
+			report := func(c *Conn) {
+				info, err := unix.GetsockoptTCPInfo(int(c.fd), unix.IPPROTO_TCP, unix.TCP_INFO)
+				if err != nil {
+					t.Error(err)
+				}
+				corked, err := unix.GetsockoptInt(int(c.fd), unix.IPPROTO_TCP, unix.TCP_CORK)
+				if err != nil {
+					t.Error(err)
+				}
+				done <- sent{info.Data_segs_out, corked}
+			}
+			s := &Server{Loops: 1, Handler: &funcs{
+				read: func(c *Conn, in []byte) int {
+					if err := tc.write(c, head); err != nil {
+						t.Error(err)
+					}
+					if err := c.SendFile(f, 0, int64(len(data))); err != nil {
+						t.Error(err)
+					}
+					if c.Buffered() == 0 {
+						report(c)
+					}
+					return len(in)
+				},
+				writable: report, // the socket did not take it all at once
+			}}
+			c := dial(t, start(t, s))
+			c.Write([]byte("x"))
+			got := make([]byte, len(head)+len(data))
+			c.SetReadDeadline(time.Now().Add(safetyNet))
+			if _, err := io.ReadFull(c, got); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, slices.Concat(head, data)) {
+				t.Fatal("bytes differ")
+			}
+			r := recv(t, done)
+			if r.segments != tc.segments {
+				t.Errorf("data segments sent: got %d, want %d", r.segments, tc.segments)
+			}
+			if r.corked != 0 {
+				t.Error("TCP_CORK still set after the file was sent")
+			}
+		})
+	}
+}

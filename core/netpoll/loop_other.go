@@ -50,6 +50,9 @@ func (c *Conn) Resume() {}
 // Write fails with ErrUnsupported.
 func (c *Conn) Write(p []byte) error { return ErrUnsupported }
 
+// WriteMore fails with ErrUnsupported.
+func (c *Conn) WriteMore(p []byte) error { return ErrUnsupported }
+
 // Writev fails with ErrUnsupported.
 func (c *Conn) Writev(bufs [][]byte) error { return ErrUnsupported }
 
