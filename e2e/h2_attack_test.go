@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"net/http"
-	"os"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
@@ -31,8 +30,6 @@ import (
 //   - anx's RSS stayed under attackRSSBound the whole time;
 //   - the legitimate client saw no error and some successes;
 //   - anx still answers a new client afterwards.
-// Cases today's server (x/net/http2 behind anx's TLS loop) does not pass
-// skip with attackPending, and are listed in internal/testrun/skips.txt.
 
 // attackRSSBound bounds anx's resident set during every attack. Measured
 // with the race-enabled binary (bin/anx-race, whose race detector roughly
@@ -47,20 +44,6 @@ import (
 // of 12 MB a request, a stream state for each of 100,000 reset streams)
 // would cross it.
 const attackRSSBound = 320 << 20
-
-// attackPending is the reason of the skips: what today's x/net/http2
-// server does not do, which the server on the loop must.
-const attackPending = "pending the loop h2 server (issue 13)"
-
-// skipPending skips a case today's server does not pass, unless the
-// environment sets ANX_H2_ATTACK_PENDING=1 (to try the new server on them
-// before the skips go).
-func skipPending(t *testing.T) {
-	t.Helper()
-	if os.Getenv("ANX_H2_ATTACK_PENDING") != "1" {
-		t.Skip(attackPending)
-	}
-}
 
 // bigFile is the size of /big.bin: large enough that 8 streams of it fill
 // any loopback socket buffer many times over.
@@ -103,8 +86,6 @@ type floodCase struct {
 	opts   h2abuse.Options
 	attack h2abuse.Attack
 	cap    h2abuse.Cap // zero: h2abuse.DefaultCap
-	// pending, if set, skips the case: today's server does not pass it.
-	pending bool
 }
 
 // floodCases are the attacks answered by ending the connection. Per
@@ -123,7 +104,7 @@ func floodCases() []floodCase {
 		// defence is to count resets of streams that had no time to be
 		// served and send GOAWAY ENHANCE_YOUR_CALM (section 5.4.1). Asserted:
 		// GOAWAY with an error code, or a close.
-		{name: "RapidReset", attack: h2abuse.RapidReset("/hello.txt"), pending: true},
+		{name: "RapidReset", attack: h2abuse.RapidReset("/hello.txt")},
 		// CVE-2025-8671 (MadeYouReset): frames that make the server reset
 		// the stream itself, which a count of client resets misses. WINDOW_UPDATE
 		// of 0 on a stream is a stream error PROTOCOL_ERROR (section 6.9);
@@ -133,9 +114,9 @@ func floodCases() []floodCase {
 		// answer is RST_STREAM; the defence counts the resets the server
 		// sends too and ends in GOAWAY ENHANCE_YOUR_CALM. Asserted: GOAWAY with
 		// an error code, or a close.
-		{name: "MadeYouReset/WindowUpdateZero", attack: h2abuse.ZeroWindowUpdate("/hello.txt"), pending: true},
-		{name: "MadeYouReset/DataOnHalfClosed", attack: h2abuse.DataAfterEndStream("/hello.txt"), pending: true},
-		{name: "MadeYouReset/MalformedHeader", attack: h2abuse.MalformedRequest("/hello.txt"), pending: true},
+		{name: "MadeYouReset/WindowUpdateZero", attack: h2abuse.ZeroWindowUpdate("/hello.txt")},
+		{name: "MadeYouReset/DataOnHalfClosed", attack: h2abuse.DataAfterEndStream("/hello.txt")},
+		{name: "MadeYouReset/MalformedHeader", attack: h2abuse.MalformedRequest("/hello.txt")},
 		// CONTINUATION floods (April 2024): a header block that never ends.
 		// RFC 9113 sets no limit; the header list limit (section 10.5.1)
 		// and a bound on the frames of one block do: the server must stop
@@ -146,7 +127,7 @@ func floodCases() []floodCase {
 		// (CVE-2019-9518): the last needs a count of frames, not of bytes.
 		{name: "ContinuationFlood/Full", attack: h2abuse.ContinuationFlood("/hello.txt", 1<<14)},
 		{name: "ContinuationFlood/OneByte", attack: h2abuse.ContinuationFlood("/hello.txt", 1)},
-		{name: "ContinuationFlood/Empty", attack: h2abuse.ContinuationFlood("/hello.txt", 0), pending: true},
+		{name: "ContinuationFlood/Empty", attack: h2abuse.ContinuationFlood("/hello.txt", 0)},
 		// HPACK bomb: one 3000-byte field entered into the dynamic table
 		// once, then 4000 one-byte references a request: 4 KiB on the wire
 		// decode to 12 MB. The server must bound the decoded list
@@ -155,18 +136,18 @@ func floodCases() []floodCase {
 		// limit is an attacker: GOAWAY (COMPRESSION_ERROR or
 		// ENHANCE_YOUR_CALM) or a close. Asserted: that, and the RSS bound
 		// (anx must not keep the decoded fields).
-		{name: "HPACKBomb", attack: h2abuse.HPACKBomb("/hello.txt", 4000, 3000), pending: true},
+		{name: "HPACKBomb", attack: h2abuse.HPACKBomb("/hello.txt", 4000, 3000)},
 		// CVE-2019-9515 and CVE-2019-9512: SETTINGS and PING must each be
 		// acknowledged (sections 6.5.3, 6.7); a flood of them is abuse. A
 		// reading client: the server must still end it (GOAWAY
 		// ENHANCE_YOUR_CALM or a close) within the cap. A client that does
 		// not read: the ACKs queue; the server must bound the queue and end
 		// the connection, not grow it.
-		{name: "SettingsFlood/Reading", attack: h2abuse.SettingsFlood(), pending: true},
+		{name: "SettingsFlood/Reading", attack: h2abuse.SettingsFlood()},
 		// (x/net/http2 answers a run of SETTINGS with one ACK, not one
 		// each: no queue, but no end either.)
-		{name: "SettingsFlood/NotReading", opts: noRead, cap: noReadCap, attack: h2abuse.SettingsFlood(), pending: true},
-		{name: "PingFlood/Reading", attack: h2abuse.PingFlood(), pending: true},
+		{name: "SettingsFlood/NotReading", opts: noRead, cap: noReadCap, attack: h2abuse.SettingsFlood()},
+		{name: "PingFlood/Reading", attack: h2abuse.PingFlood()},
 		{name: "PingFlood/NotReading", opts: noRead, cap: noReadCap, attack: h2abuse.PingFlood()},
 		// CVE-2019-9514: requests that each make the server send
 		// RST_STREAM (malformed, a stream error PROTOCOL_ERROR, section
@@ -182,7 +163,7 @@ func floodCases() []floodCase {
 		// closed stream); floodConfig's long timeouts keep the stall from
 		// ending it instead. (Empty CONTINUATION frames are
 		// ContinuationFlood/Empty.)
-		{name: "EmptyDataFlood", opts: zeroWindow, attack: h2abuse.EmptyDataFlood("/big.bin"), pending: true},
+		{name: "EmptyDataFlood", opts: zeroWindow, attack: h2abuse.EmptyDataFlood("/big.bin")},
 	}
 }
 
@@ -195,9 +176,6 @@ func TestH2AttackFloods(t *testing.T) {
 	for _, tc := range floodCases() {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			if tc.pending {
-				skipPending(t)
-			}
 			s := startAttackTarget(t, floodConfig())
 			w := watchAttack(t, s)
 			c := dialAttack(t, s, tc.opts)
@@ -474,7 +452,6 @@ func TestH2AttackSlowRead(t *testing.T) {
 // served.
 func TestH2AttackZeroWindow(t *testing.T) {
 	t.Parallel()
-	skipPending(t)
 	s := startAttackTarget(t, stallConfig())
 	w := watchAttack(t, s)
 	c := dialAttack(t, s, h2abuse.Options{Settings: []http2.Setting{{ID: http2.SettingInitialWindowSize, Val: 0}}})
@@ -573,7 +550,6 @@ func TestH2AttackStreamLimit(t *testing.T) {
 	// error code or a close within the cap.
 	t.Run("OverLimitFlood", func(t *testing.T) {
 		t.Parallel()
-		skipPending(t)
 		s := startAttackTarget(t, floodConfig())
 		w := watchAttack(t, s)
 		c := dialAttack(t, s, h2abuse.Options{Settings: []http2.Setting{{ID: http2.SettingInitialWindowSize, Val: 0}}})

@@ -41,7 +41,7 @@ func (h cachedFile) Serve(w message.ResponseWriter, r *message.Request) {
 // builds.)
 func TestCachedSmallFileAllocatesNothing(t *testing.T) {
 	body := []byte(strings.Repeat("x", 1024))
-	addr := startH2C(t, &LoopServer{Handler: cachedFile{body: body}})
+	addr := startH2C(t, &Server{Handler: cachedFile{body: body}})
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)

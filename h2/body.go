@@ -15,7 +15,7 @@ import (
 var errEOF = io.EOF
 
 // errBodyTooLarge is what Request.Body returns once the content goes past
-// LoopServer.MaxBodyBytes; the stream is reset.
+// Server.MaxBodyBytes; the stream is reset.
 var errBodyTooLarge = errors.New("h2: request body too large")
 
 // onData takes request content: it counts against the windows, then goes

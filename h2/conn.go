@@ -38,7 +38,7 @@ func (e connError) Error() string {
 // conn is one HTTP/2 connection on a loop. Owned by the loop's goroutine;
 // handler goroutines reach it only through Submit.
 type conn struct {
-	srv *LoopServer
+	srv *Server
 	c   *onloop.Conn
 	out *[]byte // the current batch's frames; nil between batches
 
@@ -69,11 +69,12 @@ type conn struct {
 	recentResets [8]uint32
 	nextReset    int
 
-	prefaceDone  bool // the 24-byte preface has been read
-	settingsSeen bool // the client's first SETTINGS has arrived
-	goAwaySent   bool // no new stream is accepted
-	lastAccepted uint32
-	readPaused   bool // reading stops while the output is backed up
+	prefaceDone     bool // the 24-byte preface has been read
+	settingsSeen    bool // the client's first SETTINGS has arrived
+	goAwaySent      bool // no new stream is accepted
+	lastAccepted    uint32
+	readPaused      bool // reading stops while the output is backed up
+	extendedConnect bool // SETTINGS_ENABLE_CONNECT_PROTOCOL was sent
 	// When the waits of deadline began.
 	openedAt, idleSince, blockedSince, lastContent time.Time
 	closing                                        bool
@@ -82,7 +83,7 @@ type conn struct {
 }
 
 // newConn makes a connection's state.
-func newConn(s *LoopServer, c *onloop.Conn) *conn {
+func newConn(s *Server, c *onloop.Conn) *conn {
 	cn := &conn{
 		srv:               s,
 		c:                 c,
@@ -112,15 +113,16 @@ func (c *conn) start() {
 	c.openedAt, c.idleSince = now, now
 	out := c.begin()
 	settings := 4
-	if c.srv.ExtendedConnect {
+	c.extendedConnect = c.srv.ExtendedConnect != nil && c.srv.ExtendedConnect()
+	if c.extendedConnect {
 		settings++
 	}
 	*out = appendFrameHeader(*out, settings*6, http2.FrameSettings, 0, 0)
 	*out = appendSetting(*out, http2.SettingMaxConcurrentStreams, c.srv.maxConcurrentStreams())
 	*out = appendSetting(*out, http2.SettingInitialWindowSize, streamWindow)
 	*out = appendSetting(*out, http2.SettingMaxFrameSize, c.srv.maxReadFrameSize())
-	*out = appendSetting(*out, http2.SettingMaxHeaderListSize, uint32(c.srv.maxHeaderBytes()))
-	if c.srv.ExtendedConnect {
+	*out = appendSetting(*out, http2.SettingMaxHeaderListSize, uint32(c.srv.headerListLimit()))
+	if c.extendedConnect {
 		*out = appendSetting(*out, http2.SettingEnableConnectProtocol, 1)
 	}
 	*out = appendWindowUpdate(*out, 0, connWindow-65535)
@@ -160,9 +162,9 @@ func (c *conn) pace() {
 	if backedUp != c.readPaused {
 		c.readPaused = backedUp
 		if backedUp {
-			nc.Pause()
+			c.c.Pause()
 		} else {
-			nc.Resume()
+			c.c.Resume()
 		}
 	}
 	if w, at := c.deadline(); w != waitNone {
@@ -203,6 +205,17 @@ func (c *conn) deadline() (wait, time.Time) {
 	return waitNone, time.Time{}
 }
 
+// resetWaiting resets the streams that wait for request content that
+// stopped coming (CANCEL): their handlers' reads fail.
+func (c *conn) resetWaiting() {
+	for i := len(c.streams) - 1; i >= 0; i-- {
+		if s := c.streams[i]; !s.in.remoteDone && s.req.Protocol == "" {
+			c.resetStream(s.id, http2.ErrCodeCancel)
+			s.cancel(errStreamReset)
+		}
+	}
+}
+
 // awaitingContent reports whether a stream waits for request content
 // (a tunnel's quiet is no stall).
 func (c *conn) awaitingContent() bool {
@@ -217,6 +230,9 @@ func (c *conn) awaitingContent() bool {
 // read handles the complete frames at the start of in and returns the
 // bytes consumed; a partial frame waits for the rest.
 func (c *conn) read(in []byte) int {
+	if c.closing {
+		return len(in) // what comes after our GOAWAY is not read
+	}
 	consumed := 0
 	if !c.prefaceDone {
 		if len(in) < len(onloop.Preface) {
@@ -492,6 +508,7 @@ func (c *conn) stream(id uint32) *stream {
 // 5.4.2); resets the server sends count towards the abuse limit too
 // (MadeYouReset, CVE-2025-8671).
 func (c *conn) streamError(s *stream, code http2.ErrCode) error {
+	c.srv.countError("stream_", code)
 	c.resetStream(s.id, code)
 	s.cancel(errStreamReset)
 	return c.abuse.reset(c)
@@ -512,12 +529,24 @@ func (c *conn) fail(err error) {
 		ce = connError{http2.ErrCodeInternal, err.Error()}
 	}
 	c.srv.logger().Debug("h2: connection error", "remote", c.c.RemoteAddr(), "code", ce.code, "reason", ce.reason)
+	c.srv.countError("conn_", ce.code)
 	out := c.begin()
 	*out = appendGoAway(*out, c.maxStreamID, ce.code)
 	c.goAwaySent = true
+	c.close()
+}
+
+// closeGrace is how long a closing connection's last frames (its GOAWAY)
+// may take to leave before the socket is closed without them.
+const closeGrace = 5 * time.Second
+
+// close closes the connection once its queued output has gone, or after
+// closeGrace if the client does not take it.
+func (c *conn) close() {
 	c.closing = true
 	c.flush()
 	c.c.Close()
+	c.c.Net().SetTimeout(closeGrace)
 }
 
 // goAway stops taking new streams: GOAWAY with the last stream accepted.
@@ -541,15 +570,17 @@ func (c *conn) drain() {
 // closeIfDone closes a connection that sent GOAWAY once no stream is left.
 func (c *conn) closeIfDone() {
 	if c.goAwaySent && len(c.streams) == 0 && !c.closing {
-		c.closing = true
-		c.flush()
-		c.c.Close()
+		c.close()
 	}
 }
 
 // timeout acts on the deadline pace set, once it has really passed (the
 // wait may have changed since).
 func (c *conn) timeout() {
+	if c.closing {
+		c.c.Net().Timeout() // closeGrace is over
+		return
+	}
 	w, at := c.deadline()
 	if w == waitNone || c.c.Net().Now().Before(at) {
 		c.pace()
@@ -560,16 +591,18 @@ func (c *conn) timeout() {
 		c.srv.logger().Debug("h2: no preface in time", "remote", c.c.RemoteAddr())
 		c.c.Net().Timeout()
 	case waitStall:
+		// The client takes nothing: a GOAWAY would not reach it either.
 		c.srv.logger().Debug("h2: client stopped reading", "remote", c.c.RemoteAddr())
-		c.fail(connError{http2.ErrCodeEnhanceYourCalm, "output stalled"})
+		c.srv.countError("conn_", http2.ErrCodeEnhanceYourCalm)
+		c.closing = true
+		c.c.Net().Timeout()
 	case waitContent:
 		c.srv.logger().Debug("h2: request content stopped coming", "remote", c.c.RemoteAddr())
-		c.fail(connError{http2.ErrCodeEnhanceYourCalm, "request content stalled"})
+		c.resetWaiting()
+		c.flush()
 	case waitIdle:
 		c.goAway(http2.ErrCodeNo)
-		c.closing = true
-		c.flush()
-		c.c.Close()
+		c.close()
 	}
 }
 

@@ -157,7 +157,7 @@ func FuzzConnection(f *testing.F) {
 	f.Add(seed(fr(http2.FrameHeaders, 0x4, 3, 2), fr(http2.FrameData, 0, 3, 'h', 'i'), fr(http2.FrameData, 0x1, 3)))
 	f.Add(seed(fr(http2.FrameHeaders, 0x0, 1, 0), fr(http2.FrameContinuation, 0x4, 1, 4)))
 	f.Add(seed(fr(http2.FrameWindowUpdate, 0, 0, 0, 0, 0, 0), fr(http2.FrameSettings, 0, 0, 0, 4, 0, 0, 0, 0)))
-	srv := &LoopServer{Handler: fuzzRoutes{}, ExtendedConnect: true, ReadTimeout: time.Second}
+	srv := &Server{Handler: fuzzRoutes{}, ExtendedConnect: yes, ReadTimeout: time.Second}
 	addr := startH2C(f, srv)
 	f.Fuzz(func(t *testing.T, in []byte) {
 		c, err := net.Dial("tcp", addr)

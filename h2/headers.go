@@ -8,11 +8,13 @@ import (
 	"golang.org/x/net/http2/hpack"
 )
 
-// maxBlockFactor bounds a header block's encoded size, CONTINUATION frames
-// included, as a multiple of MaxHeaderBytes: past it the client is
-// flooding (April 2024's CONTINUATION floods) and the connection ends with
-// ENHANCE_YOUR_CALM. Below it an oversized list is answered 431.
-const maxBlockFactor = 2
+// maxBlockBytes bounds a header block's encoded size, CONTINUATION frames
+// included: past it the client is flooding (April 2024's CONTINUATION
+// floods) and the connection ends with ENHANCE_YOUR_CALM. Below it an
+// oversized list is answered 431. It is four times the header list limit,
+// and at least 64 KiB, so that a list a little over the limit gets its 431;
+// decoding costs time in proportion to it and no memory.
+func (s *Server) maxBlockBytes() int { return max(4*s.headerListLimit(), 64<<10) }
 
 // onHeaders opens a stream (or carries a stream's trailers) and starts
 // decoding its header block.
@@ -119,7 +121,7 @@ func (c *conn) onContinuation(f frameHeader, payload []byte) error {
 // end, acts on the request.
 func (c *conn) headerFragment(f frameHeader, fragment []byte) error {
 	c.blockBytes += len(fragment)
-	if c.blockBytes > maxBlockFactor*c.srv.maxHeaderBytes() {
+	if c.blockBytes > c.srv.maxBlockBytes() {
 		return connError{http2.ErrCodeEnhanceYourCalm, "header block too large"}
 	}
 	if _, err := c.dec.Write(fragment); err != nil {
@@ -149,7 +151,7 @@ func (c *conn) onField(f hpack.HeaderField) {
 		return
 	}
 	s.in.headerBytes += int(f.Size())
-	if s.in.headerBytes > c.srv.maxHeaderBytes() {
+	if s.in.headerBytes > c.srv.headerListLimit() {
 		s.in.tooLarge = true
 		return
 	}
@@ -211,6 +213,9 @@ func (s *stream) pseudoField(f hpack.HeaderField) string {
 		if f.Value == "" {
 			return "empty :path"
 		}
+		if !validPath(f.Value) {
+			return "invalid :path"
+		}
 		path, query, _ := strings.Cut(f.Value, "?")
 		s.req.Path, s.req.RawQuery, seen = path, query, &s.in.hasPath
 	case ":authority":
@@ -271,6 +276,31 @@ func checkField(f hpack.HeaderField) string {
 	return ""
 }
 
+// validPath reports whether a :path is an origin-form target ("/" and
+// URI characters, each "%" followed by two hex digits) or "*"
+// (RFC 9113 section 8.3.1, RFC 3986 section 3.3).
+func validPath(p string) bool {
+	if p == "*" {
+		return true
+	}
+	if p[0] != '/' {
+		return false
+	}
+	for i := 0; i < len(p); i++ {
+		switch b := p[i]; {
+		case b <= ' ' || b >= 0x7f || b == '#':
+			return false
+		case b == '%':
+			if i+2 >= len(p) || !isHex(p[i+1]) || !isHex(p[i+2]) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func isHex(b byte) bool { return '0' <= b && b <= '9' || 'a' <= b && b <= 'f' || 'A' <= b && b <= 'F' }
+
 func isSpace(b byte) bool { return b == ' ' || b == '\t' }
 
 // tokenLower marks the bytes a field name may hold in HTTP/2: a token's
@@ -293,8 +323,10 @@ func (c *conn) endRequestHead(s *stream) error {
 		c.srv.logger().Debug("h2: malformed request", "remote", c.c.RemoteAddr(), "stream", s.id, "reason", s.in.malformed)
 		return c.streamError(s, http2.ErrCodeProtocol)
 	case s.in.tooLarge:
+		// An oversized list costs its decoding every time: the answers
+		// count as resets do (an HPACK bomb repeats them).
 		s.answer(431)
-		return nil
+		return c.abuse.reset(c)
 	case c.srv.MaxBodyBytes > 0 && s.in.contentLength > c.srv.MaxBodyBytes:
 		s.answer(413)
 		return nil
@@ -317,7 +349,7 @@ func (s *stream) checkPseudo(c *conn) string {
 		}
 		return ""
 	}
-	if s.in.hasProtocol && (s.req.Method != "CONNECT" || !c.srv.ExtendedConnect) {
+	if s.in.hasProtocol && (s.req.Method != "CONNECT" || !c.extendedConnect) {
 		return ":protocol without extended CONNECT"
 	}
 	if !s.in.hasScheme || !s.in.hasPath {

@@ -23,7 +23,7 @@ import (
 
 // startH2C serves srv with prior knowledge on a loopback listener of its
 // own event loops; cleanup shuts them down.
-func startH2C(t testing.TB, srv *LoopServer) string {
+func startH2C(t testing.TB, srv *Server) string {
 	t.Helper()
 	ns := &netpoll.Server{Handler: &onloop.Handler{PriorKnowledge: srv}, Loops: 2}
 	if err := ns.Start("127.0.0.1:0"); err != nil {
@@ -55,7 +55,7 @@ func h2cClient(t *testing.T) *http.Client {
 
 func TestLoopFrontEnd(t *testing.T) {
 	frontendtest.Run(t, func(t *testing.T, h message.Handler) (string, http.RoundTripper) {
-		addr := startH2C(t, &LoopServer{Handler: h})
+		addr := startH2C(t, &Server{Handler: h})
 		return "http://" + addr, h2cClient(t).Transport
 	})
 }
@@ -122,6 +122,9 @@ func (rc *frameConn) next(id uint32) http2.Frame {
 	}
 }
 
+// yes says yes (Server.ExtendedConnect).
+func yes() bool { return true }
+
 // echoTunnel upgrades every request and echoes what the tunnel reads.
 func echoTunnel(w message.ResponseWriter, r *message.Request) {
 	up, ok := w.(message.Upgrader)
@@ -139,7 +142,7 @@ func echoTunnel(w message.ResponseWriter, r *message.Request) {
 }
 
 func TestExtendedConnectTunnel(t *testing.T) {
-	addr := startH2C(t, &LoopServer{Handler: message.HandlerFunc(echoTunnel), ExtendedConnect: true})
+	addr := startH2C(t, &Server{Handler: message.HandlerFunc(echoTunnel), ExtendedConnect: yes})
 	rc := dialFrames(t, addr)
 	f, err := rc.fr.ReadFrame()
 	if err != nil {
@@ -191,7 +194,7 @@ func TestExtendedConnectTunnel(t *testing.T) {
 }
 
 func TestProtocolWithoutExtendedConnectIsMalformed(t *testing.T) {
-	addr := startH2C(t, &LoopServer{Handler: message.HandlerFunc(echoTunnel)})
+	addr := startH2C(t, &Server{Handler: message.HandlerFunc(echoTunnel)})
 	rc := dialFrames(t, addr)
 	rc.headers(1, false, ":method", "CONNECT", ":protocol", "websocket", ":scheme", "http", ":path", "/chat", ":authority", "example.com")
 	rst, ok := rc.next(1).(*http2.RSTStreamFrame)

@@ -1,57 +1,77 @@
-// Package h2 serves HTTP/2 on connections the TLS layer hands over after
-// negotiating ALPN "h2", and cleartext HTTP/2 with prior knowledge (h2c).
-// The protocol itself is golang.org/x/net/http2's server; requests reach
-// the engine through core/nethttp as core/message values.
+// Package h2 serves HTTP/2 on anx's event loops (core/netpoll): on TLS
+// connections that chose "h2" by ALPN and on plain ones that start with
+// the client preface (h2c with prior knowledge, RFC 9113 section 3.3),
+// both handed over by tls/onloop with plaintext in and out. The frames
+// are x/net/http2's definitions and its HPACK (x/net/http2/hpack); the
+// connection state machine is this package's own.
 //
-// # Protections
+// # On the loop
 //
-// Everything x/net/http2 does by default is kept. The number of handler
-// goroutines per connection is bounded by MaxConcurrentStreams even when
-// the client resets streams at once (rapid reset, CVE-2023-44487): a
-// connection with more than 4×MaxConcurrentStreams requests waiting for a
-// handler slot gets GOAWAY ENHANCE_YOUR_CALM. Queued control frames are
-// capped (PING and SETTINGS floods); CONTINUATION floods stop at the
-// header list limit (CVE-2023-45288); the client preface and the first
-// SETTINGS are awaited for a bounded time; TLS below 1.2 and the cipher
-// suites RFC 9113 forbids are refused with INADEQUATE_SECURITY. On top,
-// Server sets an idle timeout and a write timeout by default, and a
-// smaller header limit than net/http's 1 MiB. CountError reports every
-// protocol error x/net counts, for metrics (a rapid reset shows up as
-// "conn_ENHANCE_YOUR_CALM_too_many_early_resets").
+// A connection costs no goroutine: its HPACK state, flow-control windows,
+// stream table and output belong to its loop's goroutine. A frame is
+// handled once it is whole in the input (the loop keeps the rest), without
+// allocating; streams come from a pool, with the storage of their headers.
+// A request without content whose handler never waits
+// (message.IsNonBlockingFor: the static files and the routing table over
+// them) is served inline, and every frame that one batch of input produces
+// leaves in one write (one TLS record batch). Other requests run their
+// handler on a goroutine of their own, which hands its output back to the
+// loop (Conn.Submit); only the loop touches HPACK, the windows and the
+// output. A file body is read from the page cache as the windows open.
 //
-// # Shutdown
+// # Protocol
 //
-// x/net/http2 starts graceful shutdown (GOAWAY with NO_ERROR, then close
-// once the open streams are done) from the OnShutdown hook it registers
-// on the *http.Server given to ConfigureServer. Server owns such an
-// http.Server, which never listens, only to pull that trigger; it pulls it
-// again every 100 ms while it waits, for a connection that entered
-// ServeConn just before Shutdown but registered with x/net just after.
+// SETTINGS are sent first (MaxConcurrentStreams, a 64 KiB stream window,
+// MaxReadFrameSize, MaxHeaderBytes as SETTINGS_MAX_HEADER_LIST_SIZE, and
+// SETTINGS_ENABLE_CONNECT_PROTOCOL with ExtendedConnect), with a WINDOW_UPDATE
+// that opens the connection's window to 1 MiB; windows are given back as
+// handlers read. Stream states follow RFC 9113 section 5.1; a malformed
+// request (section 8.1.1: bad pseudo-header fields, upper-case or
+// connection-specific fields, a content-length that the DATA does not
+// match) is a stream error. Priorities are ignored (section 5.3.2 allows it).
+// Shutdown (netpoll's OnDrain) sends GOAWAY with the last stream taken and
+// closes once the streams in flight are done; an idle connection gets
+// GOAWAY after IdleTimeout. RFC 8441 extended CONNECT makes a stream a
+// tunnel for a WebSocket (see Server.ExtendedConnect).
 //
-// x/net/http2 v0.62 marks http2.Server, ServeConn and ConfigureServer
-// deprecated in favour of net/http's built-in HTTP/2 (http.Server.Serve
-// with Protocols set); they remain the way to run x/net's own server on a
-// connection accepted elsewhere. From Go 1.27, x/net/http2 delegates to
-// net/http, and ServeConn with a BaseConfig builds a fresh http.Server per
-// connection that Shutdown no longer reaches: TestShutdownSendsGoAway
-// fails when the toolchain moves, and this needs revisiting then.
+// # Defences
+//
+// Each of these ends the connection with GOAWAY ENHANCE_YOUR_CALM; the
+// counts are per second of the connection's life (abuse.go):
+//
+//   - more than 100 streams reset, by the client or by the server for the
+//     client's fault: Rapid Reset (CVE-2023-44487) and MadeYouReset
+//     (CVE-2025-8671);
+//   - more than 1000 SETTINGS and PING frames (CVE-2019-9512, 9515);
+//   - more than 100 frames that carry nothing (CVE-2019-9518);
+//   - more than 100 streams refused for being over the concurrency limit;
+//   - a header block of more than 64 CONTINUATION frames or twice
+//     MaxHeaderBytes encoded (the CONTINUATION floods of April 2024).
+//
+// A header list that decodes to more than MaxHeaderBytes (an HPACK bomb:
+// a few bytes that reference a large table entry many times) is answered
+// 431 without being stored. A client that does not read stops being read
+// once 256 KiB of output waits (so floods that each cost an answer,
+// CVE-2019-9514, queue no more), and is closed when the output has not moved
+// for WriteTimeout; streams held by a shut window for WriteTimeout
+// (a zero-window stall) and request content that stops for ReadTimeout
+// close the connection too. A client over MaxConcurrentStreams is refused
+// streams (REFUSED_STREAM).
 package h2
 
 import (
-	"context"
-	"crypto/tls"
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/http2"
 
 	"github.com/anx-gateway/anx/core/message"
-	"github.com/anx-gateway/anx/core/nethttp"
+	"github.com/anx-gateway/anx/tls/onloop"
 )
 
 // Defaults for the zero values of Server's fields.
@@ -60,7 +80,23 @@ const (
 	DefaultMaxReadFrameSize     = minFrameSize
 	DefaultMaxHeaderBytes       = 64 << 10
 	DefaultIdleTimeout          = 2 * time.Minute
-	DefaultWriteByteTimeout     = 30 * time.Second
+	// DefaultWriteTimeout closes a connection whose output has not moved
+	// for that long while it had some to send, and one whose client kept
+	// every stream's window shut that long.
+	DefaultWriteTimeout = 30 * time.Second
+	// DefaultReadTimeout is Server.ReadTimeout's default, nginx's
+	// client_body_timeout.
+	DefaultReadTimeout = 60 * time.Second
+	// DefaultPrefaceTimeout bounds the wait for the client preface and
+	// the first SETTINGS.
+	DefaultPrefaceTimeout = 10 * time.Second
+	// streamWindow is the SETTINGS_INITIAL_WINDOW_SIZE we advertise: what
+	// a client may send on one stream before the handler reads it, and so
+	// the most request content one stream holds in memory.
+	streamWindow = 64 << 10
+	// connWindow is the connection's receive window, opened at once: the
+	// most request content a connection holds in memory.
+	connWindow = 1 << 20
 )
 
 // Frame size bounds of RFC 9113 section 6.5.2 (SETTINGS_MAX_FRAME_SIZE).
@@ -69,89 +105,82 @@ const (
 	maxFrameSize = 1<<24 - 1
 )
 
-// goAwayRetry is how often Shutdown pulls x/net's trigger again while it
-// waits, for connections that reached ServeConn just before Shutdown but
-// registered with x/net just after the previous pull.
-const goAwayRetry = 100 * time.Millisecond
-
-// ErrServerClosed is why ServeConn and ServeH2C refuse connections once
-// Shutdown or Close has been called. It matches http.ErrServerClosed with
-// errors.Is.
-var ErrServerClosed = fmt.Errorf("h2: %w", http.ErrServerClosed)
-
-// Server serves HTTP/2 connections. Set its fields before the first
-// ServeConn and do not change them afterwards; the zero value of every
-// field but Handler works.
+// Server serves HTTP/2 on anx's event loops: it is the
+// onloop.Protocol for TLS connections that chose "h2" and for plain ones
+// that start with the preface (h2c). Its settings must not change once it
+// serves; the zero value of each but Handler works.
+//
+// Everything a connection has (HPACK state, flow-control windows, the
+// stream table, the output) belongs to its loop's goroutine. Handlers that
+// never wait (message.IsNonBlockingFor) run there, inline, and their
+// output joins the frames the same batch of input produced, all of which
+// leave in one write; the others run on a goroutine of their own per
+// stream and hand their output back to the loop (pipe).
 type Server struct {
 	// Handler answers every request. It must not be nil.
 	Handler message.Handler
 	// AltSvc, when not empty, is sent as the Alt-Svc field of responses
-	// that do not set one; see h3.AltSvc.
+	// that do not set one.
 	AltSvc string
-	// MaxConcurrentStreams is the SETTINGS_MAX_CONCURRENT_STREAMS we
-	// advertise, and the number of handlers one connection may run at
-	// once. Zero means DefaultMaxConcurrentStreams.
+	// MaxConcurrentStreams is SETTINGS_MAX_CONCURRENT_STREAMS. Zero means
+	// DefaultMaxConcurrentStreams.
 	MaxConcurrentStreams uint32
-	// MaxReadFrameSize is the SETTINGS_MAX_FRAME_SIZE we advertise: the
-	// largest frame payload we accept, between 16 KiB and 16 MiB - 1.
-	// Zero means DefaultMaxReadFrameSize, the protocol's initial value.
-	// (x/net's own default is 1 MiB; h2spec's test 4.2/3 sends a HEADERS
-	// frame just over 16 KiB and expects FRAME_SIZE_ERROR.)
+	// MaxReadFrameSize is SETTINGS_MAX_FRAME_SIZE, the largest frame
+	// payload accepted. Zero means DefaultMaxReadFrameSize.
 	MaxReadFrameSize uint32
-	// MaxHeaderBytes bounds a request's header list; larger requests get
-	// 431 (x/net treats a single field longer than the whole limit as a
-	// connection error, COMPRESSION_ERROR). x/net advertises
-	// MaxHeaderBytes + 320 as SETTINGS_MAX_HEADER_LIST_SIZE (the spec's 32
-	// bytes of overhead a field, for 10 fields). Zero means
+	// MaxHeaderBytes bounds the names and values of a request's decoded
+	// header list, pseudo-header fields included; a larger one is answered
+	// 431. The list size RFC 9113 section 6.5.2 counts adds 32 bytes a
+	// field: SETTINGS_MAX_HEADER_LIST_SIZE is MaxHeaderBytes plus that
+	// overhead for 10 fields, which is the bound applied. Zero means
 	// DefaultMaxHeaderBytes.
 	MaxHeaderBytes int
-	// MaxBodyBytes bounds a request's content; see
-	// nethttp.Handler.MaxBodyBytes. Zero means no limit.
+	// MaxBodyBytes bounds a request's content: a larger content-length
+	// is answered 413, a stream that sends more is reset. Zero means no
+	// limit.
 	MaxBodyBytes int64
-	// ReadTimeout, if positive, resets a stream whose request (header
-	// and body) has not fully arrived that long after it opened, against
-	// clients that trickle bodies. Zero means no limit: slow large
-	// uploads are legitimate.
-	ReadTimeout time.Duration
-	// IdleTimeout is how long a connection with no open stream is kept
-	// before a GOAWAY closes it. Zero means DefaultIdleTimeout; negative,
-	// no limit.
+	// IdleTimeout closes, with GOAWAY, a connection that has had no open
+	// stream for that long. Zero means DefaultIdleTimeout; negative, none.
 	IdleTimeout time.Duration
-	// WriteByteTimeout closes a connection on which nothing could be
-	// written for that long while there was something to write (a client
-	// that stops reading). Zero means DefaultWriteByteTimeout; negative,
-	// no limit.
-	WriteByteTimeout time.Duration
-	// CountError, if set, is called with a short ASCII name each time
-	// x/net/http2 meets a protocol error or an abuse limit. It must be
-	// safe for concurrent use.
+	// WriteTimeout closes a connection whose output has not moved for
+	// that long while there was output to send. Zero means
+	// DefaultWriteTimeout; negative, none.
+	WriteTimeout time.Duration
+	// ExtendedConnect is asked, as each connection starts, whether to
+	// advertise SETTINGS_ENABLE_CONNECT_PROTOCOL (RFC 8441), so that
+	// clients open WebSockets as streams: an extended CONNECT then reaches
+	// the handler with Request.Protocol set, and the response writer's
+	// Upgrade (message.Upgrader) makes the stream the tunnel. Say yes
+	// where a route can tunnel (a proxy); it is a function so that a
+	// reload changes the answer for new connections. Nil means never.
+	ExtendedConnect func() bool
+	// ReadTimeout closes, with GOAWAY, a connection on which a stream
+	// waits for request content and none has arrived for that long
+	// (a client that opens streams and sends nothing holds them). Zero
+	// means DefaultReadTimeout; negative, none.
+	ReadTimeout time.Duration
+	// CountError, if set, is called with a short name each time a client
+	// makes a connection error or a stream error ("conn_" or "stream_"
+	// and the error code, such as "conn_ENHANCE_YOUR_CALM"), for metrics.
+	// It must be safe for concurrent use.
 	CountError func(errType string)
-	// Logger receives x/net/http2's messages (handler panics, client
-	// protocol errors) at Warn level. Nil means slog.Default().
+	// Logger receives client protocol errors at Debug level and handler
+	// failures at Warn. Nil means slog.Default().
 	Logger *slog.Logger
 
-	// once guards the building of hs and h2s; startErr is its outcome.
-	once     sync.Once
-	startErr error
-	// hs carries the HTTP/1 settings x/net reads (MaxHeaderBytes,
-	// ReadTimeout, ErrorLog) and the OnShutdown hook x/net registered; it
-	// never listens. h2s is the x/net server. Both are read-only after
-	// once.
-	hs  *http.Server
-	h2s *http2.Server
-
-	// mu guards conns and closing. conns holds every connection inside
-	// ServeConn or ServeH2C; the goroutine running that call owns it and
-	// closes it on return, Shutdown and Close only close it early.
-	mu      sync.Mutex
-	conns   map[net.Conn]struct{}
-	closing bool
-	// serving counts ServeConn and ServeH2C calls in progress; Add only
-	// happens under mu while closing is false.
-	serving sync.WaitGroup
+	// live counts the streams taken from the pool and not yet released,
+	// open or finishing: what a leak would show in (Streams).
+	live atomic.Int64
+	// streams recycles streams, with their request and header storage,
+	// so that a connection in steady state allocates none.
+	streams sync.Pool
+	// dates caches the Date field's value, one per second.
+	dates dateCache
 }
 
-// Validate reports a setting x/net/http2 would reject or silently replace.
+var _ onloop.Protocol = (*Server)(nil)
+
+// Validate reports a setting that cannot work.
 func (s *Server) Validate() error {
 	if s.Handler == nil {
 		return errors.New("h2: no Handler")
@@ -165,225 +194,68 @@ func (s *Server) Validate() error {
 	return nil
 }
 
-// ServeConn serves HTTP/2 on c, a TLS connection whose handshake is done
-// and negotiated ALPN "h2". It blocks until the connection ends, and runs
-// on the caller's goroutine; x/net starts a reader goroutine and one
-// goroutine per request, which end with the connection and the requests.
-// c is closed when ServeConn returns. A connection that cannot be served
-// (handshake not done, another ALPN protocol, invalid configuration,
-// server shutting down) is closed at once and the reason logged.
-func (s *Server) ServeConn(c *tls.Conn) {
-	s.report(c, s.serveTLS(c))
+// Streams returns how many streams exist on all connections: open, or
+// closed and waiting for their output or their handler to finish.
+func (s *Server) Streams() int { return int(s.live.Load()) }
+
+// OnOpen starts serving a connection: it sends our SETTINGS and waits for
+// the client preface.
+func (s *Server) OnOpen(c *onloop.Conn) {
+	cn := newConn(s, c)
+	c.SetContext(cn)
+	cn.start()
 }
 
-// ServeH2C serves cleartext HTTP/2 with prior knowledge on c: the client
-// starts with the HTTP/2 preface, which must still be unread (a caller
-// that peeked at it can hand over a net.Conn whose Read replays it). It
-// behaves as ServeConn otherwise. Requests served this way have
-// Request.TLS false. The HTTP/1.1 "Upgrade: h2c" dance is not supported.
-func (s *Server) ServeH2C(c net.Conn) {
-	s.report(c, s.serve(c))
+// OnRead serves the frames in the input.
+func (s *Server) OnRead(c *onloop.Conn, in []byte) int {
+	return c.Context().(*conn).read(in)
 }
 
-// serveTLS checks that c is ready for HTTP/2 and serves it.
-func (s *Server) serveTLS(c *tls.Conn) error {
-	st := c.ConnectionState()
-	switch {
-	case !st.HandshakeComplete:
-		c.Close()
-		return errors.New("h2: TLS handshake not complete")
-	case st.NegotiatedProtocol != http2.NextProtoTLS:
-		c.Close()
-		return fmt.Errorf("h2: connection negotiated ALPN %q, not %q", st.NegotiatedProtocol, http2.NextProtoTLS)
-	}
-	return s.serve(c)
-}
+// OnWritable goes on sending what waited for the socket.
+func (s *Server) OnWritable(c *onloop.Conn) { c.Context().(*conn).writable() }
 
-// report logs why c was refused: at Debug level when the server is
-// draining, which is expected, and as a warning otherwise.
-func (s *Server) report(c net.Conn, err error) {
-	switch {
-	case err == nil:
-	case errors.Is(err, ErrServerClosed):
-		s.logger().Debug("h2: connection refused", "remote", c.RemoteAddr().String(), "error", err)
-	default:
-		s.logger().Warn("h2: connection refused", "remote", c.RemoteAddr().String(), "error", err)
-	}
-}
+// OnTimeout acts on the connection's deadline.
+func (s *Server) OnTimeout(c *onloop.Conn) { c.Context().(*conn).timeout() }
 
-// serve runs x/net/http2 on c while c is tracked. It closes c on every
-// path.
-func (s *Server) serve(c net.Conn) error {
-	if err := s.start(); err != nil {
-		c.Close()
-		return err
-	}
-	if !s.track(c) {
-		c.Close()
-		return ErrServerClosed
-	}
-	defer s.untrack(c)
-	s.h2s.ServeConn(c, &http2.ServeConnOpts{BaseConfig: s.hs, Handler: s.hs.Handler})
-	return nil
-}
+// OnHangup closes a connection whose client went while reading was
+// paused: nothing it asked for can reach it.
+func (s *Server) OnHangup(c *onloop.Conn) { c.Close() }
 
-// start validates the configuration and builds the x/net server once.
-func (s *Server) start() error {
-	s.once.Do(func() {
-		if s.startErr = s.Validate(); s.startErr != nil {
-			return
-		}
-		s.hs = &http.Server{
-			Handler: &nethttp.Handler{
-				Handler:      s.Handler,
-				AltSvc:       s.AltSvc,
-				Proto:        message.HTTP2,
-				MaxBodyBytes: s.MaxBodyBytes,
-			},
-			MaxHeaderBytes: s.maxHeaderBytes(),
-			ReadTimeout:    max(s.ReadTimeout, 0),
-			ErrorLog:       slog.NewLogLogger(s.logger().Handler(), slog.LevelWarn),
-		}
-		s.h2s = &http2.Server{
-			MaxConcurrentStreams: s.maxConcurrentStreams(),
-			MaxReadFrameSize:     s.maxReadFrameSize(),
-			IdleTimeout:          positive(s.IdleTimeout, DefaultIdleTimeout),
-			WriteByteTimeout:     positive(s.WriteByteTimeout, DefaultWriteByteTimeout),
-			CountError:           s.CountError,
-		}
-		if err := http2.ConfigureServer(s.hs, s.h2s); err != nil {
-			s.startErr = fmt.Errorf("h2: %w", err)
-		}
-		// ConfigureServer fills a zero IdleTimeout from hs.ReadTimeout;
-		// zero here means "none" (IdleTimeout < 0), so put it back.
-		s.h2s.IdleTimeout = positive(s.IdleTimeout, DefaultIdleTimeout)
-	})
-	return s.startErr
-}
+// OnDrain starts a graceful shutdown: GOAWAY, then close once the open
+// streams are done.
+func (s *Server) OnDrain(c *onloop.Conn) { c.Context().(*conn).drain() }
 
-// track records c as served, unless the server is closing.
-func (s *Server) track(c net.Conn) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closing {
-		return false
-	}
-	if s.conns == nil {
-		s.conns = make(map[net.Conn]struct{})
-	}
-	s.conns[c] = struct{}{}
-	s.serving.Add(1)
-	return true
-}
-
-// untrack forgets c once ServeConn is done with it.
-func (s *Server) untrack(c net.Conn) {
-	s.mu.Lock()
-	delete(s.conns, c)
-	s.mu.Unlock()
-	s.serving.Done()
-}
-
-// Conns returns how many connections are being served.
-func (s *Server) Conns() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.conns)
-}
-
-// Shutdown stops taking connections, sends GOAWAY (NO_ERROR, with the
-// last stream the connection accepted) on every connection, lets the
-// streams already open finish, and returns once every connection has
-// closed. x/net closes a drained connection when the client does or one
-// second after its last stream. If ctx ends first, Shutdown closes what
-// is left, waits for ServeConn to return, and returns ctx.Err(); handlers
-// still running then see their writes fail.
-func (s *Server) Shutdown(ctx context.Context) error {
-	s.mu.Lock()
-	s.closing = true
-	s.mu.Unlock()
-	if s.start() != nil {
-		return nil // never served
-	}
-	done := s.drained()
-	retry := time.NewTicker(goAwayRetry)
-	defer retry.Stop()
-	for {
-		s.goAway()
-		select {
-		case <-done:
-			return nil
-		case <-ctx.Done():
-			s.closeConns()
-			<-done
-			return ctx.Err()
-		case <-retry.C:
-		}
-	}
-}
-
-// Close closes every connection at once, without GOAWAY, and waits for
-// ServeConn to return on each. Handlers still running see their writes
-// fail.
-func (s *Server) Close() error {
-	s.mu.Lock()
-	s.closing = true
-	s.mu.Unlock()
-	s.closeConns()
-	<-s.drained()
-	return nil
-}
-
-// goAway pulls x/net's graceful-shutdown trigger: http.Server.Shutdown
-// runs the OnShutdown hooks (in goroutines of their own that only post a
-// message to each connection's loop, then end) and, since hs tracks no
-// connection of its own, returns at once. Connections that already got
-// a GOAWAY ignore the repeat.
-func (s *Server) goAway() {
-	_ = s.hs.Shutdown(context.Background())
-}
-
-// drained returns a channel closed once no ServeConn call is left. The
-// goroutine behind it belongs to the caller of drained and ends then.
-func (s *Server) drained() <-chan struct{} {
-	done := make(chan struct{})
-	go func() {
-		s.serving.Wait()
-		close(done)
-	}()
-	return done
-}
-
-// closeConns closes every tracked connection; each ServeConn then
-// returns.
-func (s *Server) closeConns() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for c := range s.conns {
-		c.Close()
-	}
-}
+// OnClose ends every stream still open.
+func (s *Server) OnClose(c *onloop.Conn, err error) { c.Context().(*conn).closed(err) }
 
 func (s *Server) maxConcurrentStreams() uint32 {
-	if s.MaxConcurrentStreams == 0 {
-		return DefaultMaxConcurrentStreams
-	}
-	return s.MaxConcurrentStreams
+	return cmp.Or(s.MaxConcurrentStreams, DefaultMaxConcurrentStreams)
 }
 
 func (s *Server) maxReadFrameSize() uint32 {
-	if s.MaxReadFrameSize == 0 {
-		return DefaultMaxReadFrameSize
-	}
-	return s.MaxReadFrameSize
+	return cmp.Or(s.MaxReadFrameSize, DefaultMaxReadFrameSize)
 }
 
-func (s *Server) maxHeaderBytes() int {
-	if s.MaxHeaderBytes == 0 {
-		return DefaultMaxHeaderBytes
+func (s *Server) maxHeaderBytes() int { return cmp.Or(s.MaxHeaderBytes, DefaultMaxHeaderBytes) }
+
+// headerListLimit is the header list size (RFC 9113 section 6.5.2)
+// allowed and advertised: MaxHeaderBytes and the overhead of 10 fields.
+func (s *Server) headerListLimit() int { return s.maxHeaderBytes() + 10*32 }
+
+// countError reports an error to CountError.
+func (s *Server) countError(kind string, code http2.ErrCode) {
+	if s.CountError != nil {
+		s.CountError(kind + code.String())
 	}
-	return s.MaxHeaderBytes
 }
+
+func (s *Server) idleTimeout() time.Duration { return positive(s.IdleTimeout, DefaultIdleTimeout) }
+
+func (s *Server) writeTimeout() time.Duration {
+	return positive(s.WriteTimeout, DefaultWriteTimeout)
+}
+
+func (s *Server) readTimeout() time.Duration { return positive(s.ReadTimeout, DefaultReadTimeout) }
 
 func (s *Server) logger() *slog.Logger {
 	if s.Logger == nil {
@@ -392,8 +264,8 @@ func (s *Server) logger() *slog.Logger {
 	return s.Logger
 }
 
-// positive maps a configured duration to what x/net expects: zero takes
-// the default, negative disables (x/net's zero).
+// positive maps a configured duration to the one in force: zero takes the
+// default, negative disables (zero).
 func positive(d, def time.Duration) time.Duration {
 	switch {
 	case d == 0:
@@ -402,4 +274,23 @@ func positive(d, def time.Duration) time.Duration {
 		return 0
 	}
 	return d
+}
+
+// dateCache formats the Date field once a second.
+type dateCache struct {
+	mu   sync.Mutex
+	sec  int64
+	text string
+}
+
+// get returns now in the Date field's format (RFC 9110 section 5.6.7).
+func (d *dateCache) get(now time.Time) string {
+	sec := now.Unix()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if sec != d.sec || d.text == "" {
+		d.sec = sec
+		d.text = now.UTC().Format("Mon, 02 Jan 2006 15:04:05 GMT")
+	}
+	return d.text
 }

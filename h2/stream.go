@@ -19,7 +19,7 @@ var (
 // stream is one request and its response. Its fields belong to the
 // connection's loop, except out and body, which a handler running off the
 // loop shares under their locks, and w, which the handler owns while it
-// runs. Streams are recycled (LoopServer.streams) with the storage of their
+// runs. Streams are recycled (Server.streams) with the storage of their
 // headers.
 type stream struct {
 	c  *conn
@@ -62,7 +62,7 @@ type sendState struct {
 }
 
 // newStream takes a stream from the pool for a new request.
-func (srv *LoopServer) newStream(c *conn, id uint32) *stream {
+func (srv *Server) newStream(c *conn, id uint32) *stream {
 	s, _ := srv.streams.Get().(*stream)
 	if s == nil {
 		s = &stream{}
@@ -157,7 +157,7 @@ func (s *stream) run() {
 }
 
 // serve calls the handler, turning a panic into a reset stream.
-func (srv *LoopServer) serve(w *responseWriter, r *message.Request) {
+func (srv *Server) serve(w *responseWriter, r *message.Request) {
 	defer func() {
 		if p := recover(); p != nil {
 			srv.logger().Warn("h2: handler panicked", "path", r.Path, "panic", p)

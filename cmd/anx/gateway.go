@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/anx-gateway/anx/cmd/anx/internal/config"
@@ -22,6 +23,7 @@ import (
 	"github.com/anx-gateway/anx/h1"
 	"github.com/anx-gateway/anx/h2"
 	"github.com/anx-gateway/anx/h3"
+	"github.com/anx-gateway/anx/tls/onloop"
 	"github.com/anx-gateway/anx/tls/terminate"
 )
 
@@ -38,12 +40,14 @@ type gateway struct {
 
 	h1TLS      *h1.Server // HTTPS over TCP on the event loops: TLS, then h1 here or h2 by ALPN
 	h1Plain    *h1.Server // plain HTTP on the event loops
-	h2         *h2.Server
+	h2         *h2.Server // HTTP/2 on the HTTPS port's loops, by ALPN
+	h2c        *h2.Server // HTTP/2 with prior knowledge on the plain port's loops
 	h3         *h3.Server
 	secure     *route.Live       // what HTTPS serves, whatever the protocol
 	plain      *route.Live       // what plain HTTP serves
 	handlers   handlers          // the static and proxy handlers under the live tables
 	transports *proxy.Transports // the upstream connections every proxy route shares, across reloads
+	tunnels    atomic.Bool       // some route proxies, so an HTTP/2 extended CONNECT can reach a tunnel
 }
 
 // newGateway builds the servers for cfg and opens its listeners. On error
@@ -65,7 +69,7 @@ func newGateway(cfg config.Config, logger *slog.Logger) (_ *gateway, err error) 
 	if err != nil {
 		return nil, err
 	}
-	gw.handlers = s.handlers
+	gw.setHandlers(s.handlers)
 	if err = gw.certs.Apply(cfg.CertPolicy(gw.httpPort(), gw.httpsPort())); err != nil {
 		return nil, err
 	}
@@ -118,7 +122,8 @@ func (gw *gateway) reload(cfg config.Config) error {
 	gw.secure.Store(s.secure)
 	gw.plain.Store(s.plain)
 	old := gw.handlers
-	gw.handlers, gw.cfg = s.handlers, cfg
+	gw.setHandlers(s.handlers)
+	gw.cfg = cfg
 	// The new proxy handlers hold the transports of the upstreams that
 	// remain, so closing the old ones now keeps their pooled connections;
 	// requests and tunnels in flight on them finish.
@@ -128,6 +133,12 @@ func (gw *gateway) reload(cfg config.Config) error {
 	// the drain timeout to finish.
 	time.AfterFunc(gw.drainTimeout(), old.closeStatics)
 	return nil
+}
+
+// setHandlers makes h the handlers under the live tables.
+func (gw *gateway) setHandlers(h handlers) {
+	gw.handlers = h
+	gw.tunnels.Store(len(h.proxies) > 0)
 }
 
 // listen opens the HTTPS port on TCP and UDP and the plain-HTTP port. A
@@ -242,15 +253,7 @@ func routeSites(hosts []string, h message.Handler) []route.Site {
 func (gw *gateway) buildServers(tlsConfig *tls.Config) {
 	c := gw.cfg
 	altSvc := h3.AltSvc(gw.httpsPort())
-	gw.h2 = &h2.Server{
-		Handler:          gw.secure,
-		AltSvc:           altSvc,
-		IdleTimeout:      c.Timeouts.Idle.Duration,
-		WriteByteTimeout: c.Timeouts.Write.Duration,
-		MaxHeaderBytes:   int(c.Limits.MaxHeaderBytes.Bytes),
-		MaxBodyBytes:     c.Limits.MaxBodyBytes.Bytes,
-		Logger:           gw.log,
-	}
+	gw.h2 = gw.h2Server(gw.secure, altSvc)
 	gw.h3 = &h3.Server{
 		Handler:        gw.secure,
 		TLSConfig:      tlsConfig,
@@ -261,11 +264,29 @@ func (gw *gateway) buildServers(tlsConfig *tls.Config) {
 	}
 	gw.configureH1(gw.h1TLS, gw.secure, altSvc)
 	gw.h1TLS.TLSConfig = tlsConfig
-	gw.h1TLS.TLSProtocols = map[string]func(*tls.Conn){"h2": gw.h2.ServeConn, acmeTLS1: closeACMEConn}
+	gw.h1TLS.Protocols = map[string]onloop.Protocol{"h2": gw.h2}
+	gw.h1TLS.TLSProtocols = map[string]func(*tls.Conn){acmeTLS1: closeACMEConn}
 	gw.h1TLS.HandshakeTimeout = c.Timeouts.Handshake.Duration
 	plain := route.HTTPChallenge{Solve: gw.certs.HTTPChallenge, Handler: gw.plain}
 	gw.configureH1(gw.h1Plain, plain, "")
+	gw.h2c = gw.h2Server(plain, "")
+	gw.h1Plain.PriorKnowledge = gw.h2c
 	gw.h1Plain.DropBehind = c.Files.DropBehind.Bytes // TLS bodies are not sent by sendfile
+}
+
+// h2Server makes an HTTP/2 server with the config's timeouts and limits.
+func (gw *gateway) h2Server(handler message.Handler, altSvc string) *h2.Server {
+	c := gw.cfg
+	return &h2.Server{
+		Handler:         handler,
+		AltSvc:          altSvc,
+		IdleTimeout:     c.Timeouts.Idle.Duration,
+		WriteTimeout:    c.Timeouts.Write.Duration,
+		MaxHeaderBytes:  int(c.Limits.MaxHeaderBytes.Bytes),
+		MaxBodyBytes:    c.Limits.MaxBodyBytes.Bytes,
+		ExtendedConnect: gw.tunnels.Load,
+		Logger:          gw.log,
+	}
 }
 
 // configureH1 sets an HTTP/1.1 server's handler, timeouts and limits.
@@ -313,9 +334,9 @@ func (gw *gateway) shutdown() error {
 	ctx, cancel := context.WithTimeout(context.Background(), gw.drainTimeout())
 	defer cancel()
 	var wg sync.WaitGroup
-	errs := make([]error, 4)
+	errs := make([]error, 3)
 	for i, stop := range []func(context.Context) error{
-		gw.h1Plain.Shutdown, gw.h1TLS.Shutdown, gw.h2.Shutdown, gw.h3.Shutdown,
+		gw.h1Plain.Shutdown, gw.h1TLS.Shutdown, gw.h3.Shutdown,
 	} {
 		wg.Go(func() { errs[i] = stop(ctx) })
 	}
