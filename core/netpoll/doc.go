@@ -96,9 +96,15 @@
 // the request's timestamp) used up. On loopback with a 10 MiB file (wrk
 // -c4, 2 cores) the client's buffers then stayed at 128-800 KiB, with the
 // sender limited by the receive window most of the time; with the head
-// joined to the file they grow to 1-30 MiB, as they do for nginx. The
-// outcome varies a lot between runs on this machine; see the commit that
-// introduced WriteMore for the figures.
+// joined to the file they can grow to 1-30 MiB, as they do for nginx. They
+// do not always: the timestamps count milliseconds, so the receiver's
+// sample is zero (and ignored) unless the segment arrives in a later
+// millisecond than the one it echoes, which depends on timing. So the
+// load is bimodal per run. Over 15 runs each
+// (make bench -only h1-plain-10m -servers anx,nginx -interleave, a shared
+// machine), anx's median went from 1063 to 1121 MB/s, and its runs above
+// 1200 MB/s from 0 to 6 (nginx: 15 of 30, median 1217): a better chance of
+// the large buffers, not yet nginx's.
 //
 // # Outbound connections
 //
