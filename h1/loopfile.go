@@ -28,7 +28,7 @@ func (lc *loopConn) sendFile(x *conn, f *os.File, offset, n int64) (int64, error
 			return 0, shortFile(err)
 		}
 	}
-	if err := o.flush(); err != nil {
+	if err := lc.flushMore(o); err != nil {
 		return 0, err
 	}
 	if err := lc.c.SendFile(f, offset, n); err != nil {
@@ -36,4 +36,19 @@ func (lc *loopConn) sendFile(x *conn, f *os.File, offset, n int64) (int64, error
 		return 0, err
 	}
 	return n, nil
+}
+
+// flushMore writes the buffered bytes (the response head) with WriteMore,
+// so that they leave in one segment with the file's first bytes.
+func (lc *loopConn) flushMore(o *outBuf) error {
+	if o.n == 0 || o.err != nil {
+		return o.err
+	}
+	if lc.queued() > maxLoopOutput {
+		o.fail(errLoopOutput)
+	} else if err := lc.c.WriteMore((*o.buf)[:o.n]); err != nil {
+		o.fail(err)
+	}
+	o.n = 0
+	return o.err
 }

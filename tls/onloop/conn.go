@@ -290,3 +290,11 @@ func (c *Conn) reattached() {
 		c.readTLS(nil)
 	}
 }
+
+// WriteMore is Write with MSG_MORE on a plain connection.
+func (c *Conn) WriteMore(p []byte) error {
+	if c.tlsConn == nil {
+		return c.nc.WriteMore(p)
+	}
+	return c.Write(p)
+}
