@@ -58,57 +58,50 @@ func TestH2Load(t *testing.T) {
 	}
 }
 
-// h2specAllowed are the h2spec cases Go's HTTP/2 server is known to fail.
-var h2specAllowed = []string{"http2/6.5.3/1", "http2/8.1.2.2/1", "http2/8.1.2.2/2"}
+// h2specTotal is the number of cases h2spec v2.2.1 runs: without -S, and
+// in strict mode (-S), which adds one.
+const (
+	h2specTotal       = 145
+	h2specStrictTotal = 146
+)
 
-// h2specTotal is the number of cases h2spec v2.2.1 runs without -S.
-const h2specTotal = 145
-
-// h2specRetries is how many times a case outside the allowlist that did
-// not pass is run again alone: once. Go's HTTP/2 server answers a few
-// cases by a race (e.g. 8.1.2.6/1 and 6.9.1/3 fail about 1 run in 10, the
-// response or a NO_ERROR reset winning over the expected error), so a case
-// that passes on its retry is logged as flaky; one that fails (or is
-// skipped) twice fails the test.
-const h2specRetries = 1
-
-// TestH2Spec runs h2spec over TLS and allows only the known failures. It
-// reads h2spec's JUnit report: a skipped case counts as not passed, like a
-// failed one.
+// TestH2Spec runs every h2spec case over TLS (ALPN h2 on the HTTPS port)
+// and over h2c (prior knowledge on the plain port), in default and strict
+// mode: every case must pass, first time. It reads h2spec's JUnit report:
+// a skipped case counts as not passed, like a failed one.
 func TestH2Spec(t *testing.T) {
 	t.Parallel()
 	h2spec := harness.Peer(t, "h2spec")
 	s := harness.Start(t, harness.Options{})
-	args := []string{"-t", "-k", "-h", "127.0.0.1", "-p", strconv.Itoa(s.HTTPSPort), "-o", "5"}
-	cases, r, err := runH2spec(t, s, h2spec, args)
-	if err != nil {
-		t.Fatalf("h2spec report: %v\nstdout:\n%s\nstderr:\n%s", err, r.Stdout, r.Stderr)
-	}
-	var notPassed, unexpected []string
-	for _, c := range cases {
-		if c.passed() {
-			continue
-		}
-		allowed := slices.Contains(h2specAllowed, c.id)
-		if !allowed && h2specPassesAgain(t, s, h2spec, args, c.id) {
-			t.Logf("h2spec %s %s, then passed when run again (flaky): %s\n    %s", c.id, c.outcome(), c.desc, c.why)
-			continue
-		}
-		notPassed = append(notPassed, c.id+" "+c.outcome()+" "+c.desc)
-		if !allowed {
-			unexpected = append(unexpected, c.id+" "+c.outcome()+" "+c.desc+"\n    "+c.why)
-		}
-	}
-	t.Logf("h2spec: %d cases, %d not passed: %q", len(cases), len(notPassed), notPassed)
-	if len(cases) != h2specTotal {
-		t.Errorf("h2spec ran %d cases, want %d", len(cases), h2specTotal)
-	}
-	if passed := len(cases) - len(notPassed); passed < h2specTotal-len(h2specAllowed) {
-		t.Errorf("h2spec: %d passed, want at least %d", passed, h2specTotal-len(h2specAllowed))
-	}
-	if len(unexpected) > 0 {
-		t.Errorf("h2spec cases outside the allowlist %v that did not pass, twice (first run and %d retry):\n  %s",
-			h2specAllowed, h2specRetries, strings.Join(unexpected, "\n  "))
+	for _, tc := range []struct {
+		name  string
+		args  []string
+		total int
+	}{
+		{"TLS", []string{"-t", "-k", "-p", strconv.Itoa(s.HTTPSPort)}, h2specTotal},
+		{"TLS/strict", []string{"-S", "-t", "-k", "-p", strconv.Itoa(s.HTTPSPort)}, h2specStrictTotal},
+		{"h2c", []string{"-p", strconv.Itoa(s.HTTPPort)}, h2specTotal},
+		{"h2c/strict", []string{"-S", "-p", strconv.Itoa(s.HTTPPort)}, h2specStrictTotal},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"-h", "127.0.0.1", "-o", "5"}, tc.args...)
+			cases, r, err := runH2spec(t, s, h2spec, args)
+			if err != nil {
+				t.Fatalf("h2spec report: %v\nstdout:\n%s\nstderr:\n%s", err, r.Stdout, r.Stderr)
+			}
+			var notPassed []string
+			for _, c := range cases {
+				if !c.passed() {
+					notPassed = append(notPassed, c.id+" "+c.outcome()+" "+c.desc+"\n    "+c.why)
+				}
+			}
+			if len(cases) != tc.total {
+				t.Errorf("h2spec %q ran %d cases, want %d", args, len(cases), tc.total)
+			}
+			if len(notPassed) > 0 {
+				t.Errorf("h2spec %q: %d of %d cases did not pass:\n  %s", args, len(notPassed), len(cases), strings.Join(notPassed, "\n  "))
+			}
+		})
 	}
 }
 
@@ -123,19 +116,6 @@ func runH2spec(t *testing.T, s *harness.Server, h2spec string, args []string) ([
 	}
 	cases, err := readH2specReport(report)
 	return cases, r, err
-}
-
-// h2specPassesAgain runs one h2spec case alone h2specRetries times and
-// reports whether it passed (its report holds that case alone, neither
-// failed nor skipped).
-func h2specPassesAgain(t *testing.T, s *harness.Server, h2spec string, args []string, id string) bool {
-	for range h2specRetries {
-		cases, _, err := runH2spec(t, s, h2spec, append(slices.Clone(args), id))
-		if err == nil && len(cases) == 1 && cases[0].passed() {
-			return true
-		}
-	}
-	return false
 }
 
 // h2specCase is one test case of an h2spec JUnit report.

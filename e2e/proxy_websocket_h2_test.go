@@ -82,10 +82,11 @@ func netLogProtocols(t *testing.T, path string, suffixes ...string) map[string][
 // TestProxyWebSocketChromiumH2: headless Chromium loads a page from anx
 // over HTTP/2 (its nextHopProtocol, asserted "h2") whose script opens a
 // WebSocket through anx to the upstream; the echo lands in the DOM.
-// anx does not advertise extended CONNECT (RFC 8441,
-// SETTINGS_ENABLE_CONNECT_PROTOCOL), so Chromium sends the WebSocket
-// handshake over HTTP/1.1 (a connection of its own): its net log shows
-// the page's request headers sent over h2 and the WebSocket's over h1.
+// anx advertises extended CONNECT (RFC 8441,
+// SETTINGS_ENABLE_CONNECT_PROTOCOL) since a route proxies, so Chromium
+// opens the WebSocket as a stream of the page's HTTP/2 connection: its net
+// log shows both the page's request headers and the WebSocket's sent over
+// h2, and the upstream sees an HTTP/1.1 upgrade.
 func TestProxyWebSocketChromiumH2(t *testing.T) {
 	t.Parallel()
 	chromium := harness.Peer(t, "chromium")
@@ -116,7 +117,7 @@ func TestProxyWebSocketChromiumH2(t *testing.T) {
 	if page := got["/ws-h2.html"]; len(page) != 1 || page[0] != "h2" {
 		t.Errorf("the page's request went over %v, want h2", page)
 	}
-	if ws := got["/ws"]; len(ws) != 1 || ws[0] != "h1" {
-		t.Errorf("the WebSocket handshake went over %v, want h1 (anx does not offer extended CONNECT)", ws)
+	if ws := got["/ws"]; len(ws) != 1 || ws[0] != "h2" {
+		t.Errorf("the WebSocket handshake went over %v, want h2 (extended CONNECT)", ws)
 	}
 }

@@ -110,12 +110,13 @@ type body struct {
 	read     int64 // bytes read and not yet given back as window
 	updating bool  // a window update is scheduled on the loop
 	released bool  // the stream is done; giveBack has nothing to do
+	expect   bool  // the client waits for 100 Continue before it sends the content
 	updateFn func()
 }
 
 // newBody makes the reader of s's content.
-func newBody(s *stream) *body {
-	b := &body{s: s, c: s.c}
+func newBody(s *stream, expectContinue bool) *body {
+	b := &body{s: s, c: s.c, expect: expectContinue}
 	b.cond.L = &b.mu
 	b.updateFn = b.giveBack
 	return b
@@ -182,6 +183,14 @@ func (b *body) Read(p []byte) (int, error) {
 		case b.eof:
 			b.handTrailer()
 			return 0, io.EOF
+		case b.expect:
+			// The handler wants the content the client holds back for a
+			// 100 (Continue), as net/http's servers send it.
+			b.expect = false
+			b.mu.Unlock()
+			b.s.w.continue100()
+			b.mu.Lock()
+			continue
 		}
 		b.cond.Wait()
 	}

@@ -6,6 +6,8 @@ import (
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+
+	"github.com/anx-gateway/anx/core/message"
 )
 
 // maxBlockBytes bounds a header block's encoded size, CONTINUATION frames
@@ -193,6 +195,8 @@ func (s *stream) requestField(f hpack.HeaderField) string {
 		}
 	case "cookie":
 		s.in.cookies++
+	case "expect":
+		s.in.expectContinue = message.EqualFold(f.Value, "100-continue")
 	}
 	s.req.Header.Add(f.Name, f.Value)
 	return ""

@@ -67,7 +67,7 @@ func (c *conn) pushLocked(s *stream) (blocked bool, err error) {
 		return false, nil
 	}
 	if !s.send.headSent {
-		end := o.done && o.queued() == 0 && o.file == nil && o.trailer.Len() == 0
+		end := o.done && o.empty() && o.trailer.Len() == 0
 		c.writeHead(s.id, o.status, o.head, end, true)
 		s.send.headSent = true
 		s.send.localDone = end
@@ -75,11 +75,16 @@ func (c *conn) pushLocked(s *stream) (blocked bool, err error) {
 			return false, nil
 		}
 	}
-	if blocked = c.pushData(s); blocked {
-		return true, nil
-	}
-	if blocked, err = c.pushFile(s); blocked || err != nil {
-		return blocked, err
+	for {
+		if blocked = c.pushData(s); blocked {
+			return true, nil
+		}
+		if len(o.files) == 0 {
+			break
+		}
+		if blocked, err = c.pushFile(s); blocked || err != nil {
+			return blocked, err
+		}
 	}
 	if o.done && !s.send.localDone {
 		if o.trailer.Len() > 0 {
@@ -92,15 +97,16 @@ func (c *conn) pushLocked(s *stream) (blocked bool, err error) {
 	return false, nil
 }
 
-// pushData frames queued content; it reports whether some is left.
+// pushData frames queued content up to the next file region; it reports
+// whether some is left.
 func (c *conn) pushData(s *stream) (blocked bool) {
 	o := &s.out
-	for o.queued() > 0 {
-		n := min(c.dataRoom(s), o.queued())
+	for left := o.dataBefore(); left > 0; left = o.dataBefore() {
+		n := min(c.dataRoom(s), left)
 		if n == 0 {
 			return true
 		}
-		last := n == o.queued() && o.file == nil && o.done && o.trailer.Len() == 0
+		last := n == o.queued() && len(o.files) == 0 && o.done && o.trailer.Len() == 0
 		c.writeData(s, (*o.data)[o.dataOff:o.dataOff+n], last)
 		o.dataOff += n
 		s.send.localDone = last
@@ -111,26 +117,26 @@ func (c *conn) pushData(s *stream) (blocked bool) {
 	return false
 }
 
-// pushFile frames the queued file region, read as the windows allow.
+// pushFile frames the first queued file region, read as the windows
+// allow.
 func (c *conn) pushFile(s *stream) (blocked bool, err error) {
 	o := &s.out
-	for o.file != nil {
-		n := int(min(int64(c.dataRoom(s)), o.fileN))
+	r := &o.files[0]
+	for r.n > 0 {
+		n := int(min(int64(c.dataRoom(s)), r.n))
 		if n == 0 {
 			return true, nil
 		}
-		last := int64(n) == o.fileN && o.done && o.trailer.Len() == 0
-		k, err := c.writeFileData(s, o, n, last)
+		last := int64(n) == r.n && len(o.files) == 1 && o.queued() == 0 && o.done && o.trailer.Len() == 0
+		k, err := c.writeFileData(s, r, n, last)
 		if err != nil {
 			return false, err
 		}
-		o.fileOff += int64(k)
-		o.fileN -= int64(k)
+		r.off += int64(k)
+		r.n -= int64(k)
 		s.send.localDone = last && k == n
-		if o.fileN == 0 {
-			o.closeFile()
-		}
 	}
+	o.dropFile()
 	return false, nil
 }
 
@@ -162,20 +168,20 @@ var errShortFile = errors.New("h2: file shorter than its response")
 // writeFileData appends a DATA frame of n bytes read from the file
 // region, straight into the output. It reads without waiting where the
 // page cache has the bytes.
-func (c *conn) writeFileData(s *stream, o *output, n int, end bool) (int, error) {
+func (c *conn) writeFileData(s *stream, r *fileRegion, n int, end bool) (int, error) {
 	out := c.room(frameHeaderLen + n)
 	at := len(*out)
 	*out = appendFrameHeader(*out, n, http2.FrameData, 0, s.id)
 	buf := (*out)[len(*out) : len(*out)+n]
-	k, err := netpoll.ReadNoWait(o.file, buf, o.fileOff)
+	k, err := netpoll.ReadNoWait(r.f, buf, r.off)
 	if k < n && (err == netpoll.ErrWouldBlock || err == netpoll.ErrUnsupported || err == nil) {
 		var m int
-		m, err = o.file.ReadAt(buf[k:], o.fileOff+int64(k))
+		m, err = r.f.ReadAt(buf[k:], r.off+int64(k))
 		k += m
 	}
 	if k == 0 {
 		*out = (*out)[:at]
-		c.srv.logger().Warn("h2: file shorter than its response", "file", o.file.Name(), "error", err)
+		c.srv.logger().Warn("h2: file shorter than its response", "file", r.f.Name(), "error", err)
 		return 0, errShortFile
 	}
 	if end && k == n {

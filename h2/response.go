@@ -22,7 +22,6 @@ const pipeLimit = 64 << 10
 var (
 	errInterimStatus  = errors.New("h2: interim status must be 1xx other than 101")
 	errInterimTooLate = errors.New("h2: interim response after the final one")
-	errFileQueued     = errors.New("h2: output after a file body still being sent")
 )
 
 var (
@@ -89,6 +88,14 @@ func (w *responseWriter) WriteInterim(status int, fields *message.Header) error 
 		return errInterimTooLate
 	}
 	return w.s.out.addInterim(status, fields, w.s)
+}
+
+// continue100 sends 100 (Continue) unless a final status is out; it runs
+// on the handler's goroutine, from the first read of the content.
+func (w *responseWriter) continue100() {
+	if w.status == 0 {
+		w.WriteInterim(100, nil)
+	}
 }
 
 // Write queues content; a handler off the loop waits while its queue is
@@ -237,10 +244,7 @@ type output struct {
 	interim  []interim
 	data     *[]byte // queued content, (*data)[dataOff:len]; nil when none
 	dataOff  int
-	file     *os.File // a file region after data; nil when none
-	fileOff  int64
-	fileN    int64
-	fileDup  bool // file is a duplicate to close
+	files    []fileRegion // file regions among the data, in order
 	trailer  message.Header
 	done     bool  // the content is complete (the handler returned, or closed its tunnel)
 	returned bool  // the handler off the loop has returned: the stream is the loop's alone
@@ -258,7 +262,9 @@ type interim struct {
 // reset empties the output for the next stream, keeping storage.
 func (o *output) reset() {
 	o.releaseData()
-	o.closeFile()
+	for len(o.files) > 0 {
+		o.dropFile()
+	}
 	o.hold.Reset()
 	o.trailer.Reset()
 	o.interim = o.interim[:0]
@@ -305,9 +311,6 @@ func (o *output) addInterim(status int, fields *message.Header, s *stream) error
 func (o *output) write(p []byte, s *stream) (int, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if o.file != nil {
-		return 0, errFileQueued
-	}
 	written := 0
 	for len(p) > 0 {
 		if o.gone != nil {
@@ -336,6 +339,7 @@ func (o *output) append(p []byte, bounded bool) int {
 		o.dataOff = 0
 	}
 	if o.dataOff > 0 && o.dataOff == len(*o.data) {
+		o.shiftFiles(o.dataOff)
 		*o.data, o.dataOff = (*o.data)[:0], 0
 	}
 	n := len(p)
@@ -355,7 +359,16 @@ func (o *output) grow(n int) {
 	bigger := pool.Get(len(q) + n)
 	*bigger = append((*bigger)[:0], q...)
 	pool.Put(o.data)
+	o.shiftFiles(o.dataOff)
 	o.data, o.dataOff = bigger, 0
+}
+
+// shiftFiles moves the file regions' places back by n, the data dropped
+// from the front of the queue.
+func (o *output) shiftFiles(n int) {
+	for i := range o.files {
+		o.files[i].at -= n
+	}
 }
 
 // queued returns the content bytes queued.
@@ -366,16 +379,51 @@ func (o *output) queued() int {
 	return len(*o.data) - o.dataOff
 }
 
-// addFile queues a file region (on the loop).
+// fileRegion is a region of a file in the content, before the queued
+// data from at on.
+type fileRegion struct {
+	at  int // where in *data the region goes
+	f   *os.File
+	off int64
+	n   int64
+	dup bool // f is the stream's own duplicate, to close
+}
+
+// addFile queues a file region after the data queued so far (on the
+// loop).
 func (o *output) addFile(f *os.File, off, n int64) error {
-	if o.file != nil {
-		return errFileQueued
-	}
 	if o.gone != nil {
 		return o.gone
 	}
-	o.file, o.fileOff, o.fileN = f, off, n
+	at := 0
+	if o.data != nil {
+		at = len(*o.data)
+	}
+	o.files = append(o.files, fileRegion{at: at, f: f, off: off, n: n})
 	return nil
+}
+
+// dataBefore returns the queued data bytes before the next file region.
+func (o *output) dataBefore() int {
+	if len(o.files) > 0 {
+		return o.files[0].at - o.dataOff
+	}
+	return o.queued()
+}
+
+// empty reports whether nothing is queued.
+func (o *output) empty() bool { return o.queued() == 0 && len(o.files) == 0 }
+
+// dropFile drops the first file region, closing a duplicate.
+func (o *output) dropFile() {
+	if r := &o.files[0]; r.dup {
+		r.f.Close()
+	}
+	o.files[0] = fileRegion{}
+	o.files = o.files[1:]
+	if len(o.files) == 0 {
+		o.files = o.files[:0:cap(o.files)]
+	}
 }
 
 // finish records that the handler returned.
@@ -448,26 +496,21 @@ func (o *output) releaseData() {
 	}
 }
 
-// keepFile makes the queued file region the stream's own (a duplicate of
-// the descriptor) once the handler that queued it has returned, since it
-// may close its file then.
-func (o *output) keepFile() error {
-	if o.file == nil || o.fileDup {
-		return nil
+// keepFiles makes the queued file regions the stream's own (duplicates of
+// the descriptors) once the handler that queued them has returned, since
+// it may close its files then.
+func (o *output) keepFiles() error {
+	for i := range o.files {
+		r := &o.files[i]
+		if r.dup {
+			continue
+		}
+		dup, err := netpoll.DupFile(r.f)
+		if err != nil {
+			o.files = o.files[:i]
+			return err
+		}
+		r.f, r.dup = dup, true
 	}
-	dup, err := netpoll.DupFile(o.file)
-	if err != nil {
-		o.file = nil
-		return err
-	}
-	o.file, o.fileDup = dup, true
 	return nil
-}
-
-// closeFile drops the file region, closing a duplicate.
-func (o *output) closeFile() {
-	if o.file != nil && o.fileDup {
-		o.file.Close()
-	}
-	o.file, o.fileOff, o.fileN, o.fileDup = nil, 0, 0, false
 }

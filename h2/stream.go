@@ -48,6 +48,7 @@ type requestState struct {
 	contentLength, received                     int64 // declared (-1: none) and received content
 	recvWindow, recvUnacked                     int64
 	remoteDone                                  bool // END_STREAM received (or the stream is reset)
+	expectContinue                              bool // "expect: 100-continue": 100 goes out when the handler first reads
 }
 
 // sendState is what the loop tracks of the response as it goes out.
@@ -136,10 +137,14 @@ func (c *conn) dispatch(s *stream) {
 		c.srv.serve(&s.w, &s.req)
 		s.w.finish()
 		c.push(s)
+		if c.has(s) && s.out.keepFiles() != nil {
+			c.resetStream(s.id, http2.ErrCodeInternal)
+			s.cancel(errStreamReset)
+		}
 		return
 	}
 	if !s.in.remoteDone {
-		s.body = newBody(s)
+		s.body = newBody(s, s.in.expectContinue)
 		if s.req.Protocol == "" {
 			s.req.Body = s.body
 		}
@@ -233,6 +238,10 @@ func (s *stream) endContent(c *conn) error {
 	}
 	return nil
 }
+
+// has reports whether s is still one of the connection's streams (push
+// may have finished it).
+func (c *conn) has(s *stream) bool { return slices.Contains(c.streams, s) }
 
 // unblock takes s off the list of streams waiting to send.
 func (c *conn) unblock(s *stream) {

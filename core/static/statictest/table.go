@@ -178,7 +178,10 @@ func rangeCases() []Case {
 		{"14.1.2 last-pos past the end: up to the end", get("/digits.txt", h("Range", "bytes=10-1000")), digits.partial(10, 35)},
 		{"14.1.2 numbers too large for 64 bits: up to the end", get("/digits.txt", h("Range", "bytes=1-99999999999999999999999999")), digits.partial(1, 35)},
 		{"14.1 range units are case-insensitive", get("/digits.txt", h("Range", "BYTES=0-0")), digits.partial(0, 0)},
-		{"14.1.1 whitespace around range-specs", get("/digits.txt", h("Range", "bytes= 1-2 ")), digits.partial(1, 2)},
+		// Whitespace inside the value: a value that starts or ends with it
+		// is malformed over HTTP/2 (RFC 9113 section 8.2.1), and HTTP/1.1
+		// strips it before the handler sees the field.
+		{"14.1.1 whitespace around range-specs", get("/digits.txt", h("Range", "bytes= 1-2")), digits.partial(1, 2)},
 		{"14.1.2 first-pos at the end: 416 with bytes */length", get("/digits.txt", h("Range", "bytes=36-")), unsatisfiable(36)},
 		{"14.1.2 first-pos too large for 64 bits: 416", get("/digits.txt", h("Range", "bytes=99999999999999999999999999-")), unsatisfiable(36)},
 		{"14.1.2 zero suffix-length: 416", get("/digits.txt", h("Range", "bytes=-0")), unsatisfiable(36)},
