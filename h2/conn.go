@@ -540,8 +540,19 @@ func (c *conn) fail(err error) {
 // may take to leave before the socket is closed without them.
 const closeGrace = 5 * time.Second
 
+// closeTimeout ends a closing connection whose client has taken nothing
+// for closeGrace; one that still reads its last frames may go on.
+func (c *conn) closeTimeout() {
+	nc := c.c.Net()
+	if idle := nc.Now().Sub(nc.Progress()); idle < closeGrace {
+		nc.SetTimeout(closeGrace - idle)
+		return
+	}
+	nc.Timeout()
+}
+
 // close closes the connection once its queued output has gone, or after
-// closeGrace if the client does not take it.
+// closeGrace without the client taking any of it.
 func (c *conn) close() {
 	c.closing = true
 	c.flush()
@@ -578,7 +589,7 @@ func (c *conn) closeIfDone() {
 // wait may have changed since).
 func (c *conn) timeout() {
 	if c.closing {
-		c.c.Net().Timeout() // closeGrace is over
+		c.closeTimeout()
 		return
 	}
 	w, at := c.deadline()

@@ -20,7 +20,8 @@ import (
 const maxDataFrame = 16 << 10
 
 // push frames what s's output holds, as far as the windows and the
-// socket allow; what is left waits in conn.blocked.
+// socket allow; what is left waits in conn.blocked. It may finish the
+// stream and release it: a caller that goes on with s checks c.has(s).
 func (c *conn) push(s *stream) {
 	if c.closing || s.send.reset || s.send.localDone {
 		return
@@ -304,7 +305,7 @@ func (s *stream) pushFromHandler() {
 		return
 	}
 	c.push(s)
-	if returned {
+	if returned && c.has(s) { // push may have finished it already
 		c.finishIfDone(s)
 	}
 	c.flush()
