@@ -552,12 +552,17 @@ func (c *conn) closeTimeout() {
 }
 
 // close closes the connection once its queued output has gone, or after
-// closeGrace without the client taking any of it.
+// closeGrace without the client taking any of it. The close lingers
+// (onloop.Conn.CloseWrite): the client's last WINDOW_UPDATEs and PINGs are
+// read and dropped, since closing with unread input would make the kernel
+// reset the connection and destroy the end of the last response.
 func (c *conn) close() {
 	c.closing = true
 	c.flush()
-	c.c.Close()
-	c.c.Net().SetTimeout(closeGrace)
+	c.c.CloseWrite()
+	if !c.c.Lingering() { // output still queued: the layer's linger timer is not running yet
+		c.c.Net().SetTimeout(closeGrace)
+	}
 }
 
 // goAway stops taking new streams: GOAWAY with the last stream accepted.

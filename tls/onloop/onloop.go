@@ -42,6 +42,7 @@
 package onloop
 
 import (
+	"bytes"
 	"cmp"
 	"crypto/tls"
 	"log/slog"
@@ -252,16 +253,42 @@ func (h *Handler) OnRead(nc *netpoll.Conn, in []byte) int {
 }
 
 // sniff chooses the protocol of a plain connection from its first bytes;
-// it reports false while they are a proper prefix of the preface.
+// it reports false while they do not tell yet. The preface goes to
+// PriorKnowledge, and so does a first line of three words whose last is
+// no HTTP version at all ("INVALID CONNECTION PREFACE"): such a client
+// speaks no HTTP/1.x, and HTTP/2 answers a bad preface with GOAWAY
+// (RFC 9113 section 3.4), where an HTTP/1.1 400 would be read as a frame.
+// Everything else, malformed HTTP/1.x included, goes to Plain.
 func (h *Handler) sniff(in []byte) (Protocol, bool) {
 	n := min(len(in), len(Preface))
-	if string(in[:n]) != Preface[:n] {
-		return h.Plain, true
+	if string(in[:n]) == Preface[:n] {
+		if n < len(Preface) {
+			return nil, false
+		}
+		return h.PriorKnowledge, true
 	}
-	if n < len(Preface) {
+	line, _, complete := bytes.Cut(in, []byte("\n"))
+	switch {
+	case !complete && len(in) < maxSniffLine:
 		return nil, false
+	case complete && notHTTP1(line):
+		return h.PriorKnowledge, true
 	}
-	return h.PriorKnowledge, true
+	return h.Plain, true
+}
+
+// maxSniffLine is how much of a first line sniff waits for.
+const maxSniffLine = 8 << 10
+
+// notHTTP1 reports whether a first line has three words and the last does
+// not begin with "HTTP/" in any case.
+func notHTTP1(line []byte) bool {
+	words := bytes.Fields(line) // a CR before the LF goes with the spaces
+	if len(words) != 3 {
+		return false
+	}
+	v := words[2]
+	return len(v) < 5 || !bytes.EqualFold(v[:5], []byte("HTTP/"))
 }
 
 // OnWritable sends more of a TLS backlog, or goes on with a hand-off to

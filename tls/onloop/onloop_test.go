@@ -276,6 +276,16 @@ func TestPlainAndPriorKnowledge(t *testing.T) {
 	c.send(t, "nt\necho c\n")
 	c.expect(t, `plain: unknown "PRInt"`)
 	c.expect(t, "plain: c")
+
+	// A first line that is no HTTP/1.x (its version is not HTTP/ in any
+	// case) goes to HTTP/2 as a bad preface; a malformed HTTP/1.x one
+	// stays with Plain.
+	c = dialPlain(t, srv)
+	c.send(t, "INVALID CONNECTION PREFACE\r\n\r\n")
+	c.expect(t, `h2c: no preface: "INVALID CONNECTION PREFACE\r\n\r\n"`)
+	c = dialPlain(t, srv)
+	c.send(t, "GET / http/1.1\r\n")
+	c.expect(t, `plain: unknown "GET / http/1.1\r"`)
 }
 
 func TestPlainOnly(t *testing.T) {
