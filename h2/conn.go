@@ -45,6 +45,10 @@ type conn struct {
 	dec *hpack.Decoder
 	enc *hpack.Encoder
 	blk []byte // the header block being encoded (enc writes here)
+	// encGen counts the header blocks that may have changed the HPACK
+	// tables; memo is valid while it stays what memo recorded.
+	encGen uint64
+	memo   headMemo
 
 	// What the client's SETTINGS said.
 	peerMaxFrame      uint32
@@ -344,6 +348,7 @@ func (c *conn) applySetting(id http2.SettingID, v uint32) error {
 	switch id {
 	case http2.SettingHeaderTableSize:
 		c.enc.SetMaxDynamicTableSizeLimit(min(v, headerTableSize))
+		c.encGen++ // the next block starts with a table size update
 	case http2.SettingEnablePush:
 		if v > 1 {
 			return connError{http2.ErrCodeProtocol, "SETTINGS_ENABLE_PUSH not 0 or 1"}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -201,4 +202,42 @@ func TestProtocolWithoutExtendedConnectIsMalformed(t *testing.T) {
 	if !ok || rst.ErrCode != http2.ErrCodeProtocol {
 		t.Fatalf("got %v, want RST_STREAM PROTOCOL_ERROR", rst)
 	}
+}
+
+// TestRepeatedHeadsDecode serves heads that repeat and heads that change,
+// in turns, on one connection: every one must decode to what the handler
+// set, whether it was encoded or reused from the memo of the last head
+// (push.go, headMemo).
+func TestRepeatedHeadsDecode(t *testing.T) {
+	h := okOnLoopWith(func(w message.ResponseWriter, r *message.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		w.Header().Set("X-Variant", r.RawQuery)
+	})
+	addr := startH2C(t, &Server{Handler: h})
+	c := h2cClient(t)
+	for i := range 300 {
+		// Runs of the same head (reused), then a new one (encoded, which
+		// changes the tables), sometimes one seen before.
+		variant := strconv.Itoa(i/7%5) + strings.Repeat("v", i%3*i/50)
+		resp, err := c.Get("http://" + addr + "/?" + variant)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if got := resp.Header.Get("X-Variant"); got != variant || resp.Header.Get("Content-Type") != "text/plain" {
+			t.Fatalf("request %d: X-Variant %q Content-Type %q, want %q text/plain", i, got, resp.Header.Get("Content-Type"), variant)
+		}
+	}
+}
+
+// okOnLoopWith answers "ok" on the loop after set has set fields.
+type okOnLoopWith func(w message.ResponseWriter, r *message.Request)
+
+func (okOnLoopWith) NonBlocking() bool { return true }
+
+func (set okOnLoopWith) Serve(w message.ResponseWriter, r *message.Request) {
+	set(w, r)
+	w.Header().Set("Content-Length", "2")
+	w.Write([]byte("ok"))
 }

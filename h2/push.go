@@ -216,13 +216,37 @@ func (c *conn) room(n int) *[]byte {
 
 // writeHead encodes a header block (a final or interim response head
 // with status, or trailers with status 0) and frames it as HEADERS and,
-// past the client's frame size, CONTINUATION.
+// past the client's frame size, CONTINUATION. A final head equal to the
+// last one whose block held only references to the HPACK tables, which
+// have not changed since, is not encoded again (headMemo): a file served
+// over and over costs the comparison of its fields.
 func (c *conn) writeHead(id uint32, status int, fields *message.Header, end, final bool) {
+	var date string
+	if final {
+		date = c.srv.dates.get(c.c.Net().Now())
+		if c.memo.matches(status, fields, date, c.encGen) {
+			c.writeBlock(id, c.memo.block, end)
+			return
+		}
+	}
+	c.encodeHead(status, fields, date, final)
+	switch {
+	case !onlyIndexed(c.blk):
+		c.encGen++ // the tables may have changed: every memo is stale
+	case final:
+		c.memo.record(status, fields, date, c.blk, c.encGen)
+	}
+	c.writeBlock(id, c.blk, end)
+}
+
+// encodeHead encodes a head into c.blk, adding Date (date), Server and
+// Alt-Svc to a final one that lacks them.
+func (c *conn) encodeHead(status int, fields *message.Header, date string, final bool) {
 	c.blk = c.blk[:0]
 	if status != 0 {
 		c.enc.WriteField(hpack.HeaderField{Name: ":status", Value: statusText(status)})
 	}
-	var date, server, altSvc bool
+	var hasDate, hasServer, hasAltSvc bool
 	for _, f := range fields.Fields() {
 		if connectionSpecific(f.Name) || strings.HasPrefix(f.Name, ":") {
 			continue
@@ -230,26 +254,91 @@ func (c *conn) writeHead(id uint32, status int, fields *message.Header, end, fin
 		name := lowerName(f.Name)
 		switch name {
 		case "date":
-			date = true
+			hasDate = true
 		case "server":
-			server = true
+			hasServer = true
 		case "alt-svc":
-			altSvc = true
+			hasAltSvc = true
 		}
 		c.enc.WriteField(hpack.HeaderField{Name: name, Value: f.Value})
 	}
-	if final {
-		if !date {
-			c.enc.WriteField(hpack.HeaderField{Name: "date", Value: c.srv.dates.get(c.c.Net().Now())})
+	if !final {
+		return
+	}
+	if !hasDate {
+		c.enc.WriteField(hpack.HeaderField{Name: "date", Value: date})
+	}
+	if !hasServer {
+		c.enc.WriteField(hpack.HeaderField{Name: "server", Value: "anx"})
+	}
+	if !hasAltSvc && c.srv.AltSvc != "" {
+		c.enc.WriteField(hpack.HeaderField{Name: "alt-svc", Value: c.srv.AltSvc})
+	}
+}
+
+// onlyIndexed reports whether a header block holds nothing but indexed
+// field representations (RFC 7541 section 6.1), which leave the dynamic
+// table as it was.
+func onlyIndexed(block []byte) bool {
+	for i := 0; i < len(block); {
+		b := block[i]
+		i++
+		if b&0x80 == 0 {
+			return false
 		}
-		if !server {
-			c.enc.WriteField(hpack.HeaderField{Name: "server", Value: "anx"})
-		}
-		if !altSvc && c.srv.AltSvc != "" {
-			c.enc.WriteField(hpack.HeaderField{Name: "alt-svc", Value: c.srv.AltSvc})
+		if b&0x7f == 0x7f { // the index goes on in continuation bytes
+			for i < len(block) && block[i]&0x80 != 0 {
+				i++
+			}
+			i++
 		}
 	}
-	c.writeBlock(id, c.blk, end)
+	return true
+}
+
+// headMemo is a final head a connection encoded to nothing but table
+// references: the same status, fields and Date again, with the tables
+// unchanged (gen), encode to the same block. Its storage is reused, so
+// that recording a new head allocates nothing once it has grown.
+type headMemo struct {
+	status int
+	text   []byte // the handler's field names and values, one after another
+	ends   []int  // where each name and each value ends in text
+	date   string
+	block  []byte
+	gen    uint64
+	valid  bool
+}
+
+// matches reports whether a head is the memo's, with the tables as they
+// were.
+func (m *headMemo) matches(status int, fields *message.Header, date string, gen uint64) bool {
+	fs := fields.Fields()
+	if !m.valid || m.gen != gen || m.status != status || m.date != date || 2*len(fs) != len(m.ends) {
+		return false
+	}
+	start := 0
+	for i, f := range fs {
+		nameEnd, valueEnd := m.ends[2*i], m.ends[2*i+1]
+		if string(m.text[start:nameEnd]) != f.Name || string(m.text[nameEnd:valueEnd]) != f.Value {
+			return false
+		}
+		start = valueEnd
+	}
+	return true
+}
+
+// record keeps a head and its block, copying what the handler may reuse.
+func (m *headMemo) record(status int, fields *message.Header, date string, block []byte, gen uint64) {
+	m.text, m.ends = m.text[:0], m.ends[:0]
+	for _, f := range fields.Fields() {
+		m.text = append(m.text, f.Name...)
+		m.ends = append(m.ends, len(m.text))
+		m.text = append(m.text, f.Value...)
+		m.ends = append(m.ends, len(m.text))
+	}
+	m.status, m.date, m.gen, m.valid = status, date, gen, true
+	m.block = append(m.block[:0], block...)
 }
 
 // writeBlock frames a header block.
