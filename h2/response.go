@@ -391,16 +391,52 @@ type fileRegion struct {
 
 // addFile queues a file region after the data queued so far (on the
 // loop).
+// A small region the page cache holds is copied into the queue at once;
+// a larger one (or a cold one) is queued as a duplicate of f's descriptor,
+// since the handler may close f once it has returned.
 func (o *output) addFile(f *os.File, off, n int64) error {
 	if o.gone != nil {
 		return o.gone
+	}
+	if n <= copyFileMax && o.copyFile(f, off, int(n)) {
+		return nil
+	}
+	dup, err := netpoll.DupFile(f)
+	if err != nil {
+		return err
 	}
 	at := 0
 	if o.data != nil {
 		at = len(*o.data)
 	}
-	o.files = append(o.files, fileRegion{at: at, f: f, off: off, n: n})
+	o.files = append(o.files, fileRegion{at: at, f: dup, off: off, n: n, dup: true})
 	return nil
+}
+
+// copyFileMax is the largest file region copied into the queue rather
+// than sent from the file as the windows open.
+const copyFileMax = 32 << 10
+
+// copyFile appends n bytes of f from off to the queue if the page cache
+// has them all; it reports whether it did.
+func (o *output) copyFile(f *os.File, off int64, n int) bool {
+	if o.data == nil {
+		o.data = pool.Get(max(n, 4<<10))
+		*o.data, o.dataOff = (*o.data)[:0], 0
+	}
+	if len(*o.data)+n > cap(*o.data) {
+		o.grow(n)
+	}
+	tail := (*o.data)[len(*o.data) : len(*o.data)+n]
+	k, err := netpoll.ReadNoWait(f, tail, off)
+	if err == netpoll.ErrUnsupported {
+		k, err = f.ReadAt(tail, off)
+	}
+	if k != n {
+		return false
+	}
+	*o.data = (*o.data)[:len(*o.data)+n]
+	return err == nil || err == io.EOF
 }
 
 // dataBefore returns the queued data bytes before the next file region.
@@ -494,23 +530,4 @@ func (o *output) releaseData() {
 		pool.Put(o.data)
 		o.data, o.dataOff = nil, 0
 	}
-}
-
-// keepFiles makes the queued file regions the stream's own (duplicates of
-// the descriptors) once the handler that queued them has returned, since
-// it may close its files then.
-func (o *output) keepFiles() error {
-	for i := range o.files {
-		r := &o.files[i]
-		if r.dup {
-			continue
-		}
-		dup, err := netpoll.DupFile(r.f)
-		if err != nil {
-			o.files = o.files[:i]
-			return err
-		}
-		r.f, r.dup = dup, true
-	}
-	return nil
 }

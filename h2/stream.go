@@ -137,10 +137,6 @@ func (c *conn) dispatch(s *stream) {
 		c.srv.serve(&s.w, &s.req)
 		s.w.finish()
 		c.push(s)
-		if c.has(s) && s.out.keepFiles() != nil {
-			c.resetStream(s.id, http2.ErrCodeInternal)
-			s.cancel(errStreamReset)
-		}
 		return
 	}
 	if !s.in.remoteDone {
