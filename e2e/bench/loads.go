@@ -35,6 +35,7 @@ type load struct {
 	how     string   // the tool and its parameters, for the report
 	metrics []metric // shown in the table; the first is the chart's
 	h3      bool     // needs HTTP/3
+	h2c     bool     // needs h2c with prior knowledge (spec.h2c)
 	role    role     // what the server does: serve the site (zero) or proxy to the upstream
 	fresh   bool     // each run needs a freshly started server (memory freed by earlier work would be reused)
 	// run measures once for about d and returns metric values by key; it
@@ -59,6 +60,17 @@ func loads() []*load {
 			metrics: []metric{reqPerSec()}, run: wrkLoad(64, true, "/"+smallFile)},
 		{name: "h2-1k", title: "HTTP/2, 1 KiB", how: "h2load -t1 -c16 -m16",
 			metrics: []metric{reqPerSec()}, run: h2Load},
+		{name: "h2c-1k", title: "HTTP/2 cleartext (h2c), 1 KiB", h2c: true,
+			how: "h2load -t1 -c16 -m16 to an http:// URL: h2c with prior knowledge; anx and h2o take it on their plain HTTP/1.1 port " +
+				"(told apart by the preface), nginx 1.22 on a listener of its own (`listen ... http2` without ssl takes h2c only) in a server block with sendfile off " +
+				"(on, its h2c responses wait ~40 ms each at low concurrency; h2 over TLS never uses sendfile); " +
+				"Caddy: n/a (no h2c in its config)",
+			metrics: []metric{reqPerSec(), failures()}, run: h2cLoad},
+		{name: "h2-c1000", title: "HTTP/2 with 1000 connections, TLS 1 KiB",
+			how: fmt.Sprintf("h2load -t1 -c%d -m%d over TLS (ALPN h2), %s of warm-up (the handshakes) before the measured time; "+
+				"failed = h2load's failed + errored + timeout + clients that could not connect; conns down = connections to the server "+
+				"not established (/proc/net/tcp) at 3/4 of the measured time, since h2load counts no failure for a connection the server closes", h2ManyConns, h2ManyStreams, seconds(h2ManyWarmUp)),
+			metrics: []metric{reqPerSec(), failures(), {Key: "conns_down", Unit: "conns down", Lower: true}}, run: h2ManyLoad},
 		{name: "c1000", title: "1000 connections, plain 1 KiB", how: "wrk -t1 -c1000, keep-alive",
 			metrics: []metric{reqPerSec(), failures()}, run: wrkLoad(1000, false, "/"+smallFile)},
 		{name: "h3-1k", title: "HTTP/3, 1 KiB", h3: true,
@@ -70,6 +82,12 @@ func loads() []*load {
 			how:     fmt.Sprintf("%d plain then %d TLS connections, one request each, held idle; server VmRSS (whole process group) delta / connections; a freshly started server each run", idleConns, idleConns),
 			metrics: []metric{{Key: "plain_kib", Unit: "KiB/conn plain", Lower: true}, {Key: "tls_kib", Unit: "KiB/conn TLS", Lower: true}},
 			fresh:   true, run: idleLoad},
+		{name: "idle-rss-h2", title: "RSS per idle HTTP/2 connection (TLS)",
+			how: fmt.Sprintf("%d TLS connections with ALPN h2 from a Go client (x/net/http2 ClientConn: its preface and SETTINGS, "+
+				"one GET of the 1 KiB file), held idle with the client still reading; server VmRSS (whole process group) delta / live connections; "+
+				"a freshly started server each run, given one h2 connection before the baseline; compare idle-rss's TLS figure (HTTP/1.1)", idleConns),
+			metrics: []metric{{Key: "h2_kib", Unit: "KiB/conn h2", Lower: true}},
+			fresh:   true, run: idleH2Load},
 		{name: "latency", title: fmt.Sprintf("latency at %d req/s, TLS 1 KiB", latencyRate),
 			how:     fmt.Sprintf("Go open-loop client, HTTP/1.1 over TLS keep-alive, %d req/s fixed, latency from the scheduled send time", latencyRate),
 			metrics: []metric{{Key: "p99_ms", Unit: "ms p99", Lower: true}, {Key: "p50_ms", Unit: "ms p50", Lower: true}, failures()},

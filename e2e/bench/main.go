@@ -283,7 +283,7 @@ func isLast(steps []step, k int) bool {
 
 // takes says whether sp can run l.
 func takes(sp *spec, l *load) bool {
-	return sp.config(l.role) != nil && (!l.h3 || sp.h3)
+	return sp.config(l.role) != nil && (!l.h3 || sp.h3) && (!l.h2c || sp.h2c != noH2C && l.role == serveFiles)
 }
 
 // takesAny says whether sp can run one of the selected loads.

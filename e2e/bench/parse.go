@@ -35,6 +35,7 @@ const (
 	wrkP99     = `(?m)^\s*99%\s+([\d.]+\w+)`
 	h2Finished = `(?m)^finished in ([\d.]+\w+), [\d.]+ req/s`
 	h2Requests = `(?m)^requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout`
+	h2NoConn   = `client could not connect to host`
 )
 
 // errNoResult says a tool printed no report (it could not connect, or was killed).
@@ -88,6 +89,10 @@ type h2loadResult struct {
 	ReqPerSec float64 // succeeded requests per second (h2load's own req/s counts failed ones too)
 	Succeeded int64   // requests that got a response
 	Failed    int64   // failed (including 4xx and 5xx) + errored + timeout
+	// NoConnect counts "client could not connect to host": a client whose
+	// (re)connection failed, which h2load does not always count as a
+	// failed request when the connection had no request in flight.
+	NoConnect int64
 }
 
 // parseH2load reads h2load's report (nghttp2 1.52).
@@ -104,6 +109,7 @@ func parseH2load(out string) (h2loadResult, error) {
 	}
 	r.Succeeded = sumInts(q[4:5])
 	r.Failed = sumInts(q[5:8]) // "failed" already holds 4xx and 5xx responses
+	r.NoConnect = int64(len(regexp.MustCompile(h2NoConn).FindAllStringIndex(out, -1)))
 	if r.Duration > 0 {
 		r.ReqPerSec = float64(r.Succeeded) / r.Duration.Seconds()
 	}

@@ -47,7 +47,7 @@ func need(t *testing.T, name string) string {
 func renderOnly(t *testing.T, sp *spec, r role, f files, dir string) (*instance, []string) {
 	t.Helper()
 	up := &instance{httpPort: 18080}
-	in := &instance{spec: sp, role: r, upstream: up, dir: dir, files: f, httpPort: 18081, httpsPort: 18443}
+	in := &instance{spec: sp, role: r, upstream: up, dir: dir, files: f, httpPort: 18081, httpsPort: 18443, h2cPort: 18082}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +83,8 @@ func TestNginxConfigsAreValid(t *testing.T) {
 		{"upstream", serveFiles, []string{"worker_processes 1;", "listen 127.0.0.1:18081;", "keepalive_requests 10000000;"}},
 		{"nginx", proxyToUpstream, []string{"worker_processes 2;", "server 127.0.0.1:18080;", "keepalive 32;",
 			"proxy_pass http://app;", "proxy_http_version 1.1;", `proxy_set_header Connection "";`, "listen 127.0.0.1:18443 ssl http2;"}},
-		{"nginx", serveFiles, []string{"worker_processes 2;", "root " + f.site}},
+		{"nginx", serveFiles, []string{"worker_processes 2;", "root " + f.site, "listen 127.0.0.1:18443 ssl http2;",
+			"listen 127.0.0.1:18082 http2;\n\t\tserver_name localhost;\n\t\tsendfile off;"}},
 	} {
 		dir := filepath.Join(tmp, c.spec+"-"+c.r.String())
 		_, args := renderOnly(t, specNamed(t, c.spec), c.r, f, dir)
@@ -286,6 +287,8 @@ func TestServersTakeTheirLoads(t *testing.T) {
 		{[]string{"proxy-h1", "proxy-h1-tls", "proxy-h2", "proxy-latency"}, []string{"anx", "nginx", "haproxy", "caddy"}},
 		{[]string{"h1-plain-1k"}, []string{"anx", "nginx", "h2o", "caddy"}},
 		{[]string{"h3-1k"}, []string{"anx", "caddy"}},
+		{[]string{"h2c-1k"}, []string{"anx", "nginx", "h2o"}},
+		{[]string{"h2-c1000", "idle-rss-h2"}, []string{"anx", "nginx", "h2o", "caddy"}},
 		{[]string{"h1-plain-1k", "proxy-h1"}, []string{"anx", "nginx", "h2o", "haproxy", "caddy"}},
 	}
 	for _, tt := range tests {
