@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -26,7 +28,22 @@ import (
 // own event loops; cleanup shuts them down.
 func startH2C(t testing.TB, srv *Server) string {
 	t.Helper()
-	ns := &netpoll.Server{Handler: &onloop.Handler{PriorKnowledge: srv}, Loops: 2}
+	return serveH2C(t, srv, false)
+}
+
+// startH2CPrepared is startH2C with the layer's file workers (Prepare).
+func startH2CPrepared(t testing.TB, srv *Server) string {
+	t.Helper()
+	return serveH2C(t, srv, true)
+}
+
+// serveH2C runs srv behind the layer on two loops of its own.
+func serveH2C(t testing.TB, srv *Server, prepare bool) string {
+	h := &onloop.Handler{PriorKnowledge: srv}
+	ns := &netpoll.Server{Handler: h, Loops: 2}
+	if prepare {
+		h.Prepare(ns)
+	}
 	if err := ns.Start("127.0.0.1:0"); err != nil {
 		t.Fatal(err)
 	}
@@ -240,4 +257,45 @@ func (set okOnLoopWith) Serve(w message.ResponseWriter, r *message.Request) {
 	set(w, r)
 	w.Header().Set("Content-Length", "2")
 	w.Write([]byte("ok"))
+}
+
+// fileOnLoop answers with a whole file through WriteFile, on the loop.
+type fileOnLoop struct{ f *os.File }
+
+func (fileOnLoop) NonBlocking() bool { return true }
+
+func (h fileOnLoop) Serve(w message.ResponseWriter, r *message.Request) {
+	st, _ := h.f.Stat()
+	w.Header().Set("Content-Length", strconv.FormatInt(st.Size(), 10))
+	w.(message.FileWriter).WriteFile(h.f, 0, st.Size())
+}
+
+// TestColdFileBody sends a file whose pages were dropped from the page
+// cache: the loop has file workers read it ahead (Conn.Warm) and sends
+// every byte once they have.
+func TestColdFileBody(t *testing.T) {
+	want := bytes.Repeat([]byte("0123456789abcdef"), 4<<20/16)
+	path := filepath.Join(t.TempDir(), "cold.bin")
+	if err := os.WriteFile(path, want, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() }) // after the server's shutdown, which cleanup runs first
+	f.Sync()
+	if err := netpoll.DropCache(f, 0, int64(len(want))); err != nil {
+		t.Fatal(err)
+	}
+	addr := startH2CPrepared(t, &Server{Handler: fileOnLoop{f: f}})
+	resp, err := h2cClient(t).Get("http://" + addr + "/cold.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	got, err := io.ReadAll(resp.Body)
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("read %d bytes (%v), want the file's %d", len(got), err, len(want))
+	}
 }

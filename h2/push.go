@@ -83,8 +83,8 @@ func (c *conn) pushLocked(s *stream) (blocked bool, err error) {
 		if len(o.files) == 0 {
 			break
 		}
-		if blocked, err = c.pushFile(s); blocked || err != nil {
-			return blocked, err
+		if blocked, err = c.pushFile(s); blocked || err != nil || s.send.warming {
+			return blocked, err // warming: the worker's callback pushes again
 		}
 	}
 	if o.done && !s.send.localDone {
@@ -119,17 +119,25 @@ func (c *conn) pushData(s *stream) (blocked bool) {
 }
 
 // pushFile frames the first queued file region, read as the windows
-// allow.
+// allow; a region the page cache does not hold waits for a file worker
+// (warm) rather than be read on the loop.
 func (c *conn) pushFile(s *stream) (blocked bool, err error) {
 	o := &s.out
 	r := &o.files[0]
 	for r.n > 0 {
+		if s.send.warming {
+			return false, nil
+		}
 		n := int(min(int64(c.dataRoom(s)), r.n))
 		if n == 0 {
 			return true, nil
 		}
 		last := int64(n) == r.n && len(o.files) == 1 && o.queued() == 0 && o.done && o.trailer.Len() == 0
 		k, err := c.writeFileData(s, r, n, last)
+		if err == netpoll.ErrWouldBlock {
+			c.warm(s, r)
+			continue
+		}
 		if err != nil {
 			return false, err
 		}
@@ -139,6 +147,29 @@ func (c *conn) pushFile(s *stream) (blocked bool, err error) {
 	}
 	o.dropFile()
 	return false, nil
+}
+
+// warmWindow is how much of a cold file region a worker reads ahead.
+const warmWindow = 2 << 20
+
+// warm has a file worker read the next window of a cold region, and the
+// stream go on once it has; when the workers are behind, the region is
+// read on the loop.
+func (c *conn) warm(s *stream, r *fileRegion) {
+	id := s.id
+	err := c.c.Warm(r.f, r.off, min(r.n, warmWindow), func(error) {
+		if c.closing || !c.has(s) || s.id != id {
+			return // the stream or the connection ended meanwhile
+		}
+		s.send.warming = false
+		c.push(s)
+		c.flush()
+	})
+	if err != nil {
+		r.cold = true // read it here, waiting for the disk, rather than stall
+		return
+	}
+	s.send.warming = true
 }
 
 // dataRoom returns how much content s may frame now: its window, the
@@ -175,10 +206,12 @@ func (c *conn) writeFileData(s *stream, r *fileRegion, n int, end bool) (int, er
 	*out = appendFrameHeader(*out, n, http2.FrameData, 0, s.id)
 	buf := (*out)[len(*out) : len(*out)+n]
 	k, err := netpoll.ReadNoWait(r.f, buf, r.off)
-	if k < n && (err == netpoll.ErrWouldBlock || err == netpoll.ErrUnsupported || err == nil) {
-		var m int
-		m, err = r.f.ReadAt(buf[k:], r.off+int64(k))
-		k += m
+	switch {
+	case k == 0 && err == netpoll.ErrWouldBlock && !r.cold:
+		*out = (*out)[:at]
+		return 0, err
+	case k == 0 && (err == netpoll.ErrUnsupported || err == netpoll.ErrWouldBlock):
+		k, err = r.f.ReadAt(buf, r.off)
 	}
 	if k == 0 {
 		*out = (*out)[:at]

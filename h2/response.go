@@ -382,11 +382,12 @@ func (o *output) queued() int {
 // fileRegion is a region of a file in the content, before the queued
 // data from at on.
 type fileRegion struct {
-	at  int // where in *data the region goes
-	f   *os.File
-	off int64
-	n   int64
-	dup bool // f is the stream's own duplicate, to close
+	at   int // where in *data the region goes
+	f    *os.File
+	off  int64
+	n    int64
+	dup  bool // f is the stream's own duplicate, to close
+	cold bool // no file worker could warm it: read on the loop
 }
 
 // addFile queues a file region after the data queued so far (on the

@@ -60,6 +60,7 @@ type sendState struct {
 	peerReset bool // RST_STREAM received
 	running   bool // a handler runs off the loop
 	blocked   bool // in conn.blocked
+	warming   bool // a file worker reads the next window of a cold file region
 }
 
 // newStream takes a stream from the pool for a new request.

@@ -291,6 +291,21 @@ func (c *Conn) reattached() {
 	}
 }
 
+// errNotPrepared is Warm's error on a Handler that Prepare did not ready.
+var errNotPrepared = errors.New("onloop: Handler not prepared: no file workers")
+
+// Warm has one of the server's file workers read n bytes of f from off
+// into the page cache, then runs done on the loop (netpoll.Server.Warm):
+// a protocol that finds a file region cold (netpoll.ErrWouldBlock) waits
+// for it so, instead of reading it on the loop. It fails when the workers
+// are behind (netpoll.ErrWarmQueueFull) or Prepare was not called.
+func (c *Conn) Warm(f *os.File, off, n int64, done func(error)) error {
+	if c.h.srv == nil {
+		return errNotPrepared
+	}
+	return c.h.srv.Warm(c.nc, f, off, n, done)
+}
+
 // WriteMore is Write with MSG_MORE on a plain connection.
 func (c *Conn) WriteMore(p []byte) error {
 	if c.tlsConn == nil {
