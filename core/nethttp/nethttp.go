@@ -1,8 +1,9 @@
 // Package nethttp is the edge adapter between net/http's server types and
-// core/message. The HTTP/2 front end (golang.org/x/net/http2) and the
-// HTTP/3 front end (quic-go/http3) hand each request over as an
-// *http.Request and an http.ResponseWriter; Handler turns them into a
-// message.Request and a message.ResponseWriter and calls the engine.
+// core/message. The HTTP/3 front end (quic-go/http3) hands each request
+// over as an *http.Request and an http.ResponseWriter (as would any server
+// built on net/http's types: x/net/http2's, which HTTP/2 used before it
+// moved onto the event loops); Handler turns them into a message.Request
+// and a message.ResponseWriter and calls the engine.
 //
 // What the adapter guarantees, whatever net/http would do by itself:
 //
