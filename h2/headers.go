@@ -89,6 +89,12 @@ func (c *conn) open(f frameHeader) (*stream, error) {
 // 8.1), or a frame on a closed stream.
 func (c *conn) trailers(f frameHeader, block []byte) error {
 	s := c.stream(f.streamID)
+	if (s == nil || s.send.reset && !s.send.peerReset) && c.recentlyReset(f.streamID) {
+		// Sent before the client knew of our RST_STREAM: decoded for the
+		// HPACK state, then ignored (RFC 9113 section 5.1, "closed").
+		c.startBlock(nil, f.streamID)
+		return c.headerFragment(f, block)
+	}
 	if s == nil || s.in.remoteDone {
 		// RFC 9113 section 5.1: HEADERS on a stream the client closed.
 		return connError{http2.ErrCodeStreamClosed, "HEADERS on a closed stream"}
