@@ -14,8 +14,11 @@ import (
 
 // Fixed parameters of the HTTP/2 loads beyond h2-1k (the report states them).
 const (
-	h2ManyConns   = 1000 // connections of h2-c1000
-	h2ManyStreams = 1    // requests in flight on each, as wrk's one per connection in c1000
+	h2ManyConns = 1000 // connections of h2-c1000
+	// requests in flight on each connection: with one, h2load's one thread
+	// was the limit (about 12k req/s for anx, nginx and h2o alike, h2load
+	// at ~95% of a core); with four every server got 3-4 times that
+	h2ManyStreams = 4
 	// h2load's warm-up of h2-c1000: its 1000 TLS handshakes happen before
 	// the measured time, so that req/s is the served rate, not the
 	// handshake rate (the handshakes load measures that)

@@ -83,7 +83,7 @@ func loads() []*load {
 			metrics: []metric{{Key: "plain_kib", Unit: "KiB/conn plain", Lower: true}, {Key: "tls_kib", Unit: "KiB/conn TLS", Lower: true}},
 			fresh:   true, run: idleLoad},
 		{name: "idle-rss-h2", title: "RSS per idle HTTP/2 connection (TLS)",
-			how: fmt.Sprintf("%d TLS connections with ALPN h2 from a Go client (x/net/http2 ClientConn: its preface and SETTINGS, "+
+			how: fmt.Sprintf("%d TLS connections with ALPN h2 from a Go client (net/http's ClientConn, HTTP/2 only: its preface and SETTINGS, "+
 				"one GET of the 1 KiB file), held idle with the client still reading; server VmRSS (whole process group) delta / live connections; "+
 				"a freshly started server each run, given one h2 connection before the baseline; compare idle-rss's TLS figure (HTTP/1.1)", idleConns),
 			metrics: []metric{{Key: "h2_kib", Unit: "KiB/conn h2", Lower: true}},
