@@ -33,16 +33,14 @@ import (
 
 // attackRSSBound bounds anx's resident set during every attack. Measured
 // with the race-enabled binary (bin/anx-race, whose race detector roughly
-// doubles a Go program's memory) on a loaded 2-core machine: about 45 MiB
-// under the light attacks, 120 to 140 MiB under the unread reset and
-// SETTINGS floods and the MadeYouReset floods (x/net's goroutine per
-// stream), and the most, 186 to 213 MiB, in two cases today's server
-// does not pass (the zero window held for the 2-minute safety net, and
-// 200,000 refused streams over the limit). The bound is 1.5 times that
-// worst case, for a slower or busier machine, while an attack that made
-// anx keep what it is sent (64 MiB of header blocks, a decoded HPACK bomb
-// of 12 MB a request, a stream state for each of 100,000 reset streams)
-// would cross it.
+// doubles a Go program's memory) on a loaded 2-core machine: with the
+// HTTP/2 server on the loops, 37 to 51 MiB under every flood and stall,
+// and 131 MiB in the stream-limit cases (hundreds of streams held open,
+// each with a handler). The x/net server before it peaked at 120 to
+// 213 MiB. The bound is 1.5 times the x/net worst case, for a slower or
+// busier machine, while an attack that made anx keep what it is sent (64
+// MiB of header blocks, a decoded HPACK bomb of 12 MB a request, a stream
+// state for each of 100,000 reset streams) would cross it.
 const attackRSSBound = 320 << 20
 
 // bigFile is the size of /big.bin: large enough that 8 streams of it fill
@@ -144,8 +142,6 @@ func floodCases() []floodCase {
 		// not read: the ACKs queue; the server must bound the queue and end
 		// the connection, not grow it.
 		{name: "SettingsFlood/Reading", attack: h2abuse.SettingsFlood()},
-		// (x/net/http2 answers a run of SETTINGS with one ACK, not one
-		// each: no queue, but no end either.)
 		{name: "SettingsFlood/NotReading", opts: noRead, cap: noReadCap, attack: h2abuse.SettingsFlood()},
 		{name: "PingFlood/Reading", attack: h2abuse.PingFlood()},
 		{name: "PingFlood/NotReading", opts: noRead, cap: noReadCap, attack: h2abuse.PingFlood()},
