@@ -281,7 +281,7 @@ func (c *conn) encodeHead(status int, fields *message.Header, date string, final
 	}
 	var hasDate, hasServer, hasAltSvc bool
 	for _, f := range fields.Fields() {
-		if connectionSpecific(f.Name) || strings.HasPrefix(f.Name, ":") {
+		if message.ConnectionSpecific(f.Name) || strings.HasPrefix(f.Name, ":") {
 			continue
 		}
 		name := lowerName(f.Name)
@@ -495,20 +495,3 @@ var commonNames = func() map[string]string {
 	}
 	return m
 }()
-
-// connectionSpecific reports whether a field only makes sense on one
-// HTTP/1.1 connection (RFC 9110 section 7.6.1); HTTP/2 responses carrying
-// one are malformed (RFC 9113 section 8.2.2).
-func connectionSpecific(name string) bool {
-	switch len(name) {
-	case 7:
-		return message.EqualFold(name, "Upgrade")
-	case 10:
-		return message.EqualFold(name, "Connection") || message.EqualFold(name, "Keep-Alive")
-	case 16:
-		return message.EqualFold(name, "Proxy-Connection")
-	case 17:
-		return message.EqualFold(name, "Transfer-Encoding")
-	}
-	return false
-}

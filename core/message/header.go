@@ -125,3 +125,22 @@ func lower(c byte) byte {
 	}
 	return c
 }
+
+// ConnectionSpecific reports whether a field only makes sense on one
+// HTTP/1.1 connection (RFC 9110 section 7.6.1): Connection, Keep-Alive,
+// Proxy-Connection, Transfer-Encoding, Upgrade. HTTP/2 and HTTP/3
+// messages carrying one are malformed (RFC 9113 section 8.2.2, RFC 9114
+// section 4.2), so their front ends leave them out of responses.
+func ConnectionSpecific(name string) bool {
+	switch len(name) {
+	case 7:
+		return EqualFold(name, "Upgrade")
+	case 10:
+		return EqualFold(name, "Connection") || EqualFold(name, "Keep-Alive")
+	case 16:
+		return EqualFold(name, "Proxy-Connection")
+	case 17:
+		return EqualFold(name, "Transfer-Encoding")
+	}
+	return false
+}

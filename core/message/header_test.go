@@ -73,3 +73,14 @@ func TestBodyAllowed(t *testing.T) {
 		}
 	}
 }
+
+func TestConnectionSpecific(t *testing.T) {
+	for name, want := range map[string]bool{
+		"Connection": true, "keep-alive": true, "PROXY-CONNECTION": true, "Transfer-Encoding": true, "upgrade": true,
+		"Content-Length": false, "TE": false, "Upgrade-Insecure-Requests": false, "Connections": false, "": false,
+	} {
+		if got := ConnectionSpecific(name); got != want {
+			t.Errorf("ConnectionSpecific(%q) = %v, want %v", name, got, want)
+		}
+	}
+}

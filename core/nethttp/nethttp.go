@@ -460,7 +460,7 @@ func (rw *responseWriter) sendTrailer() {
 	}
 	dst := rw.w.Header()
 	for _, f := range fields {
-		if connectionSpecific(f.Name) || strings.HasPrefix(f.Name, ":") {
+		if message.ConnectionSpecific(f.Name) || strings.HasPrefix(f.Name, ":") {
 			continue
 		}
 		k := http.TrailerPrefix + http.CanonicalHeaderKey(f.Name)
@@ -490,7 +490,7 @@ func (rw *responseWriter) WriteInterim(status int, fields *message.Header) error
 	clear(dst)
 	if fields != nil {
 		for _, f := range fields.Fields() {
-			if connectionSpecific(f.Name) || framingField(f.Name) {
+			if message.ConnectionSpecific(f.Name) || framingField(f.Name) {
 				continue
 			}
 			k := http.CanonicalHeaderKey(f.Name)
@@ -526,7 +526,7 @@ func (rw *responseWriter) copyHeader(status int) {
 	// recycled: quic-go reads the map after ServeHTTP has returned.
 	values := make([]string, len(fields)+1)
 	for i, f := range fields {
-		if rw.proto != message.HTTP1 && connectionSpecific(f.Name) {
+		if rw.proto != message.HTTP1 && message.ConnectionSpecific(f.Name) {
 			continue
 		}
 		k := http.CanonicalHeaderKey(f.Name)
@@ -547,22 +547,4 @@ func (rw *responseWriter) copyHeader(status int) {
 	if _, ok := dst["Content-Type"]; !ok {
 		dst["Content-Type"] = nil // present but empty: net/http does not sniff
 	}
-}
-
-// connectionSpecific reports whether a field only makes sense on one
-// HTTP/1.1 connection (RFC 9110 section 7.6.1); HTTP/2 and HTTP/3
-// responses carrying one are malformed (RFC 9113 section 8.2.2, RFC 9114
-// section 4.2).
-func connectionSpecific(name string) bool {
-	switch len(name) {
-	case 7:
-		return strings.EqualFold(name, "Upgrade")
-	case 10:
-		return strings.EqualFold(name, "Connection") || strings.EqualFold(name, "Keep-Alive")
-	case 16:
-		return strings.EqualFold(name, "Proxy-Connection")
-	case 17:
-		return strings.EqualFold(name, "Transfer-Encoding")
-	}
-	return false
 }
