@@ -30,68 +30,65 @@ const (
 	maxContinuations = 64
 )
 
+// abuseKind is one of the things the defences count.
+type abuseKind uint8
+
+const (
+	abuseReset   abuseKind = iota // a stream reset by the client, or by the server for its fault
+	abuseControl                  // a SETTINGS or PING frame
+	abuseEmpty                    // a frame that carries nothing
+	abuseRefused                  // a stream refused for the concurrency limit
+	abuseKinds
+)
+
+// abuseLimits are the counts per second past which each kind ends the
+// connection, and why.
+var abuseLimits = [abuseKinds]struct {
+	max    int
+	reason string
+}{
+	abuseReset:   {maxResetsPerSecond, "too many streams reset"},
+	abuseControl: {maxControlPerSecond, "too many SETTINGS or PING frames"},
+	abuseEmpty:   {maxEmptyPerSecond, "too many empty frames"},
+	abuseRefused: {maxRefusedPerSecond, "too many streams over the limit"},
+}
+
 // abuse counts, per window of a second, what the defences limit.
 type abuse struct {
 	since         time.Time // start of the window
-	resets        int
-	controls      int
-	empties       int
-	refused       int
+	counts        [abuseKinds]int
 	continuations int // in the header block in progress
 }
 
-// tick starts a new window when a second has passed.
-func (a *abuse) tick(c *conn) {
-	now := c.c.Net().Now()
-	if now.Sub(a.since) >= time.Second {
+// count counts one of kind, and returns the connection error once the
+// window holds more than its limit.
+func (a *abuse) count(c *conn, kind abuseKind) error {
+	if now := c.c.Net().Now(); now.Sub(a.since) >= time.Second {
 		a.since = now
-		a.resets, a.controls, a.empties, a.refused = 0, 0, 0, 0
+		a.counts = [abuseKinds]int{}
 	}
+	if a.counts[kind]++; a.counts[kind] > abuseLimits[kind].max {
+		return connError{http2.ErrCodeEnhanceYourCalm, abuseLimits[kind].reason}
+	}
+	return nil
 }
-
-// calm is the connection error of every defence.
-func calm(reason string) error { return connError{http2.ErrCodeEnhanceYourCalm, reason} }
 
 // reset counts a stream reset.
-func (a *abuse) reset(c *conn) error {
-	a.tick(c)
-	if a.resets++; a.resets > maxResetsPerSecond {
-		return calm("too many streams reset")
-	}
-	return nil
-}
+func (a *abuse) reset(c *conn) error { return a.count(c, abuseReset) }
 
 // control counts a SETTINGS or PING frame.
-func (a *abuse) control(c *conn) error {
-	a.tick(c)
-	if a.controls++; a.controls > maxControlPerSecond {
-		return calm("too many SETTINGS or PING frames")
-	}
-	return nil
-}
+func (a *abuse) control(c *conn) error { return a.count(c, abuseControl) }
 
 // empty counts a frame that carries nothing.
-func (a *abuse) empty(c *conn) error {
-	a.tick(c)
-	if a.empties++; a.empties > maxEmptyPerSecond {
-		return calm("too many empty frames")
-	}
-	return nil
-}
+func (a *abuse) empty(c *conn) error { return a.count(c, abuseEmpty) }
 
 // refuse counts a stream refused for the concurrency limit.
-func (a *abuse) refuse(c *conn) error {
-	a.tick(c)
-	if a.refused++; a.refused > maxRefusedPerSecond {
-		return calm("too many streams over the limit")
-	}
-	return nil
-}
+func (a *abuse) refuse(c *conn) error { return a.count(c, abuseRefused) }
 
 // continuation counts a CONTINUATION frame of the block in progress.
 func (a *abuse) continuation(c *conn, n int) error {
 	if a.continuations++; a.continuations > maxContinuations {
-		return calm("too many CONTINUATION frames")
+		return connError{http2.ErrCodeEnhanceYourCalm, "too many CONTINUATION frames"}
 	}
 	if n == 0 {
 		return a.empty(c)
