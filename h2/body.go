@@ -11,9 +11,6 @@ import (
 	"github.com/anx-gateway/anx/core/pool"
 )
 
-// errEOF is io.EOF, named for the reader of a request without content.
-var errEOF = io.EOF
-
 // errBodyTooLarge is what Request.Body returns once the content goes past
 // Server.MaxBodyBytes; the stream is reset.
 var errBodyTooLarge = errors.New("h2: request body too large")

@@ -2,6 +2,7 @@ package h2
 
 import (
 	"errors"
+	"io"
 	"slices"
 	"strings"
 
@@ -218,7 +219,7 @@ func (c *conn) finishIfDone(s *stream) {
 // noBody is the content of a request that has none.
 type noBody struct{}
 
-func (noBody) Read([]byte) (int, error) { return 0, errEOF }
+func (noBody) Read([]byte) (int, error) { return 0, io.EOF }
 
 // endContent ends the request content: the handler reading it sees EOF
 // (with the trailer fields), or, when the content-length promised more,
