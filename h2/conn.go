@@ -76,7 +76,6 @@ type conn struct {
 	prefaceDone     bool // the 24-byte preface has been read
 	settingsSeen    bool // the client's first SETTINGS has arrived
 	goAwaySent      bool // no new stream is accepted
-	lastAccepted    uint32
 	readPaused      bool // reading stops while the output is backed up
 	extendedConnect bool // SETTINGS_ENABLE_CONNECT_PROTOCOL was sent
 	// When the waits of deadline began.
@@ -573,9 +572,8 @@ func (c *conn) close() {
 // goAway stops taking new streams: GOAWAY with the last stream accepted.
 func (c *conn) goAway(code http2.ErrCode) {
 	c.goAwaySent = true
-	c.lastAccepted = c.maxStreamID
 	out := c.begin()
-	*out = appendGoAway(*out, c.lastAccepted, code)
+	*out = appendGoAway(*out, c.maxStreamID, code) // the last stream taken
 }
 
 // drain is Shutdown's graceful close: GOAWAY, then close when the
