@@ -747,7 +747,13 @@ func TestWriteMoreJoinsSendFile(t *testing.T) {
 				t.Fatal("bytes differ")
 			}
 			r := recv(t, done)
-			if r.segments != tc.segments {
+			switch {
+			case r.segments == 0:
+				// Bytes went out, so TCP_INFO does not give the
+				// kernel's count here: under qemu-user (make unit's
+				// arm64 run) tcpi_data_segs_out reads 0.
+				t.Logf("TCP_INFO counts no data segments here (qemu-user): the segments cannot be checked")
+			case r.segments != tc.segments:
 				t.Errorf("data segments sent: got %d, want %d", r.segments, tc.segments)
 			}
 			if r.corked != 0 {
