@@ -33,8 +33,8 @@
 // waits for the disk. Closing waits for the backlog: the close_notify
 // alert must follow the response.
 //
-// A protocol still served off the loop (the goroutine HTTP/2 server, or
-// acme-tls/1, which only closes) gets its connections from
+// A protocol served off the loop (acme-tls/1, whose connections only
+// close once the handshake has answered the CA) gets its connections from
 // Handler.Detached, on a goroutine, as a *tls.Conn.
 //
 // Everything here runs on the loop's goroutine, as netpoll's callbacks do,
