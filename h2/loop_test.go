@@ -299,3 +299,46 @@ func TestColdFileBody(t *testing.T) {
 		t.Fatalf("read %d bytes (%v), want the file's %d", len(got), err, len(want))
 	}
 }
+
+// TestHandlerReturnsAfterConnectionError: a handler off the loop is still
+// running when the client's protocol error closes the connection; when it
+// returns, its stream is released once, and the count of live streams
+// comes back to exactly zero.
+func TestHandlerReturnsAfterConnectionError(t *testing.T) {
+	entered, release := make(chan struct{}), make(chan struct{})
+	srv := &Server{Handler: message.HandlerFunc(func(w message.ResponseWriter, r *message.Request) {
+		if r.Path == "/hold" {
+			close(entered)
+			<-release
+		}
+		w.Write([]byte("ok"))
+	})}
+	addr := startH2C(t, srv)
+	rc := dialFrames(t, addr)
+	rc.headers(1, true, ":method", "GET", ":scheme", "http", ":path", "/hold", ":authority", "a")
+	<-entered
+	rc.fr.AllowIllegalWrites = true
+	if err := rc.fr.WriteRSTStream(0, http2.ErrCodeCancel); err != nil { // RST_STREAM on stream 0: a connection error
+		t.Fatal(err)
+	}
+	for {
+		f, err := rc.fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("waiting for GOAWAY: %v", err)
+		}
+		if ga, ok := f.(*http2.GoAwayFrame); ok {
+			if ga.ErrCode != http2.ErrCodeProtocol {
+				t.Fatalf("GOAWAY %v, want PROTOCOL_ERROR", ga.ErrCode)
+			}
+			break
+		}
+	}
+	close(release)
+	waitFor(t, "the handler's stream to be released", func() bool { return srv.Streams() <= 0 })
+	rc.c.Close()
+	checkServes(t, addr) // a new connection: its stream comes and goes
+	waitFor(t, "the new connection's stream to be released", func() bool { return srv.Streams() <= 0 })
+	if n := srv.Streams(); n != 0 {
+		t.Fatalf("%d live streams, want 0 (a stream released twice counts below zero)", n)
+	}
+}

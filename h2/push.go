@@ -422,7 +422,10 @@ func (s *stream) pushFromHandler() {
 	}
 	if c.c.Net().Closed() {
 		if returned {
-			s.release() // closed took it off the connection and left it to us
+			// The connection is closing (closed may not have run yet, and
+			// would release s again) or closed (and left s to us).
+			c.forget(s)
+			s.release()
 		}
 		return
 	}

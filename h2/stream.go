@@ -202,18 +202,20 @@ func (c *conn) finishIfDone(s *stream) {
 	if !s.done() {
 		return
 	}
-	c.unblock(s)
-	for i, t := range c.streams {
-		if t == s {
-			c.streams = slices.Delete(c.streams, i, i+1)
-			break
-		}
-	}
+	c.forget(s)
 	s.release()
 	if len(c.streams) == 0 {
 		c.idleSince = c.c.Net().Now()
 	}
 	c.closeIfDone()
+}
+
+// forget takes s off the connection's lists.
+func (c *conn) forget(s *stream) {
+	c.unblock(s)
+	if i := slices.Index(c.streams, s); i >= 0 {
+		c.streams = slices.Delete(c.streams, i, i+1)
+	}
 }
 
 // noBody is the content of a request that has none.
