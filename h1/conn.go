@@ -607,7 +607,7 @@ func (c *conn) writeError(status int, isHead bool) {
 	o := &c.out
 	reason := reasonPhrase(status)
 	o.write(statusLine(o.scratch[:0], status))
-	o.writeString(c.srv.dates.get(time.Now()))
+	o.writeString(c.srv.dates.Line(time.Now()))
 	o.writeString("Server: anx\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n")
 	if c.srv.AltSvc != "" {
 		o.writeField("Alt-Svc", c.srv.AltSvc)

@@ -394,7 +394,7 @@ func (r *response) commit(status int, final bool) {
 	o := &c.out
 	o.write(statusLine(o.scratch[:0], status))
 	if !h.date {
-		o.writeString(c.srv.dates.get(time.Now()))
+		o.writeString(c.srv.dates.Line(time.Now()))
 	}
 	if !h.server {
 		o.writeString("Server: anx\r\n")

@@ -146,8 +146,8 @@ type Server struct {
 	// clients did wrong, Error for handler panics). Nil discards them.
 	Logger *slog.Logger
 
-	dates    dateCache   // the Date field line of the current second
-	shutdown atomic.Bool // set once by Shutdown or Close; read by every connection
+	dates    message.Date // the Date field of the current second
+	shutdown atomic.Bool  // set once by Shutdown or Close; read by every connection
 
 	mu        sync.Mutex             // guards the fields below
 	listeners map[*net.Listener]bool // listeners of running Serve calls

@@ -57,7 +57,7 @@ func (r *response) Upgrade() (net.Conn, error) {
 	o := &c.out
 	o.write(statusLine(o.scratch[:0], 101))
 	if !h.date {
-		o.writeString(c.srv.dates.get(time.Now()))
+		o.writeString(c.srv.dates.Line(time.Now()))
 	}
 	if !h.server {
 		o.writeString("Server: anx\r\n")

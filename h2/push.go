@@ -256,7 +256,7 @@ func (c *conn) room(n int) *[]byte {
 func (c *conn) writeHead(id uint32, status int, fields *message.Header, end, final bool) {
 	var date string
 	if final {
-		date = c.srv.dates.get(c.c.Net().Now())
+		date = c.srv.dates.Value(c.c.Net().Now())
 		if c.memo.matches(status, fields, date, c.encGen) {
 			c.writeBlock(id, c.memo.block, end)
 			return

@@ -175,7 +175,7 @@ type Server struct {
 	// so that a connection in steady state allocates none.
 	streams sync.Pool
 	// dates caches the Date field's value, one per second.
-	dates dateCache
+	dates message.Date
 }
 
 var _ onloop.Protocol = (*Server)(nil)
@@ -274,23 +274,4 @@ func positive(d, def time.Duration) time.Duration {
 		return 0
 	}
 	return d
-}
-
-// dateCache formats the Date field once a second.
-type dateCache struct {
-	mu   sync.Mutex
-	sec  int64
-	text string
-}
-
-// get returns now in the Date field's format (RFC 9110 section 5.6.7).
-func (d *dateCache) get(now time.Time) string {
-	sec := now.Unix()
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if sec != d.sec || d.text == "" {
-		d.sec = sec
-		d.text = now.UTC().Format("Mon, 02 Jan 2006 15:04:05 GMT")
-	}
-	return d.text
 }
