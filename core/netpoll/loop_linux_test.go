@@ -225,17 +225,7 @@ func TestSlowReader(t *testing.T) {
 }
 
 func TestSendFile(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "big")
-	data := make([]byte, 10<<20+123)
-	rand.Read(data)
-	if err := os.WriteFile(path, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() }) // after the server's Shutdown (cleanups run last first)
+	f, data := randomFile(t, 10<<20+123) // closed after the server's Shutdown (cleanups run last first)
 	head, tail := []byte("HEAD\n"), []byte("\nTAIL")
 	const off = 1000
 	queued := make(chan int64, 1)
@@ -684,17 +674,7 @@ func TestHangupWhilePaused(t *testing.T) {
 // package doc), where Write sends them in a segment of their own, and
 // that the socket is uncorked once the file has gone.
 func TestWriteMoreJoinsSendFile(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "file")
-	data := make([]byte, 8000) // one segment with the head on loopback, within the first send buffer
-	rand.Read(data)
-	if err := os.WriteFile(path, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
+	f, data := randomFile(t, 8000) // one segment with the head on loopback, within the first send buffer
 	head := []byte("HTTP/1.1 200 OK\r\nContent-Length: 8000\r\n\r\n")
 	for _, tc := range []struct {
 		name     string
@@ -761,4 +741,22 @@ func TestWriteMoreJoinsSendFile(t *testing.T) {
 			}
 		})
 	}
+}
+
+// randomFile writes n random bytes to a file of the test's and opens it;
+// cleanup closes it.
+func randomFile(t *testing.T, n int) (*os.File, []byte) {
+	t.Helper()
+	data := make([]byte, n)
+	rand.Read(data)
+	path := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f, data
 }
