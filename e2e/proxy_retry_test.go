@@ -93,11 +93,15 @@ func TestProxyRetryRefused(t *testing.T) {
 }
 
 // TestProxyUpstreamIdleClose: the upstream closes idle keep-alive
-// connections after 1 s. One client sends 25 requests one after the
-// other, 0.95 s to 1.05 s apart, so that anx's pooled connection is often
-// taken just as the upstream closes it (the Traefik "502 EOF" bug): 0
-// errors, 0 non-200s. The upstream's connection count is logged (a new
-// connection after each gap the upstream's close won).
+// connections after 1 s and does not say so (no Keep-Alive field). One
+// client sends 25 requests one after the other, 0.95 s to 1.05 s apart,
+// GETs and POSTs in turn, so that anx's pooled connection is often taken
+// just as the upstream closes it (the Traefik "502 EOF" bug). Every GET
+// succeeds (a lost one goes again on a new connection). A POST cannot go
+// again, so anx learns the upstream's idle timeout from the first close
+// it sees and reuses no connection idle past it: at most the one POST
+// that met the close before anx had seen any may fail, and that close
+// does not mark the upstream down (no "no upstream available" after it).
 func TestProxyUpstreamIdleClose(t *testing.T) {
 	t.Parallel()
 	up := startUpstream(t, upstreamConfig{Name: "idle", IdleTimeout: "1s"})
@@ -105,6 +109,7 @@ func TestProxyUpstreamIdleClose(t *testing.T) {
 	gaps := []time.Duration{950 * time.Millisecond, 980 * time.Millisecond, time.Second, 1020 * time.Millisecond, 1050 * time.Millisecond}
 	c := s.Client(harness.H1)
 	bad := map[string]int{}
+	postsLost := 0
 	const n = 25
 	for i := range n {
 		// The gap is the scenario (the upstream's idle timer), not a wait
@@ -115,13 +120,20 @@ func TestProxyUpstreamIdleClose(t *testing.T) {
 			method, body = http.MethodPost, bytes.Repeat([]byte{'x'}, 100*(i+1))
 		}
 		r := s.Do(harness.H1, c, harness.Request{Method: method, Target: "/echo", Body: body})
-		if r.Err != nil || r.Status != http.StatusOK {
+		switch {
+		case r.Err == nil && r.Status == http.StatusOK:
+		case method == http.MethodPost && r.Err == nil && r.Status == http.StatusBadGateway && postsLost == 0:
+			postsLost++
+		default:
 			bad[fmt.Sprintf("%s: status %d err %v", method, r.Status, r.Err)]++
 		}
 	}
-	t.Logf("%d requests over %d upstream connections", n, up.Counts(t).Conns)
+	t.Logf("%d requests over %d upstream connections, %d POST lost to the close", n, up.Counts(t).Conns, postsLost)
 	if len(bad) > 0 {
-		t.Errorf("requests around the upstream's 1 s idle close failed: %v, want none", bad)
+		t.Errorf("requests around the upstream's 1 s idle close failed: %v, want none (at most one POST before anx learned the timeout)", bad)
+	}
+	if strings.Contains(s.Stderr(), "marked down") {
+		t.Errorf("the upstream's idle close marked it down:\n%s", s.Stderr())
 	}
 }
 

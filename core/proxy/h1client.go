@@ -55,6 +55,11 @@ type h1Client struct {
 
 	bodies sync.Pool // *h1Body, each holding an inResponse, recycled by recycle
 
+	// idleClose learns the upstream's idle timeout from the pooled
+	// connections it closes, here and on the loops; no connection is
+	// reused past it.
+	idleClose idleCloseLearner
+
 	// onLoop is where the event loops' connections to the upstream go
 	// (loop_pool.go); its network is "" when the upstream cannot be
 	// dialed from a loop (https://, or a host name to resolve).
@@ -202,6 +207,9 @@ func (t *h1Client) roundTrip(ctx context.Context, req *outRequest) (*inResponse,
 		if c.reused && c.written == 0 && !c.bodyRead && errors.Is(err, errNotSent) && ctx.Err() == nil {
 			continue // the pooled connection had died: nothing was sent
 		}
+		if errors.Is(err, errReusedConnClosed) {
+			t.idleClose.observe(c.idleFor)
+		}
 		return nil, err
 	}
 }
@@ -253,9 +261,12 @@ func (t *h1Client) putBody(b *h1Body) {
 }
 
 // getIdle takes the most recently used pooled connection that has not
-// expired and is still open, closing the others it meets; nil if none.
+// expired, has not idled past the upstream's learned idle timeout and is
+// still open, closing the others it meets; nil if none. One found closed
+// teaches the learner.
 func (t *h1Client) getIdle() *h1Conn {
 	now := time.Now()
+	limit := t.idleClose.reuseLimit()
 	for {
 		t.mu.Lock()
 		n := len(t.idle)
@@ -267,9 +278,13 @@ func (t *h1Client) getIdle() *h1Conn {
 		t.idle[n-1] = nil
 		t.idle = t.idle[:n-1]
 		t.mu.Unlock()
-		if now.Before(c.expires) && c.alive() {
-			c.reused = true
-			return c
+		idle := now.Sub(c.idleSince)
+		if now.Before(c.expires) && idle < limit {
+			if c.alive() {
+				c.reused, c.idleFor = true, idle
+				return c
+			}
+			t.idleClose.observe(idle)
 		}
 		c.closeNet()
 	}
@@ -278,12 +293,13 @@ func (t *h1Client) getIdle() *h1Conn {
 // put pools c, idle, or closes it when the pool has no room for it. When
 // the pool is full, its least recently used connection makes room.
 func (t *h1Client) put(c *h1Conn) {
-	limit := min(t.opts.keepAliveTimeout, c.upstreamIdle)
+	limit := min(t.opts.keepAliveTimeout, c.upstreamIdle, t.idleClose.reuseLimit())
 	if t.opts.keepAlive <= 0 || limit <= 0 {
 		c.closeNet()
 		return
 	}
-	c.expires = time.Now().Add(limit)
+	c.idleSince = time.Now()
+	c.expires = c.idleSince.Add(limit)
 	var evicted *h1Conn
 	t.mu.Lock()
 	if len(t.idle) >= t.opts.keepAlive {

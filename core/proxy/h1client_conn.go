@@ -61,7 +61,9 @@ type h1Conn struct {
 	// upstreamIdle is how long the upstream keeps the connection idle,
 	// less the margin (from its Keep-Alive field), or the maximum.
 	upstreamIdle time.Duration
-	expires      time.Time // while pooled: when it stops being reusable
+	idleSince    time.Time     // while pooled: when it went idle
+	expires      time.Time     // while pooled: when it stops being reusable
+	idleFor      time.Duration // reused: how long it had been idle
 
 	aborted atomic.Bool // set by abort, from the context's goroutine
 	abortFn func()      // c.abort, bound once

@@ -359,11 +359,18 @@ func idempotent(method string) bool {
 
 // noteFailure logs a failed attempt and counts it toward passive health,
 // unless anx itself lacked the means to try (out of file descriptors or
-// memory for a socket): that says nothing about the upstream.
+// memory for a socket) or the upstream closed a reused connection as the
+// request reached it (its idle timeout, which the client learns): neither
+// says the upstream is down.
 func (h *Handler) noteFailure(u *upstream, err error, attempt int) {
 	if localFailure(err) {
 		h.log.Warn("proxy: cannot reach upstream: out of local resources", "route", h.cfg.Name, "upstream", u.url,
 			"attempt", attempt+1, "reason", err.Error())
+		return
+	}
+	if errors.Is(err, errReusedConnClosed) {
+		h.log.Warn("proxy: upstream closed an idle connection as the request reached it", "route", h.cfg.Name,
+			"upstream", u.url, "attempt", attempt+1, "reason", err.Error())
 		return
 	}
 	if u.failed(&h.cfg.Passive, time.Now().UnixNano()) {

@@ -509,8 +509,13 @@ func (x *loopExchange) closed(c *loopConn, err error) {
 	case x.started:
 		x.h.ups[x.up].inflight.Add(-1)
 		x.broken(nil, fmt.Errorf("proxy: reading the response body: %w", err))
-	case c.reused && lostByReuse(err) && x.retryable && !x.resent:
-		x.resendFresh(err)
+	case c.reused && lostByReuse(err):
+		c.pool.client.idleClose.observe(c.idleFor)
+		if x.retryable && !x.resent {
+			x.resendFresh(err)
+			return
+		}
+		x.attemptFailed(fmt.Errorf("%w: %w", errReusedConnClosed, err))
 	default:
 		var ce *netpoll.ConnectError
 		if errors.As(err, &ce) {

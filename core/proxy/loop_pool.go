@@ -85,6 +85,7 @@ func (p *loopPool) get() *loopConn {
 		p.idle = p.idle[:n-1]
 		c.pooled = false
 		if c.usable() {
+			c.idleFor = c.nc.Now().Sub(c.idleSince)
 			return c
 		}
 		c.nc.Close()
@@ -94,7 +95,7 @@ func (p *loopPool) get() *loopConn {
 
 // put keeps an idle connection, or closes it when the pool is full.
 func (p *loopPool) put(c *loopConn) {
-	keep := min(p.client.opts.keepAliveTimeout, c.upstreamIdle)
+	keep := min(p.client.opts.keepAliveTimeout, c.upstreamIdle, p.client.idleClose.reuseLimit())
 	if len(p.idle) >= p.client.opts.keepAlive || c.draining || keep <= 0 {
 		c.nc.Close() // full, shutting down, or the upstream keeps it idle too briefly
 		return
@@ -148,24 +149,36 @@ type loopConn struct {
 	nc   *netpoll.Conn
 	x    *loopExchange // the exchange it carries; nil when idle
 
-	connecting bool      // dialed, not yet open
-	reused     bool      // it carried an exchange before this one
-	pooled     bool      // in the pool's idle list
-	draining   bool      // Shutdown: close after the exchange in flight
-	reusable   bool      // the response in flight allows another exchange after it
-	idleSince  time.Time // while pooled: when it went idle (the loop's clock)
+	connecting bool          // dialed, not yet open
+	reused     bool          // it carried an exchange before this one
+	pooled     bool          // in the pool's idle list
+	draining   bool          // Shutdown: close after the exchange in flight
+	reusable   bool          // the response in flight allows another exchange after it
+	idleSince  time.Time     // while pooled: when it went idle (the loop's clock)
+	idleFor    time.Duration // reused: how long it had been idle
 	// upstreamIdle is how long the upstream keeps the connection idle,
 	// less the margin (its Keep-Alive field), or the maximum.
 	upstreamIdle time.Duration
 }
 
 // usable reports whether a pooled connection may carry a request: it is
-// open and, if it has been idle for peekAfterIdle or more, alive.
+// open, has not idled past the upstream's learned idle timeout and, if it
+// has been idle for peekAfterIdle or more, is alive. One found closed
+// teaches the learner.
 func (c *loopConn) usable() bool {
 	if c.nc.Closed() {
 		return false
 	}
-	return c.nc.Now().Sub(c.idleSince) < peekAfterIdle || c.alive()
+	idle := c.nc.Now().Sub(c.idleSince)
+	learner := &c.pool.client.idleClose
+	switch {
+	case idle >= learner.reuseLimit():
+		return false
+	case idle < peekAfterIdle || c.alive():
+		return true
+	}
+	learner.observe(idle)
+	return false
 }
 
 // alive reports whether the upstream has neither closed the connection
@@ -201,10 +214,14 @@ func (c *loopConn) OnRead(nc *netpoll.Conn, in []byte) int {
 func (c *loopConn) OnWritable(*netpoll.Conn) {}
 
 // OnClose ends the exchange in flight, if any, with err, or takes an idle
-// connection out of the pool.
-func (c *loopConn) OnClose(_ *netpoll.Conn, err error) {
+// connection out of the pool: one the upstream closed teaches the
+// learner its idle timeout.
+func (c *loopConn) OnClose(nc *netpoll.Conn, err error) {
 	if c.pooled {
 		c.pool.remove(c)
+		if lostByReuse(err) {
+			c.pool.client.idleClose.observe(nc.Now().Sub(c.idleSince))
+		}
 	}
 	if x := c.x; x != nil {
 		c.x = nil
