@@ -16,6 +16,17 @@ import (
 type handlers struct {
 	statics []*static.Handler
 	proxies []*proxy.Handler
+	// routes names every route of the sites, a site's own files included,
+	// in config order: what the metrics count by.
+	routes []*message.RouteInfo
+}
+
+// name wraps h so that it names its route in each request's Trace, and
+// keeps the name.
+func (h *handlers) name(site, path string, handler message.Handler) message.Handler {
+	info := &message.RouteInfo{Site: site, Path: path}
+	h.routes = append(h.routes, info)
+	return route.Named{Info: info, Handler: handler}
 }
 
 // closeStatics closes the static handlers; errors do not matter any more.
@@ -73,7 +84,7 @@ func (gw *gateway) siteHandler(cfg *config.Config, s *config.Site, opened *handl
 		if err != nil {
 			return nil, err
 		}
-		root = h
+		root = opened.name(siteName(s), "", h)
 	}
 	if len(s.Routes) == 0 {
 		return root, nil
@@ -85,7 +96,7 @@ func (gw *gateway) siteHandler(cfg *config.Config, s *config.Site, opened *handl
 		if err != nil {
 			return nil, fmt.Errorf("route %q: %w", r.Path, err)
 		}
-		paths = append(paths, route.Path{Match: r.Path, StripPrefix: r.StripPrefix, Handler: h})
+		paths = append(paths, route.Path{Match: r.Path, StripPrefix: r.StripPrefix, Handler: opened.name(siteName(s), r.Path, h)})
 	}
 	return route.NewRoutes(paths, root)
 }

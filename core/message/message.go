@@ -71,11 +71,17 @@ type Request struct {
 	TLS bool
 	// ServerName is the TLS SNI name the client sent, if any.
 	ServerName string
+	// TLSVersion is the TLS version of the connection (tls.VersionTLS13,
+	// ...); 0 for plain HTTP.
+	TLSVersion uint16
 	// Protocol is the protocol an HTTP/2 or HTTP/3 extended CONNECT asks
 	// to tunnel (its :protocol field, RFC 8441 and RFC 9220), such as
 	// "websocket"; Method is then "CONNECT" and Path the target's path.
 	// It is empty for every other request.
 	Protocol string
+	// Trace is what the engine says about how it served the request, for
+	// the Observers (the access log, the metrics); front ends reset it.
+	Trace Trace
 	// Trailer holds the trailer fields that followed the content
 	// (RFC 9110 section 6.5); the front end fills it once Body has
 	// returned io.EOF, and it is empty before then.

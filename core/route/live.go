@@ -129,3 +129,24 @@ func (h HTTPChallenge) Serve(w message.ResponseWriter, r *message.Request) {
 	}
 	h.Handler.Serve(w, r)
 }
+
+// Named is a handler that names the route serving each request in its
+// Trace (for the access log and the metrics) before Handler runs. The
+// config layer wraps every route, and every site's own files, in one.
+type Named struct {
+	Info    *message.RouteInfo
+	Handler message.Handler
+}
+
+// NonBlocking reports whether the wrapped handler never blocks.
+func (h Named) NonBlocking() bool { return message.IsNonBlocking(h.Handler) }
+
+// HandlerFor returns the wrapped handler: it implements
+// message.Dispatcher, so that a front end asks the handler that serves r.
+func (h Named) HandlerFor(*message.Request) message.Handler { return h.Handler }
+
+// Serve names the route in r's Trace and calls the wrapped handler.
+func (h Named) Serve(w message.ResponseWriter, r *message.Request) {
+	r.Trace.Route = h.Info
+	h.Handler.Serve(w, r)
+}
