@@ -82,6 +82,15 @@ func (c *Conn) ALPN() string {
 	return c.alpn
 }
 
+// TLSVersion returns the TLS version of the connection (tls.VersionTLS13,
+// ...), or 0 for a plain one.
+func (c *Conn) TLSVersion() uint16 {
+	if c.tlsConn == nil {
+		return 0
+	}
+	return c.version
+}
+
 // ConnectionState returns the state of a TLS connection; the zero value
 // for a plain one.
 func (c *Conn) ConnectionState() tls.ConnectionState {

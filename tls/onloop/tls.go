@@ -23,6 +23,7 @@ type tlsConn struct {
 	tc         *tls.Conn // the TLS connection over raw
 	serverName string    // SNI
 	alpn       string    // the protocol ALPN chose
+	version    uint16    // the TLS version negotiated
 	plain      *[]byte   // decrypted input not yet consumed, (*plain)[:plainN]; nil when none
 	plainN     int
 	backlog    *backlog          // output behind a file body the pump sends; nil when none
@@ -113,7 +114,7 @@ func (c *Conn) handshakeEnded(err error) {
 		return
 	}
 	st := t.tc.ConnectionState()
-	t.serverName, t.alpn = st.ServerName, st.NegotiatedProtocol
+	t.serverName, t.alpn, t.version = st.ServerName, st.NegotiatedProtocol, st.Version
 	p := c.h.Protocols[t.alpn]
 	if p == nil {
 		if serve := c.h.Detached[t.alpn]; serve != nil && t.alpn != "http/1.1" {
