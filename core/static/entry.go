@@ -211,8 +211,8 @@ func (h *Handler) resolve(key string, now time.Time) (*entry, int) {
 }
 
 // resolveIndex opens the first index file of dir (empty or ending in a
-// slash) that exists and is a regular file. There are no listings: a
-// directory without one is 404.
+// slash) that exists and is a regular file. A directory without one is
+// 404 (which Serve may turn into a listing or the fallback).
 func (h *Handler) resolveIndex(dir string, now time.Time) (*entry, int) {
 	for _, index := range h.index {
 		name := dir + index

@@ -42,9 +42,23 @@ type Config struct {
 
 	// Index lists the file names tried, in order, for a path that ends
 	// in "/". Nil means {"index.html"}; a non-nil empty slice turns
-	// index files off. A directory without an index file is 404: there
-	// are no listings.
+	// index files off. A directory without an index file is 404, or
+	// its listing with Browse.
 	Index []string
+
+	// Browse answers a GET or HEAD for a directory ("/" at the end)
+	// that has no index file with a listing of it, read at that moment:
+	// HTML, or JSON when the request's Accept prefers application/json
+	// (see listing.go). Off, such a directory is 404.
+	Browse bool
+
+	// Fallback, when not empty, is the path under Root of a file (such
+	// as "/index.html") served with 200 for a GET or HEAD that finds no
+	// file, as single-page applications want; but only when the
+	// request's Accept lists text/html and its last path segment has no
+	// extension, so that a missing script or image is still 404. New
+	// fails unless the file exists.
+	Fallback string
 
 	// AllowSymlinksOutside lets symbolic links inside Root point
 	// anywhere, by opening files through the plain file system instead
@@ -93,7 +107,7 @@ func (c *Config) Validate() error {
 	if c.CacheEntries < 0 {
 		return errors.New("static: negative CacheEntries")
 	}
-	return nil
+	return checkFallbackPath(c.Fallback)
 }
 
 func (c *Config) index() []string {
@@ -124,6 +138,8 @@ type Handler struct {
 	dir          string   // absolute path of the root
 	index        []string
 	cacheControl string
+	browse       bool
+	fallback     string     // Config.Fallback without its leading "/"; empty: none
 	cache        *fileCache // nil when the cache is off
 	closed       atomic.Bool
 	closeOnce    sync.Once
@@ -150,6 +166,8 @@ func New(cfg Config) (*Handler, error) {
 		dir:          dir,
 		index:        slices.Clone(cfg.index()),
 		cacheControl: cfg.CacheControl,
+		browse:       cfg.Browse,
+		fallback:     strings.TrimPrefix(cfg.Fallback, "/"),
 	}
 	if !cfg.AllowSymlinksOutside {
 		if h.root, err = os.OpenRoot(dir); err != nil {
@@ -158,6 +176,10 @@ func New(cfg Config) (*Handler, error) {
 	}
 	if ttl := cfg.cacheTTL(); ttl > 0 {
 		h.cache = newFileCache(ttl, cfg.cacheEntries())
+	}
+	if err := h.checkFallbackFile(); err != nil {
+		h.Close()
+		return nil, err
 	}
 	return h, nil
 }
@@ -243,6 +265,8 @@ func (h *Handler) Serve(w message.ResponseWriter, r *message.Request) {
 	switch {
 	case status == 301:
 		redirectToDirectory(w, r)
+		return
+	case status == 404 && h.serveMissing(w, r, clean, &clk):
 		return
 	case status != 0:
 		writeStatus(w, r, status)
