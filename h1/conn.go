@@ -52,7 +52,12 @@ type conn struct {
 	raw        syscall.RawConn // for waits without reading (wait_linux.go); may be nil
 	remote     netip.AddrPort  // the client's address
 	serverName string          // TLS SNI, set by handshake
+	tlsVersion uint16          // the TLS version, set by handshake; 0 plain
 	start      time.Time       // when the connection was accepted
+	// headAt is when the request being served had its head whole (for
+	// Observer's Outcome.Start).
+	headAt  time.Time
+	outcome message.Outcome // what observe reports, reused
 
 	state atomic.Int32 // stateIdle, stateActive or stateClosed; shared with Shutdown and Close
 
@@ -275,7 +280,7 @@ func (c *conn) handshake() bool {
 		c.nc.SetWriteDeadline(time.Time{})
 		st = c.tlsConn.ConnectionState()
 	}
-	c.serverName = st.ServerName
+	c.serverName, c.tlsVersion = st.ServerName, st.Version
 	return true
 }
 
@@ -330,6 +335,7 @@ func (c *conn) serveRequest(deadline time.Time) bool {
 	head := string((*c.rbuf)[c.r : c.r+n])
 	c.r += n
 	c.newRequest()
+	c.headAt = c.srv.now()
 	if err := parseHead(head, &c.req, &c.info, lim); err != nil {
 		c.fail(err, c.req.Method == "HEAD")
 		return false
@@ -340,6 +346,7 @@ func (c *conn) serveRequest(deadline time.Time) bool {
 	c.blocked = c.detachedFrom != nil && !message.IsNonBlockingFor(c.srv.Handler, &c.req)
 	panicked := c.runHandler()
 	c.resp.finish(panicked)
+	c.observe(false)
 	if c.resp.closeAfter || c.out.err != nil {
 		return false
 	}
@@ -392,6 +399,7 @@ func (c *conn) newRequest() {
 		RemoteAddr: c.remote,
 		TLS:        c.secure,
 		ServerName: c.serverName,
+		TLSVersion: c.tlsVersion,
 	}
 }
 
@@ -598,6 +606,7 @@ func (c *conn) fail(err error, isHead bool) {
 	}
 	c.srv.debug("h1: refused request", "remote", c.remote, "status", se.Status, "error", err)
 	c.writeError(se.Status, isHead)
+	c.observeRefusal(se.Status)
 	c.linger = se.Status != 408 // a client too slow to send its head is not waited for
 }
 

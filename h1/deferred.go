@@ -83,6 +83,7 @@ func (lc *loopConn) endDeferred() {
 	x := lc.deferred
 	lc.deferred = nil
 	x.resp.finish(false)
+	x.observe(false)
 	closing := x.resp.closeAfter || x.out.err != nil
 	if x.out.flush() != nil {
 		closing = true
@@ -142,6 +143,7 @@ func (lc *loopConn) clientGone() {
 	if ev != nil {
 		ev.Gone()
 	}
+	x.observe(true)
 	x.out.release()
 	x.out.err = nil
 	x.out.nc = nil

@@ -105,6 +105,7 @@ func (lc *loopConn) serve(in []byte) int {
 // the connection closes, or went off the loop with it.
 func (lc *loopConn) serveOne(x *conn, in []byte, n int) bool {
 	x.newRequest()
+	x.headAt = x.srv.now()
 	// The head's strings point into in, which is valid until OnRead
 	// returns: the handler runs before then and must not keep them
 	// (message.Request).
@@ -127,6 +128,7 @@ func (lc *loopConn) serveOne(x *conn, in []byte, n int) bool {
 		return true // the rest of in waits, paused, for the response to end
 	}
 	x.resp.finish(panicked)
+	x.observe(false)
 	if x.resp.closeAfter || x.out.err != nil {
 		x.out.flush() // the response before the close
 		if len(in) > n {
@@ -166,6 +168,7 @@ func (lc *loopConn) bind() *conn {
 	x.out.nc = lc
 	x.remote = lc.nc.RemoteAddr()
 	x.serverName = lc.c.ServerName()
+	x.tlsVersion = lc.c.TLSVersion()
 	x.secure = lc.c.TLS()
 	x.linger = false
 	return x
@@ -388,6 +391,7 @@ func (lc *loopConn) serveDetached(buf *[]byte, n int) {
 	c.rbuf, c.r, c.w = buf, 0, n
 	c.detachedFrom = lc
 	c.serverName = lc.c.ServerName()
+	c.tlsVersion = lc.c.TLSVersion()
 	c.state.Store(stateActive)
 	lc.h.srv.trackDetached(c)
 	go lc.runDetached(c) // exits when the connection goes back to the loop or closes

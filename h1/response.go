@@ -533,7 +533,7 @@ func (r *response) finish(panicked bool) {
 		}
 		if status != 0 {
 			r.mu.Lock()
-			r.committed, r.closeAfter = true, true
+			r.committed, r.closeAfter, r.status = true, true, status
 			r.mu.Unlock()
 			c.writeError(status, r.isHead)
 			return

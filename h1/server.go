@@ -48,6 +48,12 @@ type Server struct {
 	// Handler answers every request. Nil answers 404 to everything.
 	Handler message.Handler
 
+	// Observer, when not nil, sees every request once its response has
+	// ended, the requests h1 refuses itself (400, 413, 431...) included
+	// (the access log, the metrics). It runs on the goroutine that served
+	// the request, often an event loop: see message.Observer.
+	Observer message.Observer
+
 	// AltSvc, when not empty, is sent as "Alt-Svc: <AltSvc>" on every
 	// response whose handler did not set Alt-Svc itself, including the
 	// error responses h1 makes (RFC 7838; h3 provides the value).

@@ -9,6 +9,7 @@ import (
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 
+	"github.com/anx-gateway/anx/core/message"
 	"github.com/anx-gateway/anx/core/pool"
 	"github.com/anx-gateway/anx/tls/onloop"
 )
@@ -41,6 +42,8 @@ type conn struct {
 	srv *Server
 	c   *onloop.Conn
 	out *[]byte // the current batch's frames; nil between batches
+
+	outcome message.Outcome // what observe reports, reused
 
 	dec *hpack.Decoder
 	enc *hpack.Encoder
@@ -645,6 +648,7 @@ func (c *conn) closed(err error) {
 			s.body.fail(errConnClosed)
 		}
 		if !s.send.running {
+			c.observe(s)
 			s.release()
 		}
 	}

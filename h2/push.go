@@ -425,6 +425,7 @@ func (s *stream) pushFromHandler() {
 			// The connection is closing (closed may not have run yet, and
 			// would release s again) or closed (and left s to us).
 			c.forget(s)
+			c.observe(s)
 			s.release()
 		}
 		return

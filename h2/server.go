@@ -119,6 +119,10 @@ const (
 type Server struct {
 	// Handler answers every request. It must not be nil.
 	Handler message.Handler
+	// Observer, when not nil, sees every request a handler or the server
+	// answered once its stream is done (the access log, the metrics),
+	// on the connection's loop: see message.Observer.
+	Observer message.Observer
 	// AltSvc, when not empty, is sent as the Alt-Svc field of responses
 	// that do not set one.
 	AltSvc string

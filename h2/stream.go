@@ -5,6 +5,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"time"
 
 	"golang.org/x/net/http2"
 
@@ -50,6 +51,8 @@ type requestState struct {
 	recvWindow, recvUnacked                     int64
 	remoteDone                                  bool // END_STREAM received (or the stream is reset)
 	expectContinue                              bool // "expect: 100-continue": 100 goes out when the handler first reads
+	served                                      bool // a handler or an answer of the server's took it: the Observer sees it
+	headAt                                      time.Time
 }
 
 // sendState is what the loop tracks of the response as it goes out.
@@ -108,6 +111,7 @@ func (s *stream) fillRequest(c *conn) {
 	r.RemoteAddr = c.c.RemoteAddr()
 	r.TLS = c.c.TLS()
 	r.ServerName = c.c.ServerName()
+	r.TLSVersion = c.c.TLSVersion()
 	r.ContentLength = s.in.contentLength
 	r.Protocol = s.in.protocol
 	if s.in.remoteDone || r.Protocol != "" {
@@ -135,6 +139,7 @@ func joinCookies(h *message.Header) {
 // request is complete, else on a goroutine of its own.
 func (c *conn) dispatch(s *stream) {
 	s.fillRequest(c)
+	s.in.served, s.in.headAt = true, c.srv.now()
 	if s.in.remoteDone && message.IsNonBlockingFor(c.srv.Handler, &s.req) {
 		c.srv.serve(&s.w, &s.req)
 		s.w.finish()
@@ -173,6 +178,8 @@ func (srv *Server) serve(w *responseWriter, r *message.Request) {
 // answer sends a response without content, for requests refused before
 // a handler sees them (431, 413).
 func (s *stream) answer(status int) {
+	s.fillRequest(s.c)
+	s.in.served, s.in.headAt = true, s.c.srv.now()
 	s.w.Header().Set("content-length", "0")
 	s.w.WriteHeader(status)
 	s.w.finish()
@@ -203,6 +210,7 @@ func (c *conn) finishIfDone(s *stream) {
 		return
 	}
 	c.forget(s)
+	c.observe(s)
 	s.release()
 	if len(c.streams) == 0 {
 		c.idleSince = c.c.Net().Now()

@@ -63,6 +63,9 @@ func AltSvc(port int) string {
 type Server struct {
 	// Handler answers every request. It must not be nil.
 	Handler message.Handler
+	// Observer, when not nil, sees every request once the engine has
+	// answered it (the access log, the metrics): see message.Observer.
+	Observer message.Observer
 	// TLSConfig provides the certificates. It is not modified: quic-go
 	// clones it and sets NextProtos to "h3", also on the configs
 	// GetConfigForClient returns. QUIC always uses TLS 1.3.
@@ -216,6 +219,7 @@ func (s *Server) start() error {
 				Handler:      s.Handler,
 				Proto:        message.HTTP3,
 				MaxBodyBytes: s.MaxBodyBytes,
+				Observer:     s.Observer,
 			},
 			TLSConfig:      s.TLSConfig,
 			QUICConfig:     s.quicConfig(idle),

@@ -42,6 +42,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/anx-gateway/anx/core/message"
 )
@@ -92,6 +93,9 @@ type Handler struct {
 	// 413 without calling Handler; one that streams more makes Body.Read
 	// return ErrBodyTooLarge.
 	MaxBodyBytes int64
+	// Observer, when not nil, sees every exchange once the engine has
+	// answered it (see message.Observer).
+	Observer message.Observer
 
 	// pool recycles exchanges, so that the header storage of one request
 	// serves the next: BenchmarkServeHTTP goes from 10 allocations to 1.
@@ -107,6 +111,9 @@ type exchange struct {
 	req  message.Request
 	body requestBody
 	w    responseWriter
+
+	start   time.Time       // when the engine got the request (with an Observer)
+	outcome message.Outcome // what observe reports
 }
 
 // ServeHTTP adapts r and w and calls h.Handler. It runs on the goroutine
@@ -116,19 +123,50 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x := h.get()
 	defer h.put(x)
 	x.w.init(w, r, h)
+	x.fillRequest(r, h)
+	x.start = h.now()
 	if h.MaxBodyBytes > 0 && r.ContentLength > h.MaxBodyBytes {
 		x.w.tooLarge()
+		h.observe(x)
 		return
 	}
-	x.fillRequest(r, h)
 	h.Handler.Serve(&x.w, &x.req)
 	if x.w.aborted {
+		h.observe(x)
 		// net/http, x/net/http2 and quic-go end the response as broken
 		// (a closed connection, RST_STREAM, a cancelled stream) and log
 		// nothing for this value.
 		panic(http.ErrAbortHandler)
 	}
 	x.finish()
+	h.observe(x)
+}
+
+// now is the time an Outcome records: the clock, when the handler has an
+// Observer; the zero time, which costs nothing, when it has none.
+func (h *Handler) now() time.Time {
+	if h.Observer == nil {
+		return time.Time{}
+	}
+	return time.Now()
+}
+
+// observe reports the exchange to the Observer, once the engine has
+// answered: cut when it aborted the response or a write to the client
+// failed.
+func (h *Handler) observe(x *exchange) {
+	if h.Observer == nil {
+		return
+	}
+	x.outcome = message.Outcome{
+		Status:   x.w.status,
+		Sent:     x.w.written,
+		Received: x.body.read,
+		Start:    x.start,
+		End:      time.Now(),
+		Cut:      x.w.aborted || x.w.failed,
+	}
+	h.Observer.Observe(&x.req, &x.outcome)
 }
 
 // get returns an empty exchange, reusing a pooled one when it can.
@@ -173,6 +211,7 @@ func (x *exchange) fillRequest(r *http.Request, h *Handler) {
 	if r.TLS != nil {
 		q.TLS = true
 		q.ServerName = r.TLS.ServerName
+		q.TLSVersion = r.TLS.Version
 	}
 }
 
@@ -372,9 +411,11 @@ type responseWriter struct {
 	trailer message.Header // sent after the content by sendTrailer
 	altSvc  string
 	proto   message.Proto
-	status  int  // final status once sent; 0 before
-	drop    bool // the final status carries no content: drop writes
-	aborted bool // Abort was called
+	status  int   // final status once sent; 0 before
+	drop    bool  // the final status carries no content: drop writes
+	aborted bool  // Abort was called
+	written int64 // content bytes the client's stream took
+	failed  bool  // a write to the client failed: it went away
 }
 
 // init binds rw to one request.
@@ -421,7 +462,12 @@ func (rw *responseWriter) Write(p []byte) (int, error) {
 	if rw.drop {
 		return len(p), nil
 	}
-	return rw.w.Write(p)
+	n, err := rw.w.Write(p)
+	rw.written += int64(n)
+	if err != nil {
+		rw.failed = true
+	}
+	return n, err
 }
 
 // Flush sends what is buffered so far (after a 200 if no status was

@@ -1,0 +1,36 @@
+package h2
+
+import (
+	"time"
+
+	"github.com/anx-gateway/anx/core/message"
+)
+
+// now is the time an Outcome records: the clock, when the server has an
+// Observer; the zero time, which costs nothing, when it has none.
+func (srv *Server) now() time.Time {
+	if srv.Observer == nil {
+		return time.Time{}
+	}
+	return time.Now()
+}
+
+// observe reports a stream that is done to the server's Observer, if a
+// handler or the server answered it: cut when it was reset or its
+// response did not reach its end.
+func (c *conn) observe(s *stream) {
+	obs := c.srv.Observer
+	if obs == nil || !s.in.served {
+		return
+	}
+	o := &c.outcome
+	*o = message.Outcome{
+		Status:   s.w.status,
+		Sent:     s.w.written,
+		Received: s.in.received,
+		Start:    s.in.headAt,
+		End:      time.Now(),
+		Cut:      s.send.reset || !s.send.localDone,
+	}
+	obs.Observe(&s.req, o)
+}
