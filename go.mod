@@ -3,8 +3,10 @@ module github.com/anx-gateway/anx
 go 1.26.0
 
 require (
+	github.com/andybalholm/brotli v1.3.0
 	github.com/caddyserver/certmagic v0.25.6
 	github.com/coder/websocket v1.8.15
+	github.com/klauspost/compress v1.20.5
 	github.com/pelletier/go-toml/v2 v2.4.3
 	github.com/quic-go/qpack v0.6.0
 	github.com/quic-go/quic-go v0.65.0
