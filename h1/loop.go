@@ -34,6 +34,43 @@ func (s *Server) Listen(addr string) error {
 	return nil
 }
 
+// ListenFDs is Listen on listening sockets inherited from the process
+// that ran before (a binary upgrade): one event loop per socket. The
+// server owns the fds from now on.
+func (s *Server) ListenFDs(fds []int) error {
+	if err := s.Validate(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.loops != nil {
+		return errors.New("h1: already listening")
+	}
+	s.front = &onloop.Handler{}
+	s.loops = &netpoll.Server{Handler: s.front}
+	if err := s.loops.ListenFDs(fds); err != nil {
+		s.loops = nil
+		return fmt.Errorf("h1: %w", err)
+	}
+	return nil
+}
+
+// DupListeners returns copies of the listening sockets of the running
+// loops, for a new process to inherit; the caller closes them.
+func (s *Server) DupListeners() ([]int, error) {
+	s.mu.Lock()
+	loops := s.loops
+	s.mu.Unlock()
+	if loops == nil {
+		return nil, errors.New("h1: not listening")
+	}
+	fds, err := loops.DupListeners()
+	if err != nil {
+		return nil, fmt.Errorf("h1: %w", err)
+	}
+	return fds, nil
+}
+
 // Addr returns the address Listen opened, or nil before.
 func (s *Server) Addr() net.Addr {
 	s.mu.Lock()

@@ -48,12 +48,22 @@ type gateway struct {
 	handlers   handlers          // the static and proxy handlers under the live tables
 	transports *proxy.Transports // the upstream connections every proxy route shares, across reloads
 	tunnels    atomic.Bool       // some route proxies, so an HTTP/2 extended CONNECT can reach a tunnel
+	inherited  *inherited        // the sockets of a binary upgrade (upgrade_child.go); nil: bind
+	// observers see every exchange (access log, metrics); filled before
+	// buildServers, which hands them to every protocol server.
+	observers observers
 }
 
 // newGateway builds the servers for cfg and opens its listeners. On error
 // nothing is left open.
 func newGateway(cfg config.Config, logger *slog.Logger) (_ *gateway, err error) {
-	gw := &gateway{cfg: cfg, log: logger, transports: proxy.NewTransports()}
+	return openGateway(cfg, logger, nil)
+}
+
+// openGateway is newGateway on the sockets a binary upgrade handed over,
+// when in is not nil.
+func openGateway(cfg config.Config, logger *slog.Logger, in *inherited) (_ *gateway, err error) {
+	gw := &gateway{cfg: cfg, log: logger, transports: proxy.NewTransports(), inherited: in}
 	defer func() {
 		if err != nil {
 			gw.closeAll()
@@ -145,6 +155,9 @@ func (gw *gateway) setHandlers(h handlers) {
 // port of 0 on the HTTPS address picks one free port for both.
 func (gw *gateway) listen() error {
 	gw.h1TLS, gw.h1Plain = &h1.Server{}, &h1.Server{}
+	if gw.inherited != nil {
+		return gw.inherited.listen(gw)
+	}
 	if err := gw.h1TLS.Listen(gw.cfg.HTTPS); err != nil {
 		return listenError("https", gw.cfg.HTTPS, err)
 	}
@@ -256,6 +269,7 @@ func (gw *gateway) buildServers(tlsConfig *tls.Config) {
 	gw.h2 = gw.h2Server(gw.secure, altSvc)
 	gw.h3 = &h3.Server{
 		Handler:        gw.secure,
+		Observer:       gw.observer(),
 		TLSConfig:      tlsConfig,
 		IdleTimeout:    c.Timeouts.Idle.Duration,
 		MaxHeaderBytes: int(c.Limits.MaxHeaderBytes.Bytes),
@@ -285,14 +299,25 @@ func (gw *gateway) h2Server(handler message.Handler, altSvc string) *h2.Server {
 		MaxHeaderBytes:  int(c.Limits.MaxHeaderBytes.Bytes),
 		MaxBodyBytes:    c.Limits.MaxBodyBytes.Bytes,
 		ExtendedConnect: gw.tunnels.Load,
+		Observer:        gw.observer(),
 		Logger:          gw.log,
 	}
+}
+
+// observer is what the protocol servers report exchanges to: nil, which
+// costs them nothing, when nothing observes.
+func (gw *gateway) observer() message.Observer {
+	if len(gw.observers) == 0 {
+		return nil
+	}
+	return gw.observers
 }
 
 // configureH1 sets an HTTP/1.1 server's handler, timeouts and limits.
 func (gw *gateway) configureH1(s *h1.Server, handler message.Handler, altSvc string) {
 	c := gw.cfg
 	s.Handler = handler
+	s.Observer = gw.observer()
 	s.AltSvc = altSvc
 	s.ReadHeaderTimeout = c.Timeouts.ReadHeader.Duration
 	s.IdleTimeout = c.Timeouts.Idle.Duration

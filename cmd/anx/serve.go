@@ -18,7 +18,12 @@ import (
 
 // runServe is "anx run": load the config, open every listener, serve
 // until SIGTERM or SIGINT, then drain. SIGHUP reloads the config.
-func runServe(args []string, stdout, stderr io.Writer) error {
+func runServe(args []string, stdout, stderr io.Writer) (err error) {
+	in, err := takeInherited() // set when a binary upgrade started this process
+	if err != nil {
+		return err
+	}
+	defer func() { in.tellFailed(err) }() // a no-op once ready was told
 	f, err := parseRunFlags(args, stderr)
 	if err != nil {
 		return err
@@ -28,32 +33,42 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
-	gw, err := newGateway(cfg, logger)
+	gw, err := openGateway(cfg, logger, in)
 	if err != nil {
 		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	hup := make(chan os.Signal, 1)
+	hup, usr2 := make(chan os.Signal, 1), make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
+	signal.Notify(usr2, syscall.SIGUSR2)
 	defer signal.Stop(hup)
+	defer signal.Stop(usr2)
 	failed, err := gw.start()
 	if err != nil {
 		gw.shutdown()
 		return err
 	}
 	printBanner(stdout, gw)
-	logger.Info("ready", "https", gw.httpsAddr(), "http", gw.httpAddr(), "data", cfg.Data)
-	err = serveUntilStopped(ctx, gw, f, hup, failed)
+	logger.Info("ready", "https", gw.httpsAddr(), "http", gw.httpAddr(), "data", cfg.Data, "pid", os.Getpid())
+	in.tellReady()
+	err = serveUntilStopped(ctx, gw, f, signals{hup: hup, usr2: usr2}, failed)
 	stop() // a second signal now kills at once
 	err = errors.Join(err, gw.shutdown())
 	logger.Info("stopped")
 	return err
 }
 
-// serveUntilStopped reloads on each SIGHUP until a stop signal or a
-// listener failure.
-func serveUntilStopped(ctx context.Context, gw *gateway, f runFlags, hup <-chan os.Signal, failed <-chan error) error {
+// signals are the signals that act on a running anx without stopping it.
+type signals struct {
+	hup  <-chan os.Signal // reload the config
+	usr2 <-chan os.Signal // binary upgrade (upgrade.go)
+}
+
+// serveUntilStopped reloads on each SIGHUP until a stop signal, a
+// listener failure, or a binary upgrade (SIGUSR2) whose new process
+// serves.
+func serveUntilStopped(ctx context.Context, gw *gateway, f runFlags, sig signals, failed <-chan error) error {
 	for {
 		select {
 		case <-ctx.Done():
@@ -62,8 +77,12 @@ func serveUntilStopped(ctx context.Context, gw *gateway, f runFlags, hup <-chan 
 		case err := <-failed:
 			gw.log.Error("a listener failed; stopping", "err", err)
 			return err
-		case <-hup:
+		case <-sig.hup:
 			reload(gw, f)
+		case <-sig.usr2:
+			if gw.handOver(ctx) {
+				return nil
+			}
 		}
 	}
 }

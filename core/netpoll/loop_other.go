@@ -108,3 +108,9 @@ func (c *Conn) CloseWrite() {}
 
 // DupFile fails with ErrUnsupported: only the loops need it.
 func DupFile(f *os.File) (*os.File, error) { return nil, ErrUnsupported }
+
+// ListenFDs fails with ErrUnsupported: the loops need epoll.
+func (s *Server) ListenFDs(fds []int) error { return ErrUnsupported }
+
+// DupListeners fails with ErrUnsupported: there are no loops here.
+func (s *Server) DupListeners() ([]int, error) { return nil, ErrUnsupported }

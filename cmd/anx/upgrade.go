@@ -1,0 +1,257 @@
+package main
+
+// Binary upgrade on SIGUSR2, nginx's convention.
+//
+// The running anx starts the binary now at its own path (os.Executable:
+// the file as it is on disk now, so a rebuilt or replaced binary), with
+// the same arguments, environment and working directory, and hands it its
+// listening sockets: the HTTPS port's TCP sockets (one per event loop,
+// SO_REUSEPORT), the plain-HTTP port's, and the UDP socket of HTTP/3, as
+// inherited descriptors named by ANX_UPGRADE_FDS (upgrade_child.go), plus
+// the write end of a pipe. The new process loads the config itself (same
+// flags, same file), serves the inherited sockets instead of binding, and
+// once it serves writes "ready" on the pipe. The old process then stops
+// accepting and drains exactly as on SIGTERM (gateway.shutdown), and
+// exits 0. If the new process exits, writes why it failed, or is not
+// ready within upgradeTimeout, the old one kills it if it still runs,
+// keeps serving and logs the reason.
+//
+// TCP loses nothing: the listening sockets are the same sockets in both
+// processes, so a connection queued on one is accepted by whichever
+// process accepts first, and the old process's connections drain as on
+// SIGTERM (requests in flight finish; HTTP/2 gets GOAWAY).
+//
+// HTTP/3 shares one UDP socket, and each datagram goes to whichever
+// process reads it first. The old process sends GOAWAY on its connections
+// (h3.Server.Shutdown) and keeps reading until they have drained, so that
+// their requests finish; the new process serves new connections. A
+// datagram of an old connection that the new process reads (or of a new
+// connection that the old one reads) is dropped, silently: neither
+// process has a stateless reset key (quic-go sends no stateless reset
+// without one, and its listener, once closed, drops Initial packets
+// instead of refusing them), so the client sees loss, which QUIC
+// retransmits, and never a reset. A request in flight therefore completes
+// (perhaps later), one not yet sent goes on a new connection to the new
+// process, and a new connection's handshake succeeds, its lost Initials
+// retransmitted. The sharing ends when the old process has drained and
+// exits.
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// upgradeTimeout bounds the wait for the new process to be ready.
+const upgradeTimeout = 30 * time.Second
+
+// handOver runs a binary upgrade (see the top of this file). It reports
+// whether the new process serves, in which case the caller drains and
+// exits; otherwise it has logged why, and this process serves on.
+func (gw *gateway) handOver(ctx context.Context) bool {
+	gw.log.Info("upgrade: starting the new binary")
+	pid, err := gw.upgrade(ctx)
+	if err != nil {
+		gw.log.Error("upgrade failed; serving on", "err", err)
+		return false
+	}
+	gw.log.Info("upgrade: new process ready; draining", "pid", pid, "drain", gw.drainTimeout())
+	return true
+}
+
+// upgrade starts the new process with the sockets and waits for its ready
+// line. It returns the new process's pid, or why it is not serving (it has
+// then been stopped and reaped).
+func (gw *gateway) upgrade(ctx context.Context) (int, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return 0, fmt.Errorf("upgrade: %w", err)
+	}
+	handed, err := gw.handedSockets()
+	if err != nil {
+		return 0, fmt.Errorf("upgrade: %w", err)
+	}
+	defer handed.close()
+	r, w, err := os.Pipe()
+	if err != nil {
+		return 0, fmt.Errorf("upgrade: %w", err)
+	}
+	defer r.Close()
+	pid, err := handed.start(exe, w)
+	w.Close() // the child's copy stays: EOF here means it is gone
+	if err != nil {
+		return 0, fmt.Errorf("upgrade: starting %s: %w", exe, err)
+	}
+	if err := waitReady(ctx, r); err != nil {
+		return 0, fmt.Errorf("upgrade: %s (pid %d): %w", exe, pid, stopChild(pid, err))
+	}
+	return pid, nil
+}
+
+// handedSockets are copies of the descriptors a new process inherits;
+// owned by upgrade, which closes them once the process has started.
+type handedSockets struct {
+	https, http []int
+	udp         int
+}
+
+// handedSockets copies the gateway's listening sockets.
+func (gw *gateway) handedSockets() (*handedSockets, error) {
+	h := &handedSockets{udp: -1}
+	var err error
+	if h.https, err = gw.h1TLS.DupListeners(); err != nil {
+		return nil, err
+	}
+	if h.http, err = gw.h1Plain.DupListeners(); err != nil {
+		h.close()
+		return nil, err
+	}
+	if h.udp, err = dupPacketConn(gw.udp); err != nil {
+		h.close()
+		return nil, err
+	}
+	return h, nil
+}
+
+// dupPacketConn copies a UDP socket's descriptor (close-on-exec) without
+// touching its blocking mode, which the copy shares: os.File.Fd would set
+// it blocking under the running server.
+func dupPacketConn(pc any) (int, error) {
+	sc, ok := pc.(syscall.Conn)
+	if !ok {
+		return -1, errors.New("the HTTP/3 socket has no descriptor")
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	dup, dupErr := -1, error(nil)
+	if err := raw.Control(func(fd uintptr) {
+		dup, dupErr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 3)
+	}); err != nil {
+		return -1, err
+	}
+	return dup, dupErr
+}
+
+// close closes the copies.
+func (h *handedSockets) close() {
+	for _, fd := range append(append([]int{h.udp}, h.https...), h.http...) {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+	}
+}
+
+// start forks and execs exe with this process's arguments and
+// environment; the child gets stdin, stdout and stderr, then the sockets
+// and ready's pipe as descriptors 3 and up, named in upgradeEnv.
+// syscall.ForkExec takes the raw descriptors as they are, where os/exec
+// would set each one blocking (os.File.Fd) under the running loops.
+func (h *handedSockets) start(exe string, ready *os.File) (int, error) {
+	readyFd, err := fileDescriptor(ready)
+	if err != nil {
+		return 0, err
+	}
+	files := []uintptr{0, 1, 2}
+	add := func(fds ...int) string {
+		var nums []string
+		for _, fd := range fds {
+			nums = append(nums, strconv.Itoa(len(files)))
+			files = append(files, uintptr(fd))
+		}
+		return strings.Join(nums, ",")
+	}
+	spec := "https=" + add(h.https...) + " http=" + add(h.http...) + " udp=" + add(h.udp) + " ready=" + add(readyFd)
+	env := append(environWithout(upgradeEnv), upgradeEnv+"="+spec)
+	argv := append([]string{os.Args[0]}, os.Args[1:]...)
+	return syscall.ForkExec(exe, argv, &syscall.ProcAttr{Env: env, Files: files})
+}
+
+// fileDescriptor is f's descriptor, through its raw conn so that its
+// blocking mode is left alone. The pipe's write end is the child's only.
+func fileDescriptor(f *os.File) (int, error) {
+	raw, err := f.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	fd := -1
+	err = raw.Control(func(d uintptr) { fd = int(d) })
+	return fd, err
+}
+
+// environWithout returns the environment less the variable name.
+func environWithout(name string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, name+"=") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+// errNotReady is what a new process that ended its pipe without a ready
+// line did: it exited or closed it.
+var errNotReady = errors.New("it exited before it was ready")
+
+// waitReady waits for the new process's line on r: "ready", or "failed:
+// why". It gives up after upgradeTimeout or when ctx ends (a stop signal
+// came meanwhile).
+func waitReady(ctx context.Context, r *os.File) error {
+	lines := make(chan error, 1)
+	go func() { // exits at the line, or at EOF: the child and our copy of its end closed
+		line, err := bufio.NewReader(r).ReadString('\n')
+		line = strings.TrimSpace(line)
+		switch {
+		case line == "ready":
+			lines <- nil
+		case line != "":
+			lines <- errors.New(line)
+		case err != nil:
+			lines <- errNotReady
+		}
+	}()
+	timer := time.NewTimer(upgradeTimeout)
+	defer timer.Stop()
+	select {
+	case err := <-lines:
+		return err
+	case <-timer.C:
+		r.SetReadDeadline(time.Now()) // ends the reader
+		return fmt.Errorf("not ready within %v", upgradeTimeout)
+	case <-ctx.Done():
+		r.SetReadDeadline(time.Now())
+		return errors.New("a stop signal came before it was ready")
+	}
+}
+
+// stopChild kills the new process if it still runs and reaps it, and
+// returns why (err) with how it ended.
+func stopChild(pid int, why error) error {
+	_ = syscall.Kill(pid, syscall.SIGKILL) // an exited (zombie) child ignores it
+	var ws syscall.WaitStatus
+	for {
+		_, err := syscall.Wait4(pid, &ws, 0, nil)
+		if err != syscall.EINTR {
+			break
+		}
+	}
+	switch {
+	case ws.Exited():
+		return fmt.Errorf("%w (exit status %d)", why, ws.ExitStatus())
+	case ws.Signaled() && ws.Signal() == syscall.SIGKILL:
+		return fmt.Errorf("%w (killed)", why)
+	case ws.Signaled():
+		return fmt.Errorf("%w (signal %v)", why, ws.Signal())
+	}
+	return why
+}
