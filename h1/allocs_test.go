@@ -15,6 +15,7 @@ import (
 	"bytes"
 	"io"
 	"net/http"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -150,4 +151,29 @@ func TestLoopTLSKeepAliveRequestAllocations(t *testing.T) {
 		t.Errorf("a keep-alive request over TLS on the loop allocates %v times, want at most %v", allocs, loopTLSKeepAliveAllocs)
 	}
 	t.Logf("%v allocations per keep-alive request over TLS on the loop", allocs)
+}
+
+// countingObserver counts the exchanges it sees, as cheaply as an
+// Observer can.
+type countingObserver struct{ n atomic.Int64 }
+
+func (o *countingObserver) Observe(*message.Request, *message.Outcome) { o.n.Add(1) }
+
+func TestObservedKeepAliveRequestAllocations(t *testing.T) {
+	// An Observer adds no allocation: the request and the Outcome it
+	// sees are the connection's own, reused.
+	want, ok := keepAliveAllocs[*serveMode]
+	if !ok {
+		t.Fatalf("no allocation bound for -h1.serve=%s", *serveMode)
+	}
+	obs := &countingObserver{}
+	addr := serve(t, &Server{Handler: helloHandler, Observer: obs})
+	c, br := dial(t, addr)
+	allocs := roundAllocs(t, c, br)
+	if allocs > want {
+		t.Errorf("-h1.serve=%s: an observed keep-alive request allocates %v times, want at most %v", *serveMode, allocs, want)
+	}
+	if obs.n.Load() == 0 {
+		t.Error("the Observer saw no exchange")
+	}
 }
