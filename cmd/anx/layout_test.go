@@ -34,6 +34,7 @@ func TestImportsPointDown(t *testing.T) {
 		"core/proxy":              {"core/message", "core/netpoll", "core/pool", "core/chunked", "core/encode", "asm"},
 		"core/encode":             {},
 		"core/chunked":            {"core/message", "asm"},
+		"core/accesslog":          {"core/message", "core/pool"},
 		"internal/testpki":        {},
 		"internal/testproc":       {},
 		"internal/testlisten":     {},

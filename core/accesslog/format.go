@@ -1,0 +1,335 @@
+package accesslog
+
+import (
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/anx-gateway/anx/core/message"
+)
+
+// Format is how a line is written.
+type Format uint8
+
+// The formats of a line.
+const (
+	// JSON writes one JSON object per line (the default).
+	JSON Format = iota
+	// Combined writes nginx's "combined" format followed by the request
+	// id as one more quoted field.
+	Combined
+)
+
+// String names the format as the config writes it.
+func (f Format) String() string {
+	if f == Combined {
+		return "combined"
+	}
+	return "json"
+}
+
+// entry is what one line says, gathered from the request and its outcome.
+type entry struct {
+	r       *message.Request
+	o       *message.Outcome
+	remote  netip.Addr // the client, after trusted proxies
+	when    time.Time  // when the exchange ended
+	id      string     // the request id
+	site    string
+	route   string
+	proto   string
+	tls     string
+	elapsed time.Duration
+}
+
+// appendLine appends e's line in format f, newline included.
+func appendLine(b []byte, f Format, e *entry) []byte {
+	if f == Combined {
+		return appendCombined(b, e)
+	}
+	return appendJSON(b, e)
+}
+
+// jsonTime is RFC 3339 with milliseconds.
+const jsonTime = "2006-01-02T15:04:05.000Z07:00"
+
+// appendJSON appends e as one JSON object and a newline.
+func appendJSON(b []byte, e *entry) []byte {
+	r, o := e.r, e.o
+	b = append(b, `{"time":"`...)
+	b = e.when.UTC().AppendFormat(b, jsonTime)
+	b = append(b, `","remote":"`...)
+	b = e.remote.AppendTo(b)
+	b = append(b, '"')
+	b = appendJSONField(b, "method", r.Method)
+	b = append(b, `,"host":`...)
+	b = appendJSONString(b, r.Host)
+	b = append(b, `,"uri":"`...)
+	b = appendJSONText(b, r.Path)
+	if r.RawQuery != "" {
+		b = append(b, '?')
+		b = appendJSONText(b, r.RawQuery)
+	}
+	b = append(b, '"')
+	b = appendJSONField(b, "proto", e.proto)
+	b = append(b, `,"status":`...)
+	b = strconv.AppendInt(b, int64(o.Status), 10)
+	b = append(b, `,"bytes_sent":`...)
+	b = strconv.AppendInt(b, o.Sent, 10)
+	b = append(b, `,"duration_ms":`...)
+	b = appendMillis(b, e.elapsed)
+	b = appendJSONField(b, "tls", e.tls)
+	b = appendJSONField(b, "sni", r.ServerName)
+	b = appendJSONField(b, "site", e.site)
+	b = appendJSONField(b, "route", e.route)
+	b = appendJSONField(b, "request_id", e.id)
+	if t := &r.Trace; t.Upstream != "" {
+		b = appendJSONField(b, "upstream", t.Upstream)
+		b = append(b, `,"upstream_status":`...)
+		b = strconv.AppendInt(b, int64(t.UpstreamStatus), 10)
+		b = append(b, `,"upstream_ms":`...)
+		b = appendMillis(b, t.UpstreamTime)
+	}
+	if o.Cut {
+		b = append(b, `,"cut":true`...)
+	}
+	return append(b, "}\n"...)
+}
+
+// appendJSONField appends `,"key":"value"`, the value escaped.
+func appendJSONField(b []byte, key, value string) []byte {
+	b = append(b, ',', '"')
+	b = append(b, key...)
+	b = append(b, '"', ':')
+	return appendJSONString(b, value)
+}
+
+// appendMillis appends d in milliseconds with three decimals.
+func appendMillis(b []byte, d time.Duration) []byte {
+	return strconv.AppendFloat(b, float64(d)/float64(time.Millisecond), 'f', 3, 64)
+}
+
+// appendJSONString appends s as a JSON string, quotes included.
+func appendJSONString(b []byte, s string) []byte {
+	b = append(b, '"')
+	b = appendJSONText(b, s)
+	return append(b, '"')
+}
+
+// appendJSONText appends s escaped for the inside of a JSON string: quote,
+// backslash and control characters are escaped, valid UTF-8 is kept as it
+// is (U+2028 and U+2029 escaped, as JavaScript needs), and each byte of
+// invalid UTF-8 becomes U+FFFD, as encoding/json does.
+func appendJSONText(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != 0x7f {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
+		default:
+			i += size
+			continue
+		}
+		i += size
+		start = i
+	}
+	return append(b, s[start:]...)
+}
+
+// combinedTime is nginx's $time_local.
+const combinedTime = "02/Jan/2006:15:04:05 -0700"
+
+// appendCombined appends e in nginx's combined format, then the request id
+// quoted, and a newline:
+//
+//	$remote_addr - - [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent" "$request_id"
+//
+// A request that ended before any status (the client went away) shows
+// 499, as nginx logs it.
+func appendCombined(b []byte, e *entry) []byte {
+	r, o := e.r, e.o
+	b = e.remote.AppendTo(b)
+	b = append(b, " - - ["...)
+	b = e.when.AppendFormat(b, combinedTime)
+	b = append(b, `] "`...)
+	b = appendCombinedText(b, r.Method)
+	b = append(b, ' ')
+	b = appendCombinedText(b, r.Path)
+	if r.RawQuery != "" {
+		b = append(b, '?')
+		b = appendCombinedText(b, r.RawQuery)
+	}
+	b = append(b, ' ')
+	b = append(b, e.proto...)
+	b = append(b, `" `...)
+	status := o.Status
+	if status == 0 {
+		status = 499
+	}
+	b = strconv.AppendInt(b, int64(status), 10)
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, o.Sent, 10)
+	b = appendCombinedQuoted(b, r.Header.Get("Referer"))
+	b = appendCombinedQuoted(b, r.Header.Get("User-Agent"))
+	b = appendCombinedQuoted(b, e.id)
+	return append(b, '\n')
+}
+
+// appendCombinedQuoted appends a space and s quoted, "-" when s is empty
+// (nginx's way for a missing field).
+func appendCombinedQuoted(b []byte, s string) []byte {
+	b = append(b, ' ', '"')
+	if s == "" {
+		b = append(b, '-')
+	} else {
+		b = appendCombinedText(b, s)
+	}
+	return append(b, '"')
+}
+
+// appendCombinedText appends s escaped as nginx escapes variables in its
+// logs: a quote, a backslash, a control character and every byte from 0x7f
+// up becomes \xHH, so a line is one line of ASCII whatever the client sent.
+func appendCombinedText(b []byte, s string) []byte {
+	const hex = "0123456789ABCDEF"
+	start := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x20 && c < 0x7f && c != '"' && c != '\\' {
+			continue
+		}
+		b = append(b, s[start:i]...)
+		b = append(b, '\\', 'x', hex[c>>4], hex[c&0xf])
+		start = i + 1
+	}
+	return append(b, s[start:]...)
+}
+
+// protoName is the protocol as a line shows it; HTTP/1.0 is told apart.
+func protoName(r *message.Request) string {
+	if r.Proto == message.HTTP1 && r.ProtoMinor == 0 {
+		return "HTTP/1.0"
+	}
+	return r.Proto.String()
+}
+
+// tlsName names a TLS version as OpenSSL and nginx's $ssl_protocol do;
+// "" for plain HTTP.
+func tlsName(version uint16) string {
+	switch version {
+	case 0:
+		return ""
+	case 0x0304:
+		return "TLSv1.3"
+	case 0x0303:
+		return "TLSv1.2"
+	case 0x0302:
+		return "TLSv1.1"
+	case 0x0301:
+		return "TLSv1"
+	}
+	return "unknown"
+}
+
+// clientAddr is the client of r: its peer's address, or, when the peer is
+// a trusted proxy that sent X-Forwarded-For, the address that field names
+// nearest to anx that is not itself a trusted proxy (nginx's real_ip with
+// real_ip_recursive on). An element that is not an address ends the walk.
+func clientAddr(r *message.Request, trusted []netip.Prefix) netip.Addr {
+	addr := r.RemoteAddr.Addr().Unmap()
+	if !isTrusted(addr, trusted) {
+		return addr
+	}
+	fields := r.Header.Fields()
+	for i := len(fields) - 1; i >= 0; i-- {
+		if !message.EqualFold(fields[i].Name, "X-Forwarded-For") {
+			continue
+		}
+		next, done := walkForwardedFor(fields[i].Value, addr, trusted)
+		if done {
+			return next
+		}
+		addr = next
+	}
+	return addr
+}
+
+// walkForwardedFor walks one X-Forwarded-For value from its end while the
+// hops are trusted. It returns the last hop it reached and whether the
+// walk ended there (an untrusted hop, or one that is no address).
+func walkForwardedFor(list string, addr netip.Addr, trusted []netip.Prefix) (netip.Addr, bool) {
+	for list != "" {
+		var elem string
+		if i := strings.LastIndexByte(list, ','); i >= 0 {
+			list, elem = list[:i], list[i+1:]
+		} else {
+			list, elem = "", list
+		}
+		elem = strings.TrimSpace(elem)
+		if elem == "" {
+			continue
+		}
+		hop, ok := parseHop(elem)
+		if !ok {
+			return addr, true
+		}
+		addr = hop
+		if !isTrusted(addr, trusted) {
+			return addr, true
+		}
+	}
+	return addr, false
+}
+
+// parseHop parses an X-Forwarded-For element: an address, or an address
+// with a port.
+func parseHop(s string) (netip.Addr, bool) {
+	if a, err := netip.ParseAddr(s); err == nil && a.Zone() == "" {
+		return a.Unmap(), true
+	}
+	if ap, err := netip.ParseAddrPort(s); err == nil && ap.Addr().Zone() == "" {
+		return ap.Addr().Unmap(), true
+	}
+	return netip.Addr{}, false
+}
+
+// isTrusted reports whether addr is in one of the trusted prefixes.
+func isTrusted(addr netip.Addr, trusted []netip.Prefix) bool {
+	for _, p := range trusted {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,260 @@
+package accesslog
+
+import (
+	"encoding/json"
+	"net/netip"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/anx-gateway/anx/core/message"
+)
+
+// hostile are strings a client may send that a line must survive: quotes,
+// backslashes, control characters, invalid UTF-8, JavaScript's line
+// separators.
+var hostileStrings = []string{
+	"",
+	"plain",
+	`quote " and backslash \ and both \"`,
+	"new\nline\rcarriage\ttab\x00nul\x1fus\x7fdel",
+	"invalid \xff\xfe utf-8 \xc3 cut \xe2\x82",
+	"line sep \u2028 para sep \u2029",
+	"emoji 🎉 and é",
+	`{"injected":"field"}`,
+	"\"}\n{\"forged\":\"line",
+}
+
+// testRequest is a request as a front end fills it.
+func testRequest(method, host, path, query string) *message.Request {
+	r := &message.Request{
+		Method: method, Host: host, Path: path, RawQuery: query,
+		Proto: message.HTTP2, RemoteAddr: netip.MustParseAddrPort("192.0.2.7:50000"),
+		TLS: true, TLSVersion: 0x0304, ServerName: "example.com",
+	}
+	r.Header.Add("User-Agent", "curl/8.14")
+	r.Header.Add("Referer", "https://example.com/from")
+	return r
+}
+
+// testOutcome is an exchange that took 1.5 ms.
+func testOutcome(status int) *message.Outcome {
+	start := time.Date(2026, 12, 6, 7, 30, 0, 123_000_000, time.UTC)
+	return &message.Outcome{Status: status, Sent: 1024, Start: start, End: start.Add(1500 * time.Microsecond)}
+}
+
+// formatLine formats the line of r and o as Observe does.
+func formatLine(f Format, r *message.Request, o *message.Outcome, trusted []netip.Prefix) string {
+	var buf [lineBytes]byte
+	e := entry{r: r, o: o, when: o.End, elapsed: o.Duration(), proto: protoName(r), tls: tlsName(r.TLSVersion)}
+	e.remote = clientAddr(r, trusted)
+	e.id = requestID(r, isTrusted(r.RemoteAddr.Addr(), trusted))
+	if rt := r.Trace.Route; rt != nil {
+		e.site, e.route = rt.Site, rt.Path
+	}
+	return string(appendLine(buf[:0], f, &e))
+}
+
+// decodeLine parses a JSON line, failing the test when it is not one
+// object on one line.
+func decodeLine(t *testing.T, line string) map[string]any {
+	t.Helper()
+	if !strings.HasSuffix(line, "\n") || strings.Count(line, "\n") != 1 {
+		t.Fatalf("line %q: want exactly one newline, at the end", line)
+	}
+	var m map[string]any
+	if err := json.Unmarshal([]byte(line), &m); err != nil {
+		t.Fatalf("line %q: not JSON: %v", line, err)
+	}
+	return m
+}
+
+// asJSONDecodes is what encoding/json gives back for s after marshalling
+// it: s itself when s is valid UTF-8.
+func asJSONDecodes(t *testing.T, s string) string {
+	t.Helper()
+	b, err := json.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out string
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestJSONLineRoundTripsHostileInput(t *testing.T) {
+	for _, s := range hostileStrings[1:] { // "" would mean no id and no upstream
+		r := testRequest(s, s, "/p"+s, s)
+		r.ServerName = s
+		r.Trace.ID = s
+		r.Trace.Route = &message.RouteInfo{Site: s, Path: s}
+		r.Trace.Upstream, r.Trace.UpstreamStatus, r.Trace.UpstreamTime = s, 502, 2*time.Millisecond
+		m := decodeLine(t, formatLine(JSON, r, testOutcome(200), nil))
+		want := asJSONDecodes(t, s)
+		for key, v := range map[string]string{
+			"method": want, "host": want, "sni": want, "request_id": want, "site": want, "route": want,
+			"upstream": want, "uri": asJSONDecodes(t, "/p"+s+"?"+s),
+		} {
+			if m[key] != v {
+				t.Errorf("input %q: %s = %q, want %q", s, key, m[key], v)
+			}
+		}
+		if utf8.ValidString(s) && want != s {
+			t.Errorf("valid UTF-8 %q came back as %q", s, want)
+		}
+	}
+}
+
+func TestJSONLineFields(t *testing.T) {
+	r := testRequest("GET", "example.com:8443", "/a/b", "x=1&y=2")
+	r.Trace.Route = &message.RouteInfo{Site: "example.com", Path: "/a/*"}
+	r.Trace.ID = "abc"
+	r.Trace.Upstream, r.Trace.UpstreamStatus, r.Trace.UpstreamTime = "http://127.0.0.1:9000", 201, 1250*time.Microsecond
+	m := decodeLine(t, formatLine(JSON, r, testOutcome(201), nil))
+	want := map[string]any{
+		"time": "2026-12-06T07:30:00.124Z", "remote": "192.0.2.7", "method": "GET", "host": "example.com:8443",
+		"uri": "/a/b?x=1&y=2", "proto": "HTTP/2", "status": 201.0, "bytes_sent": 1024.0, "duration_ms": 1.5,
+		"tls": "TLSv1.3", "sni": "example.com", "site": "example.com", "route": "/a/*", "request_id": "abc",
+		"upstream": "http://127.0.0.1:9000", "upstream_status": 201.0, "upstream_ms": 1.25,
+	}
+	for k, v := range want {
+		if m[k] != v {
+			t.Errorf("%s = %v (%T), want %v", k, m[k], m[k], v)
+		}
+	}
+	if len(m) != len(want) {
+		t.Errorf("the line has %d keys, want %d: %v", len(m), len(want), m)
+	}
+}
+
+func TestJSONLineWithoutUpstreamOrTLS(t *testing.T) {
+	r := testRequest("HEAD", "h", "/", "")
+	r.Proto, r.ProtoMinor, r.TLS, r.TLSVersion, r.ServerName = message.HTTP1, 0, false, 0, ""
+	o := testOutcome(0)
+	o.Cut = true
+	m := decodeLine(t, formatLine(JSON, r, o, nil))
+	for _, key := range []string{"upstream", "upstream_status", "upstream_ms"} {
+		if _, ok := m[key]; ok {
+			t.Errorf("a request that was not proxied has %s", key)
+		}
+	}
+	if m["proto"] != "HTTP/1.0" || m["tls"] != "" || m["status"] != 0.0 || m["cut"] != true {
+		t.Errorf("proto %v tls %q status %v cut %v, want HTTP/1.0, \"\", 0, true", m["proto"], m["tls"], m["status"], m["cut"])
+	}
+	if id, _ := m["request_id"].(string); !regexp.MustCompile(`^[0-9a-f]{32}$`).MatchString(id) {
+		t.Errorf("request_id %q: want a made id of 32 hex digits", id)
+	}
+}
+
+// combinedLine is nginx's combined format with the request id after it.
+var combinedLine = regexp.MustCompile(`^(\S+) - - \[(\d{2}/[A-Z][a-z]{2}/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4})\] "([^"\\]|\\x[0-9A-F]{2})*" (\d{3}) (\d+) "([^"\\]|\\x[0-9A-F]{2})*" "([^"\\]|\\x[0-9A-F]{2})*" "([^"\\]|\\x[0-9A-F]{2})*"\n$`)
+
+func TestCombinedLine(t *testing.T) {
+	r := testRequest("GET", "example.com", "/a b", "q=1")
+	r.Proto, r.ProtoMinor = message.HTTP1, 1
+	r.Trace.ID = "id-1"
+	o := testOutcome(404)
+	o.End = time.Date(2026, 12, 6, 7, 30, 0, 0, time.FixedZone("", 3600))
+	got := formatLine(Combined, r, o, nil)
+	want := `192.0.2.7 - - [06/Dec/2026:07:30:00 +0100] "GET /a b?q=1 HTTP/1.1" 404 1024 "https://example.com/from" "curl/8.14" "id-1"` + "\n"
+	if got != want {
+		t.Errorf("got  %q\nwant %q", got, want)
+	}
+	if !combinedLine.MatchString(got) {
+		t.Errorf("%q does not match the combined format", got)
+	}
+}
+
+func TestCombinedLineEscapesHostileInput(t *testing.T) {
+	for _, s := range hostileStrings {
+		r := testRequest("GET", "h", "/"+s, s)
+		r.Header.Set("User-Agent", s)
+		r.Header.Set("Referer", s)
+		r.Trace.ID = s
+		line := formatLine(Combined, r, testOutcome(0), nil)
+		if !combinedLine.MatchString(line) {
+			t.Errorf("input %q: line %q does not match the combined format", s, line)
+		}
+		if m := combinedLine.FindStringSubmatch(line); m != nil && m[4] != "499" {
+			t.Errorf("a request cut before any status logs %s, want 499", m[4])
+		}
+	}
+}
+
+func TestClientAddr(t *testing.T) {
+	trusted := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+	cases := []struct {
+		name, peer string
+		xff        []string
+		want       string
+	}{
+		{"untrusted peer: its own address", "192.0.2.1:1", []string{"198.51.100.9"}, "192.0.2.1"},
+		{"trusted peer without the field", "10.1.1.1:1", nil, "10.1.1.1"},
+		{"trusted peer names the client", "10.1.1.1:1", []string{"198.51.100.9"}, "198.51.100.9"},
+		{"trusted hops are skipped", "10.1.1.1:1", []string{"203.0.113.5, 198.51.100.9, 10.2.2.2"}, "198.51.100.9"},
+		{"several fields read as one list", "[::1]:1", []string{"203.0.113.5", "198.51.100.9, 10.2.2.2", "10.3.3.3"}, "198.51.100.9"},
+		{"all hops trusted: the farthest", "10.1.1.1:1", []string{"10.9.9.9, 10.2.2.2"}, "10.9.9.9"},
+		{"garbage ends the walk", "10.1.1.1:1", []string{"198.51.100.9, nonsense, 10.2.2.2"}, "10.2.2.2"},
+		{"an address with a port", "10.1.1.1:1", []string{"198.51.100.9:4711"}, "198.51.100.9"},
+		{"IPv6", "10.1.1.1:1", []string{"2001:db8::1"}, "2001:db8::1"},
+		{"mapped IPv4 peer", "[::ffff:10.1.1.1]:1", []string{"198.51.100.9"}, "198.51.100.9"},
+	}
+	for _, c := range cases {
+		r := &message.Request{RemoteAddr: netip.MustParseAddrPort(c.peer)}
+		for _, v := range c.xff {
+			r.Header.Add("X-Forwarded-For", v)
+		}
+		if got := clientAddr(r, trusted).String(); got != c.want {
+			t.Errorf("%s: got %s, want %s", c.name, got, c.want)
+		}
+	}
+}
+
+func TestRequestIDFromTrustedProxyOnly(t *testing.T) {
+	trusted := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+	hex32 := regexp.MustCompile(`^[0-9a-f]{32}$`)
+	for _, c := range []struct {
+		peer     string
+		fromPeer bool
+	}{{"10.0.0.1:1", true}, {"192.0.2.1:1", false}} {
+		r := &message.Request{RemoteAddr: netip.MustParseAddrPort(c.peer)}
+		r.Header.Add("X-Request-ID", "from-the-peer")
+		got := requestID(r, isTrusted(r.RemoteAddr.Addr(), trusted))
+		switch {
+		case c.fromPeer && got != "from-the-peer":
+			t.Errorf("peer %s (trusted): id %q, want the peer's", c.peer, got)
+		case !c.fromPeer && !hex32.MatchString(got):
+			t.Errorf("peer %s (untrusted): id %q, want a made one", c.peer, got)
+		case r.Trace.ID != got:
+			t.Errorf("peer %s: the Trace has id %q, the line %q", c.peer, r.Trace.ID, got)
+		}
+	}
+}
+
+// FuzzJSONText checks that any string becomes a valid JSON string that
+// decodes to the input when the input is valid UTF-8.
+func FuzzJSONText(f *testing.F) {
+	for _, s := range hostileStrings {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		out := appendJSONString(nil, s)
+		if !json.Valid(out) {
+			t.Fatalf("%q gave invalid JSON %q", s, out)
+		}
+		var back string
+		if err := json.Unmarshal(out, &back); err != nil {
+			t.Fatalf("%q: %v", s, err)
+		}
+		if utf8.ValidString(s) && back != s {
+			t.Fatalf("%q came back as %q", s, back)
+		}
+		if !utf8.ValidString(s) && back != asJSONDecodes(t, s) {
+			t.Fatalf("invalid UTF-8 %q came back as %q, encoding/json gives %q", s, back, asJSONDecodes(t, s))
+		}
+	})
+}

@@ -1,0 +1,277 @@
+package accesslog
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// DefaultBufferBytes is a Writer's buffer when none is given: lines
+// waiting to be written beyond it are dropped.
+const DefaultBufferBytes = 1 << 20
+
+// Timing of a Writer's goroutine.
+const (
+	// gatherDelay is how long the goroutine lets lines gather after a
+	// small batch, so that a light load is not one write per line.
+	gatherDelay = 20 * time.Millisecond
+	// smallBatch is the size below which a batch counts as small.
+	smallBatch = 32 << 10
+	// reportEvery is how often dropped lines are reported, when there
+	// were any.
+	reportEvery = 10 * time.Second
+)
+
+// Writer writes lines to one destination (a file, or a stream such as
+// stderr) off the caller's goroutine. Append copies a line into a bounded
+// buffer and never waits for the destination; a goroutine of the Writer's
+// own writes the buffer in batches. A line that does not fit, or that a
+// failed write lost, is counted in Dropped and reported in the log every
+// reportEvery while there are new ones.
+type Writer struct {
+	path   string // the file's path; "" for a stream
+	limit  int    // the buffer's capacity
+	logger *slog.Logger
+
+	// Guarded by mu: the callers of Append and the goroutine share them.
+	mu      sync.Mutex
+	buf     []byte // lines waiting, at most limit bytes
+	reopen  bool   // Reopen asked to reopen the file before the next write
+	closing bool   // Close asked the goroutine to write what is left and stop
+
+	wake    chan struct{} // one token: buf has lines
+	urgent  chan struct{} // one token: reopen or closing is set
+	done    chan struct{} // closed when the goroutine has stopped
+	dropped atomic.Uint64
+
+	// Owned by the goroutine.
+	out      io.Writer
+	file     *os.File // out when it is a file this Writer opened; nil for a stream
+	reported uint64   // dropped as last reported
+}
+
+// OpenFile starts a Writer that appends to the file at path (created if
+// missing, mode 0644), with a buffer of bufferBytes (DefaultBufferBytes
+// when 0 or less). Problems are logged to logger.
+func OpenFile(path string, bufferBytes int, logger *slog.Logger) (*Writer, error) {
+	f, err := openLog(path)
+	if err != nil {
+		return nil, err
+	}
+	w := newWriter(path, f, bufferBytes, logger)
+	w.file = f
+	go w.run()
+	return w, nil
+}
+
+// NewStream starts a Writer to out, a stream it does not open or close
+// (stderr). Reopen does nothing to it.
+func NewStream(out io.Writer, bufferBytes int, logger *slog.Logger) *Writer {
+	w := newWriter("", out, bufferBytes, logger)
+	go w.run()
+	return w
+}
+
+func newWriter(path string, out io.Writer, bufferBytes int, logger *slog.Logger) *Writer {
+	if bufferBytes <= 0 {
+		bufferBytes = DefaultBufferBytes
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Writer{
+		path: path, limit: bufferBytes, logger: logger, out: out,
+		buf:  make([]byte, 0, bufferBytes),
+		wake: make(chan struct{}, 1), urgent: make(chan struct{}, 1), done: make(chan struct{}),
+	}
+}
+
+// openLog opens a log file for appending.
+func openLog(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("accesslog: %w", err)
+	}
+	return f, nil
+}
+
+// Path is the file the Writer appends to; "" for a stream.
+func (w *Writer) Path() string { return w.path }
+
+// Dropped counts the lines that were not written: the buffer was full, a
+// write failed, or the Writer was closed.
+func (w *Writer) Dropped() uint64 { return w.dropped.Load() }
+
+// Append queues line (whole lines, newline included) to be written. It
+// never waits for the destination: when the buffer has no room for line,
+// line is dropped and counted, and Append reports false. It does not keep
+// line.
+func (w *Writer) Append(line []byte) bool {
+	w.mu.Lock()
+	if w.closing || len(w.buf)+len(line) > w.limit {
+		w.mu.Unlock()
+		w.dropped.Add(uint64(max(lineCount(line), 1)))
+		return false
+	}
+	wasEmpty := len(w.buf) == 0
+	w.buf = append(w.buf, line...)
+	w.mu.Unlock()
+	if wasEmpty {
+		w.signal()
+	}
+	return true
+}
+
+// lineCount counts the lines of b.
+func lineCount(b []byte) int { return bytes.Count(b, []byte{'\n'}) }
+
+// signal wakes the goroutine for lines, unless a wake is pending already.
+func (w *Writer) signal() { notify(w.wake) }
+
+// notify puts a token in c unless one is there.
+func notify(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// Reopen makes the Writer open its file again before it writes any line
+// appended after Reopen returns (logrotate moved the file away). It does
+// not wait: a failure is logged, and the Writer goes on with the file it
+// had. It does nothing to a stream.
+func (w *Writer) Reopen() {
+	if w.path == "" {
+		return
+	}
+	w.mu.Lock()
+	w.reopen = true
+	w.mu.Unlock()
+	notify(w.urgent)
+}
+
+// Close writes what is queued, closes the file and stops the goroutine;
+// lines appended after it are dropped. It waits for the last write.
+func (w *Writer) Close() error {
+	w.mu.Lock()
+	w.closing = true
+	w.mu.Unlock()
+	notify(w.urgent)
+	<-w.done
+	return nil
+}
+
+// run is the Writer's goroutine: it writes the queued lines as batches
+// until Close.
+func (w *Writer) run() {
+	defer close(w.done)
+	report := time.NewTicker(reportEvery)
+	defer report.Stop()
+	gather := time.NewTimer(gatherDelay)
+	gather.Stop()
+	spare := make([]byte, 0, w.limit)
+	for {
+		select {
+		case <-w.wake:
+		case <-w.urgent:
+		case <-report.C:
+			w.reportDrops()
+			continue
+		}
+		batch, reopen, closing := w.take(spare)
+		if reopen {
+			w.reopenFile()
+		}
+		w.write(batch)
+		spare = batch[:0]
+		if closing {
+			w.finish()
+			return
+		}
+		if len(batch) < smallBatch {
+			w.pause(gather)
+		}
+	}
+}
+
+// take swaps the buffer for empty and returns the lines it held, with the
+// requests to reopen and to close.
+func (w *Writer) take(empty []byte) (batch []byte, reopen, closing bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	batch, w.buf = w.buf, empty
+	reopen, closing = w.reopen, w.closing
+	w.reopen = false
+	return batch, reopen, closing
+}
+
+// pause lets lines gather for gatherDelay; a Reopen or a Close cuts it
+// short.
+func (w *Writer) pause(gather *time.Timer) {
+	gather.Reset(gatherDelay)
+	select {
+	case <-gather.C:
+	case <-w.urgent:
+		gather.Stop()
+		w.signal() // the loop takes what is queued at once
+	}
+}
+
+// write writes a batch; lines a failed write lost are counted as dropped.
+func (w *Writer) write(batch []byte) {
+	if len(batch) == 0 {
+		return
+	}
+	n, err := w.out.Write(batch)
+	if err != nil {
+		lost := lineCount(batch[n:])
+		w.dropped.Add(uint64(lost))
+		w.logger.Warn("accesslog: write failed; lines dropped", "path", w.path, "lines", lost, "err", err)
+	}
+}
+
+// reopenFile opens the path again and closes the file it replaces. On
+// failure the old file stays.
+func (w *Writer) reopenFile() {
+	f, err := openLog(w.path)
+	if err != nil {
+		w.logger.Error("accesslog: reopen failed; still writing to the file as it was", "path", w.path, "err", err)
+		return
+	}
+	old := w.file
+	w.file, w.out = f, f
+	if err := old.Close(); err != nil {
+		w.logger.Warn("accesslog: closing the old file", "path", w.path, "err", err)
+	}
+}
+
+// finish closes the file and reports the last drops.
+func (w *Writer) finish() {
+	if w.file != nil {
+		if err := w.file.Close(); err != nil && !errors.Is(err, os.ErrClosed) {
+			w.logger.Warn("accesslog: close", "path", w.path, "err", err)
+		}
+	}
+	w.reportDrops()
+}
+
+// reportDrops logs how many lines were dropped since the last report, if
+// any.
+func (w *Writer) reportDrops() {
+	total := w.dropped.Load()
+	if total == w.reported {
+		return
+	}
+	dest := w.path
+	if dest == "" {
+		dest = "stream"
+	}
+	w.logger.Warn("accesslog: lines dropped (buffer full or write failed)", "dest", dest, "dropped", total-w.reported, "total", total)
+	w.reported = total
+}
