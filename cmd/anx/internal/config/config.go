@@ -101,6 +101,11 @@ type Site struct {
 	Issuer                   Issuer   `toml:"issuer"`
 	OnDemand                 bool     `toml:"on_demand"`
 	HSTS                     HSTS     `toml:"hsts"`
+	// Browse lists a directory without an index file (its root's and
+	// its root routes'); Fallback is served for a page that is no file
+	// under its root (see fallback.go).
+	Browse   bool         `toml:"browse"`
+	Fallback FallbackPath `toml:"fallback"`
 }
 
 // Default returns the built-in defaults: one site for localhost
@@ -160,6 +165,9 @@ func Load(path string) (Config, error) {
 	for i := range cfg.Sites {
 		s := &cfg.Sites[i]
 		s.Root = resolve(dir, s.Root)
+		if err := checkFallback(path, text, i, s); err != nil {
+			return Config{}, err
+		}
 		for j := range s.Routes {
 			if err := loadRoute(path, dir, &s.Routes[j], tableAt(tables, i, j)); err != nil {
 				return Config{}, err
