@@ -80,7 +80,7 @@ func siteName(s *config.Site) string {
 func (gw *gateway) siteHandler(cfg *config.Config, s *config.Site, opened *handlers) (message.Handler, error) {
 	var root message.Handler
 	if s.Root != "" {
-		h, err := openStatic(s.Root, s, opened)
+		h, err := openStatic(static.Config{Root: s.Root, Browse: s.Browse, Fallback: s.Fallback.Path}, s, opened)
 		if err != nil {
 			return nil, err
 		}
@@ -107,9 +107,11 @@ func (gw *gateway) routeHandler(cfg *config.Config, s *config.Site, r *config.Ro
 	case "proxy":
 		return gw.openProxy(cfg, s, r, opened)
 	case "root":
-		return openStatic(r.Root, s, opened)
+		return openStatic(static.Config{Root: r.Root, Browse: s.Browse}, s, opened)
 	case "root+proxy":
-		files, err := openStatic(r.Root, s, opened)
+		// No listing here: a directory without an index file is the
+		// application's to answer.
+		files, err := openStatic(static.Config{Root: r.Root}, s, opened)
 		if err != nil {
 			return nil, err
 		}
@@ -126,10 +128,11 @@ func (gw *gateway) routeHandler(cfg *config.Config, s *config.Site, r *config.Ro
 	return nil, fmt.Errorf("nothing serves it: give one of proxy, root, redirect and respond")
 }
 
-// openStatic opens a static handler for dir with the site's symlink
+// openStatic opens a static handler for files with the site's symlink
 // policy.
-func openStatic(dir string, s *config.Site, opened *handlers) (*static.Handler, error) {
-	h, err := static.New(static.Config{Root: dir, AllowSymlinksOutside: s.AllowSymlinksOutsideRoot})
+func openStatic(files static.Config, s *config.Site, opened *handlers) (*static.Handler, error) {
+	files.AllowSymlinksOutside = s.AllowSymlinksOutsideRoot
+	h, err := static.New(files)
 	if err != nil {
 		return nil, err
 	}
