@@ -32,6 +32,11 @@ type Config struct {
 	HTTP  string `toml:"http"`
 	Data  string `toml:"data"`
 
+	// Admin is the admin listener's address (metrics, status page); off
+	// when empty. It must be loopback unless AdminAllowRemote (admin.go).
+	Admin            AdminAddr `toml:"admin"`
+	AdminAllowRemote bool      `toml:"admin_allow_remote"`
+
 	// Certificates: the ACME CA and its account, and renewal.
 	ACMECA             URL            `toml:"acme_ca"`
 	ACMECARoot         string         `toml:"acme_ca_root"`
@@ -158,6 +163,9 @@ func Load(path string) (Config, error) {
 	if len(cfg.Sites) == 0 {
 		return Config{}, fmt.Errorf("%s: no [[site]] declared", path)
 	}
+	if err := cfg.loadAdmin(path, text); err != nil {
+		return Config{}, err
+	}
 	dir := filepath.Dir(path)
 	cfg.Data = resolve(dir, cfg.Data)
 	cfg.ACMECARoot = resolve(dir, cfg.ACMECARoot)
@@ -245,6 +253,9 @@ func (c *Config) Validate() error {
 	}
 	if err := checkAddr("http", c.HTTP); err != nil {
 		return err
+	}
+	if err := c.checkAdmin(); err != nil {
+		return fmt.Errorf("config: admin: %w", err)
 	}
 	if len(c.Sites) == 0 {
 		return errors.New("config: no site to serve")
@@ -531,10 +542,12 @@ func (c *Config) KeepRestartOnly(running *Config) (changed []string) {
 	keep("https", c.HTTPS != running.HTTPS)
 	keep("http", c.HTTP != running.HTTP)
 	keep("data", c.Data != running.Data)
+	keep("admin", c.Admin != running.Admin || c.AdminAllowRemote != running.AdminAllowRemote)
 	keep("timeouts", c.Timeouts != running.Timeouts)
 	keep("limits", c.Limits != running.Limits)
 	keep("files", c.Files != running.Files)
 	c.HTTPS, c.HTTP, c.Data = running.HTTPS, running.HTTP, running.Data
+	c.Admin, c.AdminAllowRemote = running.Admin, running.AdminAllowRemote
 	c.Timeouts, c.Limits, c.Files = running.Timeouts, running.Limits, running.Files
 	return changed
 }
