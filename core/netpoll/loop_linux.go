@@ -47,12 +47,13 @@ type Loop struct {
 	sends   []*fileSend // free fileSends, so that SendFile does not allocate
 	drain   bool        // Shutdown: close connections as they drain, exit when none
 
-	woken  atomic.Bool // an eventfd write is pending; Submit skips its own
-	mu     sync.Mutex
-	tasks  []func()      // guarded by mu
-	spare  []func()      // the previous tasks slice, reused; loop goroutine only
-	done   bool          // guarded by mu: the loop has exited; Submit refuses
-	exited chan struct{} // closed when the loop's goroutine returns
+	woken   atomic.Bool   // an eventfd write is pending; Submit skips its own
+	wakeups atomic.Uint64 // returns from wait; written by the loop, read by Stats
+	mu      sync.Mutex
+	tasks   []func()      // guarded by mu
+	spare   []func()      // the previous tasks slice, reused; loop goroutine only
+	done    bool          // guarded by mu: the loop has exited; Submit refuses
+	exited  chan struct{} // closed when the loop's goroutine returns
 }
 
 // maxIov bounds the buffers of one readv or writev.
@@ -157,6 +158,7 @@ func (l *Loop) run() {
 	defer l.exit()
 	for !l.drain || l.nconns > 0 {
 		n := l.wait()
+		l.wakeups.Add(1)
 		l.now = time.Now()
 		for i := range n {
 			l.dispatch(&l.events[i])
