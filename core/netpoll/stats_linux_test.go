@@ -5,11 +5,11 @@ import (
 	"testing"
 )
 
-// TestStatsCountsConnsQueuedOutputAndWakeups holds 4 MiB of output on a
+// TestStatsCountsConnsQueuedOutputAndWakeups holds 32 MiB of output on a
 // client that does not read, and checks that Stats sees the connection,
 // the output queued behind the full socket and the wake-ups so far.
 func TestStatsCountsConnsQueuedOutputAndWakeups(t *testing.T) {
-	data := make([]byte, 4<<20)
+	data := make([]byte, 32<<20)
 	queued := make(chan int64, 1)
 	s := &Server{Loops: 1, Handler: &funcs{
 		read: func(c *Conn, in []byte) int {
@@ -24,7 +24,7 @@ func TestStatsCountsConnsQueuedOutputAndWakeups(t *testing.T) {
 	}
 	left := recv(t, queued)
 	if left == 0 {
-		t.Fatal("4 MiB went out at once: the test proves nothing")
+		t.Fatal("32 MiB went out at once: the test proves nothing")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), safetyNet)
 	defer cancel()
