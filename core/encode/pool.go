@@ -19,7 +19,8 @@ const (
 	Streaming Level = iota
 	// Stored suits a variant compressed once and then served many times
 	// (a static file): zstd's "better" speed (about level 7), br 7,
-	// gzip 9.
+	// gzip 6 (gzip 9 took six times as long for 4% less on 64 KiB of
+	// text here).
 	Stored
 )
 
@@ -86,7 +87,7 @@ func (p *Pool) newWriter(c Coding, dst io.Writer) *Writer {
 	case Gzip:
 		level := 5
 		if p.level == Stored {
-			level = gzip.BestCompression
+			level = gzip.DefaultCompression
 		}
 		w.gzip, _ = gzip.NewWriterLevel(dst, level)
 	default:

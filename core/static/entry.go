@@ -41,7 +41,8 @@ type entry struct {
 	expires     time.Time // when the cache must stop handing it out
 	cacheable   bool      // false when a modification time lay in the future
 	contentType string
-	hasVariants bool // a sidecar exists, so responses vary on Accept-Encoding
+	hasVariants bool     // a sidecar exists or fly is set, so responses vary on Accept-Encoding
+	fly         *fileKey // set when the file is compressed on the fly (compress.go)
 	available   [codingCount]bool
 	reps        [codingCount]representation
 }
@@ -90,6 +91,7 @@ func (h *Handler) newEntry(name string, f *os.File, info fs.FileInfo, now time.T
 		e.set(c, sidecar, info, now)
 		e.hasVariants = true
 	}
+	h.markCompressible(e, name, info)
 	return e
 }
 

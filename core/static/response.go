@@ -22,6 +22,9 @@ func (h *Handler) serveEntry(w message.ResponseWriter, r *message.Request, e *en
 		c = accept.choose(&e.available)
 	}
 	rep := &e.reps[c]
+	if c == identity && e.fly != nil && rf.acceptEncoding.lines > 0 && rf.rangeSpec.lines == 0 {
+		c, rep = h.compressedVariant(e, rf.acceptEncoding.value, rep)
+	}
 	switch evaluatePreconditions(r.Method, &rf, rep, clk) {
 	case notModified:
 		h.setValidators(w.Header(), e, rep)

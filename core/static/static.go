@@ -31,6 +31,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/anx-gateway/anx/core/encode"
 	"github.com/anx-gateway/anx/core/message"
 )
 
@@ -83,6 +84,20 @@ type Config struct {
 	// four open descriptors (the file and its .br, .zst and .gz
 	// sidecars). Zero means 1024.
 	CacheEntries int
+
+	// Compress is the set of codings files are compressed in on the
+	// fly, when the client accepts one and no precompressed sidecar it
+	// accepts exists (see compress.go). Zero: no compression on the fly.
+	Compress encode.Set
+
+	// CompressMinSize is the smallest file compressed on the fly. Zero
+	// means encode.DefaultMinSize (512 bytes).
+	CompressMinSize int64
+
+	// CompressCacheBytes bounds the memory of the compressed variants
+	// kept, least recently used dropped first; a file larger than an
+	// eighth of it is not compressed. Zero means 64 MiB.
+	CompressCacheBytes int64
 }
 
 const (
@@ -139,8 +154,9 @@ type Handler struct {
 	index        []string
 	cacheControl string
 	browse       bool
-	fallback     string     // Config.Fallback without its leading "/"; empty: none
-	cache        *fileCache // nil when the cache is off
+	fallback     string        // Config.Fallback without its leading "/"; empty: none
+	cache        *fileCache    // nil when the cache is off
+	variants     *variantCache // nil when compression is off
 	closed       atomic.Bool
 	closeOnce    sync.Once
 	closeErr     error
@@ -177,6 +193,7 @@ func New(cfg Config) (*Handler, error) {
 	if ttl := cfg.cacheTTL(); ttl > 0 {
 		h.cache = newFileCache(ttl, cfg.cacheEntries())
 	}
+	h.variants = newVariantCache(&cfg)
 	if err := h.checkFallbackFile(); err != nil {
 		h.Close()
 		return nil, err
@@ -230,6 +247,7 @@ func (h *Handler) Close() error {
 		if h.cache != nil {
 			h.cache.close()
 		}
+		h.variants.close()
 		if h.root != nil {
 			h.closeErr = h.root.Close()
 		}
