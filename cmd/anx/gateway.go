@@ -52,6 +52,7 @@ type gateway struct {
 	// observers see every exchange (access log, metrics); filled before
 	// buildServers, which hands them to every protocol server.
 	observers observers
+	access    *accessLogs // the access log, one of the observers (accesslog.go)
 }
 
 // newGateway builds the servers for cfg and opens its listeners. On error
@@ -80,6 +81,9 @@ func openGateway(cfg config.Config, logger *slog.Logger, in *inherited) (_ *gate
 		return nil, err
 	}
 	gw.setHandlers(s.handlers)
+	if err = gw.openAccessLogs(&cfg, s.handlers.routes); err != nil {
+		return nil, err
+	}
 	if err = gw.certs.Apply(cfg.CertPolicy(gw.httpPort(), gw.httpsPort())); err != nil {
 		return nil, err
 	}
@@ -125,10 +129,18 @@ func (gw *gateway) reload(cfg config.Config) error {
 	if err != nil {
 		return err
 	}
-	if err := gw.certs.Apply(cfg.CertPolicy(gw.httpPort(), gw.httpsPort())); err != nil {
+	logs, err := gw.access.prepare(&cfg, s.handlers.routes)
+	if err != nil {
 		s.handlers.close()
 		return err
 	}
+	if err := gw.certs.Apply(cfg.CertPolicy(gw.httpPort(), gw.httpsPort())); err != nil {
+		s.handlers.close()
+		logs.discard()
+		return err
+	}
+	// Before the new tables: their routes must have a log from the first request.
+	gw.access.use(logs, gw.handlers.routes, gw.drainTimeout())
 	gw.secure.Store(s.secure)
 	gw.plain.Store(s.plain)
 	old := gw.handlers
@@ -387,6 +399,7 @@ func (gw *gateway) closeAll() {
 	if gw.certs != nil {
 		gw.certs.Close()
 	}
+	gw.access.close() // after the servers: their last lines are written
 }
 
 func (gw *gateway) httpsAddr() string { return gw.h1TLS.Addr().String() }

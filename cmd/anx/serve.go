@@ -39,10 +39,12 @@ func runServe(args []string, stdout, stderr io.Writer) (err error) {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	hup, usr2 := make(chan os.Signal, 1), make(chan os.Signal, 1)
+	hup, usr1, usr2 := make(chan os.Signal, 1), make(chan os.Signal, 1), make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
+	signal.Notify(usr1, syscall.SIGUSR1)
 	signal.Notify(usr2, syscall.SIGUSR2)
 	defer signal.Stop(hup)
+	defer signal.Stop(usr1)
 	defer signal.Stop(usr2)
 	failed, err := gw.start()
 	if err != nil {
@@ -52,7 +54,7 @@ func runServe(args []string, stdout, stderr io.Writer) (err error) {
 	printBanner(stdout, gw)
 	logger.Info("ready", "https", gw.httpsAddr(), "http", gw.httpAddr(), "data", cfg.Data, "pid", os.Getpid())
 	in.tellReady()
-	err = serveUntilStopped(ctx, gw, f, signals{hup: hup, usr2: usr2}, failed)
+	err = serveUntilStopped(ctx, gw, f, signals{hup: hup, usr1: usr1, usr2: usr2}, failed)
 	stop() // a second signal now kills at once
 	err = errors.Join(err, gw.shutdown())
 	logger.Info("stopped")
@@ -62,6 +64,7 @@ func runServe(args []string, stdout, stderr io.Writer) (err error) {
 // signals are the signals that act on a running anx without stopping it.
 type signals struct {
 	hup  <-chan os.Signal // reload the config
+	usr1 <-chan os.Signal // reopen the access log files (accesslog.go)
 	usr2 <-chan os.Signal // binary upgrade (upgrade.go)
 }
 
@@ -79,6 +82,8 @@ func serveUntilStopped(ctx context.Context, gw *gateway, f runFlags, sig signals
 			return err
 		case <-sig.hup:
 			reload(gw, f)
+		case <-sig.usr1:
+			gw.access.reopen()
 		case <-sig.usr2:
 			if gw.handOver(ctx) {
 				return nil

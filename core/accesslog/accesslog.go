@@ -53,6 +53,9 @@ func New(cfg *Config) *Logger {
 // Set makes cfg the config from the next request on; it keeps cfg.
 func (l *Logger) Set(cfg *Config) { l.cfg.Store(cfg) }
 
+// Config returns the config in use; the caller must not change it.
+func (l *Logger) Config() *Config { return l.cfg.Load() }
+
 // lineBytes is the buffer a line is formatted into; a longer line grows
 // it (and then allocates).
 const lineBytes = 4 << 10

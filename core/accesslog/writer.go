@@ -157,14 +157,14 @@ func (w *Writer) Reopen() {
 }
 
 // Close writes what is queued, closes the file and stops the goroutine;
-// lines appended after it are dropped. It waits for the last write.
-func (w *Writer) Close() error {
+// lines appended after it are dropped. It waits for the last write;
+// closing twice, or from two goroutines, is harmless.
+func (w *Writer) Close() {
 	w.mu.Lock()
 	w.closing = true
 	w.mu.Unlock()
 	notify(w.urgent)
 	<-w.done
-	return nil
 }
 
 // run is the Writer's goroutine: it writes the queued lines as batches

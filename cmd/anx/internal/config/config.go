@@ -106,6 +106,10 @@ type Site struct {
 	Issuer                   Issuer   `toml:"issuer"`
 	OnDemand                 bool     `toml:"on_demand"`
 	HSTS                     HSTS     `toml:"hsts"`
+	// AccessLog is where the site's requests are logged, AccessLogFormat
+	// how (accesslog.go).
+	AccessLog       AccessLog       `toml:"access_log"`
+	AccessLogFormat AccessLogFormat `toml:"access_log_format"`
 	// Browse lists a directory without an index file (its root's and
 	// its root routes'); Fallback is served for a page that is no file
 	// under its root (see fallback.go).
@@ -173,6 +177,7 @@ func Load(path string) (Config, error) {
 	for i := range cfg.Sites {
 		s := &cfg.Sites[i]
 		s.Root = resolve(dir, s.Root)
+		s.AccessLog = resolveAccessLog(dir, s.AccessLog)
 		if err := checkFallback(path, text, i, s); err != nil {
 			return Config{}, err
 		}
