@@ -258,7 +258,8 @@ func (h *Handler) Close() error {
 // NonBlocking reports true: Serve never reads the request content and
 // sends file bodies through message.FileWriter when the front end offers
 // it, so an event-loop front end can run it on its loop. It does open and
-// stat files on a cache miss, as nginx's event loop does.
+// stat files on a cache miss, as nginx's event loop does, and with Browse
+// reads a directory for its listing (at most maxListing entries).
 func (h *Handler) NonBlocking() bool { return true }
 
 // Serve answers r. It never reads the request content.
