@@ -17,10 +17,10 @@ import (
 	"github.com/anx-gateway/anx/core/message"
 )
 
-// maxListing bounds the entries a directory listing shows, so that one
-// request for a huge directory costs a bounded amount of disk reads,
-// memory and time on the event loop. A listing cut there says so (HTML)
-// and sets the Listing-Truncated field (both forms).
+// maxListing bounds the names a directory listing reads (listed or
+// hidden), so that one request for a huge directory costs a bounded amount
+// of disk reads, memory and time on the event loop. A listing cut there
+// says so (HTML) and sets the Listing-Truncated field (both forms).
 const maxListing = 10000
 
 // readDirBatch is how many names one getdents round reads.
@@ -97,9 +97,14 @@ func (h *Handler) readListing(clean string) (*listing, int) {
 		return nil, 404
 	}
 	l := &listing{path: clean}
-	for len(l.entries) <= maxListing {
-		batch, err := f.ReadDir(readDirBatch)
+	names := 0 // read so far, listed or not: what bounds the work
+	for names <= maxListing {
+		batch, err := f.ReadDir(min(readDirBatch, maxListing+1-names))
 		for _, d := range batch {
+			if names++; names > maxListing {
+				l.truncated = true
+				break
+			}
 			if e, ok := h.listingEntryOf(dir, d); ok {
 				l.entries = append(l.entries, e)
 			}
@@ -110,9 +115,6 @@ func (h *Handler) readListing(clean string) (*listing, int) {
 		if err != nil {
 			return nil, statusForError(err)
 		}
-	}
-	if len(l.entries) > maxListing {
-		l.entries, l.truncated = l.entries[:maxListing], true
 	}
 	slices.SortFunc(l.entries, compareListingEntries)
 	return l, 0
@@ -223,7 +225,7 @@ func (l *listing) html() []byte {
 	}
 	b.WriteString("</tbody>\n</table>\n")
 	if l.truncated {
-		b.WriteString("<p>Only the first " + strconv.Itoa(maxListing) + " entries are listed.</p>\n")
+		b.WriteString("<p>The directory has more than " + strconv.Itoa(maxListing) + " entries: the listing stops there.</p>\n")
 	}
 	b.WriteString("</body></html>\n")
 	return b.Bytes()

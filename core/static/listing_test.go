@@ -354,7 +354,7 @@ func TestListingIsBounded(t *testing.T) {
 	if got := rec.values("Listing-Truncated"); len(got) != 1 || got[0] != "10000" {
 		t.Errorf("Listing-Truncated %q, want 10000", got)
 	}
-	if body := serve(t, h, "GET", "/").body.String(); !strings.Contains(body, "Only the first 10000 entries are listed.") {
+	if body := serve(t, h, "GET", "/").body.String(); !strings.Contains(body, "The directory has more than 10000 entries: the listing stops there.") {
 		t.Errorf("HTML listing does not say it was cut")
 	}
 }

@@ -259,7 +259,7 @@ func (h *Handler) Close() error {
 // sends file bodies through message.FileWriter when the front end offers
 // it, so an event-loop front end can run it on its loop. It does open and
 // stat files on a cache miss, as nginx's event loop does, and with Browse
-// reads a directory for its listing (at most maxListing entries).
+// reads a directory for its listing (at most maxListing names).
 func (h *Handler) NonBlocking() bool { return true }
 
 // Serve answers r. It never reads the request content.
