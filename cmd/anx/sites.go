@@ -132,6 +132,7 @@ func (gw *gateway) routeHandler(cfg *config.Config, s *config.Site, r *config.Ro
 // policy.
 func openStatic(files static.Config, s *config.Site, opened *handlers) (*static.Handler, error) {
 	files.AllowSymlinksOutside = s.AllowSymlinksOutsideRoot
+	files.Compress, files.CompressMinSize = s.CompressSet(), s.CompressMinBytes()
 	h, err := static.New(files)
 	if err != nil {
 		return nil, err
@@ -144,7 +145,9 @@ func openStatic(files static.Config, s *config.Site, opened *handlers) (*static.
 // transports, named "host path" in the logs.
 func (gw *gateway) openProxy(cfg *config.Config, s *config.Site, r *config.Route, opened *handlers) (*proxy.Handler, error) {
 	name := siteName(s) + " " + r.Path
-	h, err := proxy.New(r.ProxyConfig(name, cfg.TrustedPrefixes(), gw.log), gw.transports)
+	pc := r.ProxyConfig(name, cfg.TrustedPrefixes(), gw.log)
+	pc.Compress, pc.CompressMinSize = s.CompressSet(), s.CompressMinBytes()
+	h, err := proxy.New(pc, gw.transports)
 	if err != nil {
 		return nil, err
 	}

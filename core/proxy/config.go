@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/anx-gateway/anx/core/encode"
 )
 
 // Config describes one proxy route: where requests go and how. Its zero
@@ -87,6 +89,14 @@ type Config struct {
 	RequestHeaders HeaderOps
 	// ResponseHeaders changes the response before it goes to the client.
 	ResponseHeaders HeaderOps
+
+	// Compress is the set of codings responses are compressed in on the
+	// fly when the client accepts one (see compress.go). Zero: none.
+	Compress encode.Set
+	// CompressMinSize is the smallest Content-Length compressed; a
+	// response without one is compressed whatever its length. Zero
+	// means encode.DefaultMinSize (512 bytes).
+	CompressMinSize int64
 
 	// TLS configures https:// upstreams.
 	TLS TLS

@@ -115,6 +115,11 @@ type Site struct {
 	// under its root (see fallback.go).
 	Browse   bool         `toml:"browse"`
 	Fallback FallbackPath `toml:"fallback"`
+	// Compress lists the codings responses are compressed in on the fly
+	// (nil: zstd, br, gzip; empty: none), CompressMinSize the smallest
+	// response compressed (nil: 512 bytes); see compress.go.
+	Compress        *[]Encoding `toml:"compress"`
+	CompressMinSize *Size       `toml:"compress_min_size"`
 }
 
 // Default returns the built-in defaults: one site for localhost
