@@ -35,6 +35,7 @@ type Conn struct {
 	*tlsConn          // nil on a plain connection
 	lingered int32    // bytes dropped while lingering
 	flags    connFlags
+	gauge    *connGauge // the Handler's count it is in (stats.go); nil once closed or detached
 }
 
 // connFlags are a connection's state bits in the layer.

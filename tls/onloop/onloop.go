@@ -138,6 +138,7 @@ type Handler struct {
 
 	srv    *netpoll.Server // for Warm; set by Prepare
 	states []loopState     // by loop index; made by Prepare
+	counts counters        // connections and handshakes, for Stats
 }
 
 // loopState is what one loop shares among its TLS connections. Used by
@@ -203,6 +204,7 @@ func (h *Handler) logError(msg string, args ...any) {
 func (h *Handler) OnOpen(nc *netpoll.Conn) {
 	c := &Conn{nc: nc, h: h}
 	nc.SetContext(c)
+	c.track(&h.counts.choosing)
 	if h.TLSConfig != nil {
 		raw := netpoll.NewTLSConn(nc)
 		c.tlsConn = &tlsConn{raw: raw, tc: tls.Server(raw, h.TLSConfig)}
@@ -223,6 +225,7 @@ func (h *Handler) start(c *Conn, p Protocol) {
 		return
 	}
 	c.proto = p
+	c.track(h.protocolGauge(c, p))
 	p.OnOpen(c)
 }
 
@@ -353,10 +356,14 @@ func (h *Handler) OnDrain(nc *netpoll.Conn) {
 // OnClose passes the event on and gives back what the connection holds.
 func (h *Handler) OnClose(nc *netpoll.Conn, err error) {
 	c := nc.Context().(*Conn)
+	c.track(nil)
 	if c.proto != nil {
 		c.proto.OnClose(c, err)
 	}
 	if t := c.tlsConn; t != nil {
+		if t.handshake == handshakeNotStarted {
+			h.countSilent(err)
+		}
 		t.raw.CloseInput(err) // ends a handshake's wait
 		c.dropPlain()
 		if t.backlog != nil {

@@ -104,6 +104,7 @@ func (c *Conn) releaseSlot() {
 func (c *Conn) handshakeEnded(err error) {
 	t := c.tlsConn
 	t.handshake = handshakeDone
+	c.h.countHandshake(err)
 	c.releaseSlot()
 	if c.nc.Closed() {
 		return
@@ -151,6 +152,7 @@ func (c *Conn) tryHandOff() {
 		c.nc.Close()
 		return
 	}
+	c.track(nil)   // off the loop: no longer the layer's
 	go serve(t.tc) // exits when the protocol's server is done with the connection
 }
 
