@@ -122,16 +122,34 @@ func forwardingFields() []string {
 	return []string{"X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "Forwarded"}
 }
 
-// edgeFields returns the request fields the proxy never passes on: the
-// transport writes Host and the framing itself, and Expect is answered
-// here (the front end sends 100 Continue when the proxy starts reading
-// the body, as nginx does).
-func edgeFields() []string { return []string{"Host", "Content-Length", "Expect"} }
+// edgeFields returns the request fields the proxy never passes on as
+// they came: the transport writes Host and the framing itself, Expect is
+// answered here (the front end sends 100 Continue when the proxy starts
+// reading the body, as nginx does), and X-Request-ID is set here (see
+// requestID).
+func edgeFields() []string { return []string{"Host", "Content-Length", "Expect", "X-Request-ID"} }
+
+// requestID returns the id of r, which goes upstream as X-Request-ID and
+// into the access log: the one r has, else the X-Request-ID of a trusted
+// proxy, else one made here. It sets it in r's Trace; an untrusted
+// client's X-Request-ID is dropped.
+func requestID(r *message.Request, trusted bool) string {
+	if r.Trace.ID != "" {
+		return r.Trace.ID
+	}
+	if trusted {
+		if id := r.Header.Get("X-Request-ID"); id != "" {
+			r.Trace.ID = id
+			return id
+		}
+	}
+	return r.Trace.MakeID()
+}
 
 // requestHeader builds the end-to-end fields of the request that goes
-// upstream: the client's fields without hop-by-hop ones, the forwarding
-// fields (kept and appended to only for a trusted client), then the
-// route's edits.
+// upstream: the client's fields without hop-by-hop ones, the request id,
+// the forwarding fields (kept and appended to only for a trusted client),
+// then the route's edits.
 func (h *Handler) requestHeader(dst *message.Header, r *message.Request, h2 bool, scratch *[64]byte) {
 	trusted := h.trusted(r.RemoteAddr.Addr())
 	var forwarding []string
@@ -150,6 +168,7 @@ func (h *Handler) requestHeader(dst *message.Header, r *message.Request, h2 bool
 	if r.TLS {
 		proto = "https"
 	}
+	dst.Add("X-Request-ID", requestID(r, trusted))
 	appendField(dst, "X-Forwarded-For", client)
 	setIfAbsent(dst, "X-Forwarded-Proto", proto)
 	setIfAbsent(dst, "X-Forwarded-Host", r.Host)
