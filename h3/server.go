@@ -24,6 +24,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -106,6 +107,8 @@ type Server struct {
 	// ListenAndServe can close the socket it owns after the drain.
 	done     chan struct{}
 	doneOnce sync.Once
+	// conns counts the open connections (stats.go).
+	conns atomic.Int64
 }
 
 // Validate reports a missing or impossible setting.
@@ -223,6 +226,7 @@ func (s *Server) start() error {
 			},
 			TLSConfig:      s.TLSConfig,
 			QUICConfig:     s.quicConfig(idle),
+			ConnContext:    s.countConn,
 			MaxHeaderBytes: s.maxHeaderBytes(),
 			IdleTimeout:    max(idle, 0),
 			Logger:         s.logger(),
