@@ -57,8 +57,8 @@ func (b *balancer) pick(r *message.Request, t *tried, now int64) int {
 	return b.pickFor(&c, t, now)
 }
 
-// pickFor is pick for a request's choice.
-func (b *balancer) pickFor(c *choice, t *tried, now int64) int {
+// pickUncounted is pickFor without counting the attempt.
+func (b *balancer) pickUncounted(c *choice, t *tried, now int64) int {
 	if c.hashed {
 		return b.rendezvous(c.key, t, now)
 	}

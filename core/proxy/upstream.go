@@ -20,6 +20,10 @@ type upstream struct {
 
 	inflight atomic.Int64 // requests being served through it
 
+	// For Stats: attempts sent to it (pickFor), those that retried a
+	// failed one, and failures on real traffic (failed).
+	requests, retries, failures atomic.Uint64
+
 	// Health. checkDown is written by the route's health checker and read
 	// by every request; downUntil (unix nanoseconds) by passive health;
 	// upSince (unix nanoseconds) is when it last became available, for
@@ -43,6 +47,7 @@ func (u *upstream) available(now int64) bool {
 // failed records a failure on real traffic at now; MaxFails of them within
 // FailDuration take u out until FailDuration after the last.
 func (u *upstream) failed(p *PassiveHealth, now int64) (wentDown bool) {
+	u.failures.Add(1)
 	if p.MaxFails < 0 {
 		return false
 	}
