@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -63,4 +64,27 @@ func curlGet(t *testing.T, s *harness.Server, curl, name string) harness.Result 
 func curlStatus(t *testing.T, s *harness.Server, curl, name string) string {
 	t.Helper()
 	return curlGet(t, s, curl, name).Stdout
+}
+
+// TestReloadUnderLoad: ten SIGHUP reloads (each one reloaded, the config
+// rewritten each time) while wrk (h1), h2load (h2) and Go h3 clients load
+// anx: 0 failed requests on every protocol, and the loads ran across all
+// ten.
+func TestReloadUnderLoad(t *testing.T) {
+	t.Parallel()
+	wrk, h2load := harness.Peer(t, "wrk"), harness.Peer(t, "h2load")
+	s := harness.Start(t, harness.Options{Config: harness.Config{}.TOML()})
+	config, err := os.ReadFile(s.ConfigPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	load := startLoad(t, target{https: s.HTTPSPort, pool: s.CAPool(), dir: s.Dir}, wrk, h2load)
+	for i := range 10 {
+		next := string(config) + fmt.Sprintf("\n# reload %d\n", i)
+		if line := s.Reload(t, next); !strings.Contains(line, "msg=reloaded") {
+			t.Fatalf("reload %d: %s", i, line)
+		}
+	}
+	load.mustBeRunning(t, "the tenth reload was done")
+	load.check(t)
 }
