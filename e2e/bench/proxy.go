@@ -49,18 +49,26 @@ func upstreamConfig(in *instance) ([]string, error) {
 `))
 }
 
-// anxProxyConfig is the quick start of issue 12: no root (nothing served from
-// a directory), every request of the site forwarded to --proxy; plain HTTP
-// serves (proxies) instead of redirecting.
+// anxProxyConfig is the quick start of issue 12 (anx run --proxy URL) as a
+// config file, so that the access log can be off as nginx's is here: no
+// root (nothing served from a directory), every request of the site
+// forwarded to the upstream; plain HTTP serves (proxies) instead of
+// redirecting.
 func anxProxyConfig(in *instance) ([]string, error) {
-	return []string{"run",
-		"--https", in.httpsAddr(),
-		"--http", fmt.Sprintf("127.0.0.1:%d", in.httpPort),
-		"--data", filepath.Join(in.dir, "data"),
-		"--domain", "localhost",
-		"--http-mode", "serve",
-		"--proxy", "http://" + in.Upstream(),
-	}, nil
+	path, err := writeConfig(in, "anx.toml", `https = "127.0.0.1:{{.HTTPS}}"
+http  = "127.0.0.1:{{.HTTP}}"
+data  = "{{.Dir}}/data"
+
+[[site]]
+hosts = ["localhost"]
+http_mode = "serve"
+access_log = "off"
+
+[[site.route]]
+path = "/"
+proxy = ["http://{{.Upstream}}"]
+`)
+	return []string{"run", "--config", path}, err
 }
 
 // nginxProxyConfig is nginx proxy_pass as its docs tune it for keep-alive

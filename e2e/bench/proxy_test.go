@@ -150,15 +150,25 @@ func TestCaddyProxyConfigIsValid(t *testing.T) {
 	}
 }
 
-// TestAnxProxyArgs checks anx's proxy command line: the quick start with
-// the bench's ports and plain HTTP serving.
+// TestAnxProxyArgs checks anx's proxy config: the quick start (a catch-all
+// route to the upstream) with the bench's ports, plain HTTP serving and
+// the access log off.
 func TestAnxProxyArgs(t *testing.T) {
 	tmp, f := benchFiles(t)
 	in, args := renderOnly(t, specNamed(t, "anx"), proxyToUpstream, f, filepath.Join(tmp, "anx"))
-	want := []string{"run", "--https", "127.0.0.1:18443", "--http", "127.0.0.1:18081", "--data", filepath.Join(in.dir, "data"),
-		"--domain", "localhost", "--http-mode", "serve", "--proxy", "http://127.0.0.1:18080"}
-	if !slices.Equal(args, want) {
-		t.Errorf("args = %q\nwant %q", args, want)
+	conf := filepath.Join(in.dir, "anx.toml")
+	if want := []string{"run", "--config", conf}; !slices.Equal(args, want) {
+		t.Fatalf("args = %q\nwant %q", args, want)
+	}
+	text, err := os.ReadFile(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range []string{`https = "127.0.0.1:18443"`, `http  = "127.0.0.1:18081"`, `data  = "` + filepath.Join(in.dir, "data") + `"`,
+		`hosts = ["localhost"]`, `http_mode = "serve"`, `access_log = "off"`, `path = "/"`, `proxy = ["http://127.0.0.1:18080"]`} {
+		if !strings.Contains(string(text), line+"\n") {
+			t.Errorf("anx.toml lacks the line %s:\n%s", line, text)
+		}
 	}
 }
 
@@ -285,11 +295,12 @@ func TestServersTakeTheirLoads(t *testing.T) {
 		want  []string
 	}{
 		{[]string{"proxy-h1", "proxy-h1-tls", "proxy-h2", "proxy-latency"}, []string{"anx", "nginx", "haproxy", "caddy"}},
-		{[]string{"h1-plain-1k"}, []string{"anx", "nginx", "h2o", "caddy"}},
-		{[]string{"h3-1k"}, []string{"anx", "caddy"}},
+		{[]string{"h1-plain-1k"}, []string{"anx", "anx-log", "nginx", "h2o", "caddy"}},
+		{[]string{"h3-1k"}, []string{"anx", "anx-log", "caddy"}},
 		{[]string{"h2c-1k"}, []string{"anx", "nginx", "h2o"}},
 		{[]string{"h2-c1000", "idle-rss-h2"}, []string{"anx", "nginx", "h2o", "caddy"}},
-		{[]string{"h1-plain-1k", "proxy-h1"}, []string{"anx", "nginx", "h2o", "haproxy", "caddy"}},
+		{[]string{"h1-plain-1k", "proxy-h1"}, []string{"anx", "anx-log", "nginx", "h2o", "haproxy", "caddy"}},
+		{[]string{"h1-plain-10m"}, []string{"anx", "nginx", "h2o", "caddy"}},
 	}
 	for _, tt := range tests {
 		var got []string

@@ -70,6 +70,8 @@ type spec struct {
 	// Upgrades included, to in.upstream (the tunnel upstream); nil: the
 	// server does not tunnel.
 	tunnel func(in *instance) ([]string, error)
+	// loads, when not empty, are the only loads the server takes.
+	loads []string
 }
 
 // config returns the config writer of r, nil when sp cannot take that role.
@@ -100,6 +102,11 @@ func specs() []*spec {
 	return []*spec{
 		{name: "anx", h3: true, h2c: h2cOnHTTPPort, find: findAnx,
 			version: func(bin string) string { return firstLine(bin, "version") }, files: anxConfig, proxy: anxProxyConfig, tunnel: anxProxyConfig},
+		// anx again with its access log on, to a file, for the cost of logging
+		// (issue 14: at most 5% of h1-plain-1k), on the loads of one request
+		// per protocol.
+		{name: "anx-log", h3: true, find: findAnx, loads: []string{"h1-plain-1k", "h1-tls-1k", "h2-1k", "h3-1k"},
+			version: func(bin string) string { return firstLine(bin, "version") + ", access_log to a file (JSON)" }, files: anxLogConfig},
 		{name: "nginx", h2c: h2cOnOwnPort, find: lookPath("nginx"),
 			version: func(bin string) string { return firstLine(bin, "-v") }, files: nginxConfig, proxy: nginxProxyConfig, tunnel: nginxTunnelConfig},
 		{name: "h2o", h2c: h2cOnHTTPPort, find: lookPath("h2o"),
@@ -447,7 +454,8 @@ func (in *instance) Upstream() string {
 
 // anx: as built (GOMAXPROCS default), its own local CA's leaf, plain HTTP
 // serving, idle timeout raised to nginx's so the idle-connection load keeps
-// its connections.
+// its connections, the access log off as nginx's is here (anx-log has it
+// on).
 const anxTOML = `https = "127.0.0.1:{{.HTTPS}}"
 http  = "127.0.0.1:{{.HTTP}}"
 data  = "{{.Dir}}/data"
@@ -462,7 +470,14 @@ http_mode = "serve"
 `
 
 func anxConfig(in *instance) ([]string, error) {
-	path, err := writeConfig(in, "anx.toml", anxTOML)
+	path, err := writeConfig(in, "anx.toml", anxTOML+`access_log = "off"`+"\n")
+	return []string{"run", "--config", path}, err
+}
+
+// anxLogConfig is anxConfig with the access log on, to a file in the
+// server's dir, in the default format (JSON).
+func anxLogConfig(in *instance) ([]string, error) {
+	path, err := writeConfig(in, "anx.toml", anxTOML+`access_log = "{{.Dir}}/access.log"`+"\n")
 	return []string{"run", "--config", path}, err
 }
 
