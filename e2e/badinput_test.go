@@ -90,6 +90,8 @@ var badConfigs = []struct{ name, text, mark, key string }{
 	// A malformed ACME directory URL is a config error at load.
 	{"acme-ca-bad-scheme", "email = \"test@example.com\"\nacme_ca = \"ht!tp://x\"\n", "acme_ca", "acme_ca"},
 	{"acme-ca-not-a-url", "acme_ca = \"not a url\"\n", "acme_ca", "acme_ca"},
+	{"fallback-not-a-path", "[[site]]\nhosts = [\"localhost\"]\nroot = \"site\"\nfallback = \"index.html\"\n", `fallback = "index.html"`, "fallback"},
+	{"fallback-missing", "[[site]]\nhosts = [\"localhost\"]\nroot = \"site\"\nfallback = \"/missing.html\"\n", `fallback = "/missing.html"`, "fallback"},
 }
 
 // TestBadConfig: `anx validate` and `anx run` on a faulty config exit
