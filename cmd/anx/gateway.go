@@ -53,6 +53,7 @@ type gateway struct {
 	// buildServers, which hands them to every protocol server.
 	observers observers
 	access    *accessLogs // the access log, one of the observers (accesslog.go)
+	admin     *adminState // the admin listener, whose counters are an observer (admin.go); nil when off
 }
 
 // newGateway builds the servers for cfg and opens its listeners. On error
@@ -74,6 +75,9 @@ func openGateway(cfg config.Config, logger *slog.Logger, in *inherited) (_ *gate
 		return nil, err
 	}
 	if err = gw.listen(); err != nil {
+		return nil, err
+	}
+	if err = gw.openAdmin(); err != nil {
 		return nil, err
 	}
 	s, err := gw.buildSites(&cfg)
@@ -161,6 +165,7 @@ func (gw *gateway) reload(cfg config.Config) error {
 func (gw *gateway) setHandlers(h handlers) {
 	gw.handlers = h
 	gw.tunnels.Store(len(h.proxies) > 0)
+	gw.adminRoutes(&h)
 }
 
 // listen opens the HTTPS port on TCP and UDP and the plain-HTTP port. A
@@ -350,6 +355,9 @@ func (gw *gateway) start() (<-chan error, error) {
 	if err := gw.h1Plain.Start(); err != nil {
 		return nil, fmt.Errorf("http: %w", err)
 	}
+	if err := gw.startAdmin(); err != nil {
+		return nil, err
+	}
 	failed := make(chan error, 1)
 	go func() { // exits when the HTTP/3 server stops
 		if err := gw.h3.Serve(gw.udp); err != nil && !isClosedError(err) {
@@ -371,9 +379,9 @@ func (gw *gateway) shutdown() error {
 	ctx, cancel := context.WithTimeout(context.Background(), gw.drainTimeout())
 	defer cancel()
 	var wg sync.WaitGroup
-	errs := make([]error, 3)
+	errs := make([]error, 4)
 	for i, stop := range []func(context.Context) error{
-		gw.h1Plain.Shutdown, gw.h1TLS.Shutdown, gw.h3.Shutdown,
+		gw.h1Plain.Shutdown, gw.h1TLS.Shutdown, gw.h3.Shutdown, gw.shutdownAdmin,
 	} {
 		wg.Go(func() { errs[i] = stop(ctx) })
 	}
@@ -396,6 +404,7 @@ func (gw *gateway) closeAll() {
 		_ = gw.udp.Close()
 	}
 	gw.handlers.close()
+	gw.closeAdmin()
 	if gw.certs != nil {
 		gw.certs.Close()
 	}

@@ -39,32 +39,12 @@ type Server struct {
 	done    chan struct{} // closed when the sampler's goroutine has exited
 }
 
-// CheckAddr refuses an admin address that is not a loopback one unless
-// remote is true: the metrics and status page name every site, route and
-// upstream, and they have no authentication.
-func CheckAddr(addr string, remote bool) error {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil || port == "" {
-		return fmt.Errorf("want host:port, such as \"127.0.0.1:2019\", got %q", addr)
-	}
-	if remote || isLoopback(host) {
-		return nil
-	}
-	return fmt.Errorf("%q is not a loopback address: the admin listener has no authentication; set admin_allow_remote = true to serve it there anyway", addr)
-}
-
-// isLoopback reports whether host is localhost or a loopback IP.
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
-
-// Listen opens the admin listener on addr.
+// Listen opens the admin listener on addr. The socket shares its port
+// (SO_REUSEPORT, where there is one) so that the new process of a binary
+// upgrade can open it while the old one still serves it.
 func (s *Server) Listen(addr string) error {
-	ln, err := net.Listen("tcp", addr)
+	lc := net.ListenConfig{Control: reusePort}
+	ln, err := lc.Listen(context.Background(), "tcp", addr)
 	if err != nil {
 		return fmt.Errorf("admin: %w", err)
 	}
