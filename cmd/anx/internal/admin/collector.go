@@ -32,7 +32,6 @@ var (
 	upstreamFailDesc     = prometheus.NewDesc("anx_upstream_failures_total", "Attempts to the upstream that got no response.", []string{"route", "upstream"}, nil)
 	upstreamRetryDesc    = prometheus.NewDesc("anx_upstream_retries_total", "Attempts to the upstream that retried a failed one.", []string{"route", "upstream"}, nil)
 	upstreamInFlightDesc = prometheus.NewDesc("anx_upstream_in_flight", "Requests being served through the upstream.", []string{"route", "upstream"}, nil)
-	upstreamPooledDesc   = prometheus.NewDesc("anx_upstream_pooled_connections", "Open connections to the upstream address, idle or busy (shared by the routes that name it).", []string{"upstream"}, nil)
 	upstreamLatencyDesc  = prometheus.NewDesc("anx_upstream_response_seconds", "Time until the upstream's response head arrived.", []string{"upstream"}, nil)
 	loopWakeupsDesc      = prometheus.NewDesc("anx_loop_wakeups_total", "Returns from epoll_wait of each event loop.", []string{"listener", "loop"}, nil)
 	loopConnsDesc        = prometheus.NewDesc("anx_loop_connections", "Connections held by each event loop.", []string{"listener", "loop"}, nil)
@@ -44,7 +43,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{requestsDesc, durationDesc, responseBytesDesc, requestBytesDesc,
 		connectionsDesc, handshakesDesc, handshakeFailDesc, certExpiryDesc, certErrorDesc,
 		upstreamUpDesc, upstreamReqDesc, upstreamFailDesc, upstreamRetryDesc, upstreamInFlightDesc,
-		upstreamPooledDesc, upstreamLatencyDesc, loopWakeupsDesc, loopConnsDesc, loopQueuedDesc} {
+		upstreamLatencyDesc, loopWakeupsDesc, loopConnsDesc, loopQueuedDesc} {
 		ch <- d
 	}
 }
@@ -128,7 +127,6 @@ func (c *collector) collectCertificates(ch chan<- prometheus.Metric, certs []Cer
 
 // collectUpstreams reads the upstreams' health and counters.
 func (c *collector) collectUpstreams(ch chan<- prometheus.Metric, ups []Upstream) {
-	pooled := map[string]int64{}
 	for _, u := range ups {
 		labels := []string{u.Route, u.URL}
 		ch <- prometheus.MustNewConstMetric(upstreamUpDesc, prometheus.GaugeValue, boolValue(u.Up), labels...)
@@ -136,10 +134,6 @@ func (c *collector) collectUpstreams(ch chan<- prometheus.Metric, ups []Upstream
 		ch <- prometheus.MustNewConstMetric(upstreamFailDesc, prometheus.CounterValue, float64(u.Failures), labels...)
 		ch <- prometheus.MustNewConstMetric(upstreamRetryDesc, prometheus.CounterValue, float64(u.Retries), labels...)
 		ch <- prometheus.MustNewConstMetric(upstreamInFlightDesc, prometheus.GaugeValue, float64(u.InFlight), labels...)
-		pooled[u.URL] = u.Pooled
-	}
-	for url, n := range pooled {
-		ch <- prometheus.MustNewConstMetric(upstreamPooledDesc, prometheus.GaugeValue, float64(n), url)
 	}
 }
 

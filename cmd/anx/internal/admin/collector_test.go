@@ -27,7 +27,7 @@ func testSources(now time.Time) Sources {
 			}
 		},
 		Upstreams: func() []Upstream {
-			return []Upstream{{Route: "a /api/*", URL: "http://127.0.0.1:9000", Up: true, Requests: 7, Failures: 1, Retries: 1, InFlight: 2, Pooled: 4}}
+			return []Upstream{{Route: "a /api/*", URL: "http://127.0.0.1:9000", Up: true, Requests: 7, Failures: 1, Retries: 1, InFlight: 2}}
 		},
 		Loops: func() []Loop { return []Loop{{Listener: "https", Index: 0, Wakeups: 99, Conns: 5, Queued: 4096}} },
 	}
@@ -50,9 +50,6 @@ anx_tls_handshake_failures_total{reason="timeout"} 2
 # HELP anx_upstream_up 1 when requests may go to the upstream, 0 when health checks or passive health took it out.
 # TYPE anx_upstream_up gauge
 anx_upstream_up{route="a /api/*",upstream="http://127.0.0.1:9000"} 1
-# HELP anx_upstream_pooled_connections Open connections to the upstream address, idle or busy (shared by the routes that name it).
-# TYPE anx_upstream_pooled_connections gauge
-anx_upstream_pooled_connections{upstream="http://127.0.0.1:9000"} 4
 # HELP anx_loop_queued_output_bytes Output queued on each event loop's connections, not yet taken by the sockets.
 # TYPE anx_loop_queued_output_bytes gauge
 anx_loop_queued_output_bytes{listener="https",loop="0"} 4096
@@ -62,7 +59,7 @@ anx_connections_open{proto="h2",state="open"} 3
 anx_connections_open{proto="tls",state="handshake"} 1
 `
 	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "anx_certificate_expiry_seconds", "anx_certificate_renewal_error",
-		"anx_tls_handshake_failures_total", "anx_upstream_up", "anx_upstream_pooled_connections", "anx_loop_queued_output_bytes", "anx_connections_open"); err != nil {
+		"anx_tls_handshake_failures_total", "anx_upstream_up", "anx_loop_queued_output_bytes", "anx_connections_open"); err != nil {
 		t.Error(err)
 	}
 }

@@ -56,7 +56,6 @@ type Upstream struct {
 	Failures uint64 `json:"failures"`  // attempts that failed (no response)
 	Retries  uint64 `json:"retries"`   // attempts that were retries of a failed one
 	InFlight int64  `json:"in_flight"` // requests being served through it now
-	Pooled   int64  `json:"pooled"`    // open connections to it, idle or busy
 }
 
 // Loop is one event loop of one listener.

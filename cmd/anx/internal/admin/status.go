@@ -144,10 +144,10 @@ func (s *Server) status(now time.Time) Status {
 	for i, p := range protoLabels {
 		st.RequestsByProto[p] = totals[i]
 	}
-	st.Routes = s.Requests.routeStatus()
+	st.Routes = append(st.Routes, s.Requests.routeStatus()...)
 	src := s.Sources
 	if src.Connections != nil {
-		st.Connections = src.Connections()
+		st.Connections = append(st.Connections, src.Connections()...)
 	}
 	if src.Handshakes != nil {
 		h := src.Handshakes()
@@ -163,7 +163,7 @@ func (s *Server) status(now time.Time) Status {
 		}
 	}
 	if src.Upstreams != nil {
-		st.Upstreams = src.Upstreams()
+		st.Upstreams = append(st.Upstreams, src.Upstreams()...)
 	}
 	return st
 }
