@@ -106,9 +106,13 @@ func appendJSONField(b []byte, key, value string) []byte {
 	return appendJSONString(b, value)
 }
 
-// appendMillis appends d in milliseconds with three decimals.
+// appendMillis appends d in milliseconds with three decimals (whole
+// microseconds); a negative d (a clock step) counts as 0.
 func appendMillis(b []byte, d time.Duration) []byte {
-	return strconv.AppendFloat(b, float64(d)/float64(time.Millisecond), 'f', 3, 64)
+	us := max(d/time.Microsecond, 0)
+	b = strconv.AppendInt(b, int64(us/1000), 10)
+	frac := us % 1000
+	return append(b, '.', byte('0'+frac/100), byte('0'+frac/10%10), byte('0'+frac%10))
 }
 
 // appendJSONString appends s as a JSON string, quotes included.

@@ -150,6 +150,17 @@ func TestJSONLineWithoutUpstreamOrTLS(t *testing.T) {
 	}
 }
 
+func TestAppendMillis(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		0: "0.000", 999 * time.Nanosecond: "0.000", 1500 * time.Microsecond: "1.500", 12*time.Second + 3*time.Microsecond: "12000.003",
+		-time.Second: "0.000", 999_999 * time.Microsecond: "999.999",
+	} {
+		if got := string(appendMillis(nil, d)); got != want {
+			t.Errorf("%v: got %s, want %s", d, got, want)
+		}
+	}
+}
+
 // combinedLine is nginx's combined format with the request id after it.
 var combinedLine = regexp.MustCompile(`^(\S+) - - \[(\d{2}/[A-Z][a-z]{2}/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4})\] "([^"\\]|\\x[0-9A-F]{2})*" (\d{3}) (\d+) "([^"\\]|\\x[0-9A-F]{2})*" "([^"\\]|\\x[0-9A-F]{2})*" "([^"\\]|\\x[0-9A-F]{2})*"\n$`)
 

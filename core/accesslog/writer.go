@@ -51,6 +51,7 @@ type Writer struct {
 	dropped atomic.Uint64
 
 	// Owned by the goroutine.
+	spare    []byte // the empty buffer take swaps in
 	out      io.Writer
 	file     *os.File // out when it is a file this Writer opened; nil for a stream
 	reported uint64   // dropped as last reported
@@ -87,7 +88,7 @@ func newWriter(path string, out io.Writer, bufferBytes int, logger *slog.Logger)
 	}
 	return &Writer{
 		path: path, limit: bufferBytes, logger: logger, out: out,
-		buf:  make([]byte, 0, bufferBytes),
+		buf: make([]byte, 0, bufferBytes), spare: make([]byte, 0, bufferBytes),
 		wake: make(chan struct{}, 1), urgent: make(chan struct{}, 1), done: make(chan struct{}),
 	}
 }
@@ -175,7 +176,6 @@ func (w *Writer) run() {
 	defer report.Stop()
 	gather := time.NewTimer(gatherDelay)
 	gather.Stop()
-	spare := make([]byte, 0, w.limit)
 	for {
 		select {
 		case <-w.wake:
@@ -184,12 +184,12 @@ func (w *Writer) run() {
 			w.reportDrops()
 			continue
 		}
-		batch, reopen, closing := w.take(spare)
+		batch, reopen, closing := w.take(w.spare)
 		if reopen {
 			w.reopenFile()
 		}
 		w.write(batch)
-		spare = batch[:0]
+		w.spare = batch[:0]
 		if closing {
 			w.finish()
 			return
