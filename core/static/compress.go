@@ -3,6 +3,7 @@ package static
 import (
 	"io/fs"
 	"runtime"
+	"strings"
 
 	"github.com/anx-gateway/anx/core/encode"
 )
@@ -54,9 +55,12 @@ type fileKey struct {
 	dev, ino uint64
 }
 
+// fileKeyOf returns the key of the file opened as name. The name is
+// copied: a request's path may point into the front end's input buffer,
+// which is reused, and the key outlives the request.
 func fileKeyOf(name string, info fs.FileInfo) fileKey {
 	dev, ino := deviceAndInode(info)
-	return fileKey{path: name, size: info.Size(), modNanos: info.ModTime().UnixNano(), dev: dev, ino: ino}
+	return fileKey{path: strings.Clone(name), size: info.Size(), modNanos: info.ModTime().UnixNano(), dev: dev, ino: ino}
 }
 
 // markCompressible lets e be compressed on the fly when compression is on

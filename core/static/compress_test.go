@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/andybalholm/brotli"
 	"github.com/klauspost/compress/gzip"
@@ -355,5 +356,29 @@ func TestCompressedGetDoesNotAllocate(t *testing.T) {
 	})
 	if w.status != 200 || w.header.Get("Content-Encoding") != "zstd" || allocs != 0 {
 		t.Errorf("status %d, Content-Encoding %q, %v allocations per GET, want 200 zstd 0", w.status, w.header.Get("Content-Encoding"), allocs)
+	}
+}
+
+// The variant's key outlives the request: a front end's request path may
+// point into its input buffer, which the next request overwrites, and the
+// variant must still be found.
+func TestCompressKeyOutlivesRequestPath(t *testing.T) {
+	root := t.TempDir()
+	content := textOf(3000)
+	writeFile(t, root, "k.css", content)
+	h := compressingHandler(t, root)
+	input := []byte("/k.css")
+	r := newRequest(t, statictest.Request{Method: "GET", Target: "/k.css",
+		Header: []statictest.Field{{Name: "Accept-Encoding", Value: "gzip"}}})
+	r.Path = unsafe.String(&input[0], len(input))
+	rec := &recorder{t: t}
+	h.Serve(rec, r)
+	checkVariant(t, rec, "gzip", content)
+	copy(input, "/xxxxx") // the front end reads the next request into its buffer
+	n, _ := h.CompressedVariants()
+	rec = serve(t, h, "GET", "/k.css", statictest.Field{Name: "Accept-Encoding", Value: "gzip"})
+	checkVariant(t, rec, "gzip", content)
+	if after, _ := h.CompressedVariants(); after != n {
+		t.Errorf("%d variants, then %d: the second request did not find the first's", n, after)
 	}
 }
