@@ -8,7 +8,8 @@
 #                            kernel's binfmt_misc, so that an arm64 binary can start
 #                            another: the doctor's hardware-off child, tests that
 #                            run themselves again),
-#                            openssl (s_client: cipher order, session resumption)
+#                            openssl (s_client: cipher order, session resumption),
+#                            prometheus (a real server scraping anx's /metrics, and promtool)
 #   built here, once:        curl with HTTP/3 (GnuTLS + ngtcp2 + nghttp3 from backports,
 #                            from Debian's curl source) into $ANX_PEERS_CACHE/curl-h3
 #   go install, pinned:      h2spec, and Pebble (pebble, pebble-challtestsrv: the ACME
@@ -29,7 +30,7 @@ h2spec_version=v2.2.1+incompatible
 pebble_version=v2.10.1
 
 backports_pkgs=(curl libcurl3-gnutls ngtcp2-client testssl.sh)
-main_pkgs=(nghttp2-client wrk chromium slowhttptest qemu-user qemu-user-binfmt openssl)
+main_pkgs=(nghttp2-client wrk chromium slowhttptest qemu-user qemu-user-binfmt openssl prometheus)
 build_pkgs=(gcc make pkg-config xz-utils dpkg-dev libgnutls28-dev libngtcp2-dev libngtcp2-crypto-gnutls-dev
   libnghttp3-dev libnghttp2-dev zlib1g-dev)
 
