@@ -23,7 +23,8 @@ const upgradeEnv = "ANX_UPGRADE_FDS"
 type inherited struct {
 	https, http []int    // listening TCP sockets, one per event loop
 	udp         int      // the HTTP/3 socket
-	ready       *os.File // the old process's pipe; nil once told
+	readyFd     int      // the old process's pipe
+	ready       *os.File // readyFd, made by takeInherited; nil once told
 }
 
 // takeInherited reads upgradeEnv and takes it out of the environment (a
@@ -39,6 +40,7 @@ func takeInherited() (*inherited, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s=%q: %w", upgradeEnv, spec, err)
 	}
+	in.ready = os.NewFile(uintptr(in.readyFd), "upgrade-ready")
 	return in, nil
 }
 
@@ -66,8 +68,7 @@ func parseInherited(spec string) (*inherited, error) {
 	if len(fds["udp"]) != 1 || len(fds["ready"]) != 1 {
 		return nil, errors.New("udp and ready take one descriptor each")
 	}
-	return &inherited{https: fds["https"], http: fds["http"], udp: fds["udp"][0],
-		ready: os.NewFile(uintptr(fds["ready"][0]), "upgrade-ready")}, nil
+	return &inherited{https: fds["https"], http: fds["http"], udp: fds["udp"][0], readyFd: fds["ready"][0]}, nil
 }
 
 // listen serves the inherited sockets instead of binding new ones.
