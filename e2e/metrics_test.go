@@ -187,3 +187,78 @@ func waitStatus(t *testing.T, adminAddr string, ok func(statusJSON) bool) {
 		t.Fatalf("/status.json never showed what the test waits for: last %+v", last)
 	}
 }
+
+// TestAdminRefusesRemoteAddress: an admin address that is not loopback
+// makes `anx validate` and `anx run` exit non-zero with one line naming
+// the file, the line and the key; admin_allow_remote = true accepts it.
+func TestAdminRefusesRemoteAddress(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	harness.WriteFile(t, dir+"/site/index.html", []byte("hi"))
+	head := "https = \"127.0.0.1:" + strconv.Itoa(harness.FreePort(t)) + "\"\nhttp = \"127.0.0.1:" +
+		strconv.Itoa(harness.FreeTCPPort(t)) + "\"\ndata = \"data\"\n"
+	site := "\n[[site]]\nhosts = [\"localhost\"]\nroot = \"site\"\n"
+	path := dir + "/remote.toml"
+	harness.WriteFile(t, path, []byte(head+"admin = \"0.0.0.0:"+strconv.Itoa(harness.FreeTCPPort(t))+"\"\n"+site))
+	for _, cmd := range []string{"validate", "run"} {
+		r := harness.RunAnx(t, dir, harness.SafetyNet, cmd, "--config", path)
+		ls := lines(r.Stderr)
+		if r.ExitCode == 0 || len(ls) != 1 || !strings.Contains(ls[0], `remote.toml:4: key "admin"`) ||
+			!strings.Contains(ls[0], "not a loopback address") {
+			t.Errorf("anx %s: exit %d, stderr %q; want non-zero and one line naming remote.toml:4 and key \"admin\"", cmd, r.ExitCode, r.Stderr)
+		}
+	}
+	allowed := dir + "/allowed.toml"
+	harness.WriteFile(t, allowed, []byte(head+"admin = \"0.0.0.0:2019\"\nadmin_allow_remote = true\n"+site))
+	if r := harness.RunAnx(t, dir, harness.SafetyNet, "validate", "--config", allowed); r.ExitCode != 0 {
+		t.Errorf("anx validate with admin_allow_remote = true: exit %d, stderr %q", r.ExitCode, r.Stderr)
+	}
+}
+
+// TestMetricsKeepTotalsAcrossReload: requests over h1, h2 and h3 are
+// counted by protocol; a reload that keeps the site's files and adds a
+// route keeps their totals, and the new route is counted from then on.
+func TestMetricsKeepTotalsAcrossReload(t *testing.T) {
+	t.Parallel()
+	s, adminAddr := startWithAdmin(t)
+	get := func(p harness.Proto, path string) {
+		if r := s.Get(p, path); r.Err != nil || r.Status != 200 {
+			t.Fatalf("%s GET %s: %d, %v", p, path, r.Status, r.Err)
+		}
+	}
+	for _, p := range harness.Protos {
+		get(p, "/hello.txt")
+		get(p, "/hello.txt")
+	}
+	series := func(proto, route string, n int) string {
+		return `anx_http_requests_total{code_class="2xx",proto="` + proto + `",route="` + route + `",site="localhost"} ` + strconv.Itoa(n) + "\n"
+	}
+	waitMetrics := func(want ...string) {
+		t.Helper()
+		var last string
+		held := waitFor(func() bool { // the count follows the response's end by a moment
+			last = string(scrape(t, adminAddr))
+			for _, w := range want {
+				if !strings.Contains(last, w) {
+					return false
+				}
+			}
+			return true
+		})
+		if !held {
+			t.Fatalf("/metrics never had %q:\n%s", want, last)
+		}
+	}
+	waitMetrics(series("h1", "(root)", 2), series("h2", "(root)", 2), series("h3", "(root)", 2))
+
+	cfg, err := os.ReadFile(s.ConfigPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if line := s.Reload(t, string(cfg)+"\n[[site.route]]\npath = \"=/fixed\"\nrespond = \"fixed\\n\"\n"); !strings.Contains(line, "msg=reloaded") {
+		t.Fatalf("reload: %s", line)
+	}
+	get(harness.H2, "/hello.txt")
+	get(harness.H2, "/fixed")
+	waitMetrics(series("h1", "(root)", 2), series("h2", "(root)", 3), series("h3", "(root)", 2), series("h2", "=/fixed", 1))
+}
