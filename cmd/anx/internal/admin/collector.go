@@ -3,6 +3,7 @@ package admin
 import (
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -120,7 +121,7 @@ func (c *collector) collectCertificates(ch chan<- prometheus.Metric, certs []Cer
 			ch <- prometheus.MustNewConstMetric(certExpiryDesc, prometheus.GaugeValue, cert.NotAfter.Sub(now).Seconds(), cert.Name, cert.Issuer)
 		}
 		if cert.LastError != "" {
-			ch <- prometheus.MustNewConstMetric(certErrorDesc, prometheus.GaugeValue, 1, cert.Name, cert.LastError)
+			ch <- prometheus.MustNewConstMetric(certErrorDesc, prometheus.GaugeValue, 1, cert.Name, shorten(cert.LastError))
 		}
 	}
 }
@@ -153,4 +154,20 @@ func boolValue(b bool) float64 {
 		return 1
 	}
 	return 0
+}
+
+// maxErrorLabel bounds the error label of anx_certificate_renewal_error:
+// an ACME error can carry a whole problem document.
+const maxErrorLabel = 200
+
+// shorten cuts an error text to maxErrorLabel bytes, on a rune boundary.
+func shorten(s string) string {
+	if len(s) <= maxErrorLabel {
+		return s
+	}
+	cut := maxErrorLabel
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }

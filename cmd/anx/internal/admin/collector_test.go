@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -82,5 +83,16 @@ func TestCollectorPassesLint(t *testing.T) {
 	reg.MustRegister(c)
 	if _, err := reg.Gather(); err != nil {
 		t.Errorf("pedantic registry: %v", err)
+	}
+}
+
+func TestShortenKeepsRunesWhole(t *testing.T) {
+	long := strings.Repeat("é", 150) // 300 bytes
+	got := shorten(long)
+	if !utf8.ValidString(got) || len(got) > maxErrorLabel+len("…") || !strings.HasSuffix(got, "…") {
+		t.Errorf("shorten: %d bytes, valid %v", len(got), utf8.ValidString(got))
+	}
+	if shorten("short") != "short" {
+		t.Error("shorten changed a short text")
 	}
 }
