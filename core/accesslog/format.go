@@ -52,14 +52,11 @@ func appendLine(b []byte, f Format, e *entry) []byte {
 	return appendJSON(b, e)
 }
 
-// jsonTime is RFC 3339 with milliseconds.
-const jsonTime = "2006-01-02T15:04:05.000Z07:00"
-
 // appendJSON appends e as one JSON object and a newline.
 func appendJSON(b []byte, e *entry) []byte {
 	r, o := e.r, e.o
 	b = append(b, `{"time":"`...)
-	b = e.when.UTC().AppendFormat(b, jsonTime)
+	b = appendRFC3339Millis(b, e.when)
 	b = append(b, `","remote":"`...)
 	b = e.remote.AppendTo(b)
 	b = append(b, '"')
@@ -171,9 +168,6 @@ func appendJSONText(b []byte, s string) []byte {
 	return append(b, s[start:]...)
 }
 
-// combinedTime is nginx's $time_local.
-const combinedTime = "02/Jan/2006:15:04:05 -0700"
-
 // appendCombined appends e in nginx's combined format, then the request id
 // quoted, and a newline:
 //
@@ -185,7 +179,7 @@ func appendCombined(b []byte, e *entry) []byte {
 	r, o := e.r, e.o
 	b = e.remote.AppendTo(b)
 	b = append(b, " - - ["...)
-	b = e.when.AppendFormat(b, combinedTime)
+	b = appendTimeLocal(b, e.when)
 	b = append(b, `] "`...)
 	b = appendCombinedText(b, r.Method)
 	b = append(b, ' ')
@@ -238,6 +232,71 @@ func appendCombinedText(b []byte, s string) []byte {
 		start = i + 1
 	}
 	return append(b, s[start:]...)
+}
+
+// appendRFC3339Millis appends t in UTC as RFC 3339 with milliseconds
+// ("2006-01-02T15:04:05.000Z"), as time.AppendFormat would, in a fraction
+// of its time.
+func appendRFC3339Millis(b []byte, t time.Time) []byte {
+	t = t.UTC()
+	year, month, day := t.Date()
+	hour, minute, sec := t.Clock()
+	b = appendDigits(b, year, 4)
+	b = append(b, '-')
+	b = appendDigits(b, int(month), 2)
+	b = append(b, '-')
+	b = appendDigits(b, day, 2)
+	b = append(b, 'T')
+	b = appendClock(b, hour, minute, sec)
+	b = append(b, '.')
+	b = appendDigits(b, t.Nanosecond()/int(time.Millisecond), 3)
+	return append(b, 'Z')
+}
+
+// appendTimeLocal appends t as nginx's $time_local
+// ("02/Jan/2006:15:04:05 -0700"), in t's own location.
+func appendTimeLocal(b []byte, t time.Time) []byte {
+	year, month, day := t.Date()
+	hour, minute, sec := t.Clock()
+	_, offset := t.Zone()
+	b = appendDigits(b, day, 2)
+	b = append(b, '/')
+	b = append(b, month.String()[:3]...)
+	b = append(b, '/')
+	b = appendDigits(b, year, 4)
+	b = append(b, ':')
+	b = appendClock(b, hour, minute, sec)
+	sign := byte('+')
+	if offset < 0 {
+		sign, offset = '-', -offset
+	}
+	b = append(b, ' ', sign)
+	b = appendDigits(b, offset/3600, 2)
+	return appendDigits(b, offset/60%60, 2)
+}
+
+// appendClock appends hh:mm:ss.
+func appendClock(b []byte, hour, minute, sec int) []byte {
+	b = appendDigits(b, hour, 2)
+	b = append(b, ':')
+	b = appendDigits(b, minute, 2)
+	b = append(b, ':')
+	return appendDigits(b, sec, 2)
+}
+
+// appendDigits appends n (0 or more) in decimal, zero-padded to width.
+func appendDigits(b []byte, n, width int) []byte {
+	var d [20]byte
+	i := len(d)
+	for n >= 10 || width > 1 {
+		i--
+		d[i] = byte('0' + n%10)
+		n /= 10
+		width--
+	}
+	i--
+	d[i] = byte('0' + n)
+	return append(b, d[i:]...)
 }
 
 // protoName is the protocol as a line shows it; HTTP/1.0 is told apart.

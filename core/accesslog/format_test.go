@@ -150,6 +150,24 @@ func TestJSONLineWithoutUpstreamOrTLS(t *testing.T) {
 	}
 }
 
+func TestTimeFormatsMatchTimePackage(t *testing.T) {
+	zones := []*time.Location{time.UTC, time.FixedZone("", 5*3600+30*60), time.FixedZone("", -8*3600), time.FixedZone("", -(3*3600 + 30*60))}
+	for _, when := range []time.Time{
+		time.Date(2026, 12, 6, 7, 30, 0, 123_456_789, time.UTC), time.Date(1999, 1, 2, 3, 4, 5, 999_999_999, time.UTC),
+		time.Date(2024, 2, 29, 23, 59, 59, 0, time.UTC), time.Date(10, 10, 10, 0, 0, 0, 1_000_000, time.UTC),
+	} {
+		for _, loc := range zones {
+			at := when.In(loc)
+			if got, want := string(appendRFC3339Millis(nil, at)), at.UTC().Format("2006-01-02T15:04:05.000Z07:00"); got != want {
+				t.Errorf("RFC 3339 of %v: got %s, want %s", at, got, want)
+			}
+			if got, want := string(appendTimeLocal(nil, at)), at.Format("02/Jan/2006:15:04:05 -0700"); got != want {
+				t.Errorf("time_local of %v: got %s, want %s", at, got, want)
+			}
+		}
+	}
+}
+
 func TestAppendMillis(t *testing.T) {
 	for d, want := range map[time.Duration]string{
 		0: "0.000", 999 * time.Nanosecond: "0.000", 1500 * time.Microsecond: "1.500", 12*time.Second + 3*time.Microsecond: "12000.003",
