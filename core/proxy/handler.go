@@ -14,6 +14,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/anx-gateway/anx/core/encode"
 	"github.com/anx-gateway/anx/core/message"
 	"github.com/anx-gateway/anx/core/netpoll"
 	"github.com/anx-gateway/anx/core/pool"
@@ -31,9 +32,10 @@ type Handler struct {
 	log    *slog.Logger
 	checks *checker // nil without active checks
 
-	exchanges     sync.Pool // *exchange
-	onLoop        bool      // every upstream can be reached from an event loop (loop.go)
-	loopExchanges sync.Pool // *loopExchange
+	exchanges     sync.Pool    // *exchange
+	onLoop        bool         // every upstream can be reached from an event loop (loop.go)
+	encoders      *encode.Pool // compresses responses (compress.go); nil when the route does not
+	loopExchanges sync.Pool    // *loopExchange
 }
 
 // New builds the handler of one proxy route. Its upstreams' connections
@@ -47,7 +49,7 @@ func New(cfg Config, shared *Transports) (*Handler, error) {
 	if shared == nil {
 		shared = NewTransports()
 	}
-	h := &Handler{cfg: cfg, shared: shared, log: cfg.Logger}
+	h := &Handler{cfg: cfg, shared: shared, log: cfg.Logger, encoders: newEncoders(&cfg)}
 	opts := cfg.transportOptions()
 	now := time.Now().UnixNano()
 	for _, u := range cfg.Upstreams {

@@ -83,8 +83,10 @@ type loopExchange struct {
 	trailer  message.Header
 	interims int // informational responses so far
 	interim  message.Header
-	paused   bool // the upstream's reading is paused: the client's output is backed up
-	spoiled  bool // bytes came after the response's end: the connection is not reused
+	paused   bool            // the upstream's reading is paused: the client's output is backed up
+	accept   clientAccept    // the request's Accept-Encoding
+	compress loopCompression // the response's encoder, when it is compressed
+	spoiled  bool            // bytes came after the response's end: the connection is not reused
 }
 
 // serveOnLoop proxies r on the front end's event loop, deferring the
@@ -108,6 +110,7 @@ func (h *Handler) serveOnLoop(w message.ResponseWriter, r *message.Request) bool
 	x.w, x.lw, x.loop = w, lw, loop
 	x.choice = h.bal.choose(r)
 	x.isHead, x.secure = r.Method == "HEAD", r.TLS
+	x.accept.read(h, r)
 	x.retryable = idempotent(r.Method) || r.Header.Has("Idempotency-Key")
 	x.deadline = time.Now().Add(h.cfg.TryDuration).UnixNano()
 	h.fillRequest(&x.req, r, h.ups[0], false) // the head is the same for every upstream of a loopable route
@@ -137,6 +140,7 @@ func (h *Handler) getLoopExchange() *loopExchange {
 }
 
 func (h *Handler) putLoopExchange(x *loopExchange) {
+	x.compress.release(h)
 	head, hdr, target, reqHdr, trailer := x.head, x.resp.Header, x.req.target[:0], x.req.header, x.trailer
 	hdr.Reset()
 	reqHdr.Reset()
@@ -312,6 +316,7 @@ func (x *loopExchange) startResponse(c *loopConn, kind h1BodyKind, length int64)
 	if h.cfg.Policy == CookieSticky && x.choice.sticky != x.up {
 		hdr.Add("Set-Cookie", h.stickyCookie(u, x.secure))
 	}
+	x.compress.enc = h.startCompression(x.w, &x.accept, x.isHead, x.resp.Status, hdr)
 	x.w.WriteHeader(x.resp.Status)
 	if kind == h1BodyChunked {
 		x.dec.Reset(h1MaxHeadBytes, h1MaxFields, &x.trailer)
@@ -388,6 +393,13 @@ func (x *loopExchange) write(c *loopConn, p []byte) bool {
 	if len(p) == 0 {
 		return true
 	}
+	if x.compress.enc != nil {
+		if err := x.compress.write(p); err != nil {
+			x.abandon(c)
+			return false
+		}
+		return true
+	}
 	if _, err := x.w.Write(p); err != nil {
 		x.abandon(c)
 		return false
@@ -399,6 +411,10 @@ func (x *loopExchange) write(c *loopConn, p []byte) bool {
 // response (server-sent events) is not held back, and stops reading the
 // upstream while the client's output is backed up (Writable resumes it).
 func (x *loopExchange) flushOrPause(c *loopConn) {
+	if x.compress.flush() != nil {
+		x.abandon(c)
+		return
+	}
 	if f, ok := x.w.(message.Flusher); ok && f.Flush() != nil {
 		x.abandon(c)
 		return
@@ -436,6 +452,7 @@ func (x *loopExchange) Gone() {
 // finish ends an exchange whose response body has all arrived: the
 // trailers go to the client, the connection back to the loop's pool.
 func (x *loopExchange) finish(c *loopConn) {
+	_ = x.compress.close() // a client gone away is nothing to tell it
 	if x.trailer.Len() > 0 {
 		if tw, ok := x.w.(message.TrailerWriter); ok {
 			copyEndToEnd(tw.Trailer(), &x.trailer)
@@ -505,6 +522,7 @@ func (x *loopExchange) closed(c *loopConn, err error) {
 	switch {
 	case x.started && x.kind == h1BodyClose && err == io.EOF:
 		x.h.ups[x.up].inflight.Add(-1)
+		_ = x.compress.close() // the body is whole: end the coding's stream
 		x.end()
 	case x.started:
 		x.h.ups[x.up].inflight.Add(-1)

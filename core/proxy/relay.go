@@ -28,8 +28,17 @@ func (h *Handler) relay(w message.ResponseWriter, r *message.Request, u *upstrea
 	if h.cfg.Policy == CookieSticky && cookieValue(&r.Header, h.cfg.Cookie) != u.id {
 		w.Header().Add("Set-Cookie", h.stickyCookie(u, r.TLS))
 	}
+	var ca clientAccept
+	ca.read(h, r)
+	enc := h.startCompression(w, &ca, r.Method == "HEAD", resp.Status, w.Header())
 	w.WriteHeader(resp.Status)
-	if err := h.copyBody(w, resp.Body); err != nil {
+	var err error
+	if enc != nil {
+		err = h.copyCompressed(w, enc, resp.Body)
+	} else {
+		err = h.copyBody(w, resp.Body)
+	}
+	if err != nil {
 		h.log.Warn("proxy: upstream response broken", "route", h.cfg.Name, "upstream", u.url, "reason", reason(err))
 		if a, ok := w.(message.Aborter); ok {
 			a.Abort()
