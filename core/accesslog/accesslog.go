@@ -72,9 +72,23 @@ func (l *Logger) Observe(r *message.Request, o *message.Outcome) {
 	if site.Out == nil {
 		return
 	}
+	e := newEntry(r, o, cfg.TrustedProxies, site.Format)
+	if site.Out.appendInPlace(site.Format, &e) {
+		return
+	}
+	buf := pool.Get(lineBytes)
+	line := appendLine((*buf)[:0], site.Format, &e)
+	site.Out.Append(line)
+	if cap(line) == cap(*buf) {
+		pool.Put(buf)
+	}
+}
+
+// newEntry gathers what the line of r in format f says.
+func newEntry(r *message.Request, o *message.Outcome, trusted []netip.Prefix, f Format) entry {
 	e := entry{r: r, o: o, when: o.End, proto: protoName(r), tls: tlsName(r.TLSVersion)}
-	e.remote = clientAddr(r, cfg.TrustedProxies)
-	e.id = requestID(r, isTrusted(r.RemoteAddr.Addr().Unmap(), cfg.TrustedProxies))
+	e.remote = clientAddr(r, trusted)
+	e.id = requestID(r, isTrusted(r.RemoteAddr.Addr().Unmap(), trusted))
 	if e.when.IsZero() {
 		e.when = time.Now()
 	}
@@ -84,12 +98,10 @@ func (l *Logger) Observe(r *message.Request, o *message.Outcome) {
 	if rt := r.Trace.Route; rt != nil {
 		e.site, e.route = rt.Site, rt.Path
 	}
-	buf := pool.Get(lineBytes)
-	line := appendLine((*buf)[:0], site.Format, &e)
-	site.Out.Append(line)
-	if cap(line) == cap(*buf) {
-		pool.Put(buf)
+	if f == Combined {
+		e.referer, e.userAgent = r.Header.Get("Referer"), r.Header.Get("User-Agent")
 	}
+	return e
 }
 
 // requestID returns r's id: the one it has, else the X-Request-ID field

@@ -42,6 +42,18 @@ type entry struct {
 	proto   string
 	tls     string
 	elapsed time.Duration
+	// The combined format's fields.
+	referer, userAgent string
+}
+
+// lineBound is more than any line of e can take: the fixed text, numbers
+// and addresses, and every string escaped at its worst (6 bytes a byte in
+// JSON, 4 in the combined format).
+func (e *entry) lineBound() int {
+	r := e.r
+	n := len(r.Method) + len(r.Host) + len(r.Path) + len(r.RawQuery) + len(r.ServerName) + len(e.site) + len(e.route) +
+		len(e.id) + len(r.Trace.Upstream) + len(e.referer) + len(e.userAgent)
+	return 1024 + 6*n
 }
 
 // appendLine appends e's line in format f, newline included.
@@ -127,9 +139,13 @@ func appendJSONText(b []byte, s string) []byte {
 	const hex = "0123456789abcdef"
 	start := 0
 	for i := 0; i < len(s); {
+		if i+8 <= len(s) && !jsonSpecial8(s[i:]) {
+			i += 8
+			continue
+		}
 		c := s[i]
 		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != 0x7f {
+			if c >= 0x20 && c != '"' && c != '\\' {
 				i++
 				continue
 			}
@@ -168,6 +184,33 @@ func appendJSONText(b []byte, s string) []byte {
 	return append(b, s[start:]...)
 }
 
+// Bit tricks over 8 bytes at once (a word of bytes): lows has 1 in each
+// byte, highs has its top bit.
+const (
+	lows  = 0x0101010101010101
+	highs = 0x8080808080808080
+)
+
+// word reads the first 8 bytes of s (len(s) >= 8) as a little-endian word.
+func word(s string) uint64 {
+	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+}
+
+// hasLess reports whether a byte of x is below n (n <= 128).
+func hasLess(x uint64, n byte) bool { return (x-lows*uint64(n))&^x&highs != 0 }
+
+// hasByte reports whether a byte of x is c.
+func hasByte(x uint64, c byte) bool { return hasLess(x^(lows*uint64(c)), 1) }
+
+// jsonSpecial8 reports whether one of the first 8 bytes of s needs a look
+// of its own in a JSON string: a control character, a quote, a backslash
+// or a byte of a multi-byte (or invalid) UTF-8 sequence.
+func jsonSpecial8(s string) bool {
+	x := word(s)
+	return x&highs != 0 || hasLess(x, 0x20) || hasByte(x, '"') || hasByte(x, '\\')
+}
+
 // appendCombined appends e in nginx's combined format, then the request id
 // quoted, and a newline:
 //
@@ -198,8 +241,8 @@ func appendCombined(b []byte, e *entry) []byte {
 	b = strconv.AppendInt(b, int64(status), 10)
 	b = append(b, ' ')
 	b = strconv.AppendInt(b, o.Sent, 10)
-	b = appendCombinedQuoted(b, r.Header.Get("Referer"))
-	b = appendCombinedQuoted(b, r.Header.Get("User-Agent"))
+	b = appendCombinedQuoted(b, e.referer)
+	b = appendCombinedQuoted(b, e.userAgent)
 	b = appendCombinedQuoted(b, e.id)
 	return append(b, '\n')
 }
@@ -222,16 +265,28 @@ func appendCombinedQuoted(b []byte, s string) []byte {
 func appendCombinedText(b []byte, s string) []byte {
 	const hex = "0123456789ABCDEF"
 	start := 0
-	for i := 0; i < len(s); i++ {
+	for i := 0; i < len(s); {
+		if i+8 <= len(s) && !combinedSpecial8(s[i:]) {
+			i += 8
+			continue
+		}
 		c := s[i]
+		i++
 		if c >= 0x20 && c < 0x7f && c != '"' && c != '\\' {
 			continue
 		}
-		b = append(b, s[start:i]...)
+		b = append(b, s[start:i-1]...)
 		b = append(b, '\\', 'x', hex[c>>4], hex[c&0xf])
-		start = i + 1
+		start = i
 	}
 	return append(b, s[start:]...)
+}
+
+// combinedSpecial8 reports whether one of the first 8 bytes of s needs
+// escaping in a combined line.
+func combinedSpecial8(s string) bool {
+	x := word(s)
+	return x&highs != 0 || hasLess(x, 0x20) || hasByte(x, 0x7f) || hasByte(x, '"') || hasByte(x, '\\')
 }
 
 // appendRFC3339Millis appends t in UTC as RFC 3339 with milliseconds

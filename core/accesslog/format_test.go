@@ -2,6 +2,7 @@ package accesslog
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/netip"
 	"regexp"
 	"strings"
@@ -48,12 +49,7 @@ func testOutcome(status int) *message.Outcome {
 // formatLine formats the line of r and o as Observe does.
 func formatLine(f Format, r *message.Request, o *message.Outcome, trusted []netip.Prefix) string {
 	var buf [lineBytes]byte
-	e := entry{r: r, o: o, when: o.End, elapsed: o.Duration(), proto: protoName(r), tls: tlsName(r.TLSVersion)}
-	e.remote = clientAddr(r, trusted)
-	e.id = requestID(r, isTrusted(r.RemoteAddr.Addr(), trusted))
-	if rt := r.Trace.Route; rt != nil {
-		e.site, e.route = rt.Site, rt.Path
-	}
+	e := newEntry(r, o, trusted, f)
 	return string(appendLine(buf[:0], f, &e))
 }
 
@@ -286,4 +282,49 @@ func FuzzJSONText(f *testing.F) {
 			t.Fatalf("invalid UTF-8 %q came back as %q, encoding/json gives %q", s, back, asJSONDecodes(t, s))
 		}
 	})
+}
+
+// combinedReference is appendCombinedText byte by byte, without the
+// 8-byte fast path.
+func combinedReference(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x20 && c < 0x7f && c != '"' && c != '\\' {
+			b.WriteByte(c)
+		} else {
+			fmt.Fprintf(&b, `\x%02X`, c)
+		}
+	}
+	return b.String()
+}
+
+// FuzzCombinedText checks the combined escaper against the byte-by-byte
+// reference.
+func FuzzCombinedText(f *testing.F) {
+	for _, s := range hostileStrings {
+		f.Add(s)
+	}
+	f.Add("exactly8exactly8\x7fafter sixteen bytes \"q\" \\ and é")
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := string(appendCombinedText(nil, s)), combinedReference(s); got != want {
+			t.Fatalf("%q: got %q, want %q", s, got, want)
+		}
+	})
+}
+
+func TestJSONTextEveryByteAtEveryOffset(t *testing.T) {
+	for c := range 256 {
+		for off := range 17 {
+			s := strings.Repeat("a", off) + string([]byte{byte(c)}) + strings.Repeat("b", 16-off)
+			out := appendJSONString(nil, s)
+			var back string
+			if err := json.Unmarshal(out, &back); err != nil {
+				t.Fatalf("byte %#x at %d: %q is not JSON: %v", c, off, out, err)
+			}
+			if back != asJSONDecodes(t, s) {
+				t.Fatalf("byte %#x at %d: came back as %q, want %q", c, off, back, asJSONDecodes(t, s))
+			}
+		}
+	}
 }

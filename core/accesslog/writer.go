@@ -132,6 +132,26 @@ func (w *Writer) Append(line []byte) bool {
 // lineCount counts the lines of b.
 func lineCount(b []byte) int { return bytes.Count(b, []byte{'\n'}) }
 
+// appendInPlace formats e's line straight into the buffer, saving the
+// copy Append makes, when the line surely fits; it reports false, and
+// does nothing, when it might not (the caller formats it apart and calls
+// Append) or the Writer is closed.
+func (w *Writer) appendInPlace(f Format, e *entry) bool {
+	bound := e.lineBound()
+	w.mu.Lock()
+	if w.closing || w.limit-len(w.buf) < bound {
+		w.mu.Unlock()
+		return false
+	}
+	wasEmpty := len(w.buf) == 0
+	w.buf = appendLine(w.buf, f, e) // within cap: no allocation
+	w.mu.Unlock()
+	if wasEmpty {
+		w.signal()
+	}
+	return true
+}
+
 // signal wakes the goroutine for lines, unless a wake is pending already.
 func (w *Writer) signal() { notify(w.wake) }
 
