@@ -71,6 +71,22 @@ func (s *Server) DupListeners() ([]int, error) {
 	return fds, nil
 }
 
+// Retire prepares the hand-over of the listening sockets to another
+// process (a binary upgrade): the loops stop accepting, and from now on
+// every response says Connection: close, so that a busy keep-alive
+// connection ends after its next response, no request lost, and its
+// client reconnects to the new process. Shutdown then drains what is
+// left. ctx bounds the wait for the loops.
+func (s *Server) Retire(ctx context.Context) {
+	s.shutdown.Store(true)
+	s.mu.Lock()
+	loops := s.loops
+	s.mu.Unlock()
+	if loops != nil {
+		loops.StopAccepting(ctx)
+	}
+}
+
 // Addr returns the address Listen opened, or nil before.
 func (s *Server) Addr() net.Addr {
 	s.mu.Lock()

@@ -11,15 +11,18 @@ package main
 // the write end of a pipe. The new process loads the config itself (same
 // flags, same file), serves the inherited sockets instead of binding, and
 // once it serves writes "ready" on the pipe. The old process then stops
-// accepting and drains exactly as on SIGTERM (gateway.shutdown), and
-// exits 0. If the new process exits, writes why it failed, or is not
+// accepting, answers each HTTP/1.1 request for a second more with
+// Connection: close (retire), drains as on SIGTERM (gateway.shutdown),
+// and exits 0. If the new process exits, writes why it failed, or is not
 // ready within upgradeTimeout, the old one kills it if it still runs,
 // keeps serving and logs the reason.
 //
-// TCP loses nothing: the listening sockets are the same sockets in both
+// TCP loses nothing at the sockets: they are the same sockets in both
 // processes, so a connection queued on one is accepted by whichever
-// process accepts first, and the old process's connections drain as on
-// SIGTERM (requests in flight finish; HTTP/2 gets GOAWAY).
+// process accepts first. The old process's connections then end: HTTP/1.1
+// ones after a response with Connection: close (retire), the rest as on
+// SIGTERM (requests in flight finish; HTTP/2 gets one GOAWAY, and its
+// client retries a stream it opened as the GOAWAY came).
 //
 // HTTP/3 shares one UDP socket, and each datagram goes to whichever
 // process reads it first. The old process sends GOAWAY on its connections
@@ -64,7 +67,28 @@ func (gw *gateway) handOver(ctx context.Context) bool {
 		return false
 	}
 	gw.log.Info("upgrade: new process ready; draining", "pid", pid, "drain", gw.drainTimeout())
+	gw.retire()
 	return true
+}
+
+// retireGrace is how long the old process serves on after the new one is
+// ready, accepting nothing, before it drains: long next to the turn of a
+// client under load (microseconds to milliseconds), so that each busy
+// HTTP/1.1 keep-alive connection gets its next request answered with
+// Connection: close, and a TLS handshake under way completes and gets its
+// first request answered so, instead of being cut by the drain.
+const retireGrace = time.Second
+
+// retire stops the TCP listeners accepting here (the new process accepts
+// on the same sockets), makes HTTP/1.1 responses close their connections,
+// and waits retireGrace; the drain then finds those connections gone and
+// closes what is idle.
+func (gw *gateway) retire() {
+	ctx, cancel := context.WithTimeout(context.Background(), gw.drainTimeout())
+	defer cancel()
+	gw.h1TLS.Retire(ctx)
+	gw.h1Plain.Retire(ctx)
+	time.Sleep(retireGrace)
 }
 
 // upgrade starts the new process with the sockets and waits for its ready

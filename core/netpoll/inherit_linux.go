@@ -1,6 +1,7 @@
 package netpoll
 
 import (
+	"context"
 	"fmt"
 	"os"
 
@@ -112,5 +113,19 @@ func (l *Loop) dupListener() (int, error) {
 		default:
 			return -1, ErrServerClosed
 		}
+	}
+}
+
+// StopAccepting closes the listening sockets, each on its loop, and
+// returns once every loop has stopped accepting (or ctx has ended); the
+// connections go on being served until Shutdown. A process handing its
+// sockets over calls it so that the new process alone accepts: the
+// sockets stay open in the process that inherited them.
+func (s *Server) StopAccepting(ctx context.Context) {
+	s.mu.Lock()
+	loops, started := s.loops, s.started
+	s.mu.Unlock()
+	if started {
+		stopAccepting(ctx, loops)
 	}
 }

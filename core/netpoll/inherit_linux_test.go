@@ -87,3 +87,24 @@ func TestListenFDsRefusesNonListening(t *testing.T) {
 		t.Error("ListenFDs took no socket")
 	}
 }
+
+// TestStopAccepting: after StopAccepting a connection already open is
+// still served, and a new one is refused (no other process holds the
+// sockets).
+func TestStopAccepting(t *testing.T) {
+	s := &Server{Loops: 2, Handler: &funcs{}}
+	addr := start(t, s)
+	open := dial(t, addr)
+	open.SetDeadline(time.Now().Add(safetyNet))
+	s.StopAccepting(context.Background())
+	if _, err := open.Write([]byte("y")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(open, make([]byte, 1)); err != nil {
+		t.Fatalf("echo on a connection opened before StopAccepting: %v", err)
+	}
+	if c, err := net.DialTimeout("tcp", addr, safetyNet); err == nil {
+		c.Close()
+		t.Fatal("a dial after StopAccepting succeeded")
+	}
+}

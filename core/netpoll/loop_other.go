@@ -114,3 +114,6 @@ func (s *Server) ListenFDs(fds []int) error { return ErrUnsupported }
 
 // DupListeners fails with ErrUnsupported: there are no loops here.
 func (s *Server) DupListeners() ([]int, error) { return nil, ErrUnsupported }
+
+// StopAccepting does nothing: the server never started here.
+func (s *Server) StopAccepting(ctx context.Context) {}
