@@ -202,8 +202,10 @@ func (h *Handler) Serve(w message.ResponseWriter, r *message.Request) {
 		t.add(i)
 		u := h.ups[i]
 		u.inflight.Add(1)
+		sent := time.Now()
 		resp, err := h.send(x, r, u, replayable)
 		if err == nil {
+			traceUpstream(&r.Trace, u, resp.Status, time.Since(sent))
 			h.relay(w, r, u, resp)
 			u.inflight.Add(-1)
 			return
@@ -221,7 +223,16 @@ func (h *Handler) Serve(w message.ResponseWriter, r *message.Request) {
 			break
 		}
 	}
+	if lastUp != nil {
+		traceUpstream(&r.Trace, lastUp, 0, 0)
+	}
 	h.answerFailure(w, r.Method == "HEAD", lastErr, lastUp)
+}
+
+// traceUpstream tells the access log which upstream answered, its status
+// and how long its response head took; a status of 0 says it failed.
+func traceUpstream(t *message.Trace, u *upstream, status int, took time.Duration) {
+	t.Upstream, t.UpstreamStatus, t.UpstreamTime = u.url, status, took
 }
 
 // send sends r to u. A request that a reused connection lost, closed by

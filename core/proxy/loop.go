@@ -87,6 +87,11 @@ type loopExchange struct {
 	accept   clientAccept    // the request's Accept-Encoding
 	compress loopCompression // the response's encoder, when it is compressed
 	spoiled  bool            // bytes came after the response's end: the connection is not reused
+
+	// trace is the request's Trace, told the upstream and its answer: the
+	// front end keeps the request for its Observer until Done or Gone.
+	trace  *message.Trace
+	sentAt time.Time // when the attempt's request went upstream
 }
 
 // serveOnLoop proxies r on the front end's event loop, deferring the
@@ -107,7 +112,7 @@ func (h *Handler) serveOnLoop(w message.ResponseWriter, r *message.Request) bool
 		h.putLoopExchange(x)
 		return false
 	}
-	x.w, x.lw, x.loop = w, lw, loop
+	x.w, x.lw, x.loop, x.trace = w, lw, loop, &r.Trace
 	x.choice = h.bal.choose(r)
 	x.isHead, x.secure = r.Method == "HEAD", r.TLS
 	x.accept.read(h, r)
@@ -184,6 +189,9 @@ func (x *loopExchange) try() {
 	if x.attempt > 0 {
 		last = h.ups[x.up]
 	}
+	if last != nil {
+		traceUpstream(x.trace, last, 0, 0)
+	}
 	h.answerFailure(x.w, x.isHead, x.lastErr, last)
 	x.end()
 }
@@ -205,6 +213,7 @@ func (x *loopExchange) connFor(u *upstream) (*loopConn, error) {
 func (x *loopExchange) send(c *loopConn) {
 	x.conn, c.x = c, x
 	x.resp.Header.Reset()
+	x.sentAt = time.Now()
 	if err := c.nc.Write((*x.head)[:x.headN]); err != nil {
 		return // the connection has failed: OnClose follows
 	}
@@ -308,6 +317,7 @@ func (x *loopExchange) startResponse(c *loopConn, kind h1BodyKind, length int64)
 		c.upstreamIdle = x.info.idle - h1UpstreamIdleMargin
 	}
 	h.notePassiveStatus(u, x.resp.Status)
+	traceUpstream(x.trace, u, x.resp.Status, time.Since(x.sentAt))
 	// The fields are written at once (WriteHeader on a LoopWriter sends
 	// the head), so they may point into the upstream's input.
 	hdr := x.w.Header()
