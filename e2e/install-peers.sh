@@ -119,8 +119,18 @@ apt_install() {
   add_backports
   apt_update
   say "apt-get install ${target[*]} $(echo $todo)"
+  # Keep invoke-rc.d from starting the packages' services (prometheus,
+  # nginx...): the tests start their own on free ports. A policy the
+  # machine has is left alone.
+  local policy=/usr/sbin/policy-rc.d ours=
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\n# anx install-peers.sh: no service starts during the install\nexit 101\n' > "$policy"
+    chmod 755 "$policy"
+    ours=1
+  fi
   # shellcheck disable=SC2086 # word splitting of the package list is wanted
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${target[@]}" $todo >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${target[@]}" $todo >&2 || { [ -z "$ours" ] || rm -f "$policy"; return 1; }
+  [ -z "$ours" ] || rm -f "$policy"
 }
 
 install_packages() {
