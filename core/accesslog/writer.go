@@ -26,6 +26,10 @@ const (
 	// reportEvery is how often dropped lines are reported, when there
 	// were any.
 	reportEvery = 10 * time.Second
+	// closeWait bounds how long Close waits for the last write, so that a
+	// destination that takes nothing (a pipe nobody reads) cannot hold up
+	// a stop.
+	closeWait = 5 * time.Second
 )
 
 // Writer writes lines to one destination (a file, or a stream such as
@@ -35,9 +39,10 @@ const (
 // failed write lost, is counted in Dropped and reported in the log every
 // reportEvery while there are new ones.
 type Writer struct {
-	path   string // the file's path; "" for a stream
-	limit  int    // the buffer's capacity
-	logger *slog.Logger
+	path      string // the file's path; "" for a stream
+	limit     int    // the buffer's capacity
+	logger    *slog.Logger
+	closeWait time.Duration // closeWait, shorter in tests
 
 	// Guarded by mu: the callers of Append and the goroutine share them.
 	mu      sync.Mutex
@@ -87,7 +92,7 @@ func newWriter(path string, out io.Writer, bufferBytes int, logger *slog.Logger)
 		logger = slog.New(slog.DiscardHandler)
 	}
 	return &Writer{
-		path: path, limit: bufferBytes, logger: logger, out: out,
+		path: path, limit: bufferBytes, logger: logger, out: out, closeWait: closeWait,
 		buf: make([]byte, 0, bufferBytes), spare: make([]byte, 0, bufferBytes),
 		wake: make(chan struct{}, 1), urgent: make(chan struct{}, 1), done: make(chan struct{}),
 	}
@@ -178,14 +183,30 @@ func (w *Writer) Reopen() {
 }
 
 // Close writes what is queued, closes the file and stops the goroutine;
-// lines appended after it are dropped. It waits for the last write;
-// closing twice, or from two goroutines, is harmless.
+// lines appended after it are dropped. It waits for the last write, at
+// most closeWait: a destination stuck that long keeps the goroutine in its
+// write (it ends when the write does) and Close logs it and returns.
+// Closing twice, or from two goroutines, is harmless.
 func (w *Writer) Close() {
 	w.mu.Lock()
 	w.closing = true
 	w.mu.Unlock()
 	notify(w.urgent)
-	<-w.done
+	t := time.NewTimer(w.closeWait)
+	defer t.Stop()
+	select {
+	case <-w.done:
+	case <-t.C:
+		w.logger.Warn("accesslog: the destination took no lines for a while; closing without the last ones", "dest", w.dest(), "waited", w.closeWait)
+	}
+}
+
+// dest names the destination in messages.
+func (w *Writer) dest() string {
+	if w.path == "" {
+		return "stream"
+	}
+	return w.path
 }
 
 // run is the Writer's goroutine: it writes the queued lines as batches
@@ -288,10 +309,6 @@ func (w *Writer) reportDrops() {
 	if total == w.reported {
 		return
 	}
-	dest := w.path
-	if dest == "" {
-		dest = "stream"
-	}
-	w.logger.Warn("accesslog: lines dropped (buffer full or write failed)", "dest", dest, "dropped", total-w.reported, "total", total)
+	w.logger.Warn("accesslog: lines dropped (buffer full or write failed)", "dest", w.dest(), "dropped", total-w.reported, "total", total)
 	w.reported = total
 }

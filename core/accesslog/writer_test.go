@@ -118,6 +118,29 @@ func TestWriterStuckDestinationDropsAndCounts(t *testing.T) {
 	}
 }
 
+// TestWriterCloseGivesUpOnStuckDestination: Close does not wait forever
+// for a destination that takes nothing.
+func TestWriterCloseGivesUpOnStuckDestination(t *testing.T) {
+	rd, wr, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wr.Close()
+	logs := &recordingHandler{}
+	w := NewStream(wr, 1<<20, slog.New(logs))
+	w.closeWait = 50 * time.Millisecond
+	line := []byte(strings.Repeat("z", 1023) + "\n")
+	for range 1000 { // 1 MB: more than the pipe holds
+		w.Append(line)
+	}
+	w.Close() // returns although the goroutine is stuck in its write
+	if !strings.Contains(logs.all(), "closing without the last ones") {
+		t.Errorf("the stuck close was not logged:\n%s", logs.all())
+	}
+	rd.Close() // the write fails (EPIPE) and the goroutine ends
+	<-w.done
+}
+
 // TestWriterFullFilesystem writes to a file on a 64 KiB tmpfs: writes fail
 // with ENOSPC, and the lost lines are counted.
 func TestWriterFullFilesystem(t *testing.T) {
