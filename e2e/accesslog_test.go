@@ -99,10 +99,21 @@ func TestAccessLogJSON(t *testing.T) {
 		e := echoOf(t, string(p)+" proxied", r)
 		sentIDs[p] = e.Header.Get("X-Request-Id")
 	}
-	lines := parseAccessLines(t, waitLines(t, logPath, 2*len(harness.Protos)))
+	// Plain HTTP redirects to HTTPS (http_mode "redirect"): no route serves
+	// it, and the line names the site by the request's host.
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	if res, err := noFollow.Get(s.HTTPURL("/hello.txt?redirect")); err != nil || res.StatusCode != 308 {
+		t.Fatalf("plain GET: %v, %v; want a 308", res, err)
+	} else {
+		res.Body.Close()
+	}
+	lines := parseAccessLines(t, waitLines(t, logPath, 2*len(harness.Protos)+1))
 	byURI := map[string]accessLine{}
 	for _, l := range lines {
 		byURI[l.URI] = l
+	}
+	if red := byURI["/hello.txt?redirect"]; red.Status != 308 || red.Site != "localhost" || red.Route != "" || red.TLS != "" || red.Proto != "HTTP/1.1" {
+		t.Errorf("the plain redirect's line: %+v", red)
 	}
 	for _, p := range harness.Protos {
 		file, ok := byURI["/hello.txt?p="+string(p)]

@@ -8,6 +8,7 @@ import (
 	"github.com/anx-gateway/anx/cmd/anx/internal/config"
 	"github.com/anx-gateway/anx/core/accesslog"
 	"github.com/anx-gateway/anx/core/message"
+	"github.com/anx-gateway/anx/core/route"
 )
 
 // accessLogs is the gateway's access log: the Observer, and its Writers,
@@ -47,9 +48,12 @@ func (gw *gateway) openAccessLogs(cfg *config.Config, routes []*message.RouteInf
 }
 
 // prepare opens what cfg's access logs need that a is not writing to yet.
+// A request that no route served is logged by the site of its host, or
+// else by the first site.
 func (a *accessLogs) prepare(cfg *config.Config, routes []*message.RouteInfo) (*accessPlan, error) {
 	plan := &accessPlan{
-		cfg:     &accesslog.Config{Routes: map[*message.RouteInfo]accesslog.Site{}, TrustedProxies: cfg.TrustedPrefixes()},
+		cfg: &accesslog.Config{Routes: map[*message.RouteInfo]accesslog.Site{}, Hosts: map[string]accesslog.Site{},
+			TrustedProxies: cfg.TrustedPrefixes()},
 		writers: map[string]*accesslog.Writer{},
 	}
 	bySite := map[string]accesslog.Site{}
@@ -63,6 +67,11 @@ func (a *accessLogs) prepare(cfg *config.Config, routes []*message.RouteInfo) (*
 		bySite[siteName(s)] = site
 		if i == 0 {
 			plan.cfg.Unrouted = site
+		}
+		for _, h := range config.SiteHosts(*s, cfg.Sites) {
+			if name, err := route.NormalizeHost(h); err == nil && h != "*" {
+				plan.cfg.Hosts[name] = site
+			}
 		}
 	}
 	for _, rt := range routes {
@@ -80,7 +89,7 @@ func (a *accessLogs) site(plan *accessPlan, s *config.Site) (accesslog.Site, err
 	}
 	dest := s.AccessLog.Destination()
 	if dest == config.AccessLogOff {
-		return accesslog.Site{}, nil
+		return accesslog.Site{Name: siteName(s)}, nil
 	}
 	w := plan.writers[dest]
 	if w == nil {
@@ -94,7 +103,7 @@ func (a *accessLogs) site(plan *accessPlan, s *config.Site) (accesslog.Site, err
 		plan.opened = append(plan.opened, w)
 	}
 	plan.writers[dest] = w
-	return accesslog.Site{Out: w, Format: format}, nil
+	return accesslog.Site{Out: w, Format: format, Name: siteName(s)}, nil
 }
 
 // open starts the Writer of a destination.

@@ -7,7 +7,9 @@
 package accesslog
 
 import (
+	"bytes"
 	"net/netip"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -21,6 +23,10 @@ type Site struct {
 	Out *Writer
 	// Format is the lines' format.
 	Format Format
+	// Name is the site's name, logged for a request that no route of
+	// it served (found by Config.Hosts); a routed request logs its
+	// RouteInfo's.
+	Name string
 }
 
 // Config says which Site each request is logged to.
@@ -28,8 +34,12 @@ type Config struct {
 	// Routes maps each route to its site's log. A route that is not in it
 	// logs nothing.
 	Routes map[*message.RouteInfo]Site
-	// Unrouted logs the requests that no route served (421, or an answer
-	// of the front end or the routing layer itself).
+	// Hosts maps host names (in lower case, without port; "*.example.com"
+	// for a wildcard) to the Site that logs the requests for them that no
+	// route served (a redirect to HTTPS, a refusal of the front end).
+	Hosts map[string]Site
+	// Unrouted logs the requests that no route served and no host of
+	// Hosts names (421).
 	Unrouted Site
 	// TrustedProxies lists the peers whose X-Forwarded-For names the
 	// client and whose X-Request-ID is taken as the request's id.
@@ -65,14 +75,19 @@ const lineBytes = 4 << 10
 // proxy's X-Request-ID, or makes one, and sets it in r's Trace.
 func (l *Logger) Observe(r *message.Request, o *message.Outcome) {
 	cfg := l.cfg.Load()
-	site := cfg.Unrouted
+	var site Site
 	if r.Trace.Route != nil {
 		site = cfg.Routes[r.Trace.Route]
+	} else {
+		site = cfg.siteOfHost(r.Host)
 	}
 	if site.Out == nil {
 		return
 	}
 	e := newEntry(r, o, cfg.TrustedProxies, site.Format)
+	if r.Trace.Route == nil {
+		e.site = site.Name
+	}
 	if site.Out.appendInPlace(site.Format, &e) {
 		return
 	}
@@ -82,6 +97,57 @@ func (l *Logger) Observe(r *message.Request, o *message.Outcome) {
 	if cap(line) == cap(*buf) {
 		pool.Put(buf)
 	}
+}
+
+// siteOfHost returns the Site of the host an authority names: an exact
+// name, else a wildcard for its first label, else Unrouted. It allocates
+// nothing.
+func (c *Config) siteOfHost(authority string) Site {
+	if len(c.Hosts) == 0 {
+		return c.Unrouted
+	}
+	var buf [256]byte
+	host, ok := lowerHost(buf[1:], authority)
+	if !ok {
+		return c.Unrouted
+	}
+	if s, ok := c.Hosts[string(host)]; ok {
+		return s
+	}
+	if dot := bytes.IndexByte(host, '.'); dot > 0 {
+		wild := buf[dot : 1+len(host)] // "*" then ".rest", in place before host
+		wild[0] = '*'
+		if s, ok := c.Hosts[string(wild)]; ok {
+			return s
+		}
+	}
+	return c.Unrouted
+}
+
+// lowerHost writes into dst the host of an authority: without its port,
+// IPv6 brackets and trailing dot, in lower case. It reports false when
+// dst is too small.
+func lowerHost(dst []byte, authority string) ([]byte, bool) {
+	host := authority
+	if strings.HasPrefix(host, "[") {
+		if end := strings.IndexByte(host, ']'); end > 0 {
+			host = host[1:end]
+		}
+	} else if i := strings.IndexByte(host, ':'); i >= 0 && i == strings.LastIndexByte(host, ':') {
+		host = host[:i] // one colon: name:port; more: a bare IPv6 address
+	}
+	host = strings.TrimSuffix(host, ".")
+	if len(host) > len(dst) {
+		return nil, false
+	}
+	for i := 0; i < len(host); i++ {
+		c := host[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		dst[i] = c
+	}
+	return dst[:len(host)], true
 }
 
 // newEntry gathers what the line of r in format f says.

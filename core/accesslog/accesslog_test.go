@@ -152,3 +152,38 @@ func TestLoggerLongLineTakesTheCopyingPath(t *testing.T) {
 		t.Errorf("Dropped = %d, want 0", w.Dropped())
 	}
 }
+
+func TestSiteOfHost(t *testing.T) {
+	a, b, w, fallback := Site{Name: "a"}, Site{Name: "b"}, Site{Name: "wild"}, Site{Name: "unrouted"}
+	c := &Config{Hosts: map[string]Site{"a.test": a, "::1": b, "*.example.com": w}, Unrouted: fallback}
+	for authority, want := range map[string]string{
+		"a.test": "a", "A.Test:8080": "a", "a.test.": "a", "[::1]:443": "b", "::1": "b",
+		"x.example.com": "wild", "X.EXAMPLE.COM:1": "wild", "example.com": "unrouted", "y.x.example.com": "unrouted",
+		"other.test": "unrouted", "": "unrouted", strings.Repeat("a", 300): "unrouted",
+	} {
+		if got := c.siteOfHost(authority).Name; got != want {
+			t.Errorf("%q: got %s, want %s", authority, got, want)
+		}
+	}
+	if allocs := testing.AllocsPerRun(100, func() { c.siteOfHost("X.Example.COM:8443") }); allocs != 0 {
+		t.Errorf("siteOfHost allocates %.1f times", allocs)
+	}
+}
+
+func TestLoggerLogsUnroutedRequestsByHost(t *testing.T) {
+	var a, unrouted lockedBuffer
+	wa, wu := NewStream(&a, 0, nil), NewStream(&unrouted, 0, nil)
+	l := New(&Config{Hosts: map[string]Site{"a.test": {Out: wa, Name: "a.test"}}, Unrouted: Site{Out: wu}})
+	for _, host := range []string{"a.test:8080", "nobody.test"} {
+		l.Observe(testRequest("GET", host, "/", ""), testOutcome(308))
+	}
+	wa.Close()
+	wu.Close()
+	var m map[string]any
+	if err := json.Unmarshal([]byte(a.String()), &m); err != nil || m["site"] != "a.test" || m["host"] != "a.test:8080" {
+		t.Errorf("a.test's log %q: want the line of a.test:8080 with its site (%v)", a.String(), err)
+	}
+	if err := json.Unmarshal([]byte(unrouted.String()), &m); err != nil || m["host"] != "nobody.test" || m["site"] != "" {
+		t.Errorf("the unrouted log %q: want the line of nobody.test without a site (%v)", unrouted.String(), err)
+	}
+}
