@@ -58,6 +58,9 @@ type conn struct {
 	// Observer's Outcome.Start).
 	headAt  time.Time
 	outcome message.Outcome // what observe reports, reused
+	// headCopy holds the head of a deferred request while its response
+	// is pending (keepHead), from core/pool; nil otherwise.
+	headCopy *[]byte
 
 	state atomic.Int32 // stateIdle, stateActive or stateClosed; shared with Shutdown and Close
 

@@ -125,7 +125,8 @@ func (lc *loopConn) serveOne(x *conn, in []byte, n int) bool {
 	lc.partial = false
 	panicked := x.runHandler()
 	if lc.deferResponse(x, panicked) {
-		return true // the rest of in waits, paused, for the response to end
+		x.keepHead(in[:n]) // in is the loop's again once OnRead returns
+		return true        // the rest of in waits, paused, for the response to end
 	}
 	x.resp.finish(panicked)
 	x.observe(false)

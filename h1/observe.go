@@ -2,8 +2,10 @@ package h1
 
 import (
 	"time"
+	"unsafe"
 
 	"github.com/anx-gateway/anx/core/message"
+	"github.com/anx-gateway/anx/core/pool"
 )
 
 // now is the time an Outcome records: the clock, when the server has an
@@ -34,6 +36,48 @@ func (c *conn) observe(cut bool) {
 	}
 	obs.Observe(&c.req, o)
 	c.headAt = time.Time{}
+	c.dropHead()
+}
+
+// keepHead copies the head of a request whose response the handler
+// deferred (a proxied answer that comes later) out of the loop's input,
+// which the next read reuses, and points the request's strings at the
+// copy, so that they are still the request's when the Observer reads them
+// at the exchange's end. Without an Observer nothing reads them then.
+func (c *conn) keepHead(head []byte) {
+	if c.srv.Observer == nil || len(head) == 0 {
+		return
+	}
+	c.headCopy = pool.Get(len(head))
+	kept := (*c.headCopy)[:len(head)]
+	copy(kept, head)
+	from := uintptr(unsafe.Pointer(&head[0]))
+	rebase := func(s *string) {
+		if len(*s) == 0 {
+			return
+		}
+		at := uintptr(unsafe.Pointer(unsafe.StringData(*s))) - from
+		if at < uintptr(len(head)) && at+uintptr(len(*s)) <= uintptr(len(head)) {
+			*s = unsafe.String(&kept[at], len(*s))
+		}
+	}
+	r := &c.req
+	for _, s := range []*string{&r.Method, &r.Path, &r.RawQuery, &r.Host, &r.Protocol, &r.Trace.ID} {
+		rebase(s)
+	}
+	fields := r.Header.Fields() // the header's own slice: rewritten in place
+	for i := range fields {
+		rebase(&fields[i].Name)
+		rebase(&fields[i].Value)
+	}
+}
+
+// dropHead gives back the copy keepHead made, if any.
+func (c *conn) dropHead() {
+	if c.headCopy != nil {
+		pool.Put(c.headCopy)
+		c.headCopy = nil
+	}
 }
 
 // observeRefusal reports a request h1 refused with status before any

@@ -110,3 +110,42 @@ func TestObserverSeesACutResponse(t *testing.T) {
 		t.Errorf("got %+v, want status 200, 10 bytes sent, cut", g)
 	}
 }
+
+// headRecorder is an Observer that copies the strings of each request
+// it sees.
+type headRecorder struct {
+	heads chan string
+}
+
+func (h *headRecorder) Observe(r *message.Request, _ *message.Outcome) {
+	h.heads <- r.Method + " " + r.Path + "?" + r.RawQuery + " host=" + r.Host + " ua=" + r.Header.Get("User-Agent")
+}
+
+func TestObserverSeesADeferredRequestWhole(t *testing.T) {
+	// A response the handler defers ends after the loop has read other
+	// input into the buffer the request's strings pointed into: the
+	// Observer must still see the request as it came.
+	obs := &headRecorder{heads: make(chan string, 10)}
+	h := newDeferringHandler(1)
+	addr := serveDeferring(t, &Server{Handler: h, Observer: obs, Loops: 1})
+	c, br := dial(t, addr)
+	send(t, c, "GET /first?q=1 HTTP/1.1\r\nHost: one.example\r\nUser-Agent: agent-one\r\n\r\n")
+	first := h.next(t)
+	// Another connection of the only loop overwrites its input.
+	other, otherBr := dial(t, addr)
+	send(t, other, "GET /now/xxxxx?z=9 HTTP/1.1\r\nHost: two.example\r\nUser-Agent: agent-two\r\n\r\n")
+	checkAnswer(t, otherBr, "now /now/xxxxx", "14", false)
+	if got, want := <-obs.heads, "GET /now/xxxxx?z=9 host=two.example ua=agent-two"; got != want {
+		t.Errorf("observed %q, want %q", got, want)
+	}
+	first.answer(t)
+	checkAnswer(t, br, "answer to /first", "16", false)
+	select {
+	case got := <-obs.heads:
+		if want := "GET /first?q=1 host=one.example ua=agent-one"; got != want {
+			t.Errorf("observed the deferred request as %q, want %q", got, want)
+		}
+	case <-time.After(hangTimeout):
+		t.Fatal("the Observer never saw the deferred request")
+	}
+}
