@@ -3,6 +3,8 @@ package main
 import (
 	"log/slog"
 	"os"
+	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/anx-gateway/anx/cmd/anx/internal/config"
@@ -21,6 +23,9 @@ type accessLogs struct {
 	writers map[string]*accesslog.Writer // by destination
 	retired []*accesslog.Writer          // no longer used: closed after a linger, or at shutdown
 	log     *slog.Logger
+	// ever lists every Writer opened, retired ones included, so that the
+	// drop count only grows; the metrics read it from their goroutine.
+	ever atomic.Pointer[[]*accesslog.Writer]
 }
 
 // accessPlan is the access log of a config, its new files open, not yet
@@ -42,6 +47,7 @@ func (gw *gateway) openAccessLogs(cfg *config.Config, routes []*message.RouteInf
 	}
 	a.writers = plan.writers
 	a.logger = accesslog.New(plan.cfg)
+	a.publish(plan.opened)
 	gw.access = a
 	gw.observers = append(gw.observers, a.logger)
 	return nil
@@ -140,6 +146,7 @@ func (a *accessLogs) use(plan *accessPlan, old []*message.RouteInfo, linger time
 		}
 	}
 	a.logger.Set(plan.cfg)
+	a.publish(plan.opened)
 	var unused []*accesslog.Writer
 	for dest, w := range a.writers {
 		if plan.writers[dest] != w {
@@ -175,15 +182,28 @@ func (a *accessLogs) files() int {
 	return n
 }
 
-// dropped is the number of lines the access logs dropped (a full buffer,
-// a failed write), for the metrics.
+// publish adds opened to the Writers that dropped counts.
+func (a *accessLogs) publish(opened []*accesslog.Writer) {
+	var all []*accesslog.Writer
+	if p := a.ever.Load(); p != nil {
+		all = *p
+	}
+	all = append(slices.Clip(all), opened...)
+	a.ever.Store(&all)
+}
+
+// dropped is the number of lines the access logs dropped since anx
+// started (a full buffer, a failed write), for the metrics: it never goes
+// down. Any goroutine may call it.
 func (a *accessLogs) dropped() uint64 {
 	if a == nil {
 		return 0
 	}
 	var n uint64
-	for _, w := range a.writers {
-		n += w.Dropped()
+	if p := a.ever.Load(); p != nil {
+		for _, w := range *p {
+			n += w.Dropped()
+		}
 	}
 	return n
 }

@@ -85,3 +85,28 @@ func TestAccessLogsReloadKeepsAndRetiresWriters(t *testing.T) {
 		t.Errorf("the retired writer is still in use")
 	}
 }
+
+func TestAccessLogsDroppedCountsRetiredWriters(t *testing.T) {
+	dir := t.TempDir()
+	gw := &gateway{log: slog.New(slog.DiscardHandler)}
+	cfg, old := logSites(dir, "first.log")
+	if err := gw.openAccessLogs(cfg, old); err != nil {
+		t.Fatal(err)
+	}
+	defer gw.access.close()
+	first := gw.access.writers[filepath.Join(dir, "first.log")]
+	next, routes := logSites(dir, "second.log")
+	plan, err := gw.access.prepare(next, routes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw.access.use(plan, old, time.Hour)
+	first.Close()
+	first.Append([]byte("after close\n")) // dropped and counted
+	second := gw.access.writers[filepath.Join(dir, "second.log")]
+	second.Close()
+	second.Append([]byte("after close\n"))
+	if got := gw.access.dropped(); got != 2 {
+		t.Errorf("dropped = %d, want 2 (one from the retired writer, one from the current)", got)
+	}
+}
