@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -54,6 +55,10 @@ type h1Client struct {
 	sweepAt time.Time   // guarded by mu: when sweeper fires; zero when it is not armed
 
 	bodies sync.Pool // *h1Body, each holding an inResponse, recycled by recycle
+
+	// pooled counts the idle connections in the pools, this one's and the
+	// loops', for metrics.
+	pooled atomic.Int64
 
 	// idleClose learns the upstream's idle timeout from the pooled
 	// connections it closes, here and on the loops; no connection is
@@ -230,6 +235,7 @@ func (t *h1Client) closeIdle() {
 	idle := t.idle
 	t.idle = nil
 	t.mu.Unlock()
+	t.pooled.Add(-int64(len(idle)))
 	for _, c := range idle {
 		c.closeNet()
 	}
@@ -278,6 +284,7 @@ func (t *h1Client) getIdle() *h1Conn {
 		t.idle[n-1] = nil
 		t.idle = t.idle[:n-1]
 		t.mu.Unlock()
+		t.pooled.Add(-1)
 		idle := now.Sub(c.idleSince)
 		if now.Before(c.expires) && idle < limit {
 			if c.alive() {
@@ -311,7 +318,9 @@ func (t *h1Client) put(c *h1Conn) {
 	t.idle = append(t.idle, c)
 	t.armSweeper(c.expires)
 	t.mu.Unlock()
+	t.pooled.Add(1)
 	if evicted != nil {
+		t.pooled.Add(-1)
 		evicted.closeNet()
 	}
 }
@@ -356,10 +365,15 @@ func (t *h1Client) sweep() {
 		t.armSweeper(next)
 	}
 	t.mu.Unlock()
+	t.pooled.Add(-int64(len(expired)))
 	for _, c := range expired {
 		c.closeNet()
 	}
 }
+
+// idleConns returns how many idle connections to the upstream are
+// pooled, on the loops and off them.
+func (t *h1Client) idleConns() int64 { return t.pooled.Load() }
 
 // idleCount returns how many connections are pooled.
 func (t *h1Client) idleCount() int {

@@ -83,6 +83,7 @@ func (p *loopPool) get() *loopConn {
 		c := p.idle[n-1]
 		p.idle[n-1] = nil
 		p.idle = p.idle[:n-1]
+		p.client.pooled.Add(-1)
 		c.pooled = false
 		if c.usable() {
 			c.idleFor = c.nc.Now().Sub(c.idleSince)
@@ -104,6 +105,7 @@ func (p *loopPool) put(c *loopConn) {
 	c.idleSince = c.nc.Now()
 	c.nc.SetTimeout(keep)
 	p.idle = append(p.idle, c)
+	p.client.pooled.Add(1)
 }
 
 // remove takes a connection that closed out of the pool.
@@ -112,6 +114,7 @@ func (p *loopPool) remove(c *loopConn) {
 		if ic == c {
 			p.idle = append(p.idle[:i], p.idle[i+1:]...)
 			p.idle = p.idle[:len(p.idle):len(p.idle)]
+			p.client.pooled.Add(-1)
 			break
 		}
 	}

@@ -16,6 +16,22 @@ type UpstreamStats struct {
 	Requests, Retries, Failures uint64
 	// InFlight is how many requests are being served through it now.
 	InFlight int64
+	// Pooled is how many idle connections to it are kept for reuse
+	// (shared by every route that names the same upstream); -1 when its
+	// transport does not say (HTTP/2 and TLS upstreams, net/http's).
+	Pooled int64
+}
+
+// idleCounter is implemented by transports that count their pooled idle
+// connections.
+type idleCounter interface{ idleConns() int64 }
+
+// pooledOf returns how many idle connections tr pools, or -1.
+func pooledOf(tr transport) int64 {
+	if c, ok := tr.(idleCounter); ok {
+		return c.idleConns()
+	}
+	return -1
 }
 
 // Stats reads the counters of the route's upstreams, in config order.
@@ -27,7 +43,7 @@ func (h *Handler) Stats() []UpstreamStats {
 		out[i] = UpstreamStats{
 			URL: u.url, Up: u.available(now),
 			Requests: u.requests.Load(), Retries: u.retries.Load(), Failures: u.failures.Load(),
-			InFlight: u.inflight.Load(),
+			InFlight: u.inflight.Load(), Pooled: pooledOf(u.tr),
 		}
 	}
 	return out

@@ -17,7 +17,7 @@ func TestStatsCountAttemptsRetriesAndFailures(t *testing.T) {
 	}
 	want := []UpstreamStats{
 		{URL: dead, Up: true, Requests: 3, Failures: 3},
-		{URL: up.URL, Up: true, Requests: 3, Retries: 3},
+		{URL: up.URL, Up: true, Requests: 3, Retries: 3, Pooled: 1}, // one connection, back in the pool after each request
 	}
 	got := h.Stats()
 	if len(got) != len(want) {

@@ -33,6 +33,7 @@ var (
 	upstreamFailDesc     = prometheus.NewDesc("anx_upstream_failures_total", "Attempts to the upstream that got no response.", []string{"route", "upstream"}, nil)
 	upstreamRetryDesc    = prometheus.NewDesc("anx_upstream_retries_total", "Attempts to the upstream that retried a failed one.", []string{"route", "upstream"}, nil)
 	upstreamInFlightDesc = prometheus.NewDesc("anx_upstream_in_flight", "Requests being served through the upstream.", []string{"route", "upstream"}, nil)
+	upstreamPooledDesc   = prometheus.NewDesc("anx_upstream_pooled_connections", "Idle connections to the upstream kept for reuse.", []string{"route", "upstream"}, nil)
 	upstreamLatencyDesc  = prometheus.NewDesc("anx_upstream_response_seconds", "Time until the upstream's response head arrived.", []string{"upstream"}, nil)
 	loopWakeupsDesc      = prometheus.NewDesc("anx_loop_wakeups_total", "Returns from epoll_wait of each event loop.", []string{"listener", "loop"}, nil)
 	loopConnsDesc        = prometheus.NewDesc("anx_loop_connections", "Connections held by each event loop.", []string{"listener", "loop"}, nil)
@@ -43,7 +44,7 @@ var (
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{requestsDesc, durationDesc, responseBytesDesc, requestBytesDesc,
 		connectionsDesc, handshakesDesc, handshakeFailDesc, certExpiryDesc, certErrorDesc,
-		upstreamUpDesc, upstreamReqDesc, upstreamFailDesc, upstreamRetryDesc, upstreamInFlightDesc,
+		upstreamUpDesc, upstreamReqDesc, upstreamFailDesc, upstreamRetryDesc, upstreamInFlightDesc, upstreamPooledDesc,
 		upstreamLatencyDesc, loopWakeupsDesc, loopConnsDesc, loopQueuedDesc} {
 		ch <- d
 	}
@@ -135,6 +136,9 @@ func (c *collector) collectUpstreams(ch chan<- prometheus.Metric, ups []Upstream
 		ch <- prometheus.MustNewConstMetric(upstreamFailDesc, prometheus.CounterValue, float64(u.Failures), labels...)
 		ch <- prometheus.MustNewConstMetric(upstreamRetryDesc, prometheus.CounterValue, float64(u.Retries), labels...)
 		ch <- prometheus.MustNewConstMetric(upstreamInFlightDesc, prometheus.GaugeValue, float64(u.InFlight), labels...)
+		if u.Pooled >= 0 {
+			ch <- prometheus.MustNewConstMetric(upstreamPooledDesc, prometheus.GaugeValue, float64(u.Pooled), labels...)
+		}
 	}
 }
 

@@ -28,7 +28,10 @@ func testSources(now time.Time) Sources {
 			}
 		},
 		Upstreams: func() []Upstream {
-			return []Upstream{{Route: "a /api/*", URL: "http://127.0.0.1:9000", Up: true, Requests: 7, Failures: 1, Retries: 1, InFlight: 2}}
+			return []Upstream{
+				{Route: "a /api/*", URL: "http://127.0.0.1:9000", Up: true, Requests: 7, Failures: 1, Retries: 1, InFlight: 2, Pooled: 3},
+				{Route: "a /h2/*", URL: "h2c://127.0.0.1:9001", Up: true, Pooled: -1}, // not counted: no series
+			}
 		},
 		Loops: func() []Loop { return []Loop{{Listener: "https", Index: 0, Wakeups: 99, Conns: 5, Queued: 4096}} },
 	}
@@ -51,6 +54,10 @@ anx_tls_handshake_failures_total{reason="timeout"} 2
 # HELP anx_upstream_up 1 when requests may go to the upstream, 0 when health checks or passive health took it out.
 # TYPE anx_upstream_up gauge
 anx_upstream_up{route="a /api/*",upstream="http://127.0.0.1:9000"} 1
+anx_upstream_up{route="a /h2/*",upstream="h2c://127.0.0.1:9001"} 1
+# HELP anx_upstream_pooled_connections Idle connections to the upstream kept for reuse.
+# TYPE anx_upstream_pooled_connections gauge
+anx_upstream_pooled_connections{route="a /api/*",upstream="http://127.0.0.1:9000"} 3
 # HELP anx_loop_queued_output_bytes Output queued on each event loop's connections, not yet taken by the sockets.
 # TYPE anx_loop_queued_output_bytes gauge
 anx_loop_queued_output_bytes{listener="https",loop="0"} 4096
@@ -60,7 +67,8 @@ anx_connections_open{proto="h2",state="open"} 3
 anx_connections_open{proto="tls",state="handshake"} 1
 `
 	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "anx_certificate_expiry_seconds", "anx_certificate_renewal_error",
-		"anx_tls_handshake_failures_total", "anx_upstream_up", "anx_loop_queued_output_bytes", "anx_connections_open"); err != nil {
+		"anx_tls_handshake_failures_total", "anx_upstream_up", "anx_upstream_pooled_connections", "anx_loop_queued_output_bytes",
+		"anx_connections_open"); err != nil {
 		t.Error(err)
 	}
 }

@@ -71,7 +71,7 @@ func TestServerEndpoints(t *testing.T) {
 	if err := json.Unmarshal([]byte(body), &st); err != nil || status != 200 || ctype != "application/json" {
 		t.Fatalf("/status.json: %d %s %v\n%s", status, ctype, err, body)
 	}
-	if st.RequestsByProto["h3"] != 4 || len(st.Certificates) != 2 || len(st.Upstreams) != 1 || !st.Upstreams[0].Up {
+	if st.RequestsByProto["h3"] != 4 || len(st.Certificates) != 2 || len(st.Upstreams) != 2 || !st.Upstreams[0].Up || st.Upstreams[0].Pooled != 3 {
 		t.Errorf("/status.json = %+v", st)
 	}
 

@@ -56,6 +56,10 @@ type Upstream struct {
 	Failures uint64 `json:"failures"`  // attempts that failed (no response)
 	Retries  uint64 `json:"retries"`   // attempts that were retries of a failed one
 	InFlight int64  `json:"in_flight"` // requests being served through it now
+	// Pooled is how many idle connections to it are kept for reuse
+	// (shared by the routes naming it); -1 when its transport does not
+	// count them (HTTP/2 and TLS upstreams).
+	Pooled int64 `json:"pooled"`
 }
 
 // Loop is one event loop of one listener.
