@@ -18,11 +18,13 @@ const DefaultBufferBytes = 1 << 20
 
 // Timing of a Writer's goroutine.
 const (
-	// gatherDelay is how long the goroutine lets lines gather after a
-	// small batch, so that a light load is not one write per line.
+	// gatherDelay is how long the goroutine lets lines gather before it
+	// writes them, unless a batch's worth came sooner, so that a light
+	// load is not one write per line and a heavy one is not held back.
 	gatherDelay = 20 * time.Millisecond
-	// smallBatch is the size below which a batch counts as small.
-	smallBatch = 32 << 10
+	// batchBytes is a batch's worth (less for a small buffer: a quarter
+	// of it).
+	batchBytes = 64 << 10
 	// reportEvery is how often dropped lines are reported, when there
 	// were any.
 	reportEvery = 10 * time.Second
@@ -51,7 +53,9 @@ type Writer struct {
 	closing bool   // Close asked the goroutine to write what is left and stop
 
 	wake    chan struct{} // one token: buf has lines
+	full    chan struct{} // one token: buf has a batch's worth
 	urgent  chan struct{} // one token: reopen or closing is set
+	batch   int           // a batch's worth of bytes
 	done    chan struct{} // closed when the goroutine has stopped
 	dropped atomic.Uint64
 
@@ -94,7 +98,8 @@ func newWriter(path string, out io.Writer, bufferBytes int, logger *slog.Logger)
 	return &Writer{
 		path: path, limit: bufferBytes, logger: logger, out: out, closeWait: closeWait,
 		buf: make([]byte, 0, bufferBytes), spare: make([]byte, 0, bufferBytes),
-		wake: make(chan struct{}, 1), urgent: make(chan struct{}, 1), done: make(chan struct{}),
+		wake: make(chan struct{}, 1), full: make(chan struct{}, 1), urgent: make(chan struct{}, 1), done: make(chan struct{}),
+		batch: min(batchBytes, bufferBytes/4),
 	}
 }
 
@@ -125,13 +130,23 @@ func (w *Writer) Append(line []byte) bool {
 		w.dropped.Add(uint64(max(lineCount(line), 1)))
 		return false
 	}
-	wasEmpty := len(w.buf) == 0
+	before := len(w.buf)
 	w.buf = append(w.buf, line...)
+	after := len(w.buf)
 	w.mu.Unlock()
-	if wasEmpty {
-		w.signal()
-	}
+	w.signalGrowth(before, after)
 	return true
+}
+
+// signalGrowth tells the goroutine that the buffer grew from before to
+// after bytes: lines came (it was empty), or a batch's worth is there.
+func (w *Writer) signalGrowth(before, after int) {
+	if before == 0 {
+		notify(w.wake)
+	}
+	if before < w.batch && after >= w.batch {
+		notify(w.full)
+	}
 }
 
 // lineCount counts the lines of b.
@@ -148,17 +163,13 @@ func (w *Writer) appendInPlace(f Format, e *entry) bool {
 		w.mu.Unlock()
 		return false
 	}
-	wasEmpty := len(w.buf) == 0
+	before := len(w.buf)
 	w.buf = appendLine(w.buf, f, e) // within cap: no allocation
+	after := len(w.buf)
 	w.mu.Unlock()
-	if wasEmpty {
-		w.signal()
-	}
+	w.signalGrowth(before, after)
 	return true
 }
-
-// signal wakes the goroutine for lines, unless a wake is pending already.
-func (w *Writer) signal() { notify(w.wake) }
 
 // notify puts a token in c unless one is there.
 func notify(c chan struct{}) {
@@ -220,6 +231,7 @@ func (w *Writer) run() {
 	for {
 		select {
 		case <-w.wake:
+			w.gather(gather)
 		case <-w.urgent:
 		case <-report.C:
 			w.reportDrops()
@@ -235,9 +247,6 @@ func (w *Writer) run() {
 			w.finish()
 			return
 		}
-		if len(batch) < smallBatch {
-			w.pause(gather)
-		}
 	}
 }
 
@@ -249,18 +258,29 @@ func (w *Writer) take(empty []byte) (batch []byte, reopen, closing bool) {
 	batch, w.buf = w.buf, empty
 	reopen, closing = w.reopen, w.closing
 	w.reopen = false
+	select { // a batch's worth announced is in this batch
+	case <-w.full:
+	default:
+	}
 	return batch, reopen, closing
 }
 
-// pause lets lines gather for gatherDelay; a Reopen or a Close cuts it
-// short.
-func (w *Writer) pause(gather *time.Timer) {
+// gather lets lines gather for gatherDelay, or until a batch's worth is
+// there, or a Reopen or a Close comes (take reads their flags).
+func (w *Writer) gather(gather *time.Timer) {
+	w.mu.Lock()
+	enough := len(w.buf) >= w.batch
+	w.mu.Unlock()
+	if enough {
+		return
+	}
 	gather.Reset(gatherDelay)
 	select {
 	case <-gather.C:
+	case <-w.full:
+		gather.Stop()
 	case <-w.urgent:
 		gather.Stop()
-		w.signal() // the loop takes what is queued at once
 	}
 }
 
