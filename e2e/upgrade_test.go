@@ -50,11 +50,16 @@ func TestUpgrade(t *testing.T) {
 		t.Fatal(err)
 	}
 	child := u.waitUpgraded(t)
-	load.newConnections(t, "during the upgrade")
+	during := make(chan struct{})
+	go func() { // while the old anx drains; t.Errorf is safe here
+		defer close(during)
+		load.newConnections(t, "during the upgrade")
+	}()
 	if code := u.waitParent(t); code != 0 {
 		t.Errorf("the old anx (pid %d) exited %d after the upgrade, want 0", u.parent.Process.Pid, code)
 	}
 	load.mustBeRunning(t, "the old anx exited")
+	<-during
 	load.checkServedAfter(t)
 	load.newConnections(t, "after the upgrade")
 	load.check(t)
@@ -462,11 +467,13 @@ func (l *load) checkServedAfter(t *testing.T) {
 }
 
 // newConnections makes 5 h3 requests, each on a new connection, which must
-// all succeed.
+// all succeed. It may run on a goroutine of its own (it only calls
+// t.Errorf and t.Cleanup).
 func (l *load) newConnections(t *testing.T, when string) {
 	t.Helper()
 	for i := range 5 {
-		r := harness.Send(l.tg.client(t, harness.H3), harness.H3, newGet(t, l.url))
+		req, _ := http.NewRequest(http.MethodGet, l.url, nil) // a valid URL: no error
+		r := harness.Send(l.tg.client(t, harness.H3), harness.H3, req)
 		if r.Err != nil || r.Status != http.StatusOK {
 			t.Errorf("a new h3 connection %s (%d): status %d, err %v", when, i, r.Status, r.Err)
 		}

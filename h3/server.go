@@ -109,6 +109,8 @@ type Server struct {
 	doneOnce sync.Once
 	// conns counts the open connections (stats.go).
 	conns atomic.Int64
+	// lns are the listeners Serve opened (listen.go).
+	lns listeners
 }
 
 // Validate reports a missing or impossible setting.
@@ -162,14 +164,11 @@ func (s *Server) Serve(pc net.PacketConn) error {
 		return err
 	}
 	s.checkBuffers(pc)
-	switch err := s.srv.Serve(pc); {
-	case err == nil:
-		return nil
-	case errors.Is(err, http.ErrServerClosed):
-		return ErrServerClosed
-	default:
-		return fmt.Errorf("h3: %w", err)
+	ln, err := s.listen(pc)
+	if err != nil {
+		return err
 	}
+	return s.acceptLoop(ln)
 }
 
 // Shutdown stops accepting connections, sends GOAWAY on every connection,
@@ -183,6 +182,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return nil // never served
 	}
 	defer s.finish()
+	s.lns.closeListeners()
+	defer s.lns.closeTransports()
 	return wrap("shutdown", s.srv.Shutdown(ctx))
 }
 
@@ -194,6 +195,8 @@ func (s *Server) Close() error {
 		return nil
 	}
 	defer s.finish()
+	s.lns.closeListeners()
+	defer s.lns.closeTransports()
 	return wrap("close", s.srv.Close())
 }
 
