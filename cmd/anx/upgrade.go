@@ -36,8 +36,10 @@ package main
 // retransmits, and never a reset. A request in flight therefore completes
 // (perhaps later), one not yet sent goes on a new connection to the new
 // process, and a new connection's handshake succeeds, its lost Initials
-// retransmitted. The sharing ends when the old process has drained and
-// exits.
+// retransmitted; one whose handshake completes in the old process as it
+// stops accepting is closed with H3_REQUEST_REJECTED (h3/listen.go), so
+// that its client sends again on a new connection. The sharing ends when
+// the old process has drained and exits.
 
 import (
 	"bufio"
