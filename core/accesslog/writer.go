@@ -28,8 +28,8 @@ const (
 	// over, and keeps sysmon polling every 20 µs; with 64 KiB, sysmon took
 	// 4% of anx's CPU under wrk (perf), with 256 KiB 1.8%.
 	batchBytes = 256 << 10
-	// writeChunk is the most one write(2) takes, so that a write to a
-	// healthy disk ends within a sysmon tick.
+	// writeChunk is the most one write(2) takes (cut at a line's end),
+	// so that a write to a healthy disk ends within a sysmon tick.
 	writeChunk = 32 << 10
 	// reportEvery is how often dropped lines are reported, when there
 	// were any.
@@ -298,7 +298,7 @@ func (w *Writer) write(batch []byte) {
 	n, err := 0, error(nil)
 	for n < len(batch) && err == nil {
 		var k int
-		k, err = w.out.Write(batch[n:min(n+writeChunk, len(batch))])
+		k, err = w.out.Write(batch[n:chunkEnd(batch, n)])
 		n += k
 	}
 	if err != nil {
@@ -306,6 +306,21 @@ func (w *Writer) write(batch []byte) {
 		w.dropped.Add(uint64(lost))
 		w.logger.Warn("accesslog: write failed; lines dropped", "path", w.path, "lines", lost, "err", err)
 	}
+}
+
+// chunkEnd is where the write of batch from n ends: after at most
+// writeChunk bytes, at the end of a line when one ends in them, so that
+// another process appending to the same file (the new one of a binary
+// upgrade) never lands inside a line.
+func chunkEnd(batch []byte, n int) int {
+	end := n + writeChunk
+	if end >= len(batch) {
+		return len(batch)
+	}
+	if i := bytes.LastIndexByte(batch[n:end], '\n'); i >= 0 {
+		return n + i + 1
+	}
+	return end
 }
 
 // reopenFile opens the path again and closes the file it replaces. On

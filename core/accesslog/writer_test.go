@@ -248,3 +248,19 @@ func (l *lockedBuffer) String() string {
 	defer l.mu.Unlock()
 	return l.b.String()
 }
+
+func TestChunksEndAtLineEnds(t *testing.T) {
+	line := strings.Repeat("x", 999) + "\n"
+	batch := []byte(strings.Repeat(line, 100)) // 100 kB: several chunks
+	for n := 0; n < len(batch); {
+		end := chunkEnd(batch, n)
+		if end-n > writeChunk || end <= n || batch[end-1] != '\n' {
+			t.Fatalf("chunk [%d, %d): want at most %d bytes ending with a newline", n, end, writeChunk)
+		}
+		n = end
+	}
+	long := []byte(strings.Repeat("y", 3*writeChunk) + "\n") // a line longer than a chunk is cut
+	if end := chunkEnd(long, 0); end != writeChunk {
+		t.Errorf("a line longer than a chunk: first chunk ends at %d, want %d", end, writeChunk)
+	}
+}
