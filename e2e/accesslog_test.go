@@ -315,3 +315,31 @@ func TestAccessLogReloadLosesNoLine(t *testing.T) {
 		t.Errorf("the last request is not in the new file as a combined line")
 	}
 }
+
+// TestAccessLogTrustedProxy: behind a trusted proxy (127.0.0.1 is in
+// trusted_proxies), the line names the client its X-Forwarded-For names,
+// and the proxy's X-Request-ID is the request's id, logged and sent
+// upstream.
+func TestAccessLogTrustedProxy(t *testing.T) {
+	t.Parallel()
+	up := startUpstream(t, upstreamConfig{Name: "app"})
+	s := startProxy(t, proxyConfig(`trusted_proxies = ["127.0.0.1"]`,
+		"root = \"{{.Root}}\"\naccess_log = \"access.log\"\n"+route("/api/", proxyTo(up.URL()))))
+	for _, target := range []string{"/hello.txt?trusted", "/api/echo?trusted"} {
+		r := s.Do(harness.H2, s.Client(harness.H2), harness.Request{Target: target, Header: http.Header{
+			"X-Forwarded-For": {"203.0.113.7, 127.0.0.1"}, "X-Request-Id": {"edge-77"}}})
+		if r.Status != 200 {
+			t.Fatalf("%s: status %d, err %v", target, r.Status, r.Err)
+		}
+		if strings.HasPrefix(target, "/api/") {
+			if got := echoOf(t, target, r).Header.Get("X-Request-Id"); got != "edge-77" {
+				t.Errorf("the upstream got X-Request-ID %q, want the trusted proxy's", got)
+			}
+		}
+	}
+	for _, l := range parseAccessLines(t, waitLines(t, filepath.Join(s.Dir, "access.log"), 2)) {
+		if l.Remote != "203.0.113.7" || l.RequestID != "edge-77" {
+			t.Errorf("%s: remote %q, request_id %q; want the client X-Forwarded-For names and the proxy's id", l.URI, l.Remote, l.RequestID)
+		}
+	}
+}
