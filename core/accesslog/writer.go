@@ -45,12 +45,13 @@ const (
 // buffer and never waits for the destination; a goroutine of the Writer's
 // own writes the buffer in batches. A line that does not fit, or that a
 // failed write lost, is counted in Dropped and reported in the log every
-// reportEvery while there are new ones.
+// reportEvery while there are new ones. The goroutine is the Writer's: it
+// exits once Close was called and its last write has ended.
 type Writer struct {
 	path      string // the file's path; "" for a stream
 	limit     int    // the buffer's capacity
 	logger    *slog.Logger
-	closeWait time.Duration // closeWait, shorter in tests
+	closeWait time.Duration // how long Close waits: the constant closeWait, shorter in tests
 
 	// Guarded by mu: the callers of Append and the goroutine share them.
 	mu      sync.Mutex
