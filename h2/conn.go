@@ -76,9 +76,14 @@ type conn struct {
 	recentResets [8]uint32
 	nextReset    int
 
-	prefaceDone     bool // the 24-byte preface has been read
-	settingsSeen    bool // the client's first SETTINGS has arrived
-	goAwaySent      bool // no new stream is accepted
+	prefaceDone  bool // the 24-byte preface has been read
+	settingsSeen bool // the client's first SETTINGS has arrived
+	goAwaySent   bool // no new stream is accepted
+	// shutdownPing: Shutdown's first GOAWAY (all streams) and its PING
+	// are out; the final GOAWAY follows the PING's ack (shutdownAt: when
+	// they went).
+	shutdownPing    bool
+	shutdownAt      time.Time
 	readPaused      bool // reading stops while the output is backed up
 	extendedConnect bool // SETTINGS_ENABLE_CONNECT_PROTOCOL was sent
 	// When the waits of deadline began.
@@ -184,11 +189,12 @@ func (c *conn) pace() {
 type wait uint8
 
 const (
-	waitNone    wait = iota
-	waitPreface      // the client preface and first SETTINGS (DefaultPrefaceTimeout)
-	waitStall        // output that does not move, for the socket or a window (WriteTimeout)
-	waitContent      // request content that does not come (ReadTimeout)
-	waitIdle         // no stream open (IdleTimeout)
+	waitNone        wait = iota
+	waitPreface          // the client preface and first SETTINGS (DefaultPrefaceTimeout)
+	waitStall            // output that does not move, for the socket or a window (WriteTimeout)
+	waitContent          // request content that does not come (ReadTimeout)
+	waitIdle             // no stream open (IdleTimeout)
+	waitShutdownAck      // the ack of Shutdown's PING (shutdownPingWait)
 )
 
 // deadline returns what the connection waits for first and when that
@@ -199,6 +205,8 @@ func (c *conn) deadline() (wait, time.Time) {
 	switch {
 	case !c.settingsSeen:
 		return waitPreface, c.openedAt.Add(DefaultPrefaceTimeout)
+	case c.shutdownPing:
+		return waitShutdownAck, c.shutdownAt.Add(shutdownPingWait)
 	case c.c.Buffered() > 0 && c.srv.writeTimeout() > 0:
 		return waitStall, nc.Progress().Add(c.srv.writeTimeout())
 	case len(c.blocked) > 0 && c.srv.writeTimeout() > 0:
@@ -392,6 +400,9 @@ func (c *conn) onPing(f frameHeader, payload []byte) error {
 		return connError{http2.ErrCodeProtocol, "PING on a stream"}
 	}
 	if f.has(flagAck) {
+		if c.shutdownPing && [8]byte(payload) == shutdownPingData {
+			c.finishShutdown()
+		}
 		return nil
 	}
 	if err := c.abuse.control(c); err != nil {
@@ -574,17 +585,50 @@ func (c *conn) close() {
 
 // goAway stops taking new streams: GOAWAY with the last stream accepted.
 func (c *conn) goAway(code http2.ErrCode) {
-	c.goAwaySent = true
+	c.goAwaySent, c.shutdownPing = true, false
 	out := c.begin()
 	*out = appendGoAway(*out, c.maxStreamID, code) // the last stream taken
 }
 
-// drain is Shutdown's graceful close: GOAWAY, then close when the
-// streams in flight are done.
+// drain is Shutdown's graceful close, in two steps as RFC 9113 section
+// 6.8 advises: a GOAWAY that takes every stream (2^31-1) with a PING,
+// then, once the client has answered the PING (so any stream it opened
+// before it saw the first GOAWAY has arrived and is served) or after
+// shutdownPingWait, the GOAWAY naming the last stream taken; the
+// connection closes when the streams in flight are done. A single
+// GOAWAY would refuse the streams already on their way.
 func (c *conn) drain() {
-	if !c.goAwaySent {
+	switch {
+	case c.goAwaySent || c.shutdownPing:
+	case !c.settingsSeen: // no stream can be on its way yet
 		c.goAway(http2.ErrCodeNo)
+	default:
+		out := c.begin()
+		*out = appendGoAway(*out, 1<<31-1, http2.ErrCodeNo)
+		*out = appendPing(*out, shutdownPingData)
+		c.shutdownPing, c.shutdownAt = true, c.c.Net().Now()
 	}
+	c.flush()
+	c.closeIfDone()
+	if !c.closing {
+		c.pace()
+	}
+}
+
+// shutdownPingWait bounds the wait for the ack of Shutdown's PING before
+// the final GOAWAY.
+const shutdownPingWait = time.Second
+
+// shutdownPingData is the payload of Shutdown's PING.
+var shutdownPingData = [8]byte{'a', 'n', 'x', 'd', 'r', 'a', 'i', 'n'}
+
+// finishShutdown sends Shutdown's final GOAWAY, naming the last stream
+// taken.
+func (c *conn) finishShutdown() {
+	if !c.shutdownPing {
+		return
+	}
+	c.goAway(http2.ErrCodeNo)
 	c.flush()
 	c.closeIfDone()
 }
@@ -625,6 +669,11 @@ func (c *conn) timeout() {
 	case waitIdle:
 		c.goAway(http2.ErrCodeNo)
 		c.close()
+	case waitShutdownAck:
+		c.finishShutdown()
+		if !c.closing {
+			c.pace()
+		}
 	}
 }
 

@@ -97,6 +97,12 @@ func appendGoAway(out []byte, lastStreamID uint32, code http2.ErrCode) []byte {
 	return appendUint32(out, uint32(code))
 }
 
+// appendPing appends a PING (not an ack) with data.
+func appendPing(out []byte, data [8]byte) []byte {
+	out = appendFrameHeader(out, 8, http2.FramePing, 0, 0)
+	return append(out, data[:]...)
+}
+
 // appendPingAck appends the answer to a PING.
 func appendPingAck(out []byte, data []byte) []byte {
 	out = appendFrameHeader(out, 8, http2.FramePing, flagAck, 0)

@@ -311,6 +311,29 @@ func pseudoFields(method, path string) []hpack.HeaderField {
 	}
 }
 
+// nextGoAway reads the next frame that is not connection housekeeping and
+// fails unless it is a GOAWAY.
+func (rc *rawClient) nextGoAway() *http2.GoAwayFrame {
+	rc.t.Helper()
+	f := rc.next()
+	ga, ok := f.(*http2.GoAwayFrame)
+	if !ok {
+		rc.t.Fatalf("%v, want GOAWAY", describe(f))
+	}
+	return ga
+}
+
+// nextRaw reads the next frame, whatever it is.
+func (rc *rawClient) nextRaw() http2.Frame {
+	rc.t.Helper()
+	_ = rc.c.SetReadDeadline(time.Now().Add(hangTimeout))
+	f, err := rc.fr.ReadFrame()
+	if err != nil {
+		rc.t.Fatalf("reading a frame: %v", err)
+	}
+	return f
+}
+
 // next reads the next frame that is not connection housekeeping,
 // answering the server's SETTINGS on the way and recording the first.
 func (rc *rawClient) next() http2.Frame {
@@ -334,18 +357,30 @@ func (rc *rawClient) next() http2.Frame {
 				_ = rc.fr.WriteSettingsAck()
 			}
 			continue
-		case *http2.WindowUpdateFrame, *http2.PingFrame:
+		case *http2.PingFrame:
+			if !f.IsAck() {
+				_ = rc.fr.WritePing(true, f.Data) // as clients do (Shutdown's PING waits for it)
+			}
+			continue
+		case *http2.WindowUpdateFrame:
 			continue
 		}
 		return f
 	}
 }
 
-// TestShutdownSendsGoAway watches the frames: GOAWAY NO_ERROR naming the
-// open stream, then that stream's whole response, then Shutdown returns.
+// TestShutdownSendsGoAway watches the frames: a GOAWAY NO_ERROR that
+// takes every stream and a PING; a stream the client opens before it
+// answers the PING (one that was on its way) is served; then the GOAWAY
+// naming the last stream taken, the open stream's whole response, and
+// Shutdown returns.
 func TestShutdownSendsGoAway(t *testing.T) {
 	entered, release := make(chan struct{}), make(chan struct{})
 	ts := start(t, &Server{Handler: message.HandlerFunc(func(w message.ResponseWriter, r *message.Request) {
+		if r.Path == "/fast" {
+			_, _ = w.Write([]byte("fast"))
+			return
+		}
 		close(entered)
 		<-release
 		_, _ = w.Write([]byte("slow done"))
@@ -360,13 +395,28 @@ func TestShutdownSendsGoAway(t *testing.T) {
 		defer cancel()
 		shutdown <- ts.shutdown(ctx)
 	}()
-	f := rc.next()
-	ga, ok := f.(*http2.GoAwayFrame)
-	if !ok {
-		t.Fatalf("first frame after Shutdown: %v, want GOAWAY", f)
+	first := rc.nextGoAway()
+	if first.ErrCode != http2.ErrCodeNo || first.LastStreamID != 1<<31-1 {
+		t.Errorf("first GOAWAY %v last stream %d, want NO_ERROR and 2^31-1", first.ErrCode, first.LastStreamID)
 	}
-	if ga.ErrCode != http2.ErrCodeNo || ga.LastStreamID != 1 {
-		t.Errorf("GOAWAY %v last stream %d, want NO_ERROR and 1", ga.ErrCode, ga.LastStreamID)
+	f := rc.nextRaw()
+	ping, ok := f.(*http2.PingFrame)
+	if !ok || ping.IsAck() {
+		t.Fatalf("after the first GOAWAY: %v, want a PING", describe(f))
+	}
+	// A request that was on its way when the GOAWAY came is served.
+	rc.request(3, "/fast")
+	hf, ok := rc.next().(*http2.MetaHeadersFrame)
+	if !ok || hf.StreamID != 3 || hf.PseudoValue("status") != "200" {
+		t.Fatalf("stream 3 opened after the first GOAWAY: %v, want its 200", describe(hf))
+	}
+	if df, ok := rc.next().(*http2.DataFrame); !ok || string(df.Data()) != "fast" || !df.StreamEnded() {
+		t.Fatalf("stream 3: want DATA \"fast\" ending it")
+	}
+	_ = rc.fr.WritePing(true, ping.Data)
+	ga := rc.nextGoAway()
+	if ga.ErrCode != http2.ErrCodeNo || ga.LastStreamID != 3 {
+		t.Errorf("final GOAWAY %v last stream %d, want NO_ERROR and 3", ga.ErrCode, ga.LastStreamID)
 	}
 	for id, want := range map[http2.SettingID]uint32{
 		http2.SettingMaxConcurrentStreams: DefaultMaxConcurrentStreams,
@@ -388,7 +438,7 @@ func TestShutdownSendsGoAway(t *testing.T) {
 	}
 
 	close(release)
-	hf, ok := rc.next().(*http2.MetaHeadersFrame)
+	hf, ok = rc.next().(*http2.MetaHeadersFrame)
 	if !ok || hf.PseudoValue("status") != "200" {
 		t.Fatalf("after release: %v, want HEADERS :status 200", hf)
 	}
