@@ -13,14 +13,15 @@ import (
 
 // runFlags are the flags of "anx run".
 type runFlags struct {
-	config   string
-	root     string
-	domains  stringList
-	proxies  stringList
-	https    string
-	http     string
-	data     string
-	httpMode string
+	config    string
+	root      string
+	domains   stringList
+	proxies   stringList
+	https     string
+	http      string
+	data      string
+	httpMode  string
+	accessLog string
 
 	acmeCA        string
 	acmeCARoot    string
@@ -57,6 +58,7 @@ func parseRunFlags(args []string, stderr io.Writer) (runFlags, error) {
 	fs.StringVar(&f.acmeCA, "acme-ca", "", "get certificates from the ACME CA with this directory `URL` (default Let's Encrypt); it then also serves internal names such as *.test")
 	fs.StringVar(&f.acmeCARoot, "acme-ca-root", "", "trust the root certificates in this PEM `file` for the ACME CA's API (a private CA)")
 	fs.StringVar(&f.email, "email", "", "the ACME account's contact `address` (optional)")
+	fs.StringVar(&f.accessLog, "access-log", "", "log every site's requests to `dest`: stderr, off, or a file's path (default: each site's access_log, else stderr)")
 	fs.StringVar(&f.acmeChallenge, "acme-challenge", "", "answer only this ACME `challenge`: http-01 or tls-alpn-01 (default: both, one after the other)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: anx run [flags]\n\n")
@@ -78,8 +80,9 @@ func parseRunFlags(args []string, stderr io.Writer) (runFlags, error) {
 // config file.
 const runHelpTail = `
 A flag wins over the config file: --https, --http, --data and the --acme-* and
---email flags replace the file's values; --root, --domain, --http-mode and
---proxy apply to its only site (a file with several sites is an error).
+--email flags replace the file's values; --access-log applies to every site;
+--root, --domain, --http-mode and --proxy apply to its only site (a file with
+several sites is an error).
 
 --proxy URL (repeatable) gives the site a catch-all route "/" to those
 upstreams, tried after the file's own routes:
@@ -124,6 +127,11 @@ func applyFlags(cfg *config.Config, f runFlags) error {
 	if err := applyACMEFlags(cfg, f); err != nil {
 		return err
 	}
+	if f.set["access-log"] {
+		if err := applyAccessLogFlag(cfg, f.accessLog); err != nil {
+			return err
+		}
+	}
 	if !f.set["root"] && !f.set["domain"] && !f.set["http-mode"] && !f.set["proxy"] {
 		return nil
 	}
@@ -144,6 +152,18 @@ func applyFlags(cfg *config.Config, f runFlags) error {
 	}
 	if f.set["proxy"] {
 		return applyProxyFlags(site, f)
+	}
+	return nil
+}
+
+// applyAccessLogFlag sends every site's access log to dest.
+func applyAccessLogFlag(cfg *config.Config, dest string) error {
+	var a config.AccessLog
+	if err := a.UnmarshalText([]byte(dest)); err != nil {
+		return usageError{"--access-log: " + err.Error()}
+	}
+	for i := range cfg.Sites {
+		cfg.Sites[i].AccessLog = a
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -126,5 +127,29 @@ func TestRunHelpExplainsProxy(t *testing.T) {
 		if !strings.Contains(errOut, want) {
 			t.Errorf("anx run --help lacks %q:\n%s", want, errOut)
 		}
+	}
+}
+
+func TestAccessLogFlagAppliesToEverySite(t *testing.T) {
+	cfg := config.Default()
+	cfg.Sites = append(cfg.Sites, config.Site{Hosts: []string{"example.com"}, Root: "."})
+	f, err := parseRunFlags([]string{"--access-log", "off"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := applyFlags(&cfg, f); err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range cfg.Sites {
+		if got := s.AccessLog.Destination(); got != "off" {
+			t.Errorf("site %d: access log %q, want off", i+1, got)
+		}
+	}
+	f, err = parseRunFlags([]string{"--access-log", ""}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := applyFlags(&cfg, f); err == nil {
+		t.Error("--access-log \"\" accepted, want an error")
 	}
 }
