@@ -45,8 +45,11 @@ type LoopWriter interface {
 	Loop() any
 	// Defer keeps the response open after Serve returns, until Done; it
 	// reports false, and nothing changes, when the writer cannot. The
-	// request, and everything it refers to, is no longer valid once
-	// Serve returns: the handler copies what it needs first. Until Done,
+	// request's fields and what they refer to may not be read once Serve
+	// returns (the handler copies what it needs first), with one
+	// exception: its Trace may be written until Done or Gone (the proxy
+	// names the upstream there), since the front end keeps the request
+	// for its Observer until the exchange ends. Until Done,
 	// the front end reads no further request of the connection and
 	// reports to ev.
 	Defer(ev LoopEvents) bool
