@@ -49,15 +49,21 @@ func ParseAccept(value string) Accept {
 }
 
 // Choose returns the coding to send among those offered: the one with
-// the highest non-zero weight, ties going to the server's preference
-// (zstd, br, gzip). Identity wins only when the field gives it a
-// strictly higher weight; a field that does not mention identity leaves
-// it acceptable at the lowest weight, so it is the fallback. When nothing is acceptable, not even identity
+// the highest non-zero weight, ties going to the server's preference for
+// compressing on the fly (zstd, br, gzip). Identity wins only when the
+// field gives it a strictly higher weight; a field that does not mention
+// identity leaves it acceptable at the lowest weight, so it is the
+// fallback. When nothing is acceptable, not even identity
 // ("identity;q=0" or "*;q=0"), Identity is returned all the same: section
 // 12.5.3 lets a server send it rather than 406.
-func (a *Accept) Choose(offered Set) Coding {
+func (a *Accept) Choose(offered Set) Coding { return a.ChooseIn(preference[:], offered) }
+
+// ChooseIn is Choose with ties going to order, most preferred first
+// (core/static prefers a br sidecar, made once at brotli's highest
+// level, to a zstd one).
+func (a *Accept) ChooseIn(order []Coding, offered Set) Coding {
 	best, bestQ := Identity, weight(0)
-	for _, c := range preference {
+	for _, c := range order {
 		if q := a.weight(c); offered.Has(c) && q > bestQ {
 			best, bestQ = c, q
 		}

@@ -45,6 +45,27 @@ func TestChoose(t *testing.T) {
 	}
 }
 
+func TestChooseInBreaksTiesByTheOrderGiven(t *testing.T) {
+	brFirst := []Coding{Brotli, Zstd, Gzip}
+	for _, tc := range []struct {
+		accept string
+		want   Coding
+	}{
+		{"zstd, br, gzip", Brotli},           // a tie: the order given
+		{"*", Brotli},                        // a tie through "*"
+		{"br;q=0.5, zstd", Zstd},             // a higher weight still wins
+		{"identity;q=1, br;q=0.9", Identity}, // identity by a strictly higher weight
+	} {
+		a := ParseAccept(tc.accept)
+		if got := a.ChooseIn(brFirst, DefaultSet); got != tc.want {
+			t.Errorf("ChooseIn(br first) for %q: %s, want %s", tc.accept, got, tc.want)
+		}
+	}
+	if a := ParseAccept("zstd, br"); a.Choose(DefaultSet) != Zstd {
+		t.Errorf("Choose for \"zstd, br\": %s, want zstd (the on-the-fly order)", a.Choose(DefaultSet))
+	}
+}
+
 func TestParseSet(t *testing.T) {
 	s, err := ParseSet([]string{"zstd", "gzip"})
 	if err != nil || !s.Has(Zstd) || !s.Has(Gzip) || s.Has(Brotli) || s.Has(Identity) {

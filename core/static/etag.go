@@ -80,6 +80,16 @@ func cutEntityTag(s string) (weak bool, opaque, rest string, ok bool) {
 	return false, "", "", false
 }
 
+// cutListElement splits s at its first comma.
+func cutListElement(s string) (element, rest string) {
+	for i := 0; i < len(s); i++ {
+		if s[i] == ',' {
+			return s[:i], s[i+1:]
+		}
+	}
+	return s, ""
+}
+
 // skipListSeparators skips whitespace and empty list elements, which the
 // list syntax of RFC 9110 section 5.6.1 allows.
 func skipListSeparators(s string) string {

@@ -96,13 +96,9 @@ func FuzzAcceptEncoding(f *testing.F) {
 		for _, c := range precompressed {
 			available[c] = mask&(1<<c) != 0
 		}
-		a := parseAcceptEncoding(value)
-		got := a.choose(&available)
+		got := chooseCoding(value, &available)
 		if !available[got] {
 			t.Fatalf("Accept-Encoding %q: chose %s, which is not available", value, got.name())
-		}
-		if got != identity && a.weight(got) <= 0 {
-			t.Fatalf("Accept-Encoding %q: chose %s with weight %d", value, got.name(), a.weight(got))
 		}
 		lower := strings.ToLower(value)
 		if got != identity && !strings.Contains(lower, got.name()) && !strings.Contains(lower, "*") {

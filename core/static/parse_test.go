@@ -206,8 +206,7 @@ func TestChooseCoding(t *testing.T) {
 		{"br, gzip", onlyGzip, gzipCoding},
 		{"*", onlyGzip, gzipCoding},
 	} {
-		a := parseAcceptEncoding(tc.accept)
-		if got := a.choose(&tc.available); got != tc.want {
+		if got := chooseCoding(tc.accept, &tc.available); got != tc.want {
 			t.Errorf("Accept-Encoding %q over %v: got %s, want %s", tc.accept, tc.available, got.name(), tc.want.name())
 		}
 	}

@@ -18,8 +18,7 @@ func (h *Handler) serveEntry(w message.ResponseWriter, r *message.Request, e *en
 	rf.read(&r.Header)
 	c := identity
 	if e.hasVariants && rf.acceptEncoding.lines > 0 {
-		accept := parseAcceptEncoding(rf.acceptEncoding.value)
-		c = accept.choose(&e.available)
+		c = chooseCoding(rf.acceptEncoding.value, &e.available)
 	}
 	rep := &e.reps[c]
 	if c == identity && e.fly != nil && rf.acceptEncoding.lines > 0 && rf.rangeSpec.lines == 0 {
