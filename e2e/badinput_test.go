@@ -91,6 +91,8 @@ var badConfigs = []struct{ name, text, mark, key string }{
 	{"acme-ca-bad-scheme", "email = \"test@example.com\"\nacme_ca = \"ht!tp://x\"\n", "acme_ca", "acme_ca"},
 	{"acme-ca-not-a-url", "acme_ca = \"not a url\"\n", "acme_ca", "acme_ca"},
 	{"fallback-not-a-path", "[[site]]\nhosts = [\"localhost\"]\nroot = \"site\"\nfallback = \"index.html\"\n", `fallback = "index.html"`, "fallback"},
+	{"access-log-format", "[[site]]\nhosts = [\"localhost\"]\nroot = \"site\"\naccess_log_format = \"xml\"\n", `access_log_format = "xml"`, "access_log_format"},
+	{"compress-unknown", "[[site]]\nhosts = [\"localhost\"]\nroot = \"site\"\ncompress = [\"lzma\"]\n", `compress = ["lzma"]`, "compress"},
 	{"fallback-missing", "[[site]]\nhosts = [\"localhost\"]\nroot = \"site\"\nfallback = \"/missing.html\"\n", `fallback = "/missing.html"`, "fallback"},
 }
 
