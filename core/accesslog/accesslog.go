@@ -88,9 +88,9 @@ func (l *Logger) Observe(r *message.Request, o *message.Outcome) {
 	if r.Trace.Route == nil {
 		e.site = site.Name
 	}
-	if site.Out.appendInPlace(site.Format, &e) {
-		return
-	}
+	// Formatted apart, then copied in under the Writer's lock: formatting
+	// under it made the event loops wait for each other (in make bench,
+	// h1 over TLS lost 15% to logging so, 0 to 2% this way).
 	buf := pool.Get(lineBytes)
 	line := appendLine((*buf)[:0], site.Format, &e)
 	site.Out.Append(line)

@@ -129,30 +129,6 @@ func TestObserveAllocatesNothing(t *testing.T) {
 	}
 }
 
-// TestLoggerLongLineTakesTheCopyingPath: a line whose worst case may not
-// fit the room left is formatted apart and copied in when it does fit.
-func TestLoggerLongLineTakesTheCopyingPath(t *testing.T) {
-	var out lockedBuffer
-	rt := &message.RouteInfo{Site: "a.test"}
-	w := NewStream(&out, 4096, nil)
-	l := New(&Config{Routes: map[*message.RouteInfo]Site{rt: {Out: w}}})
-	long := "/" + strings.Repeat("p", 1000)
-	r := testRequest("GET", "h", long, "")
-	r.Trace.Route = rt
-	if e := newEntry(r, testOutcome(200), nil, JSON); e.lineBound() <= 4096 {
-		t.Fatalf("the test's line bound is %d: it would not take the copying path", e.lineBound())
-	}
-	l.Observe(r, testOutcome(200))
-	w.Close()
-	var m map[string]any
-	if err := json.Unmarshal([]byte(out.String()), &m); err != nil || m["uri"] != long {
-		t.Errorf("got %q (%v), want the line with the long path", out.String(), err)
-	}
-	if w.Dropped() != 0 {
-		t.Errorf("Dropped = %d, want 0", w.Dropped())
-	}
-}
-
 func TestSiteOfHost(t *testing.T) {
 	a, b, w, fallback := Site{Name: "a"}, Site{Name: "b"}, Site{Name: "wild"}, Site{Name: "unrouted"}
 	c := &Config{Hosts: map[string]Site{"a.test": a, "::1": b, "*.example.com": w}, Unrouted: fallback}

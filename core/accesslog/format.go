@@ -46,16 +46,6 @@ type entry struct {
 	referer, userAgent string
 }
 
-// lineBound is more than any line of e can take: the fixed text, numbers
-// and addresses, and every string escaped at its worst (6 bytes a byte in
-// JSON, 4 in the combined format).
-func (e *entry) lineBound() int {
-	r := e.r
-	n := len(r.Method) + len(r.Host) + len(r.Path) + len(r.RawQuery) + len(r.ServerName) + len(e.site) + len(e.route) +
-		len(e.id) + len(r.Trace.Upstream) + len(e.referer) + len(e.userAgent)
-	return 1024 + 6*n
-}
-
 // appendLine appends e's line in format f, newline included.
 func appendLine(b []byte, f Format, e *entry) []byte {
 	if f == Combined {

@@ -159,25 +159,6 @@ func (w *Writer) signalGrowth(before, after int) {
 // lineCount counts the lines of b.
 func lineCount(b []byte) int { return bytes.Count(b, []byte{'\n'}) }
 
-// appendInPlace formats e's line straight into the buffer, saving the
-// copy Append makes, when the line surely fits; it reports false, and
-// does nothing, when it might not (the caller formats it apart and calls
-// Append) or the Writer is closed.
-func (w *Writer) appendInPlace(f Format, e *entry) bool {
-	bound := e.lineBound()
-	w.mu.Lock()
-	if w.closing || w.limit-len(w.buf) < bound {
-		w.mu.Unlock()
-		return false
-	}
-	before := len(w.buf)
-	w.buf = appendLine(w.buf, f, e) // within cap: no allocation
-	after := len(w.buf)
-	w.mu.Unlock()
-	w.signalGrowth(before, after)
-	return true
-}
-
 // notify puts a token in c unless one is there.
 func notify(c chan struct{}) {
 	select {
