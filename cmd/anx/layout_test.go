@@ -32,7 +32,7 @@ func TestImportsPointDown(t *testing.T) {
 		"e2e/bench":               {},
 		"core/netpoll":            {"core/pool"},
 		"core/proxy":              {"core/message", "core/netpoll", "core/pool", "core/chunked", "core/encode", "asm"},
-		"core/encode":             {},
+		"core/encode":             {"core/message"},
 		"core/chunked":            {"core/message", "asm"},
 		"core/accesslog":          {"core/message", "core/pool"},
 		"internal/testpki":        {},

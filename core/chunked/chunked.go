@@ -344,7 +344,7 @@ func (d *Decoder) deliverTrailer() {
 	all := string(d.tbuf)
 	start := 0
 	for _, f := range d.spans {
-		name, value := all[start:f.nameEnd], trimOWS(all[f.nameEnd:f.valueEnd])
+		name, value := all[start:f.nameEnd], message.TrimOWS(all[f.nameEnd:f.valueEnd])
 		start = f.valueEnd
 		if !IsForbiddenTrailer(name) {
 			d.dst.Add(name, value)
@@ -414,17 +414,6 @@ func hexValue(c byte) int64 {
 		return int64(c-'A') + 10
 	}
 	return -1
-}
-
-// trimOWS removes optional whitespace (SP and HTAB) from both ends of s.
-func trimOWS(s string) string {
-	for s != "" && (s[0] == ' ' || s[0] == '\t') {
-		s = s[1:]
-	}
-	for s != "" && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
-		s = s[:len(s)-1]
-	}
-	return s
 }
 
 // malformed returns the Error for reason.

@@ -1,5 +1,7 @@
 package encode
 
+import "github.com/anx-gateway/anx/core/message"
+
 // weight is a quality value times 1000, 0 through 1000 (RFC 9110 section
 // 12.4.2); notListed marks a coding the field does not mention.
 type weight int16
@@ -30,12 +32,12 @@ func ParseAccept(value string) Accept {
 		a.q[i] = notListed
 	}
 	for rest := value; ; {
-		rest = skipSeparators(rest)
+		rest = message.SkipListSeparators(rest)
 		if rest == "" {
 			return a
 		}
 		var element string
-		element, rest = cutElement(rest)
+		element, rest = message.CutListElement(rest)
 		token, q, ok := parseElement(element)
 		if !ok {
 			continue
@@ -96,24 +98,14 @@ func lower(old, q weight) weight {
 	return old
 }
 
-// cutElement splits s at its first comma.
-func cutElement(s string) (element, rest string) {
-	for i := 0; i < len(s); i++ {
-		if s[i] == ',' {
-			return s[:i], s[i+1:]
-		}
-	}
-	return s, ""
-}
-
 // parseElement parses `codings [ weight ]`.
 func parseElement(element string) (token string, q weight, ok bool) {
-	element = trimOWS(element)
+	element = message.TrimOWS(element)
 	end := 0
-	for end < len(element) && isTokenChar(element[end]) {
+	for end < len(element) && message.IsTokenChar(element[end]) {
 		end++
 	}
-	token, params := element[:end], trimLeftOWS(element[end:])
+	token, params := element[:end], message.TrimLeftOWS(element[end:])
 	if token == "" {
 		return "", 0, false
 	}
@@ -123,7 +115,7 @@ func parseElement(element string) (token string, q weight, ok bool) {
 	if params[0] != ';' {
 		return "", 0, false
 	}
-	params = trimLeftOWS(params[1:])
+	params = message.TrimLeftOWS(params[1:])
 	if len(params) < 2 || (params[0] != 'q' && params[0] != 'Q') || params[1] != '=' {
 		return "", 0, false
 	}
@@ -187,41 +179,4 @@ func equalFold(s, lowerCase string) bool {
 		}
 	}
 	return true
-}
-
-// isTokenChar reports whether c is a tchar (RFC 9110 section 5.6.2).
-func isTokenChar(c byte) bool {
-	switch {
-	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		return true
-	}
-	switch c {
-	case '!', '#', '$', '%', '&', '\'', '*', '+', '-', '.', '^', '_', '`', '|', '~':
-		return true
-	}
-	return false
-}
-
-// skipSeparators skips whitespace and the empty list elements that the
-// list syntax of RFC 9110 section 5.6.1 allows.
-func skipSeparators(s string) string {
-	for s != "" && (s[0] == ',' || s[0] == ' ' || s[0] == '\t') {
-		s = s[1:]
-	}
-	return s
-}
-
-func trimOWS(s string) string {
-	s = trimLeftOWS(s)
-	for s != "" && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
-		s = s[:len(s)-1]
-	}
-	return s
-}
-
-func trimLeftOWS(s string) string {
-	for s != "" && (s[0] == ' ' || s[0] == '\t') {
-		s = s[1:]
-	}
-	return s
 }

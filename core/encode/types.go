@@ -3,6 +3,8 @@ package encode
 import (
 	"bytes"
 	"strings"
+
+	"github.com/anx-gateway/anx/core/message"
 )
 
 // compressibleTypes are the media types, besides text/* and the +json,
@@ -45,7 +47,7 @@ var compressibleTypes = map[string]bool{
 // matter; an empty or malformed value is not compressible.
 func Compressible(contentType string) bool {
 	mediaType, _, _ := strings.Cut(contentType, ";")
-	mediaType = trimOWS(mediaType)
+	mediaType = message.TrimOWS(mediaType)
 	if len(mediaType) > 100 {
 		return false
 	}

@@ -26,7 +26,7 @@ func (f *fieldLines) add(v string) {
 // single returns the value of a field that must not be a list, and false
 // when the field is absent or appears on more than one line.
 func (f *fieldLines) single() (string, bool) {
-	return trimOWS(f.value), f.lines == 1
+	return message.TrimOWS(f.value), f.lines == 1
 }
 
 // requestFields holds the request fields that static evaluates, read in one

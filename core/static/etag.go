@@ -3,6 +3,8 @@ package static
 import (
 	"strconv"
 	"time"
+
+	"github.com/anx-gateway/anx/core/message"
 )
 
 // makeETag returns the strong entity-tag of a file's bytes: the hex of its
@@ -28,12 +30,12 @@ func makeETag(modTime time.Time, size int64, suffix string) string {
 // one (If-None-Match), see section 8.8.3.2. A value that is not valid
 // syntax, including "*" mixed into a list, matches nothing.
 func matchesAny(list, etag string, strong bool) bool {
-	if trimOWS(list) == "*" {
+	if message.TrimOWS(list) == "*" {
 		return true
 	}
 	matched := false
 	for rest := list; ; {
-		rest = skipListSeparators(rest)
+		rest = message.SkipListSeparators(rest)
 		if rest == "" {
 			return matched
 		}
@@ -44,7 +46,7 @@ func matchesAny(list, etag string, strong bool) bool {
 		if opaque == etag && !(strong && weak) {
 			matched = true
 		}
-		rest = trimLeftOWS(tail)
+		rest = message.TrimLeftOWS(tail)
 		if rest != "" && rest[0] != ',' {
 			return false
 		}
@@ -78,39 +80,4 @@ func cutEntityTag(s string) (weak bool, opaque, rest string, ok bool) {
 		}
 	}
 	return false, "", "", false
-}
-
-// cutListElement splits s at its first comma.
-func cutListElement(s string) (element, rest string) {
-	for i := 0; i < len(s); i++ {
-		if s[i] == ',' {
-			return s[:i], s[i+1:]
-		}
-	}
-	return s, ""
-}
-
-// skipListSeparators skips whitespace and empty list elements, which the
-// list syntax of RFC 9110 section 5.6.1 allows.
-func skipListSeparators(s string) string {
-	for s != "" && (s[0] == ',' || s[0] == ' ' || s[0] == '\t') {
-		s = s[1:]
-	}
-	return s
-}
-
-// trimOWS removes optional whitespace (SP and HTAB) around s.
-func trimOWS(s string) string {
-	s = trimLeftOWS(s)
-	for s != "" && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
-		s = s[:len(s)-1]
-	}
-	return s
-}
-
-func trimLeftOWS(s string) string {
-	for s != "" && (s[0] == ' ' || s[0] == '\t') {
-		s = s[1:]
-	}
-	return s
 }

@@ -42,7 +42,7 @@ const (
 // Range on an empty representation). A valid set with no satisfiable
 // range is unsatisfiable (section 14.1.2).
 func parseRange(value string, size int64, dst []byteRange) ([]byteRange, rangeVerdict) {
-	value = trimOWS(value)
+	value = message.TrimOWS(value)
 	eq := 0
 	for eq < len(value) && value[eq] != '=' {
 		eq++
@@ -52,13 +52,13 @@ func parseRange(value string, size int64, dst []byteRange) ([]byteRange, rangeVe
 	}
 	specs, total := 0, int64(0)
 	for rest := value[eq+1:]; ; {
-		rest = skipListSeparators(rest)
+		rest = message.SkipListSeparators(rest)
 		if rest == "" {
 			break
 		}
 		var element string
-		element, rest = cutListElement(rest)
-		r, satisfiable, ok := parseRangeSpec(trimOWS(element), size)
+		element, rest = message.CutListElement(rest)
+		r, satisfiable, ok := parseRangeSpec(message.TrimOWS(element), size)
 		if !ok {
 			return dst[:0], rangeIgnore
 		}
