@@ -3,8 +3,6 @@ package config
 import (
 	"fmt"
 	"net"
-
-	"github.com/pelletier/go-toml/v2/unstable"
 )
 
 // AdminAddr is the admin listener's address (host:port), or empty for
@@ -57,28 +55,9 @@ func isLoopback(host string) bool {
 
 // loadAdmin checks the admin keys of the file at path, naming the line of
 // its admin key.
-func (c *Config) loadAdmin(path string, text []byte) error {
+func (c *Config) loadAdmin(path string, lines *keyLines) error {
 	if err := c.checkAdmin(); err != nil {
-		return fmt.Errorf("%s:%d: key \"admin\": %v", path, topLevelLine(text, "admin"), err)
+		return fmt.Errorf("%s:%d: key \"admin\": %v", path, lines.topLine("admin"), err)
 	}
 	return nil
-}
-
-// topLevelLine returns the line of a top-level key in a config file's
-// text (one set before any table header), or 0 when it is not there.
-func topLevelLine(text []byte, key string) int {
-	var p unstable.Parser
-	p.Reset(text)
-	for p.NextExpression() {
-		e := p.Expression()
-		switch e.Kind {
-		case unstable.Table, unstable.ArrayTable:
-			return 0
-		case unstable.KeyValue:
-			if k, line := keyOf(&p, e); len(k) == 1 && k[0] == key {
-				return line
-			}
-		}
-	}
-	return 0
 }

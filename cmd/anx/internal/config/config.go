@@ -172,35 +172,27 @@ func Load(path string) (Config, error) {
 	if len(cfg.Sites) == 0 {
 		return Config{}, fmt.Errorf("%s: no [[site]] declared", path)
 	}
-	if err := cfg.loadAdmin(path, text); err != nil {
+	lines := findKeyLines(text)
+	if err := cfg.loadAdmin(path, &lines); err != nil {
 		return Config{}, err
 	}
 	dir := filepath.Dir(path)
 	cfg.Data = resolve(dir, cfg.Data)
 	cfg.ACMECARoot = resolve(dir, cfg.ACMECARoot)
-	tables := routeTables(text)
 	for i := range cfg.Sites {
 		s := &cfg.Sites[i]
 		s.Root = resolve(dir, s.Root)
 		s.AccessLog = resolveAccessLog(dir, s.AccessLog)
-		if err := checkFallback(path, text, i, s); err != nil {
+		if err := checkFallback(path, &lines, i, s); err != nil {
 			return Config{}, err
 		}
 		for j := range s.Routes {
-			if err := loadRoute(path, dir, &s.Routes[j], tableAt(tables, i, j)); err != nil {
+			if err := loadRoute(path, dir, &s.Routes[j], lines.route(i, j)); err != nil {
 				return Config{}, err
 			}
 		}
 	}
 	return cfg, nil
-}
-
-// tableAt returns where route j of site i is in the file.
-func tableAt(tables [][]routeTable, i, j int) routeTable {
-	if i < len(tables) && j < len(tables[i]) {
-		return tables[i][j]
-	}
-	return routeTable{keys: map[string]int{}}
 }
 
 // loadRoute checks a route of the file at path, resolves its paths from

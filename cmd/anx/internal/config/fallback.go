@@ -4,10 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
-
-	"github.com/pelletier/go-toml/v2/unstable"
 )
 
 // FallbackPath is a site's fallback: the path, under the site's root, of
@@ -46,13 +43,13 @@ func plainFilePath(p string) bool {
 // file added later needs a reload). A root that is not a directory is
 // left for the start-up check of roots to report. Errors name the file,
 // the line and the key.
-func checkFallback(path string, text []byte, i int, s *Site) error {
+func checkFallback(path string, lines *keyLines, i int, s *Site) error {
 	if s.Fallback.Path == "" {
 		return nil
 	}
 	fail := func(format string, args ...any) error {
 		where := fmt.Sprintf("%s: site %d", path, i+1)
-		if line := siteKeyLine(text, i, "fallback"); line > 0 {
+		if line := lines.siteLine(i, "fallback"); line > 0 {
 			where = fmt.Sprintf("%s:%d", path, line)
 		}
 		return fmt.Errorf("%s: key \"site.fallback\": %s", where, fmt.Sprintf(format, args...))
@@ -74,29 +71,4 @@ func checkFallback(path string, text []byte, i int, s *Site) error {
 		return fail("%s: not a regular file", file)
 	}
 	return nil
-}
-
-// siteKeyLine returns the line where the config text sets key in the
-// table of site i (its [[site]] table itself, not a route's), or 0.
-func siteKeyLine(text []byte, i int, key string) int {
-	var p unstable.Parser
-	p.Reset(text)
-	site := -1
-	inSite := false // reading the keys of [[site]] number site
-	for p.NextExpression() {
-		e := p.Expression()
-		switch e.Kind {
-		case unstable.ArrayTable, unstable.Table:
-			name, _ := keyOf(&p, e)
-			inSite = e.Kind == unstable.ArrayTable && slices.Equal(name, []string{"site"})
-			if inSite {
-				site++
-			}
-		case unstable.KeyValue:
-			if name, line := keyOf(&p, e); inSite && site == i && slices.Equal(name, []string{key}) {
-				return line
-			}
-		}
-	}
-	return 0
 }
