@@ -611,10 +611,12 @@ func TestTLSFileBacklog(t *testing.T) {
 				tc := tls.Client(counter, cfg)
 				c := &client{Conn: tc, raw: raw, br: bufio.NewReader(tc)}
 				c.send(t, "file\necho behind\nfile-close\n")
+				// No count of alerts here: crypto/tls reads ahead of the
+				// record it returns, so the close_notify of a small answer
+				// may already be counted. The count at EOF says that it
+				// was the only alert (an early one would make two, or fail
+				// the reads).
 				c.expectFile(t, data)
-				if counter.alerts > 0 {
-					t.Fatal("an alert before the end")
-				}
 				c.expect(t, "h1: behind")
 				c.expectFile(t, data)
 				c.expectEOF(t)
