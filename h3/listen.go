@@ -17,7 +17,7 @@ import (
 // completes its handshake as the listener closes. quic-go's own Serve
 // leaves such a connection queued, never served and never closed: its
 // client waits for its idle timeout (seen in binary upgrades under load,
-// where a handshake can be slow, its packets read by the other process).
+// where a handshake can be slow).
 // Here every connection the listener gives is served, or, once Shutdown
 // has begun, closed with H3_REQUEST_REJECTED, which tells the client that
 // its requests were not processed and may go again on a new connection
@@ -37,7 +37,9 @@ func (s *Server) listen(pc net.PacketConn) (*quic.EarlyListener, error) {
 	if l.closed {
 		return nil, ErrServerClosed
 	}
-	tr := &quic.Transport{Conn: pc} // no StatelessResetKey: no resets (see cmd/anx's upgrade)
+	// No StatelessResetKey: a packet of a connection this process does not
+	// know is dropped, never answered with a reset (see cmd/anx's upgrade).
+	tr := &quic.Transport{Conn: pc, ConnectionIDGenerator: s.idGenerator()}
 	ln, err := tr.ListenEarly(http3.ConfigureTLSConfig(s.TLSConfig), s.srv.QUICConfig)
 	if err != nil {
 		return nil, fmt.Errorf("h3: %w", err)

@@ -92,6 +92,12 @@ type Server struct {
 	// Allow0RTT accepts requests sent in 0-RTT data; see the package
 	// documentation for the replay risk.
 	Allow0RTT bool
+	// ConnectionIDTag, when not zero, starts every connection ID the
+	// server issues (then 8 random bytes), so that in a binary upgrade the
+	// kernel can steer each packet to the process serving its connection
+	// (SteerToSuccessor). Give each process its own (NewConnectionIDTag).
+	// Zero: quic-go's random 4-byte IDs.
+	ConnectionIDTag uint32
 	// Logger receives quic-go's HTTP/3 messages and the UDP buffer
 	// warning. Nil means slog.Default().
 	Logger *slog.Logger

@@ -68,8 +68,12 @@ func (ts *testServer) tlsConfig() *tls.Config {
 }
 
 // client returns quic-go's HTTP/3 client for ts; cleanup closes it.
-func (ts *testServer) client(t *testing.T) *http.Client {
-	tr := &http3.Transport{TLSClientConfig: ts.tlsConfig()}
+func (ts *testServer) client(t *testing.T) *http.Client { return clientOf(t, ts.pki) }
+
+// clientOf returns quic-go's HTTP/3 client trusting pki; cleanup closes
+// it.
+func clientOf(t *testing.T, pki *testpki.PKI) *http.Client {
+	tr := &http3.Transport{TLSClientConfig: pki.ClientConfig(http3.NextProtoH3)}
 	t.Cleanup(func() { tr.Close() })
 	return &http.Client{Transport: tr}
 }

@@ -36,7 +36,8 @@ type gateway struct {
 	log   *slog.Logger
 	certs *certs.Manager
 
-	udp net.PacketConn // HTTP/3
+	udp     net.PacketConn // HTTP/3
+	quicTag uint32         // h3.Server.ConnectionIDTag: what a binary upgrade steers by
 
 	h1TLS      *h1.Server // HTTPS over TCP on the event loops: TLS, then h1 here or h2 by ALPN
 	h1Plain    *h1.Server // plain HTTP on the event loops
@@ -65,7 +66,7 @@ func newGateway(cfg config.Config, logger *slog.Logger) (_ *gateway, err error) 
 // openGateway is newGateway on the sockets a binary upgrade handed over,
 // when in is not nil.
 func openGateway(cfg config.Config, logger *slog.Logger, in *inherited) (_ *gateway, err error) {
-	gw := &gateway{cfg: cfg, log: logger, transports: proxy.NewTransports(), inherited: in}
+	gw := &gateway{cfg: cfg, log: logger, transports: proxy.NewTransports(), inherited: in, quicTag: in.connectionIDTag()}
 	defer func() {
 		if err != nil {
 			gw.closeAll()
@@ -180,7 +181,7 @@ func (gw *gateway) listen() error {
 	}
 	udpAddr := net.JoinHostPort(hostOf(gw.cfg.HTTPS), strconv.Itoa(gw.httpsPort()))
 	var err error
-	if gw.udp, err = (&net.ListenConfig{}).ListenPacket(context.Background(), "udp", udpAddr); err != nil {
+	if gw.udp, err = h3.ListenPacket(context.Background(), udpAddr); err != nil {
 		return listenError("https (UDP, HTTP/3)", udpAddr, err)
 	}
 	if err := gw.h1Plain.Listen(gw.cfg.HTTP); err != nil {
@@ -292,6 +293,8 @@ func (gw *gateway) buildServers(tlsConfig *tls.Config) {
 		MaxHeaderBytes: int(c.Limits.MaxHeaderBytes.Bytes),
 		MaxBodyBytes:   c.Limits.MaxBodyBytes.Bytes,
 		Logger:         gw.log,
+
+		ConnectionIDTag: gw.quicTag,
 	}
 	gw.configureH1(gw.h1TLS, gw.secure, altSvc)
 	gw.h1TLS.TLSConfig = tlsConfig

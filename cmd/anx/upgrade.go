@@ -24,22 +24,23 @@ package main
 // SIGTERM (requests in flight finish; HTTP/2 gets one GOAWAY, and its
 // client retries a stream it opened as the GOAWAY came).
 //
-// HTTP/3 shares one UDP socket, and each datagram goes to whichever
-// process reads it first. The old process sends GOAWAY on its connections
-// (h3.Server.Shutdown) and keeps reading until they have drained, so that
-// their requests finish; the new process serves new connections. A
-// datagram of an old connection that the new process reads (or of a new
-// connection that the old one reads) is dropped, silently: neither
-// process has a stateless reset key (quic-go sends no stateless reset
-// without one, and its listener, once closed, drops Initial packets
-// instead of refusing them), so the client sees loss, which QUIC
-// retransmits, and never a reset. A request in flight therefore completes
-// (perhaps later), one not yet sent goes on a new connection to the new
-// process, and a new connection's handshake succeeds, its lost Initials
-// retransmitted; one whose handshake completes in the old process as it
-// stops accepting is closed with H3_REQUEST_REJECTED (h3/listen.go), so
-// that its client sends again on a new connection. The sharing ends when
-// the old process has drained and exits.
+// HTTP/3 has a UDP socket per process on the port (SO_REUSEPORT), and
+// the kernel must send each datagram to the process that holds its
+// connection: before starting the new process, the old one attaches a BPF
+// program to the port (h3.SteerToSuccessor) that sends a packet whose
+// connection ID carries the new process's tag (h3.Server.ConnectionIDTag,
+// chosen here and handed over), or a handshake of a new connection, to the
+// new socket, and the rest to its own. The old process sends GOAWAY on its
+// connections (h3.Server.Shutdown) and reads their packets until they have
+// drained, so their requests finish; the new process serves the new
+// connections. A connection whose handshake completes in the old process
+// as it stops accepting is closed with H3_REQUEST_REJECTED (h3/listen.go),
+// so that its client sends again on a new connection. The program counts
+// on two sockets at most on the port, so an upgrade waits until the old
+// process of the previous one has exited. Neither process has a stateless
+// reset key (quic-go sends no reset without one): a stray packet is
+// dropped, never answered with a reset that would end a connection the
+// other process serves.
 
 import (
 	"bufio"
@@ -53,6 +54,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/anx-gateway/anx/h3"
 )
 
 // upgradeTimeout bounds the wait for the new process to be ready.
@@ -62,6 +65,10 @@ const upgradeTimeout = 30 * time.Second
 // whether the new process serves, in which case the caller drains and
 // exits; otherwise it has logged why, and this process serves on.
 func (gw *gateway) handOver(ctx context.Context) bool {
+	if in := gw.inherited; in.predecessorRunning() {
+		gw.log.Error("upgrade refused: the old process of the last upgrade is still draining; send SIGUSR2 again once it has exited", "pid", in.parent)
+		return false
+	}
 	gw.log.Info("upgrade: starting the new binary")
 	pid, err := gw.upgrade(ctx)
 	if err != nil {
@@ -106,6 +113,9 @@ func (gw *gateway) upgrade(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("upgrade: %w", err)
 	}
 	defer handed.close()
+	if err := h3.SteerToSuccessor(gw.udp, gw.quicTag, handed.quicTag); err != nil {
+		return 0, fmt.Errorf("upgrade: %w", err)
+	}
 	r, w, err := os.Pipe()
 	if err != nil {
 		return 0, fmt.Errorf("upgrade: %w", err)
@@ -127,11 +137,16 @@ func (gw *gateway) upgrade(ctx context.Context) (int, error) {
 type handedSockets struct {
 	https, http []int
 	udp         int
+	quicTag     uint32 // the new process's h3.Server.ConnectionIDTag
 }
 
-// handedSockets copies the gateway's listening sockets.
+// handedSockets copies the gateway's listening sockets and picks the new
+// process's tag.
 func (gw *gateway) handedSockets() (*handedSockets, error) {
-	h := &handedSockets{udp: -1}
+	h := &handedSockets{udp: -1, quicTag: h3.NewConnectionIDTag()}
+	for h.quicTag == gw.quicTag {
+		h.quicTag = h3.NewConnectionIDTag()
+	}
 	var err error
 	if h.https, err = gw.h1TLS.DupListeners(); err != nil {
 		return nil, err
@@ -196,7 +211,8 @@ func (h *handedSockets) start(exe string, ready *os.File) (int, error) {
 		}
 		return strings.Join(nums, ",")
 	}
-	spec := "https=" + add(h.https...) + " http=" + add(h.http...) + " udp=" + add(h.udp) + " ready=" + add(readyFd)
+	spec := "https=" + add(h.https...) + " http=" + add(h.http...) + " udp=" + add(h.udp) + " ready=" + add(readyFd) +
+		" quic=" + formatTag(h.quicTag) + " parent=" + strconv.Itoa(os.Getpid())
 	env := append(environWithout(upgradeEnv), upgradeEnv+"="+spec)
 	argv := append([]string{os.Args[0]}, os.Args[1:]...)
 	return syscall.ForkExec(exe, argv, &syscall.ProcAttr{Env: env, Files: files})
