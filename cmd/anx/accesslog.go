@@ -10,7 +10,6 @@ import (
 	"github.com/anx-gateway/anx/cmd/anx/internal/config"
 	"github.com/anx-gateway/anx/core/accesslog"
 	"github.com/anx-gateway/anx/core/message"
-	"github.com/anx-gateway/anx/core/route"
 )
 
 // accessLogs is the gateway's access log: the Observer, and its Writers,
@@ -58,8 +57,7 @@ func (gw *gateway) openAccessLogs(cfg *config.Config, routes []*message.RouteInf
 // else by the first site.
 func (a *accessLogs) prepare(cfg *config.Config, routes []*message.RouteInfo) (*accessPlan, error) {
 	plan := &accessPlan{
-		cfg: &accesslog.Config{Routes: map[*message.RouteInfo]accesslog.Site{}, Hosts: map[string]accesslog.Site{},
-			TrustedProxies: cfg.TrustedPrefixes()},
+		cfg:     &accesslog.Config{Routes: map[*message.RouteInfo]accesslog.Site{}, TrustedProxies: cfg.TrustedPrefixes()},
 		writers: map[string]*accesslog.Writer{},
 	}
 	bySite := map[string]accesslog.Site{}
@@ -75,8 +73,8 @@ func (a *accessLogs) prepare(cfg *config.Config, routes []*message.RouteInfo) (*
 			plan.cfg.Unrouted = site
 		}
 		for _, h := range config.SiteHosts(*s, cfg.Sites) {
-			if name, err := route.NormalizeHost(h); err == nil && h != "*" {
-				plan.cfg.Hosts[name] = site
+			if h != "*" {
+				_ = plan.cfg.Hosts.Add(h, site) // the config has no bad or repeated host: the routing table refused it
 			}
 		}
 	}

@@ -44,8 +44,9 @@ func TestAccessLogsShareOneWriterPerDestination(t *testing.T) {
 	if c.Unrouted.Out != c.Routes[routes[0]].Out {
 		t.Errorf("unrouted requests do not go to the first site's log")
 	}
-	if c.Hosts["b.test"].Out != c.Routes[routes[0]].Out || c.Hosts["b.test"].Name != "b.test" || c.Hosts["c.test"].Out != nil {
-		t.Errorf("the sites' hosts do not name their logs (for requests no route serves): %+v", c.Hosts)
+	b, _ := c.Hosts.Lookup("b.test")
+	if cs, _ := c.Hosts.Lookup("c.test"); b.Out != c.Routes[routes[0]].Out || b.Name != "b.test" || cs.Out != nil {
+		t.Errorf("the sites' hosts do not name their logs (for requests no route serves): b.test %+v, c.test %+v", b, cs)
 	}
 	if len(gw.access.writers) != 1 || len(gw.observers) != 1 {
 		t.Errorf("%d writers and %d observers, want 1 and 1", len(gw.access.writers), len(gw.observers))

@@ -34,7 +34,7 @@ func TestImportsPointDown(t *testing.T) {
 		"core/proxy":              {"core/message", "core/netpoll", "core/pool", "core/chunked", "core/encode", "asm"},
 		"core/encode":             {"core/message"},
 		"core/chunked":            {"core/message", "asm"},
-		"core/accesslog":          {"core/message", "core/pool"},
+		"core/accesslog":          {"core/message", "core/pool", "core/route"},
 		"internal/testpki":        {},
 		"internal/testproc":       {},
 		"internal/testlisten":     {},

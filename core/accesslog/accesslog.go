@@ -7,14 +7,13 @@
 package accesslog
 
 import (
-	"bytes"
 	"net/netip"
-	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/anx-gateway/anx/core/message"
 	"github.com/anx-gateway/anx/core/pool"
+	"github.com/anx-gateway/anx/core/route"
 )
 
 // Site is where and how the requests of a site are logged.
@@ -34,10 +33,10 @@ type Config struct {
 	// Routes maps each route to its site's log. A route that is not in it
 	// logs nothing.
 	Routes map[*message.RouteInfo]Site
-	// Hosts maps host names (in lower case, without port; "*.example.com"
-	// for a wildcard) to the Site that logs the requests for them that no
-	// route served (a redirect to HTTPS, a refusal of the front end).
-	Hosts map[string]Site
+	// Hosts maps host names and wildcards to the Site that logs the
+	// requests for them that no route served (a redirect to HTTPS, a
+	// refusal of the front end).
+	Hosts route.Hosts[Site]
 	// Unrouted logs the requests that no route served and no host of
 	// Hosts names (421).
 	Unrouted Site
@@ -99,55 +98,13 @@ func (l *Logger) Observe(r *message.Request, o *message.Outcome) {
 	}
 }
 
-// siteOfHost returns the Site of the host an authority names: an exact
-// name, else a wildcard for its first label, else Unrouted. It allocates
-// nothing.
+// siteOfHost returns the Site of the host an authority names, else
+// Unrouted. It allocates nothing.
 func (c *Config) siteOfHost(authority string) Site {
-	if len(c.Hosts) == 0 {
-		return c.Unrouted
-	}
-	var buf [256]byte
-	host, ok := lowerHost(buf[1:], authority)
-	if !ok {
-		return c.Unrouted
-	}
-	if s, ok := c.Hosts[string(host)]; ok {
+	if s, ok := c.Hosts.Lookup(authority); ok {
 		return s
 	}
-	if dot := bytes.IndexByte(host, '.'); dot > 0 {
-		wild := buf[dot : 1+len(host)] // "*" then ".rest", in place before host
-		wild[0] = '*'
-		if s, ok := c.Hosts[string(wild)]; ok {
-			return s
-		}
-	}
 	return c.Unrouted
-}
-
-// lowerHost writes into dst the host of an authority: without its port,
-// IPv6 brackets and trailing dot, in lower case. It reports false when
-// dst is too small.
-func lowerHost(dst []byte, authority string) ([]byte, bool) {
-	host := authority
-	if strings.HasPrefix(host, "[") {
-		if end := strings.IndexByte(host, ']'); end > 0 {
-			host = host[1:end]
-		}
-	} else if i := strings.IndexByte(host, ':'); i >= 0 && i == strings.LastIndexByte(host, ':') {
-		host = host[:i] // one colon: name:port; more: a bare IPv6 address
-	}
-	host = strings.TrimSuffix(host, ".")
-	if len(host) > len(dst) {
-		return nil, false
-	}
-	for i := 0; i < len(host); i++ {
-		c := host[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		dst[i] = c
-	}
-	return dst[:len(host)], true
 }
 
 // newEntry gathers what the line of r in format f says.

@@ -31,8 +31,7 @@ type Site struct {
 // one Table serves every connection without locks; a reload builds a new
 // one.
 type Table struct {
-	exact    map[string]message.Handler
-	wildcard map[string]message.Handler // keyed by the suffix after "*."
+	hosts    Hosts[message.Handler]
 	fallback message.Handler
 	blocking bool // some site's handler may wait (see message.NonBlocking)
 }
@@ -40,7 +39,7 @@ type Table struct {
 // New builds a routing table. Two sites claiming the same host, or two
 // default sites, are an error.
 func New(sites []Site) (*Table, error) {
-	t := &Table{exact: map[string]message.Handler{}, wildcard: map[string]message.Handler{}}
+	t := &Table{}
 	for i, s := range sites {
 		if s.Handler == nil {
 			return nil, fmt.Errorf("route: site %d has no handler", i)
@@ -62,18 +61,9 @@ func (t *Table) add(s Site) error {
 		return nil
 	}
 	for _, h := range s.Hosts {
-		name, err := NormalizeHost(h)
-		if err != nil {
+		if err := t.hosts.Add(h, s.Handler); err != nil {
 			return err
 		}
-		set := t.exact
-		if suffix, ok := strings.CutPrefix(name, "*."); ok {
-			set, name = t.wildcard, suffix
-		}
-		if _, dup := set[name]; dup {
-			return fmt.Errorf("route: host %q is claimed by two sites", h)
-		}
-		set[name] = s.Handler
 	}
 	return nil
 }
@@ -81,14 +71,8 @@ func (t *Table) add(s Site) error {
 // Lookup returns the handler for a request's Host (a port, a trailing dot
 // and letter case are ignored), or nil when no site serves it.
 func (t *Table) Lookup(host string) message.Handler {
-	name := hostname(host)
-	if h, ok := t.exact[name]; ok {
+	if h, ok := t.hosts.Lookup(host); ok {
 		return h
-	}
-	if _, parent, ok := strings.Cut(name, "."); ok {
-		if h, ok := t.wildcard[parent]; ok {
-			return h
-		}
 	}
 	return t.fallback
 }
@@ -137,20 +121,4 @@ func NormalizeHost(h string) (string, error) {
 		return "", fmt.Errorf("route: bad host %q: a wildcard stands only for the first label", h)
 	}
 	return name, nil
-}
-
-// hostname strips the port, the IPv6 brackets and a trailing dot from an
-// authority and lowers its case.
-// It allocates nothing for a name already in lower case (net.SplitHostPort
-// allocates an error for an authority without a port, which is most).
-func hostname(authority string) string {
-	host := authority
-	if strings.HasPrefix(host, "[") {
-		if end := strings.IndexByte(host, ']'); end > 0 {
-			host = host[1:end]
-		}
-	} else if i := strings.IndexByte(host, ':'); i >= 0 && i == strings.LastIndexByte(host, ':') {
-		host = host[:i] // one colon: name:port; more: a bare IPv6 address
-	}
-	return strings.ToLower(strings.TrimSuffix(host, "."))
 }
