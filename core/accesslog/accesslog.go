@@ -48,7 +48,8 @@ type Config struct {
 // Logger is the access log's Observer. Its config can be replaced while it
 // observes (a reload).
 type Logger struct {
-	cfg atomic.Pointer[Config]
+	cfg   atomic.Pointer[Config]
+	clock clockText
 }
 
 // New makes a Logger with cfg, which it keeps: the caller must not change
@@ -83,7 +84,7 @@ func (l *Logger) Observe(r *message.Request, o *message.Outcome) {
 	if site.Out == nil {
 		return
 	}
-	e := newEntry(r, o, cfg.TrustedProxies, site.Format)
+	e := newEntry(r, o, cfg.TrustedProxies, site.Format, &l.clock)
 	if r.Trace.Route == nil {
 		e.site = site.Name
 	}
@@ -108,13 +109,14 @@ func (c *Config) siteOfHost(authority string) Site {
 }
 
 // newEntry gathers what the line of r in format f says.
-func newEntry(r *message.Request, o *message.Outcome, trusted []netip.Prefix, f Format) entry {
+func newEntry(r *message.Request, o *message.Outcome, trusted []netip.Prefix, f Format, clock *clockText) entry {
 	e := entry{r: r, o: o, when: o.End, proto: protoName(r), tls: tlsName(r.TLSVersion)}
 	e.remote = clientAddr(r, trusted)
 	e.id = requestID(r, isTrusted(r.RemoteAddr.Addr().Unmap(), trusted))
 	if e.when.IsZero() {
 		e.when = time.Now()
 	}
+	e.second = clock.second(e.when)
 	if !o.Start.IsZero() {
 		e.elapsed = e.when.Sub(o.Start)
 	}

@@ -49,7 +49,7 @@ func testOutcome(status int) *message.Outcome {
 // formatLine formats the line of r and o as Observe does.
 func formatLine(f Format, r *message.Request, o *message.Outcome, trusted []netip.Prefix) string {
 	var buf [lineBytes]byte
-	e := newEntry(r, o, trusted, f)
+	e := newEntry(r, o, trusted, f, &clockText{})
 	return string(appendLine(buf[:0], f, &e))
 }
 
@@ -154,10 +154,11 @@ func TestTimeFormatsMatchTimePackage(t *testing.T) {
 	} {
 		for _, loc := range zones {
 			at := when.In(loc)
-			if got, want := string(appendRFC3339Millis(nil, at)), at.UTC().Format("2006-01-02T15:04:05.000Z07:00"); got != want {
+			var clock clockText
+			if got, want := string(appendRFC3339Millis(nil, clock.second(at), at)), at.UTC().Format("2006-01-02T15:04:05.000Z07:00"); got != want {
 				t.Errorf("RFC 3339 of %v: got %s, want %s", at, got, want)
 			}
-			if got, want := string(appendTimeLocal(nil, at)), at.Format("02/Jan/2006:15:04:05 -0700"); got != want {
+			if got, want := string(clock.second(at).local), at.Format("02/Jan/2006:15:04:05 -0700"); got != want {
 				t.Errorf("time_local of %v: got %s, want %s", at, got, want)
 			}
 		}
@@ -326,5 +327,24 @@ func TestJSONTextEveryByteAtEveryOffset(t *testing.T) {
 				t.Fatalf("byte %#x at %d: came back as %q, want %q", c, off, back, asJSONDecodes(t, s))
 			}
 		}
+	}
+}
+
+// TestClockTextCachesOneSecond: lines of one second share its text; the
+// next second, or another zone, gets its own, with the right digits.
+func TestClockTextCachesOneSecond(t *testing.T) {
+	var clock clockText
+	at := time.Date(2026, 12, 6, 7, 30, 59, 100_000_000, time.UTC)
+	first := clock.second(at)
+	if clock.second(at.Add(800*time.Millisecond)) != first {
+		t.Error("two times of one second got two texts")
+	}
+	next := clock.second(at.Add(900 * time.Millisecond))
+	if next == first || string(next.utc) != "2026-12-06T07:31:00" {
+		t.Errorf("the next second: %q (shared: %v), want 2026-12-06T07:31:00", next.utc, next == first)
+	}
+	zoned := at.Add(900 * time.Millisecond).In(time.FixedZone("", 3600))
+	if got := clock.second(zoned); got == next || string(got.local) != "06/Dec/2026:08:31:00 +0100" {
+		t.Errorf("another zone: %q, want 06/Dec/2026:08:31:00 +0100", got.local)
 	}
 }

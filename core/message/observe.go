@@ -1,6 +1,8 @@
 package message
 
 import (
+	"encoding/binary"
+	"encoding/hex"
 	"math/rand/v2"
 	"time"
 	"unsafe"
@@ -78,13 +80,10 @@ func (t *Trace) MakeID() string {
 	if t.ID != "" {
 		return t.ID
 	}
-	const hexDigits = "0123456789abcdef"
-	for half := 0; half < 2; half++ {
-		v := rand.Uint64()
-		for i := range 16 {
-			t.idBuf[half*16+i] = hexDigits[v>>(60-4*i)&0xf]
-		}
-	}
+	var random [idLen / 2]byte
+	binary.LittleEndian.PutUint64(random[:8], rand.Uint64())
+	binary.LittleEndian.PutUint64(random[8:], rand.Uint64())
+	hex.Encode(t.idBuf[:], random[:])
 	t.ID = unsafe.String(&t.idBuf[0], idLen)
 	return t.ID
 }
