@@ -105,7 +105,7 @@ func (lc *loopConn) serve(in []byte) int {
 // the connection closes, or went off the loop with it.
 func (lc *loopConn) serveOne(x *conn, in []byte, n int) bool {
 	x.newRequest()
-	x.headAt = x.srv.now()
+	x.headAt = x.srv.loopNow(lc.nc)
 	// The head's strings point into in, which is valid until OnRead
 	// returns: the handler runs before then and must not keep them
 	// (message.Request).

@@ -5,6 +5,7 @@ import (
 	"unsafe"
 
 	"github.com/anx-gateway/anx/core/message"
+	"github.com/anx-gateway/anx/core/netpoll"
 	"github.com/anx-gateway/anx/core/pool"
 )
 
@@ -15,6 +16,16 @@ func (s *Server) now() time.Time {
 		return time.Time{}
 	}
 	return time.Now()
+}
+
+// loopNow is now for a request read on an event loop: when the loop woke
+// up to read it, which costs no clock read (and counts the time the
+// request waited in the loop).
+func (s *Server) loopNow(nc *netpoll.Conn) time.Time {
+	if s.Observer == nil {
+		return time.Time{}
+	}
+	return nc.Now()
 }
 
 // observe reports the request just served to the server's Observer: cut

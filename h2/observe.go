@@ -6,13 +6,14 @@ import (
 	"github.com/anx-gateway/anx/core/message"
 )
 
-// now is the time an Outcome records: the clock, when the server has an
-// Observer; the zero time, which costs nothing, when it has none.
-func (srv *Server) now() time.Time {
-	if srv.Observer == nil {
+// now is the time an Outcome records as a stream's start: when the loop
+// woke up to read its head, which costs no clock read, when the server has
+// an Observer; the zero time when it has none.
+func (c *conn) now() time.Time {
+	if c.srv.Observer == nil {
 		return time.Time{}
 	}
-	return time.Now()
+	return c.c.Net().Now()
 }
 
 // observe reports a stream that is done to the server's Observer, if a

@@ -139,7 +139,7 @@ func joinCookies(h *message.Header) {
 // request is complete, else on a goroutine of its own.
 func (c *conn) dispatch(s *stream) {
 	s.fillRequest(c)
-	s.in.served, s.in.headAt = true, c.srv.now()
+	s.in.served, s.in.headAt = true, c.now()
 	if s.in.remoteDone && message.IsNonBlockingFor(c.srv.Handler, &s.req) {
 		c.srv.serve(&s.w, &s.req)
 		s.w.finish()
@@ -179,7 +179,7 @@ func (srv *Server) serve(w *responseWriter, r *message.Request) {
 // a handler sees them (431, 413).
 func (s *stream) answer(status int) {
 	s.fillRequest(s.c)
-	s.in.served, s.in.headAt = true, s.c.srv.now()
+	s.in.served, s.in.headAt = true, s.c.now()
 	s.w.Header().Set("content-length", "0")
 	s.w.WriteHeader(status)
 	s.w.finish()
