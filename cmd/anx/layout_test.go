@@ -31,6 +31,7 @@ func TestImportsPointDown(t *testing.T) {
 		"e2e/h2abuse":             {},
 		"e2e/bench":               {},
 		"core/netpoll":            {"core/pool"},
+		"core/connlimit":          {},
 		"core/proxy":              {"core/message", "core/netpoll", "core/pool", "core/chunked", "core/encode", "asm"},
 		"core/encode":             {"core/message"},
 		"core/chunked":            {"core/message", "asm"},
