@@ -27,11 +27,11 @@ type Limits struct {
 	PerIP int
 }
 
-// Verdict is Admit's answer.
+// Verdict is an admission's outcome: admitted, or refused by one limit.
 type Verdict uint8
 
 const (
-	// Admitted: the connection counts until Release.
+	// Admitted: the connection counts until Release (Admit's true).
 	Admitted Verdict = iota
 	// RefusedTotal: Limits.Max connections are open.
 	RefusedTotal
@@ -93,10 +93,14 @@ func (l *Limiter) Limits() Limits {
 	return Limits{Max: int(l.max.Load()), PerIP: int(l.perIP.Load())}
 }
 
-// Admit counts a new connection from addr, or refuses it (and counts the
-// refusal) when that would exceed a limit. An admitted connection must be
-// given back with Release exactly once.
-func (l *Limiter) Admit(addr netip.Addr) Verdict {
+// Admit counts a new connection from addr and reports true, or refuses it
+// (counting the refusal by reason, see Refused) when that would exceed a
+// limit. An admitted connection must be given back with Release exactly
+// once. It makes the Limiter a core/netpoll Admitter and an h3 one.
+func (l *Limiter) Admit(addr netip.Addr) bool { return l.admit(addr) == Admitted }
+
+// admit is Admit with the reason.
+func (l *Limiter) admit(addr netip.Addr) Verdict {
 	addr = addr.Unmap()
 	if n, lim := l.total.Add(1), l.max.Load(); lim > 0 && n > lim {
 		l.total.Add(-1)

@@ -30,7 +30,7 @@ func TestAdmitLimits(t *testing.T) {
 			l := New(c.lim)
 			admitted := 0
 			for i, from := range c.from {
-				got := l.Admit(addr(from))
+				got := l.admit(addr(from))
 				if got != c.want[i] {
 					t.Errorf("admit %d from %v: got %v, want %v", i, addr(from), got, c.want[i])
 				}
@@ -56,17 +56,17 @@ func TestAdmitLimits(t *testing.T) {
 func TestReleaseMakesRoom(t *testing.T) {
 	l := New(Limits{PerIP: 1})
 	a := addr(7)
-	if v := l.Admit(a); v != Admitted {
+	if v := l.admit(a); v != Admitted {
 		t.Fatalf("first: got %v, want Admitted", v)
 	}
-	if v := l.Admit(a); v != RefusedPerIP {
+	if v := l.admit(a); v != RefusedPerIP {
 		t.Fatalf("second: got %v, want RefusedPerIP", v)
 	}
 	l.Release(a)
 	if got := l.Addresses(); got != 0 {
 		t.Errorf("after the last release: %d addresses held, want 0", got)
 	}
-	if v := l.Admit(a); v != Admitted {
+	if v := l.admit(a); v != Admitted {
 		t.Fatalf("after release: got %v, want Admitted", v)
 	}
 }
@@ -76,10 +76,10 @@ func TestReleaseMakesRoom(t *testing.T) {
 func TestMappedAddressCountsAsIPv4(t *testing.T) {
 	l := New(Limits{PerIP: 1})
 	v4 := netip.MustParseAddr("192.0.2.1")
-	if l.Admit(v4) != Admitted {
+	if l.admit(v4) != Admitted {
 		t.Fatal("IPv4 refused")
 	}
-	if v := l.Admit(netip.AddrFrom16(v4.As16())); v != RefusedPerIP {
+	if v := l.admit(netip.AddrFrom16(v4.As16())); v != RefusedPerIP {
 		t.Errorf("mapped form: got %v, want RefusedPerIP", v)
 	}
 	l.Release(netip.AddrFrom16(v4.As16()))
@@ -94,18 +94,18 @@ func TestSetLimitsKeepsCounts(t *testing.T) {
 	l := New(Limits{})
 	a := addr(1)
 	for range 5 {
-		l.Admit(a)
+		l.admit(a)
 	}
 	l.SetLimits(Limits{PerIP: 5})
-	if v := l.Admit(a); v != RefusedPerIP {
+	if v := l.admit(a); v != RefusedPerIP {
 		t.Fatalf("after tightening to 5 with 5 open: got %v, want RefusedPerIP", v)
 	}
 	l.SetLimits(Limits{Max: 5})
-	if v := l.Admit(addr(2)); v != RefusedTotal {
+	if v := l.admit(addr(2)); v != RefusedTotal {
 		t.Fatalf("total 5 with 5 open: got %v, want RefusedTotal", v)
 	}
 	l.SetLimits(Limits{Max: 6, PerIP: 6})
-	if v := l.Admit(a); v != Admitted {
+	if v := l.admit(a); v != Admitted {
 		t.Fatalf("after loosening: got %v, want Admitted", v)
 	}
 	if got := l.OpenFrom(a); got != 6 {
@@ -145,7 +145,7 @@ func TestConcurrentCountsExact(t *testing.T) {
 			var held []netip.Addr
 			for i := range attempts {
 				a := addr((w*7 + i) % addrs)
-				if l.Admit(a) == Admitted {
+				if l.admit(a) == Admitted {
 					held = append(held, a)
 					mu.Lock()
 					admitted++
@@ -198,7 +198,7 @@ func TestConcurrentCountsExact(t *testing.T) {
 func TestAdmitDoesNotAllocate(t *testing.T) {
 	l := New(Limits{Max: 1000, PerIP: 10})
 	a := netip.MustParseAddr("2001:db8::1")
-	l.Release(func() netip.Addr { l.Admit(a); return a }())
+	l.Release(func() netip.Addr { l.admit(a); return a }())
 	if n := testing.AllocsPerRun(1000, func() {
 		l.Admit(a)
 		l.Release(a)
@@ -214,7 +214,7 @@ func BenchmarkAdmitRelease(b *testing.B) {
 		i := 0
 		for pb.Next() {
 			a := addr(i % 256)
-			l.Admit(a)
+			l.admit(a)
 			l.Release(a)
 			i++
 		}
