@@ -23,9 +23,13 @@
 // (trailer fields go out through net/http's http.TrailerPrefix
 // convention, which x/net/http2 and quic-go turn into a trailing HEADERS
 // frame), message.InterimWriter and message.Aborter; Request.Trailer is
-// filled when the request body has returned io.EOF. It does not implement
-// message.Upgrader: HTTP/2 and HTTP/3 have no Upgrade, and their extended
-// CONNECT (RFC 8441, RFC 9220) is not served yet.
+// filled when the request body has returned io.EOF. For an extended
+// CONNECT (RFC 8441 over HTTP/2, RFC 9220 over HTTP/3: method CONNECT with
+// a :protocol, such as a WebSocket) it fills Request.Protocol, and the
+// writer implements message.Upgrader: a 200, then the request stream as a
+// net.Conn (see Upgrade). Malformed ones (an extended CONNECT without
+// :scheme, :path or :authority, a :protocol on another method) never reach
+// it over HTTP/3: quic-go resets their streams with H3_MESSAGE_ERROR.
 //
 // What it cannot keep: net/http stores header fields in a map, so the
 // order of fields with different names is lost both ways. Request fields
@@ -73,6 +77,7 @@ var (
 	_ message.TrailerWriter = (*responseWriter)(nil)
 	_ message.InterimWriter = (*responseWriter)(nil)
 	_ message.Aborter       = (*responseWriter)(nil)
+	_ message.Upgrader      = (*responseWriter)(nil)
 )
 
 // Handler serves net/http requests with a message.Handler. Its fields are
@@ -131,6 +136,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.Handler.Serve(&x.w, &x.req)
+	if x.w.tunnel != nil {
+		x.w.tunnel.release() // the stream is the handler's until it closes the tunnel
+	}
 	if x.w.aborted {
 		h.observe(x)
 		// net/http, x/net/http2 and quic-go end the response as broken
@@ -161,7 +169,7 @@ func (h *Handler) observe(x *exchange) {
 	x.outcome = message.Outcome{
 		Status:   x.w.status,
 		Sent:     x.w.written,
-		Received: x.body.read,
+		Received: x.body.read + x.w.received(),
 		Start:    x.start,
 		End:      time.Now(),
 		Cut:      x.w.aborted || x.w.failed,
@@ -207,6 +215,13 @@ func (x *exchange) fillRequest(r *http.Request, h *Handler) {
 	copyRequestHeader(&q.Header, r.Header)
 	q.ContentLength = r.ContentLength
 	q.Body = x.bodyOf(r, h.MaxBodyBytes)
+	if q.Protocol = protocolOf(r); q.Protocol != "" {
+		// An extended CONNECT's stream is the tunnel, read through
+		// Upgrade, not content: no body limit applies.
+		q.ContentLength = 0
+		q.Body = emptyBody{}
+		x.w.protocol = q.Protocol
+	}
 	q.RemoteAddr = remoteAddr(r.RemoteAddr)
 	if r.TLS != nil {
 		q.TLS = true
@@ -416,16 +431,29 @@ type responseWriter struct {
 	aborted bool  // Abort was called
 	written int64 // content bytes the client's stream took
 	failed  bool  // a write to the client failed: it went away
+
+	req      *http.Request // whose stream an Upgrade hands over
+	protocol string        // the extended CONNECT's :protocol, or ""
+	tunnel   *tunnel       // set by Upgrade
 }
 
 // init binds rw to one request.
 func (rw *responseWriter) init(w http.ResponseWriter, r *http.Request, h *Handler) {
 	rw.w = w
+	rw.req = r
 	rw.altSvc = h.AltSvc
 	rw.proto = h.Proto
 	if rw.proto == 0 {
 		rw.proto = protoOf(r.ProtoMajor)
 	}
+}
+
+// received returns the bytes read from the client through the tunnel.
+func (rw *responseWriter) received() int64 {
+	if rw.tunnel == nil {
+		return 0
+	}
+	return rw.tunnel.received.Load()
 }
 
 // Header returns the fields to send; they are copied into net/http's
