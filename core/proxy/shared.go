@@ -11,8 +11,9 @@ import (
 // of the upstreams that remain. Its zero value is not usable: call
 // NewTransports. It is safe for concurrent use.
 type Transports struct {
-	mu      sync.Mutex
-	entries []*sharedTransport
+	mu       sync.Mutex
+	entries  []*sharedTransport
+	breakers []*sharedBreaker // by route name and upstream (breaker.go)
 }
 
 // sharedTransport is one transport and how many handlers use it.
