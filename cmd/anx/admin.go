@@ -130,7 +130,7 @@ func (a *adminState) upstreams() []admin.Upstream {
 	for _, h := range *p {
 		for _, u := range h.Stats() {
 			out = append(out, admin.Upstream{Route: h.Name(), URL: u.URL, Up: u.Up, Requests: u.Requests,
-				Failures: u.Failures, Retries: u.Retries, InFlight: u.InFlight, Pooled: u.Pooled})
+				Failures: u.Failures, Retries: u.Retries, InFlight: u.InFlight, Pooled: u.Pooled, Breaker: u.Breaker})
 		}
 	}
 	return out

@@ -33,6 +33,7 @@ var (
 	upstreamFailDesc     = prometheus.NewDesc("anx_upstream_failures_total", "Attempts to the upstream that got no response.", []string{"route", "upstream"}, nil)
 	upstreamRetryDesc    = prometheus.NewDesc("anx_upstream_retries_total", "Attempts to the upstream that retried a failed one.", []string{"route", "upstream"}, nil)
 	upstreamInFlightDesc = prometheus.NewDesc("anx_upstream_in_flight", "Requests being served through the upstream.", []string{"route", "upstream"}, nil)
+	upstreamBreakerDesc  = prometheus.NewDesc("anx_upstream_breaker", "1 for the state the upstream's circuit breaker is in (closed, open, half_open), 0 for the others; absent without a breaker.", []string{"route", "upstream", "state"}, nil)
 	upstreamPooledDesc   = prometheus.NewDesc("anx_upstream_pooled_connections", "Idle connections to the upstream kept for reuse.", []string{"route", "upstream"}, nil)
 	upstreamLatencyDesc  = prometheus.NewDesc("anx_upstream_response_seconds", "Time until the upstream's response head arrived.", []string{"upstream"}, nil)
 	loopWakeupsDesc      = prometheus.NewDesc("anx_loop_wakeups_total", "Returns from epoll_wait of each event loop.", []string{"listener", "loop"}, nil)
@@ -44,7 +45,7 @@ var (
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{requestsDesc, durationDesc, responseBytesDesc, requestBytesDesc,
 		connectionsDesc, handshakesDesc, handshakeFailDesc, certExpiryDesc, certErrorDesc,
-		upstreamUpDesc, upstreamReqDesc, upstreamFailDesc, upstreamRetryDesc, upstreamInFlightDesc, upstreamPooledDesc,
+		upstreamUpDesc, upstreamReqDesc, upstreamFailDesc, upstreamRetryDesc, upstreamInFlightDesc, upstreamPooledDesc, upstreamBreakerDesc,
 		upstreamLatencyDesc, loopWakeupsDesc, loopConnsDesc, loopQueuedDesc} {
 		ch <- d
 	}
@@ -139,7 +140,19 @@ func (c *collector) collectUpstreams(ch chan<- prometheus.Metric, ups []Upstream
 		if u.Pooled >= 0 {
 			ch <- prometheus.MustNewConstMetric(upstreamPooledDesc, prometheus.GaugeValue, float64(u.Pooled), labels...)
 		}
+		for _, state := range breakerStates(u.Breaker) {
+			ch <- prometheus.MustNewConstMetric(upstreamBreakerDesc, prometheus.GaugeValue, boolValue(state == u.Breaker), u.Route, u.URL, state)
+		}
 	}
+}
+
+// breakerStates lists a breaker's states for its metric; none when
+// current is "" (the route has no breaker).
+func breakerStates(current string) []string {
+	if current == "" {
+		return nil
+	}
+	return []string{"closed", "open", "half_open"}
 }
 
 // collectLoops reads the event loops' counters.

@@ -49,13 +49,14 @@ type Certificate struct {
 
 // Upstream is one upstream of one proxy route.
 type Upstream struct {
-	Route    string `json:"route"`     // the route's name: its site and path
-	URL      string `json:"url"`       // the upstream as configured
-	Up       bool   `json:"up"`        // requests may go to it (health checks and passive health)
-	Requests uint64 `json:"requests"`  // attempts sent to it, retries included
-	Failures uint64 `json:"failures"`  // attempts that failed (no response)
-	Retries  uint64 `json:"retries"`   // attempts that were retries of a failed one
-	InFlight int64  `json:"in_flight"` // requests being served through it now
+	Route    string `json:"route"`             // the route's name: its site and path
+	URL      string `json:"url"`               // the upstream as configured
+	Up       bool   `json:"up"`                // requests may go to it (health checks and passive health)
+	Requests uint64 `json:"requests"`          // attempts sent to it, retries included
+	Failures uint64 `json:"failures"`          // attempts that failed (no response)
+	Retries  uint64 `json:"retries"`           // attempts that were retries of a failed one
+	InFlight int64  `json:"in_flight"`         // requests being served through it now
+	Breaker  string `json:"breaker,omitempty"` // its circuit breaker: closed, open or half_open; "" without one
 	// Pooled is how many idle connections to it are kept for reuse
 	// (shared by the routes naming it); -1 when its transport does not
 	// count them (HTTP/2 and TLS upstreams).
