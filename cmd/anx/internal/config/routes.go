@@ -30,6 +30,8 @@ type Route struct {
 	Respond  string     `toml:"respond"`
 	Status   int        `toml:"status"`
 
+	RateLimit *RateLimit `toml:"rate_limit"` // ratelimit.go
+
 	LBPolicy Policy `toml:"lb_policy"`
 	LBHeader string `toml:"lb_header"`
 	LBCookie string `toml:"lb_cookie"`
@@ -214,6 +216,9 @@ func (r *Route) check() (key string, err error) {
 		if err := (route.Fixed{Status: r.Status, Body: r.Respond}).Validate(); err != nil {
 			return "status", trimPackage(err)
 		}
+	}
+	if key, err := r.RateLimit.check(); err != nil {
+		return key, err
 	}
 	if strings.Contains(kind, "proxy") {
 		return r.checkProxy()
