@@ -213,6 +213,9 @@ func loadRoute(path, dir string, r *Route, at routeTable) error {
 		return fail(key, err)
 	}
 	r.Root = resolve(dir, r.Root)
+	if err := r.loadFallbackFile(dir); err != nil {
+		return fail("fallback_file", err)
+	}
 	if r.TLSCA != "" {
 		r.TLSCA = resolve(dir, r.TLSCA)
 		pool, err := loadCA(r.TLSCA)

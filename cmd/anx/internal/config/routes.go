@@ -69,6 +69,8 @@ type Route struct {
 	TLSServerName         string `toml:"tls_server_name"`
 	TLSInsecureSkipVerify bool   `toml:"tls_insecure_skip_verify"`
 
+	Protection // max_conns, breaker_*, fallback_file, stale_if_error: protect.go
+
 	// RootCAs holds the certificates of TLSCA, read by Load.
 	RootCAs *x509.CertPool `toml:"-"`
 	// keys holds the keys the file set in this table, each with its line
@@ -146,6 +148,8 @@ var proxyOptions = []string{
 	"connect_timeout", "response_header_timeout", "read_timeout", "keepalive", "keepalive_timeout",
 	"host_header", "forwarded", "header_up", "header_down",
 	"tls_ca", "tls_server_name", "tls_insecure_skip_verify",
+	"max_conns", "max_queue", "queue_timeout", "breaker_failures", "breaker_error_rate", "breaker_window", // protect.go
+	"breaker_min_requests", "breaker_open", "breaker_probes", "fallback_file", "fallback_status", "stale_if_error",
 }
 
 // Kind names what serves the route: "proxy", "root", "root+proxy",
@@ -274,6 +278,9 @@ func (r *Route) checkProxy() (key string, err error) {
 			return name, err
 		}
 	}
+	if key, err := r.checkProtection(); err != nil {
+		return key, err
+	}
 	cfg := r.ProxyConfig("", nil, nil)
 	if err := cfg.Validate(); err != nil {
 		return r.proxyKey(err), trimPackage(err)
@@ -389,7 +396,8 @@ func (r *Route) ProxyConfig(name string, trusted []netip.Prefix, logger *slog.Lo
 			ServerName:         r.TLSServerName,
 			InsecureSkipVerify: r.TLSInsecureSkipVerify,
 		},
-		Logger: logger,
+		Protect: r.Protection.protection(),
+		Logger:  logger,
 	}
 	// In the file, 0 turns these off; in proxy.Config, 0 is the default
 	// and a negative value is off.
