@@ -80,6 +80,7 @@ func (gw *gateway) adminSources(a *adminState) admin.Sources {
 		Certificates: func() []admin.Certificate { return a.certs.get(gw) },
 		Upstreams:    a.upstreams,
 		Loops:        gw.loopCounts,
+		Refused:      func() map[string]uint64 { return gw.conns.refused() }, // gw.conns is set after openAdmin
 	}
 }
 

@@ -26,6 +26,7 @@ var (
 	connectionsDesc      = prometheus.NewDesc("anx_connections_open", "Open client connections by protocol and state.", []string{"proto", "state"}, nil)
 	handshakesDesc       = prometheus.NewDesc("anx_tls_handshakes_total", "TLS handshakes on TCP that completed.", nil, nil)
 	handshakeFailDesc    = prometheus.NewDesc("anx_tls_handshake_failures_total", "TLS handshakes on TCP that failed, by reason.", []string{"reason"}, nil)
+	refusedDesc          = prometheus.NewDesc("anx_connections_refused_total", "Client connections refused by a connection limit, by the config key that refused them (over HTTP/3, one per Initial packet refused).", []string{"reason"}, nil)
 	certExpiryDesc       = prometheus.NewDesc("anx_certificate_expiry_seconds", "Seconds until the certificate expires (negative: expired).", []string{"name", "issuer"}, nil)
 	certErrorDesc        = prometheus.NewDesc("anx_certificate_renewal_error", "1 for a certificate whose last obtain or renewal failed, with the error.", []string{"name", "error"}, nil)
 	upstreamUpDesc       = prometheus.NewDesc("anx_upstream_up", "1 when requests may go to the upstream, 0 when health checks or passive health took it out.", []string{"route", "upstream"}, nil)
@@ -44,7 +45,7 @@ var (
 // Describe implements prometheus.Collector.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{requestsDesc, durationDesc, responseBytesDesc, requestBytesDesc,
-		connectionsDesc, handshakesDesc, handshakeFailDesc, certExpiryDesc, certErrorDesc,
+		connectionsDesc, handshakesDesc, handshakeFailDesc, refusedDesc, certExpiryDesc, certErrorDesc,
 		upstreamUpDesc, upstreamReqDesc, upstreamFailDesc, upstreamRetryDesc, upstreamInFlightDesc, upstreamPooledDesc, upstreamBreakerDesc,
 		upstreamLatencyDesc, loopWakeupsDesc, loopConnsDesc, loopQueuedDesc} {
 		ch <- d
@@ -62,6 +63,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if c.sources.Handshakes != nil {
 		c.collectHandshakes(ch, c.sources.Handshakes())
+	}
+	if c.sources.Refused != nil {
+		for reason, n := range c.sources.Refused() {
+			ch <- prometheus.MustNewConstMetric(refusedDesc, prometheus.CounterValue, float64(n), reason)
+		}
 	}
 	if c.sources.Certificates != nil {
 		c.collectCertificates(ch, c.sources.Certificates())

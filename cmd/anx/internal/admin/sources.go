@@ -12,6 +12,9 @@ type Sources struct {
 	Certificates func() []Certificate
 	Upstreams    func() []Upstream
 	Loops        func() []Loop
+	// Refused counts the client connections refused by a connection
+	// limit, by the config key that refused them.
+	Refused func() map[string]uint64
 }
 
 // Connections counts the open connections of one protocol in one state.
