@@ -94,6 +94,11 @@ var badConfigs = []struct{ name, text, mark, key string }{
 	{"access-log-format", "[[site]]\nhosts = [\"localhost\"]\nroot = \"site\"\naccess_log_format = \"xml\"\n", `access_log_format = "xml"`, "access_log_format"},
 	{"compress-unknown", "[[site]]\nhosts = [\"localhost\"]\nroot = \"site\"\ncompress = [\"lzma\"]\n", `compress = ["lzma"]`, "compress"},
 	{"fallback-missing", "[[site]]\nhosts = [\"localhost\"]\nroot = \"site\"\nfallback = \"/missing.html\"\n", `fallback = "/missing.html"`, "fallback"},
+	// Rate limits (issue 15): a malformed rate, a negative burst, an unknown key kind, an unknown option.
+	{"rate-limit-rate", "[[site]]\nhosts = [\"localhost\"]\n[[site.route]]\npath = \"/\"\nrespond = \"ok\"\nrate_limit = { rate = \"100/fortnight\" }\n", "rate_limit", "rate_limit"},
+	{"rate-limit-burst", "[[site]]\nhosts = [\"localhost\"]\n[[site.route]]\npath = \"/\"\nrespond = \"ok\"\nrate_limit = { rate = \"100/s\", burst = -1 }\n", "rate_limit", "burst"},
+	{"rate-limit-key", "[[site]]\nhosts = [\"localhost\"]\n[[site.route]]\npath = \"/\"\nrespond = \"ok\"\nrate_limit = { rate = \"100/s\", key = \"cookie:sid\" }\n", "rate_limit", "cookie:sid"},
+	{"rate-limit-option", "[[site]]\nhosts = [\"localhost\"]\n[[site.route]]\npath = \"/\"\nrespond = \"ok\"\nrate_limit = { rate = \"100/s\", zone = \"one\" }\n", "rate_limit", "zone"},
 }
 
 // TestBadConfig: `anx validate` and `anx run` on a faulty config exit
