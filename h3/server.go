@@ -13,8 +13,8 @@
 // SETTINGS_ENABLE_CONNECT_PROTOCOL on every connection (quic-go v0.65 has
 // no option to leave it out) and hands an extended CONNECT to the handler;
 // core/nethttp gives it to the engine with Request.Protocol set, and its
-// response writer's Upgrade answers 200 and makes the request stream the
-// tunnel. An extended CONNECT to a route that cannot tunnel gets that
+// response writer's Upgrade answers 200 and makes the request stream,
+// taken over from quic-go (http3.HTTPStreamer), the tunnel. An extended CONNECT to a route that cannot tunnel gets that
 // route's answer (405 from a file route). quic-go resets a malformed one
 // (no :scheme, :path or :authority; :protocol on another method) with
 // H3_MESSAGE_ERROR before any handler runs.
@@ -245,6 +245,7 @@ func (s *Server) start() error {
 				Proto:        message.HTTP3,
 				MaxBodyBytes: s.MaxBodyBytes,
 				Observer:     s.Observer,
+				TakeStream:   takeStream,
 			},
 			TLSConfig:      s.TLSConfig,
 			QUICConfig:     s.quicConfig(idle),

@@ -27,7 +27,7 @@
 // CONNECT (RFC 8441 over HTTP/2, RFC 9220 over HTTP/3: method CONNECT with
 // a :protocol, such as a WebSocket) it fills Request.Protocol, and the
 // writer implements message.Upgrader: a 200, then the request stream as a
-// net.Conn (see Upgrade). Malformed ones (an extended CONNECT without
+// net.Conn, when the server can hand it over (Handler.TakeStream). Malformed ones (an extended CONNECT without
 // :scheme, :path or :authority, a :protocol on another method) never reach
 // it over HTTP/3: quic-go resets their streams with H3_MESSAGE_ERROR.
 //
@@ -101,6 +101,13 @@ type Handler struct {
 	// Observer, when not nil, sees every exchange once the engine has
 	// answered it (see message.Observer).
 	Observer message.Observer
+	// TakeStream, when not nil, takes the request stream of an extended
+	// CONNECT over from the server, once the writer's Upgrade has set the
+	// 200 (which TakeStream sends), so that the tunnel reads and writes
+	// it directly and can end its own side while the client still sends;
+	// after the handler returns the server leaves the stream alone. h3
+	// sets it (quic-go's http3.HTTPStreamer). Without it Upgrade fails.
+	TakeStream func(http.ResponseWriter) (Stream, error)
 
 	// pool recycles exchanges, so that the header storage of one request
 	// serves the next: BenchmarkServeHTTP goes from 10 allocations to 1.
@@ -137,7 +144,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	h.Handler.Serve(&x.w, &x.req)
 	if x.w.tunnel != nil {
-		x.w.tunnel.release() // the stream is the handler's until it closes the tunnel
+		<-x.w.tunnel.done // the stream is the handler's until it closes the tunnel
 	}
 	if x.w.aborted {
 		h.observe(x)
@@ -166,13 +173,14 @@ func (h *Handler) observe(x *exchange) {
 	if h.Observer == nil {
 		return
 	}
+	sent, received, failed := x.w.tunnelOutcome()
 	x.outcome = message.Outcome{
 		Status:   x.w.status,
-		Sent:     x.w.written,
-		Received: x.body.read + x.w.received(),
+		Sent:     x.w.written + sent,
+		Received: x.body.read + received,
 		Start:    x.start,
 		End:      time.Now(),
-		Cut:      x.w.aborted || x.w.failed,
+		Cut:      x.w.aborted || x.w.failed || failed,
 	}
 	h.Observer.Observe(&x.req, &x.outcome)
 }
@@ -432,15 +440,17 @@ type responseWriter struct {
 	written int64 // content bytes the client's stream took
 	failed  bool  // a write to the client failed: it went away
 
-	req      *http.Request // whose stream an Upgrade hands over
-	protocol string        // the extended CONNECT's :protocol, or ""
-	tunnel   *tunnel       // set by Upgrade
+	req        *http.Request                             // whose stream an Upgrade hands over
+	protocol   string                                    // the extended CONNECT's :protocol, or ""
+	takeStream func(http.ResponseWriter) (Stream, error) // Handler.TakeStream
+	tunnel     *tunnel                                   // set by Upgrade
 }
 
 // init binds rw to one request.
 func (rw *responseWriter) init(w http.ResponseWriter, r *http.Request, h *Handler) {
 	rw.w = w
 	rw.req = r
+	rw.takeStream = h.TakeStream
 	rw.altSvc = h.AltSvc
 	rw.proto = h.Proto
 	if rw.proto == 0 {
@@ -448,12 +458,14 @@ func (rw *responseWriter) init(w http.ResponseWriter, r *http.Request, h *Handle
 	}
 }
 
-// received returns the bytes read from the client through the tunnel.
-func (rw *responseWriter) received() int64 {
+// tunnelOutcome returns the bytes sent to and received from the client
+// through the tunnel, if the request was upgraded, and whether a write
+// to the client failed.
+func (rw *responseWriter) tunnelOutcome() (sent, received int64, failed bool) {
 	if rw.tunnel == nil {
-		return 0
+		return 0, 0, false
 	}
-	return rw.tunnel.received.Load()
+	return rw.tunnel.sent.Load(), rw.tunnel.received.Load(), rw.tunnel.failed.Load()
 }
 
 // Header returns the fields to send; they are copied into net/http's

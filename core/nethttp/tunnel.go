@@ -12,9 +12,34 @@ import (
 	"time"
 )
 
+// Stream is the request stream of an extended CONNECT, taken over from
+// the server (see Handler.TakeStream). The tunnel calls Write and
+// CloseWrite one at a time, and CloseWrite at most once; Read, CloseRead
+// and the deadlines may come from other goroutines.
+type Stream interface {
+	// Read reads what the client sends (the content of its DATA frames).
+	Read(p []byte) (int, error)
+	// Write sends p to the client at once.
+	Write(p []byte) (int, error)
+	// CloseWrite ends the server's side of the stream cleanly, or resets
+	// it when a write broke off midway; the client may still send.
+	CloseWrite() error
+	// CloseRead stops reading: a waiting Read returns, and a client that
+	// has not ended its side is told to stop sending.
+	CloseRead() error
+	// SetReadDeadline and SetWriteDeadline bound the waits of Read and
+	// Write, as net.Conn's do.
+	SetReadDeadline(t time.Time) error
+	SetWriteDeadline(t time.Time) error
+}
+
 // errNotConnect is Upgrade's error for a request that is no extended
 // CONNECT, or whose response has started.
 var errNotConnect = errors.New("nethttp: Upgrade on a request that is no extended CONNECT")
+
+// errNoTakeStream is Upgrade's error when the Handler cannot take
+// streams over.
+var errNoTakeStream = errors.New("nethttp: Upgrade without Handler.TakeStream")
 
 // protocolOf returns the protocol an extended CONNECT asks for (RFC 8441,
 // RFC 9220), or "" for any other request. quic-go's HTTP/3 server hands
@@ -40,22 +65,28 @@ type emptyBody struct{}
 func (emptyBody) Read([]byte) (int, error) { return 0, io.EOF }
 
 // Upgrade answers an extended CONNECT with 200 and no content length,
-// and returns its stream as the tunnel (message.Upgrader): reads take
-// what the client sends on the request stream, each write goes out at
-// once, Close ends the stream. The tunnel may outlive Serve: ServeHTTP
-// returns, and the stream ends cleanly, once it is closed.
+// takes its stream over from the server (Handler.TakeStream) and returns
+// it as the tunnel (message.Upgrader): reads take what the client sends,
+// each write goes out at once, CloseWrite ends the server's side while
+// the client may still send, Close ends both. The tunnel may outlive
+// Serve; ServeHTTP returns, and the Observer sees the exchange, once it is
+// closed.
 func (rw *responseWriter) Upgrade() (net.Conn, error) {
 	if rw.protocol == "" || rw.status != 0 || rw.tunnel != nil {
 		return nil, errNotConnect
 	}
+	if rw.takeStream == nil {
+		return nil, errNoTakeStream
+	}
 	rw.header.Del("Upgrade")
 	rw.header.Del("Content-Length")
 	rw.WriteHeader(http.StatusOK)
-	if err := rw.Flush(); err != nil {
+	s, err := rw.takeStream(rw.w) // sends the 200
+	if err != nil {
 		rw.failed = true
 		return nil, err
 	}
-	t := &tunnel{rw: rw, body: rw.req.Body, rc: http.NewResponseController(rw.w), done: make(chan struct{})}
+	t := &tunnel{s: s, done: make(chan struct{})}
 	t.local, t.remote = streamAddrs(rw.req)
 	rw.tunnel = t
 	return t, nil
@@ -63,31 +94,27 @@ func (rw *responseWriter) Upgrade() (net.Conn, error) {
 
 // tunnel is an extended CONNECT's stream as a net.Conn. The handler that
 // upgraded owns it; Read and Write may run on two goroutines, and Close
-// on any. After Close it touches neither the request nor the response
-// writer again, so that ServeHTTP can return.
+// on any.
 type tunnel struct {
-	rw            *responseWriter // written under mu
-	body          io.Reader       // the request stream's content (quic-go's, net/http's)
-	rc            *http.ResponseController
+	s             Stream
 	local, remote net.Addr
 
-	mu         sync.Mutex // held by Write while it uses rw; guards closed
-	closed     bool
-	closedRead atomic.Bool   // set first by Close: Read fails from then on
-	received   atomic.Int64  // bytes read from the client, for the Observer
-	once       sync.Once     // Close's
-	done       chan struct{} // closed by Close
+	mu          sync.Mutex // serialises Write, CloseWrite and Close's end of the writes
+	writeClosed bool       // under mu
+	readClosed  atomic.Bool
+	received    atomic.Int64  // bytes read from the client, for the Observer
+	sent        atomic.Int64  // bytes written to the client
+	failed      atomic.Bool   // a write failed other than by its deadline: the client went away
+	once        sync.Once     // Close's
+	done        chan struct{} // closed by Close
 }
-
-// errTunnelClosed is what Read and Write return after Close.
-var errTunnelClosed = net.ErrClosed
 
 // Read reads what the client sends on the stream.
 func (t *tunnel) Read(p []byte) (int, error) {
-	if t.closedRead.Load() {
-		return 0, errTunnelClosed
+	if t.readClosed.Load() {
+		return 0, net.ErrClosed
 	}
-	n, err := t.body.Read(p)
+	n, err := t.s.Read(p)
 	t.received.Add(int64(n))
 	return n, err
 }
@@ -96,66 +123,73 @@ func (t *tunnel) Read(p []byte) (int, error) {
 func (t *tunnel) Write(p []byte) (int, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.closed {
-		return 0, errTunnelClosed
+	if t.writeClosed {
+		return 0, net.ErrClosed
 	}
-	n, err := t.rw.Write(p)
-	if err == nil {
-		err = t.rw.Flush()
+	n, err := t.s.Write(p)
+	t.sent.Add(int64(n))
+	if err != nil && !errors.Is(err, errDeadline) {
+		t.failed.Store(true)
 	}
 	return n, err
 }
 
-// Close stops the tunnel both ways: a Read or Write that waits returns
-// (their deadlines are moved to now), later ones fail, and the stream
-// ends cleanly (END_STREAM, or quic-go's FIN) when ServeHTTP returns,
-// which it does now if the handler has.
+// errDeadline is what an expired deadline's error matches.
+var errDeadline error = deadlineError{}
+
+// deadlineError matches, with errors.Is, any error that reports a
+// timeout (os.ErrDeadlineExceeded, quic-go's deadline error).
+type deadlineError struct{}
+
+func (deadlineError) Error() string { return "deadline exceeded" }
+func (deadlineError) Is(err error) bool {
+	var te interface{ Timeout() bool }
+	return errors.As(err, &te) && te.Timeout()
+}
+
+// CloseWrite ends the server's side of the stream; the client may still
+// send, and Read still reads it.
+func (t *tunnel) CloseWrite() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.closeWriteLocked()
+}
+
+func (t *tunnel) closeWriteLocked() error {
+	if t.writeClosed {
+		return nil
+	}
+	t.writeClosed = true
+	return t.s.CloseWrite()
+}
+
+// Close ends the tunnel both ways: a Write that waits returns (its
+// deadline moves to now), the server's side ends if it has not, reading
+// stops, and ServeHTTP, if the handler has returned, returns too.
 func (t *tunnel) Close() error {
+	var err error
 	t.once.Do(func() {
-		t.closedRead.Store(true)
-		now := time.Now()
-		_ = t.rc.SetReadDeadline(now)
-		_ = t.rc.SetWriteDeadline(now)
+		_ = t.s.SetWriteDeadline(time.Now())
 		t.mu.Lock()
-		t.closed = true
+		err = t.closeWriteLocked()
 		t.mu.Unlock()
+		t.readClosed.Store(true)
+		err = errors.Join(err, t.s.CloseRead())
 		close(t.done)
 	})
-	return nil
+	return err
 }
 
-// release waits for Close, then clears the deadlines Close set, so that
-// the server can still finish the stream cleanly. It runs on ServeHTTP's
-// goroutine.
-func (t *tunnel) release() {
-	<-t.done
-	_ = t.rc.SetReadDeadline(time.Time{})
-	_ = t.rc.SetWriteDeadline(time.Time{})
-}
-
-// SetDeadline sets both deadlines, as far as the server's stream
-// supports them through http.ResponseController (quic-go's does).
+// SetDeadline sets both deadlines.
 func (t *tunnel) SetDeadline(d time.Time) error {
 	return errors.Join(t.SetReadDeadline(d), t.SetWriteDeadline(d))
 }
 
 // SetReadDeadline bounds the wait of Read.
-func (t *tunnel) SetReadDeadline(d time.Time) error {
-	if t.closedRead.Load() {
-		return errTunnelClosed
-	}
-	return t.rc.SetReadDeadline(d)
-}
+func (t *tunnel) SetReadDeadline(d time.Time) error { return t.s.SetReadDeadline(d) }
 
 // SetWriteDeadline bounds the wait of Write.
-func (t *tunnel) SetWriteDeadline(d time.Time) error {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.closed {
-		return errTunnelClosed
-	}
-	return t.rc.SetWriteDeadline(d)
-}
+func (t *tunnel) SetWriteDeadline(d time.Time) error { return t.s.SetWriteDeadline(d) }
 
 func (t *tunnel) LocalAddr() net.Addr  { return t.local }
 func (t *tunnel) RemoteAddr() net.Addr { return t.remote }
