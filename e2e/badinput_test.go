@@ -98,6 +98,9 @@ var badConfigs = []struct{ name, text, mark, key string }{
 	{"rate-limit-rate", "[[site]]\nhosts = [\"localhost\"]\n[[site.route]]\npath = \"/\"\nrespond = \"ok\"\nrate_limit = { rate = \"100/fortnight\" }\n", "rate_limit", "rate_limit"},
 	{"rate-limit-burst", "[[site]]\nhosts = [\"localhost\"]\n[[site.route]]\npath = \"/\"\nrespond = \"ok\"\nrate_limit = { rate = \"100/s\", burst = -1 }\n", "rate_limit", "burst"},
 	{"rate-limit-key", "[[site]]\nhosts = [\"localhost\"]\n[[site.route]]\npath = \"/\"\nrespond = \"ok\"\nrate_limit = { rate = \"100/s\", key = \"cookie:sid\" }\n", "rate_limit", "cookie:sid"},
+	// Connection limits (issue 15): a negative max_conns, a max_conns_per_ip that is no number.
+	{"max-conns-negative", "[limits]\nmax_conns = -1\n", "max_conns = -1", "max_conns"},
+	{"max-conns-per-ip-site", "[[site]]\nhosts = [\"localhost\"]\nroot = \"site\"\nmax_conns_per_ip = \"many\"\n", "max_conns_per_ip", "max_conns_per_ip"},
 	{"rate-limit-option", "[[site]]\nhosts = [\"localhost\"]\n[[site.route]]\npath = \"/\"\nrespond = \"ok\"\nrate_limit = { rate = \"100/s\", zone = \"one\" }\n", "rate_limit", "zone"},
 }
 
