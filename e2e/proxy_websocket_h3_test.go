@@ -136,3 +136,32 @@ func (tr h3WebSocketTransport) RoundTrip(req *http.Request) (*http.Response, err
 	res.Body = str
 	return res, nil
 }
+
+// TestProxyWebSocketOverH3NoProxyRoute: on a site whose routes do not
+// proxy, an extended CONNECT over HTTP/3 (which quic-go's SETTINGS always
+// allow; anx cannot leave the setting out) gets the file route's answer,
+// 405, and opens no tunnel.
+func TestProxyWebSocketOverH3NoProxyRoute(t *testing.T) {
+	t.Parallel()
+	s := startProxy(t, proxyConfig("", "root = \"{{.Root}}\"\n"))
+	cc := dialH3(t, s)
+	t.Logf("SETTINGS_ENABLE_CONNECT_PROTOCOL from anx without a proxy route: %v", cc.Settings().EnableExtendedConnect)
+	ctx, cancel := context.WithTimeout(context.Background(), harness.SafetyNet)
+	defer cancel()
+	str, err := cc.OpenRequestStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodConnect, "https://localhost/hello.txt", nil)
+	req.Proto, req.Header = "websocket", http.Header{"Sec-Websocket-Version": {"13"}}
+	if err := str.SendRequestHeader(req); err != nil {
+		t.Fatal(err)
+	}
+	res, err := str.ReadResponse()
+	if err != nil {
+		t.Fatalf("answer to the extended CONNECT: %v", err)
+	}
+	if res.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("extended CONNECT to a file: status %d, want 405", res.StatusCode)
+	}
+}
