@@ -575,3 +575,31 @@ func TestExtendedConnectRequest(t *testing.T) {
 		}
 	}
 }
+
+// TestUpgradeRefused: Upgrade fails, before anything is sent, for a
+// request that is no extended CONNECT, and for one when the Handler
+// cannot take streams over; the engine can still answer.
+func TestUpgradeRefused(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		method  string
+		proto   string
+		wantErr error
+	}{
+		{"GET", "GET", "HTTP/3.0", errNotConnect},
+		{"extended CONNECT without TakeStream", "CONNECT", "websocket", errNoTakeStream},
+	} {
+		var err error
+		h := &Handler{Handler: message.HandlerFunc(func(w message.ResponseWriter, r *message.Request) {
+			_, err = w.(message.Upgrader).Upgrade()
+			w.WriteHeader(http.StatusNotImplemented)
+		})}
+		r := httptest.NewRequest(tc.method, "https://example.com/chat", nil)
+		r.Proto, r.ProtoMajor, r.RequestURI = tc.proto, 3, "/chat"
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, r)
+		if !errors.Is(err, tc.wantErr) || rec.Code != http.StatusNotImplemented {
+			t.Errorf("%s: Upgrade = %v, then status %d; want %v and the engine's 501", tc.name, err, rec.Code, tc.wantErr)
+		}
+	}
+}
