@@ -9,7 +9,9 @@ import (
 	"net/http"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/coder/websocket"
 	"github.com/quic-go/quic-go"
@@ -58,6 +60,42 @@ func TestProxyWebSocketOverH3Echo(t *testing.T) {
 		l.Upstream != up.URL() || l.UpstreamStatus != 101 || l.BytesSent < echoedBytes(1000) {
 		t.Errorf("access log lines %+v, want one: CONNECT /ws HTTP/3 200 from upstream %s (its 101), bytes_sent >= %d",
 			lines, up.URL(), echoedBytes(1000))
+	}
+}
+
+// TestProxyWebSocketOverH3Drain: a WebSocket over HTTP/3 open when anx
+// gets SIGTERM keeps echoing while anx drains (the tunnel is a request in
+// flight), and is cut when the drain timeout ends: anx exits 0 then,
+// not held by the tunnel.
+func TestProxyWebSocketOverH3Drain(t *testing.T) {
+	t.Parallel()
+	up := startUpstream(t, upstreamConfig{Name: "ws"})
+	s := startProxy(t, proxyConfig("[timeouts]\ndrain = \"10s\"\n", route("/", proxyTo(up.URL()))))
+	cc := dialH3(t, s)
+	ctx, cancel := context.WithTimeout(context.Background(), harness.SafetyNet)
+	defer cancel()
+	c, res, err := websocket.Dial(ctx, "wss://localhost:"+strconv.Itoa(s.HTTPSPort)+"/ws",
+		&websocket.DialOptions{HTTPClient: &http.Client{Transport: h3WebSocketTransport{cc}}})
+	if err != nil {
+		t.Fatalf("WebSocket over HTTP/3 through anx: %v (status %d)", err, statusOfResponse(res))
+	}
+	defer c.CloseNow()
+	echoMessages(t, c, "before SIGTERM", 10)
+	sigterm := time.Now()
+	if err := s.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if !s.WaitLog("msg=stopping", harness.SafetyNet) {
+		t.Fatal("anx did not log that it is stopping")
+	}
+	echoMessages(t, c, "while draining", 10)
+	code, err := s.Wait(harness.SafetyNet)
+	if err != nil || code != 0 {
+		t.Fatalf("anx after SIGTERM: exit %d, err %v; want 0", code, err)
+	}
+	t.Logf("anx exited %v after SIGTERM", time.Since(sigterm).Round(time.Millisecond))
+	if _, _, err := c.Read(ctx); err == nil {
+		t.Error("the WebSocket still reads after anx exited")
 	}
 }
 
