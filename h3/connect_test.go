@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -239,13 +238,20 @@ func TestTunnelCloseWrite(t *testing.T) {
 	}
 }
 
+// outcomes passes each exchange's Outcome to a channel.
+type outcomes chan message.Outcome
+
+func (o outcomes) Observe(_ *message.Request, out *message.Outcome) { o <- *out }
+
 // TestTunnelDeadlines: a read deadline in the past makes Read fail at
 // once with a timeout; cleared, the tunnel still echoes. A write
-// deadline works the same way.
+// deadline works the same way. The Observer then sees a whole exchange
+// (a timeout is no cut) with the tunnel's bytes both ways.
 func TestTunnelDeadlines(t *testing.T) {
 	var seen atomic.Pointer[connectSeen]
 	results := make(chan error, 2)
-	ts := start(t, &Server{Handler: upgradeAnd(&seen, func(c net.Conn) {
+	observed := make(outcomes, 1)
+	ts := start(t, &Server{Observer: observed, Handler: upgradeAnd(&seen, func(c net.Conn) {
 		c.SetReadDeadline(aLongTimeAgo)
 		_, err := c.Read(make([]byte, 1))
 		results <- err
@@ -268,8 +274,16 @@ func TestTunnelDeadlines(t *testing.T) {
 	}
 	str.Close()
 	got, err := io.ReadAll(str)
-	if err != nil || !strings.HasSuffix(string(got), "still open") {
+	if err != nil || string(got) != "still open" {
 		t.Fatalf("echo after the deadlines were cleared: %q, %v", got, err)
+	}
+	select {
+	case o := <-observed:
+		if o.Status != 200 || o.Cut || o.Sent != 10 || o.Received != 10 {
+			t.Errorf("the Observer saw status %d, cut %v, %d bytes sent, %d received; want 200, not cut, 10 and 10", o.Status, o.Cut, o.Sent, o.Received)
+		}
+	case <-time.After(hangTimeout):
+		t.Fatal("the Observer never saw the tunnel")
 	}
 }
 

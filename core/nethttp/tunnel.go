@@ -128,21 +128,15 @@ func (t *tunnel) Write(p []byte) (int, error) {
 	}
 	n, err := t.s.Write(p)
 	t.sent.Add(int64(n))
-	if err != nil && !errors.Is(err, errDeadline) {
+	if err != nil && !isTimeout(err) {
 		t.failed.Store(true)
 	}
 	return n, err
 }
 
-// errDeadline is what an expired deadline's error matches.
-var errDeadline error = deadlineError{}
-
-// deadlineError matches, with errors.Is, any error that reports a
-// timeout (os.ErrDeadlineExceeded, quic-go's deadline error).
-type deadlineError struct{}
-
-func (deadlineError) Error() string { return "deadline exceeded" }
-func (deadlineError) Is(err error) bool {
+// isTimeout reports whether err reports an expired deadline
+// (os.ErrDeadlineExceeded, quic-go's deadline error).
+func isTimeout(err error) bool {
 	var te interface{ Timeout() bool }
 	return errors.As(err, &te) && te.Timeout()
 }
