@@ -178,14 +178,6 @@ func (l *Limiter) Refused(v Verdict) uint64 {
 	return l.refused[v].Load()
 }
 
-// CountRefused counts a refusal made elsewhere for reason v: a site's own
-// per-address limit, applied when the TLS ClientHello names the site.
-func (l *Limiter) CountRefused(v Verdict) {
-	if v != Admitted && int(v) < len(l.refused) {
-		l.refused[v].Add(1)
-	}
-}
-
 // shard returns the shard of addr's count (addr unmapped: an IPv4
 // client counts the same over IPv4 and a dual-stack socket).
 func (l *Limiter) shard(addr netip.Addr) *shard {
