@@ -27,9 +27,10 @@
 // CONNECT (RFC 8441 over HTTP/2, RFC 9220 over HTTP/3: method CONNECT with
 // a :protocol, such as a WebSocket) it fills Request.Protocol, and the
 // writer implements message.Upgrader: a 200, then the request stream as a
-// net.Conn, when the server can hand it over (Handler.TakeStream). Malformed ones (an extended CONNECT without
-// :scheme, :path or :authority, a :protocol on another method) never reach
-// it over HTTP/3: quic-go resets their streams with H3_MESSAGE_ERROR.
+// net.Conn, when the server can hand it over (Handler.TakeStream).
+// Malformed ones (an extended CONNECT without :scheme, :path or
+// :authority, a :protocol on another method) never reach it over HTTP/3:
+// quic-go resets their streams with H3_MESSAGE_ERROR.
 //
 // What it cannot keep: net/http stores header fields in a map, so the
 // order of fields with different names is lost both ways. Request fields
