@@ -14,10 +14,11 @@
 // no option to leave it out) and hands an extended CONNECT to the handler;
 // core/nethttp gives it to the engine with Request.Protocol set, and its
 // response writer's Upgrade answers 200 and makes the request stream,
-// taken over from quic-go (http3.HTTPStreamer), the tunnel. An extended CONNECT to a route that cannot tunnel gets that
-// route's answer (405 from a file route). quic-go resets a malformed one
-// (no :scheme, :path or :authority; :protocol on another method) with
-// H3_MESSAGE_ERROR before any handler runs.
+// taken over from quic-go (http3.HTTPStreamer), the tunnel. An extended
+// CONNECT to a route that cannot tunnel gets that route's answer (405
+// from a file route). quic-go resets a malformed one (no :scheme, :path
+// or :authority; :protocol on another method) with H3_MESSAGE_ERROR
+// before any handler runs.
 //
 // 0-RTT is off unless Allow0RTT is set: requests sent in 0-RTT can be
 // replayed by an attacker, and nothing in the engine checks whether a
