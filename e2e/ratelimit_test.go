@@ -282,17 +282,31 @@ func clientFrom(t *testing.T, s *harness.Server, p harness.Proto, ip string) *ht
 
 // TestRateLimitReloadKeepsState: a SIGHUP that keeps a route's site, path
 // and limit keeps its limiter: a client refused before the reload is
-// still refused after it; a reload that changes the limit starts afresh.
+// still refused after it, and the count of refusals in the metrics goes
+// on; a reload that changes the limit starts afresh.
 func TestRateLimitReloadKeepsState(t *testing.T) {
 	t.Parallel()
-	cfg := rateLimitRoute(`{ rate = "1/m" }`)
+	adminAddr := "127.0.0.1:" + strconv.Itoa(harness.FreeTCPPort(t))
+	withAdmin := func(cfg string) string { return "admin = \"" + adminAddr + "\"\n" + cfg }
+	cfg := withAdmin(rateLimitRoute(`{ rate = "1/m" }`))
 	s := startProxy(t, cfg)
 	c := s.Client(harness.H1)
 	statuses := func() [2]int {
 		return [2]int{get(s, harness.H1, c, "/limited/").Status, get(s, harness.H1, c, "/limited/").Status}
 	}
+	limited := func() string {
+		for line := range strings.SplitSeq(string(scrape(t, adminAddr)), "\n") {
+			if strings.HasPrefix(line, `anx_rate_limited_total{route="/limited/",site="localhost"} `) {
+				return line[strings.LastIndexByte(line, ' ')+1:]
+			}
+		}
+		return "none"
+	}
 	if got := statuses(); got != [2]int{200, 429} {
 		t.Fatalf("before the reload: %v, want [200 429]", got)
+	}
+	if got := limited(); got != "1" {
+		t.Errorf("anx_rate_limited_total before the reload: %s, want 1", got)
 	}
 	more := cfg + route("/other/", `respond = "other\n"`)
 	if line := s.Reload(t, renderConfig(s, more)); !strings.Contains(line, "msg=reloaded") {
@@ -301,7 +315,10 @@ func TestRateLimitReloadKeepsState(t *testing.T) {
 	if got := get(s, harness.H1, c, "/limited/").Status; got != 429 {
 		t.Errorf("after a reload that kept the limit: %d, want 429 (the bucket kept)", got)
 	}
-	changed := rateLimitRoute(`{ rate = "2/m" }`)
+	if got := limited(); got != "2" {
+		t.Errorf("anx_rate_limited_total after the reload: %s, want 2", got)
+	}
+	changed := withAdmin(rateLimitRoute(`{ rate = "2/m" }`))
 	if line := s.Reload(t, renderConfig(s, changed)); !strings.Contains(line, "msg=reloaded") {
 		t.Fatalf("reload: %s", line)
 	}

@@ -1,6 +1,10 @@
 package main
 
 import (
+	"cmp"
+	"slices"
+
+	"github.com/anx-gateway/anx/cmd/anx/internal/admin"
 	"github.com/anx-gateway/anx/cmd/anx/internal/config"
 	"github.com/anx-gateway/anx/core/limit"
 	"github.com/anx-gateway/anx/core/message"
@@ -36,4 +40,36 @@ func (gw *gateway) rateLimited(cfg *config.Config, s *config.Site, r *config.Rou
 	}
 	opened.limiters[id] = l
 	return &limit.Handler{Limiter: l, Key: id.key, Trusted: cfg.TrustedPrefixes(), Handler: h}, nil
+}
+
+// routeLimiter is a route's limiter, named for the metrics.
+type routeLimiter struct {
+	site, path string
+	limiter    *limit.Limiter
+}
+
+// routeLimiters lists the limiters of h's routes by site and path.
+func routeLimiters(h *handlers) *[]routeLimiter {
+	out := make([]routeLimiter, 0, len(h.limiters))
+	for id, l := range h.limiters {
+		out = append(out, routeLimiter{site: id.site, path: id.path, limiter: l})
+	}
+	slices.SortFunc(out, func(a, b routeLimiter) int {
+		return cmp.Or(cmp.Compare(a.site, b.site), cmp.Compare(a.path, b.path))
+	})
+	return &out
+}
+
+// rateLimits reads the counts of the routes' limiters, for the admin
+// listener's goroutines.
+func (a *adminState) rateLimits() []admin.RateLimit {
+	ls := a.limiters.Load()
+	if ls == nil {
+		return nil
+	}
+	out := make([]admin.RateLimit, 0, len(*ls))
+	for _, l := range *ls {
+		out = append(out, admin.RateLimit{Site: l.site, Route: l.path, Limited: l.limiter.Limited(), Delayed: l.limiter.Delayed(), Keys: l.limiter.Len()})
+	}
+	return out
 }

@@ -37,6 +37,9 @@ var (
 	upstreamBreakerDesc  = prometheus.NewDesc("anx_upstream_breaker", "1 for the state the upstream's circuit breaker is in (closed, open, half_open), 0 for the others; absent without a breaker.", []string{"route", "upstream", "state"}, nil)
 	upstreamPooledDesc   = prometheus.NewDesc("anx_upstream_pooled_connections", "Idle connections to the upstream kept for reuse.", []string{"route", "upstream"}, nil)
 	upstreamLatencyDesc  = prometheus.NewDesc("anx_upstream_response_seconds", "Time until the upstream's response head arrived.", []string{"upstream"}, nil)
+	rateLimitedDesc      = prometheus.NewDesc("anx_rate_limited_total", "Requests a route's rate_limit refused with 429.", []string{"site", "route"}, nil)
+	rateDelayedDesc      = prometheus.NewDesc("anx_rate_limit_delayed_total", "Requests a route's rate_limit delayed within its burst.", []string{"site", "route"}, nil)
+	rateKeysDesc         = prometheus.NewDesc("anx_rate_limit_keys", "Keys a route's rate limiter tracks (at most 100000).", []string{"site", "route"}, nil)
 	loopWakeupsDesc      = prometheus.NewDesc("anx_loop_wakeups_total", "Returns from epoll_wait of each event loop.", []string{"listener", "loop"}, nil)
 	loopConnsDesc        = prometheus.NewDesc("anx_loop_connections", "Connections held by each event loop.", []string{"listener", "loop"}, nil)
 	loopQueuedDesc       = prometheus.NewDesc("anx_loop_queued_output_bytes", "Output queued on each event loop's connections, not yet taken by the sockets.", []string{"listener", "loop"}, nil)
@@ -47,7 +50,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{requestsDesc, durationDesc, responseBytesDesc, requestBytesDesc,
 		connectionsDesc, handshakesDesc, handshakeFailDesc, refusedDesc, certExpiryDesc, certErrorDesc,
 		upstreamUpDesc, upstreamReqDesc, upstreamFailDesc, upstreamRetryDesc, upstreamInFlightDesc, upstreamPooledDesc, upstreamBreakerDesc,
-		upstreamLatencyDesc, loopWakeupsDesc, loopConnsDesc, loopQueuedDesc} {
+		upstreamLatencyDesc, rateLimitedDesc, rateDelayedDesc, rateKeysDesc, loopWakeupsDesc, loopConnsDesc, loopQueuedDesc} {
 		ch <- d
 	}
 }
@@ -77,6 +80,13 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if c.sources.Loops != nil {
 		c.collectLoops(ch, c.sources.Loops())
+	}
+	if c.sources.RateLimits != nil {
+		for _, l := range c.sources.RateLimits() {
+			ch <- prometheus.MustNewConstMetric(rateLimitedDesc, prometheus.CounterValue, float64(l.Limited), l.Site, l.Route)
+			ch <- prometheus.MustNewConstMetric(rateDelayedDesc, prometheus.CounterValue, float64(l.Delayed), l.Site, l.Route)
+			ch <- prometheus.MustNewConstMetric(rateKeysDesc, prometheus.GaugeValue, float64(l.Keys), l.Site, l.Route)
+		}
 	}
 }
 

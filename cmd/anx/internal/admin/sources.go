@@ -15,6 +15,17 @@ type Sources struct {
 	// Refused counts the client connections refused by a connection
 	// limit, by the config key that refused them.
 	Refused func() map[string]uint64
+	// RateLimits are the routes' rate limiters.
+	RateLimits func() []RateLimit
+}
+
+// RateLimit is the rate limiter of one route.
+type RateLimit struct {
+	Site    string `json:"site"`
+	Route   string `json:"route"`
+	Limited uint64 `json:"limited"` // requests refused with 429
+	Delayed uint64 `json:"delayed"` // requests delayed within the burst
+	Keys    int    `json:"keys"`    // keys tracked now
 }
 
 // Connections counts the open connections of one protocol in one state.
