@@ -45,12 +45,14 @@ type degrader struct {
 	fallback     []byte // the fallback file; nil: none
 	fallbackType string // its Content-Type
 	status       int    // its status
-	stale        *staleCache
+	stale        *staleCache   // shared with the route of the same name after a reload (Transports.staleFor)
+	staleTTL     time.Duration // Protection.StaleIfError
 }
 
-// newDegrader reads the fallback file and makes the stale cache the
-// route asks for; nil when it asks for neither.
-func newDegrader(p *Protection) (*degrader, error) {
+// newDegrader reads the fallback file and takes from shared the stale
+// cache of the route called route, when it asks for them; nil when it
+// asks for neither.
+func newDegrader(p *Protection, shared *Transports, route string) (*degrader, error) {
 	if p.FallbackFile == "" && p.StaleIfError <= 0 {
 		return nil, nil
 	}
@@ -67,7 +69,7 @@ func newDegrader(p *Protection) (*degrader, error) {
 		}
 	}
 	if p.StaleIfError > 0 {
-		d.stale = &staleCache{ttl: p.StaleIfError, entries: map[uint64]*staleEntry{}}
+		d.stale, d.staleTTL = shared.staleFor(route), p.StaleIfError
 	}
 	return d, nil
 }
@@ -145,7 +147,6 @@ func (h *Handler) retryAfter() string {
 // within staleMaxEntries and staleMaxBytes, the oldest stored evicted
 // first. Safe for concurrent use; everything is guarded by mu.
 type staleCache struct {
-	ttl     time.Duration
 	mu      sync.Mutex
 	entries map[uint64]*staleEntry
 	order   []staleRef // store order, oldest first
@@ -198,7 +199,7 @@ func (h *Handler) startStale(key uint64, isHead bool, status int, upstream, clie
 		return nil
 	}
 	s := h.degrade.stale
-	lifetime, ok := cacheable(status, upstream, s.ttl)
+	lifetime, ok := cacheable(status, upstream, h.degrade.staleTTL)
 	if !ok || !s.wants(key, time.Now().UnixNano()) {
 		return nil
 	}
@@ -366,6 +367,48 @@ func (s *staleCache) staleSize() (entries int, bytes int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.entries), s.bytes
+}
+
+// newStaleCache returns an empty cache.
+func newStaleCache() *staleCache { return &staleCache{entries: map[uint64]*staleEntry{}} }
+
+// sharedStale is the stale cache of the route called route, and how many
+// handlers use it: a reloaded route keeps what it had kept.
+type sharedStale struct {
+	route string
+	c     *staleCache
+	users int
+}
+
+// staleFor returns the stale cache of the route called route, making it
+// if no handler holds one.
+func (s *Transports) staleFor(route string) *staleCache {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, e := range s.stales {
+		if e.route == route {
+			e.users++
+			return e.c
+		}
+	}
+	e := &sharedStale{route: route, c: newStaleCache(), users: 1}
+	s.stales = append(s.stales, e)
+	return e.c
+}
+
+// releaseStale gives back a stale cache; the last handler's release
+// forgets it and what it kept.
+func (s *Transports) releaseStale(c *staleCache) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, e := range s.stales {
+		if e.c == c {
+			if e.users--; e.users == 0 {
+				s.stales = append(s.stales[:i], s.stales[i+1:]...)
+			}
+			return
+		}
+	}
 }
 
 // teeReader copies what it reads into a staleRecord.

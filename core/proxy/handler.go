@@ -52,7 +52,7 @@ func New(cfg Config, shared *Transports) (*Handler, error) {
 		shared = NewTransports()
 	}
 	h := &Handler{cfg: cfg, shared: shared, log: cfg.Logger, encoders: newEncoders(&cfg)}
-	degrade, err := newDegrader(&h.cfg.Protect)
+	degrade, err := newDegrader(&h.cfg.Protect, shared, cfg.Name)
 	if err != nil {
 		return nil, err
 	}
@@ -92,6 +92,9 @@ func (h *Handler) Close() error {
 		if u.brk != nil {
 			h.shared.releaseBreaker(u.brk)
 		}
+	}
+	if h.degrade != nil && h.degrade.stale != nil {
+		h.shared.releaseStale(h.degrade.stale)
 	}
 	return nil
 }

@@ -280,7 +280,7 @@ func TestStaleIfErrorServesLastGoodResponse(t *testing.T) {
 // a body over the entry bound is not kept; an expired entry is not
 // served.
 func TestStaleCacheBounds(t *testing.T) {
-	s := &staleCache{ttl: time.Minute, entries: map[uint64]*staleEntry{}}
+	s := newStaleCache()
 	now := int64(1e12)
 	body := make([]byte, staleMaxBody)
 	n := staleMaxBytes/staleMaxBody + 8
@@ -366,5 +366,37 @@ func TestBreakerStateSurvivesReload(t *testing.T) {
 	defer reloaded.Close()
 	if st := reloaded.Stats(); st[0].Breaker != "open" {
 		t.Fatalf("after the reload: %+v", st)
+	}
+}
+
+// TestStaleCacheSurvivesReload: a route built again on the same
+// Transports, under the same name, serves what the old one kept.
+func TestStaleCacheSurvivesReload(t *testing.T) {
+	var down atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if down.Load() {
+			panic(http.ErrAbortHandler)
+		}
+		w.Write([]byte("kept"))
+	}))
+	t.Cleanup(srv.Close)
+	shared := NewTransports()
+	cfg := Config{Name: "r", Upstreams: []Upstream{{URL: srv.URL}}, Protect: Protection{StaleIfError: time.Minute}}
+	old, err := New(cfg, shared)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rc := serve(old, request("GET", "/p", "")); rc.status != 200 {
+		t.Fatalf("status %d", rc.status)
+	}
+	reloaded, err := New(cfg, shared)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old.Close()
+	defer reloaded.Close()
+	down.Store(true)
+	if rc := serve(reloaded, request("GET", "/p", "")); rc.status != 200 || rc.body.String() != "kept" {
+		t.Fatalf("after the reload: status %d, body %q", rc.status, rc.body.String())
 	}
 }

@@ -14,6 +14,7 @@ type Transports struct {
 	mu       sync.Mutex
 	entries  []*sharedTransport
 	breakers []*sharedBreaker // by route name and upstream (breaker.go)
+	stales   []*sharedStale   // by route name (degrade.go)
 }
 
 // sharedTransport is one transport and how many handlers use it.
