@@ -42,9 +42,9 @@ const (
 // degrader is a route's answer for when no upstream gives one.
 // Read-only after newDegrader, except stale, which locks itself.
 type degrader struct {
-	fallback     []byte // the fallback file; nil: none
-	fallbackType string // its Content-Type
-	status       int    // its status
+	fallback     []byte        // the fallback file; nil: none
+	fallbackType string        // its Content-Type
+	status       int           // its status
 	stale        *staleCache   // shared with the route of the same name after a reload (Transports.staleFor)
 	staleTTL     time.Duration // Protection.StaleIfError
 }
