@@ -265,3 +265,58 @@ func TestProxyDegradesWhenEveryUpstreamDies(t *testing.T) {
 		}
 	}
 }
+
+// TestProxyBreakerSurvivesReload: an upstream whose breaker is open stays
+// out after a SIGHUP that keeps it in the route (a route is added
+// beside): no request reaches it over h1, h2 or h3.
+func TestProxyBreakerSurvivesReload(t *testing.T) {
+	t.Parallel()
+	bad := startUpstream(t, upstreamConfig{Name: "u1", FailAll: true})
+	good := startUpstream(t, upstreamConfig{Name: "u2"})
+	api := route("/", proxyTo(bad.URL(), good.URL()), "unhealthy_status = [500]", "breaker_failures = 3", `breaker_open = "1h"`)
+	cfg := proxyConfig("", api)
+	s := startProxy(t, cfg, proxyFailures...)
+	c := s.Client(harness.H1)
+	for bad.Counts(t).Total < 3 {
+		if r := get(s, harness.H1, c, "/echo"); r.Err != nil {
+			t.Fatal(r.Err)
+		}
+	}
+	if !waitFor(func() bool { return strings.Contains(s.Stderr(), "circuit breaker open") }) {
+		t.Fatal("the breaker did not open")
+	}
+	if got := s.Reload(t, renderConfig(s, proxyConfig("", route("=/ping", `respond = "pong"`)+api))); !strings.Contains(got, "msg=reloaded") {
+		t.Fatalf("reload: %s", got)
+	}
+	if r := get(s, harness.H1, c, "/ping"); r.Status != http.StatusOK {
+		t.Fatalf("the reloaded config is not serving: status %d", r.Status)
+	}
+	for _, p := range harness.Protos {
+		if got := tallyOver(t, s, p, 20); got["u2"] != 20 {
+			t.Errorf("%s after the reload: %v, want all 20 on u2", p, got)
+		}
+	}
+	if got := bad.Counts(t).Total; got != 3 {
+		t.Errorf("u1 counted %d requests, want 3: its open breaker was forgotten by the reload", got)
+	}
+}
+
+// tallyOver sends n GETs of /echo over p and counts the answers by upstream,
+// or by status or error.
+func tallyOver(t *testing.T, s *harness.Server, p harness.Proto, n int) map[string]int {
+	t.Helper()
+	got := map[string]int{}
+	c := s.Client(p)
+	for range n {
+		r := get(s, p, c, "/echo")
+		switch {
+		case r.Err != nil:
+			got["error"]++
+		case r.Status != http.StatusOK:
+			got[fmt.Sprintf("status %d", r.Status)]++
+		default:
+			got[r.Header.Get("X-Upstream")]++
+		}
+	}
+	return got
+}
