@@ -453,7 +453,7 @@ func reason(err error) string {
 // answerFailure answers when no upstream gave a response: with the
 // route's degraded answer when it has one (the stale response stored
 // under staleKey, or its fallback file), else 504 after a timeout, 503
-// when health checks have every upstream down, else 502.
+// when health checks or open breakers have every upstream out, else 502.
 func (h *Handler) answerFailure(w message.ResponseWriter, isHead bool, err error, last *upstream, staleKey uint64) {
 	if h.degrade != nil && h.degrade.answer(w, isHead, staleKey, h.retryAfter()) {
 		h.log.Debug("proxy: no upstream answered; degraded answer", "route", h.cfg.Name)
@@ -463,7 +463,7 @@ func (h *Handler) answerFailure(w message.ResponseWriter, isHead bool, err error
 	switch {
 	case isTimeout(err):
 		status = 504 // as nginx, for a connect timeout too
-	case last == nil && h.allCheckedDown():
+	case last == nil && (h.allCheckedDown() || h.allBroken(time.Now().UnixNano())):
 		status = 503
 	}
 	if last == nil {

@@ -130,6 +130,20 @@ func TestOpenBreakerKeepsUpstreamOut(t *testing.T) {
 	}
 }
 
+// TestEveryBreakerOpenAnswers503: with every upstream's breaker open the
+// answer is 503 with Retry-After (breaker_open), at once.
+func TestEveryBreakerOpenAnswers503(t *testing.T) {
+	h := newHandler(t, Config{Upstreams: []Upstream{{URL: closedAddr(t)}, {URL: closedAddr(t)}},
+		Protect: Protection{Breaker: Breaker{Failures: 1, Open: time.Minute}}})
+	if rc := serve(h, request("GET", "/", "")); rc.status != 502 {
+		t.Fatalf("the failing request: status %d", rc.status)
+	}
+	rc := serve(h, request("GET", "/", ""))
+	if rc.status != 503 || rc.header.Get("Retry-After") != "60" {
+		t.Fatalf("every breaker open: status %d, Retry-After %q", rc.status, rc.header.Get("Retry-After"))
+	}
+}
+
 // blockingUpstream holds every request until release is called, and
 // reports each arrival on arrived.
 func blockingUpstream(t *testing.T) (url string, arrived chan struct{}, release func()) {

@@ -223,6 +223,17 @@ func (u *upstream) hasRoom() bool {
 	return u.maxConns <= 0 || u.inflight.Load() < u.maxConns
 }
 
+// allBroken reports whether every upstream's breaker keeps requests
+// away at now.
+func (h *Handler) allBroken(now int64) bool {
+	for _, u := range h.ups {
+		if u.brk == nil || u.brk.allows(u.brkCfg, now) {
+			return false
+		}
+	}
+	return true
+}
+
 // logTransition logs a breaker's change of state, if any.
 func (h *Handler) logTransition(u *upstream, t *transition) {
 	if t == nil {
