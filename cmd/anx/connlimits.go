@@ -26,8 +26,8 @@ type connLimits struct {
 	bySite  atomic.Uint64                  // handshakes refused by a site's max_conns_per_ip
 }
 
-// siteConnLimits are the sites' max_conns_per_ip by host name; other is
-// the limit of the "*" site (any other name, or none).
+// siteConnLimits are the sites' max_conns_per_ip (0: none) by host name;
+// other is the limit of the "*" site, for names no site has (or no SNI).
 type siteConnLimits struct {
 	hosts route.Hosts[int]
 	other int
@@ -51,10 +51,7 @@ func (gw *gateway) limitConns(cfg *config.Config, tlsConfig *tls.Config) {
 func (cl *connLimits) apply(cfg *config.Config) {
 	cl.limiter.SetLimits(connlimit.Limits{Max: cfg.Limits.MaxConns.N, PerIP: cfg.Limits.MaxConnsPerIP.N})
 	sl := &siteConnLimits{}
-	for _, s := range cfg.Sites {
-		if s.MaxConnsPerIP.N == 0 {
-			continue
-		}
+	for _, s := range cfg.Sites { // every site's hosts, 0 too: "*" is only for names no site has
 		for _, h := range config.SiteHosts(s, cfg.Sites) {
 			if h == "*" {
 				sl.other = s.MaxConnsPerIP.N
