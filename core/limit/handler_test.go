@@ -123,3 +123,25 @@ func TestHandlerAllocatesNothingForKnownKey(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkHandlerClientIP measures the limiter's part of a request that
+// passes: the client's address, its key, the bucket. The requests come
+// from 1024 addresses, so that none nears the limit.
+func BenchmarkHandlerClientIP(b *testing.B) {
+	l := mustNew(b, Config{Rate: Rate{MaxRateN, time.Second}, Burst: MaxBurst, NoDelay: true})
+	h := &Handler{Limiter: l, Handler: passThrough{}}
+	reqs := make([]message.Request, 1024)
+	for i := range reqs {
+		reqs[i] = message.Request{Method: "GET", Path: "/", RemoteAddr: netip.AddrPortFrom(netip.AddrFrom4([4]byte{192, 0, byte(i >> 8), byte(i)}), 1)}
+	}
+	w := &recorder{}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		h.Serve(w, &reqs[i%len(reqs)])
+		i++
+	}
+	if w.status != 0 {
+		b.Fatalf("a request was answered %d: the benchmark reached the limit", w.status)
+	}
+}

@@ -295,7 +295,7 @@ func TestTakeAllocatesNothing(t *testing.T) {
 	}
 }
 
-func BenchmarkTake(b *testing.B) {
+func BenchmarkTakeParallel(b *testing.B) {
 	l := mustNew(b, Config{Rate: Rate{MaxRateN, time.Second}, Burst: MaxBurst, NoDelay: true})
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
@@ -305,4 +305,14 @@ func BenchmarkTake(b *testing.B) {
 			l.Take(i % 1024)
 		}
 	})
+}
+
+func BenchmarkTake(b *testing.B) {
+	l := mustNew(b, Config{Rate: Rate{MaxRateN, time.Second}, Burst: MaxBurst, NoDelay: true})
+	b.ReportAllocs()
+	var i uint64
+	for b.Loop() {
+		i++
+		l.Take(i % 1024)
+	}
 }
