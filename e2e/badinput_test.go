@@ -101,6 +101,10 @@ var badConfigs = []struct{ name, text, mark, key string }{
 	// Connection limits (issue 15): a negative max_conns, a max_conns_per_ip that is no number.
 	{"max-conns-negative", "[limits]\nmax_conns = -1\n", "max_conns = -1", "max_conns"},
 	{"max-conns-per-ip-site", "[[site]]\nhosts = [\"localhost\"]\nroot = \"site\"\nmax_conns_per_ip = \"many\"\n", "max_conns_per_ip", "max_conns_per_ip"},
+	// Upstream protection (issue 15): a breaker rate over 1, a queue without max_conns, a missing fallback file.
+	{"breaker-error-rate", "[[site]]\nhosts = [\"localhost\"]\n[[site.route]]\npath = \"/\"\nproxy = [\"http://127.0.0.1:9\"]\nbreaker_error_rate = 1.5\n", "breaker_error_rate", "breaker_error_rate"},
+	{"max-queue-alone", "[[site]]\nhosts = [\"localhost\"]\n[[site.route]]\npath = \"/\"\nproxy = [\"http://127.0.0.1:9\"]\nmax_queue = 10\n", "max_queue", "max_queue"},
+	{"fallback-file-missing", "[[site]]\nhosts = [\"localhost\"]\n[[site.route]]\npath = \"/\"\nproxy = [\"http://127.0.0.1:9\"]\nfallback_file = \"/no/such/page.html\"\n", "fallback_file", "fallback_file"},
 	{"rate-limit-option", "[[site]]\nhosts = [\"localhost\"]\n[[site.route]]\npath = \"/\"\nrespond = \"ok\"\nrate_limit = { rate = \"100/s\", zone = \"one\" }\n", "rate_limit", "zone"},
 }
 
