@@ -91,6 +91,27 @@ func TestHandlerWhereItRuns(t *testing.T) {
 	}
 }
 
+// loopServer stands for a proxy route: it serves every request on the
+// event loop (message.LoopServer) but is no NonBlocking handler.
+type loopServer struct{ passThrough }
+
+func (loopServer) ServesOnLoop(*message.Request) bool { return true }
+
+// A limit that never delays leaves the decision to the handler it wraps
+// (a proxied GET stays on the loop); one that may delay takes its requests
+// off the loop.
+func TestHandlerServesOnLoopOnlyWithoutDelay(t *testing.T) {
+	r := &message.Request{Method: "GET", Path: "/"}
+	nodelay := &Handler{Limiter: mustNew(t, Config{Rate: Rate{1, time.Second}, Burst: 5, NoDelay: true}), Handler: loopServer{}}
+	if !message.ServesOnLoop(nodelay, r) {
+		t.Error("nodelay over a loop server: not served on the loop")
+	}
+	delaying := &Handler{Limiter: mustNew(t, Config{Rate: Rate{1, time.Second}, Burst: 5}), Handler: loopServer{}}
+	if message.ServesOnLoop(delaying, r) || message.IsNonBlockingFor(delaying, r) {
+		t.Error("a limit that may delay is served on the loop")
+	}
+}
+
 func TestRetryAfter(t *testing.T) {
 	for _, c := range []struct {
 		d    time.Duration
