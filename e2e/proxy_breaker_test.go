@@ -268,13 +268,16 @@ func TestProxyDegradesWhenEveryUpstreamDies(t *testing.T) {
 
 // TestProxyBreakerSurvivesReload: an upstream whose breaker is open stays
 // out after a SIGHUP that keeps it in the route (a route is added
-// beside): no request reaches it over h1, h2 or h3.
+// beside): no request reaches it over h1, h2 or h3, and /metrics says
+// open.
 func TestProxyBreakerSurvivesReload(t *testing.T) {
 	t.Parallel()
 	bad := startUpstream(t, upstreamConfig{Name: "u1", FailAll: true})
 	good := startUpstream(t, upstreamConfig{Name: "u2"})
 	api := route("/", proxyTo(bad.URL(), good.URL()), "unhealthy_status = [500]", "breaker_failures = 3", `breaker_open = "1h"`)
-	cfg := proxyConfig("", api)
+	adminAddr := "127.0.0.1:" + strconv.Itoa(harness.FreeTCPPort(t))
+	top := fmt.Sprintf("admin = %q\n", adminAddr)
+	cfg := proxyConfig(top, api)
 	s := startProxy(t, cfg, proxyFailures...)
 	c := s.Client(harness.H1)
 	for bad.Counts(t).Total < 3 {
@@ -285,7 +288,7 @@ func TestProxyBreakerSurvivesReload(t *testing.T) {
 	if !waitFor(func() bool { return strings.Contains(s.Stderr(), "circuit breaker open") }) {
 		t.Fatal("the breaker did not open")
 	}
-	if got := s.Reload(t, renderConfig(s, proxyConfig("", route("=/ping", `respond = "pong"`)+api))); !strings.Contains(got, "msg=reloaded") {
+	if got := s.Reload(t, renderConfig(s, proxyConfig(top, route("=/ping", `respond = "pong"`)+api))); !strings.Contains(got, "msg=reloaded") {
 		t.Fatalf("reload: %s", got)
 	}
 	if r := get(s, harness.H1, c, "/ping"); r.Status != http.StatusOK {
@@ -298,6 +301,49 @@ func TestProxyBreakerSurvivesReload(t *testing.T) {
 	}
 	if got := bad.Counts(t).Total; got != 3 {
 		t.Errorf("u1 counted %d requests, want 3: its open breaker was forgotten by the reload", got)
+	}
+	metrics := string(scrape(t, adminAddr))
+	for _, want := range []string{
+		fmt.Sprintf(`anx_upstream_breaker{route="localhost /",state="open",upstream=%q} 1`, bad.URL()),
+		fmt.Sprintf(`anx_upstream_breaker{route="localhost /",state="closed",upstream=%q} 1`, good.URL()),
+		fmt.Sprintf(`anx_upstream_up{route="localhost /",upstream=%q} 0`, bad.URL()),
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+}
+
+// TestProxyBreakerErrorRate: with breaker_error_rate = 0.5 and
+// breaker_min_requests = 10, a lone upstream that fails every other
+// request opens on the 10th and then gets none: the route answers 503
+// with Retry-After at once.
+func TestProxyBreakerErrorRate(t *testing.T) {
+	t.Parallel()
+	up := startUpstream(t, upstreamConfig{Name: "u1"})
+	s := startProxy(t, proxyConfig("", route("/", proxyTo(up.URL()), "unhealthy_status = [500]",
+		"breaker_error_rate = 0.5", "breaker_min_requests = 10", `breaker_window = "1h"`, `breaker_open = "1h"`)), proxyFailures...)
+	c := s.Client(harness.H2)
+	for i := range 10 {
+		target := "/echo"
+		if i%2 == 1 {
+			target = "/status/500"
+		}
+		if r := get(s, harness.H2, c, target); r.Err != nil || r.Status == http.StatusServiceUnavailable {
+			t.Fatalf("request %d: status %d (err %v) before the window had its 10 requests", i+1, r.Status, r.Err)
+		}
+	}
+	for _, p := range harness.Protos {
+		r := get(s, p, s.Client(p), "/echo")
+		if r.Err != nil || r.Status != http.StatusServiceUnavailable || r.Header.Get("Retry-After") != "3600" {
+			t.Errorf("%s: status %d, Retry-After %q (err %v), want 503 with Retry-After 3600", p, r.Status, r.Header.Get("Retry-After"), r.Err)
+		}
+	}
+	if got := up.Counts(t).Total; got != 10 {
+		t.Errorf("the upstream counted %d requests, want 10: none after its breaker opened", got)
+	}
+	if !strings.Contains(s.Stderr(), "5 of 10 requests failed") {
+		t.Errorf("no log of the breaker opening on its error rate")
 	}
 }
 
