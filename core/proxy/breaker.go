@@ -160,29 +160,17 @@ func (b *breaker) open(cfg *Breaker, now int64, from breakerState, why string) *
 	return &transition{from, breakerOpen, why + fmt.Sprintf("; open for %v", cfg.Open)}
 }
 
-// sharedBreaker is the breaker of one upstream of one route (by name),
-// and how many handlers use it: a reloaded route keeps the state of the
-// upstreams that remain in it, as it keeps their connections.
-type sharedBreaker struct {
-	route, url string
-	b          *breaker
-	users      int
-}
+// routeUpstream names an upstream of a route, for Transports.breakers.
+type routeUpstream struct{ route, url string }
 
 // breakerFor returns the breaker of upstream url in the route called
-// route, making it if no handler holds one.
+// route, making it if no handler holds one: a reloaded route keeps the
+// state of the upstreams that remain in it, as it keeps their
+// connections.
 func (s *Transports) breakerFor(route, url string) *breaker {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, e := range s.breakers {
-		if e.route == route && e.url == url {
-			e.users++
-			return e.b
-		}
-	}
-	e := &sharedBreaker{route: route, url: url, b: new(breaker), users: 1}
-	s.breakers = append(s.breakers, e)
-	return e.b
+	return s.breakers.acquire(routeUpstream{route, url}, func() *breaker { return new(breaker) })
 }
 
 // releaseBreaker gives back a breaker; the last handler's release
@@ -190,14 +178,7 @@ func (s *Transports) breakerFor(route, url string) *breaker {
 func (s *Transports) releaseBreaker(b *breaker) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for i, e := range s.breakers {
-		if e.b == b {
-			if e.users--; e.users == 0 {
-				s.breakers = append(s.breakers[:i], s.breakers[i+1:]...)
-			}
-			return
-		}
-	}
+	s.breakers.release(b)
 }
 
 // protect gives u the route's max_conns and its breaker.

@@ -372,28 +372,12 @@ func (s *staleCache) staleSize() (entries int, bytes int64) {
 // newStaleCache returns an empty cache.
 func newStaleCache() *staleCache { return &staleCache{entries: map[uint64]*staleEntry{}} }
 
-// sharedStale is the stale cache of the route called route, and how many
-// handlers use it: a reloaded route keeps what it had kept.
-type sharedStale struct {
-	route string
-	c     *staleCache
-	users int
-}
-
 // staleFor returns the stale cache of the route called route, making it
-// if no handler holds one.
+// if no handler holds one: a reloaded route keeps what it had kept.
 func (s *Transports) staleFor(route string) *staleCache {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, e := range s.stales {
-		if e.route == route {
-			e.users++
-			return e.c
-		}
-	}
-	e := &sharedStale{route: route, c: newStaleCache(), users: 1}
-	s.stales = append(s.stales, e)
-	return e.c
+	return s.stales.acquire(route, newStaleCache)
 }
 
 // releaseStale gives back a stale cache; the last handler's release
@@ -401,14 +385,7 @@ func (s *Transports) staleFor(route string) *staleCache {
 func (s *Transports) releaseStale(c *staleCache) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for i, e := range s.stales {
-		if e.c == c {
-			if e.users--; e.users == 0 {
-				s.stales = append(s.stales[:i], s.stales[i+1:]...)
-			}
-			return
-		}
-	}
+	s.stales.release(c)
 }
 
 // teeReader copies what it reads into a staleRecord.

@@ -13,8 +13,8 @@ import (
 type Transports struct {
 	mu       sync.Mutex
 	entries  []*sharedTransport
-	breakers []*sharedBreaker // by route name and upstream (breaker.go)
-	stales   []*sharedStale   // by route name (degrade.go)
+	breakers kept[routeUpstream, *breaker] // by route name and upstream URL (breaker.go)
+	stales   kept[string, *staleCache]     // by route name (degrade.go)
 }
 
 // sharedTransport is one transport and how many handlers use it.
