@@ -7,7 +7,7 @@ import "time"
 type UpstreamStats struct {
 	URL string // as configured
 	// Up is true while requests may go to it: neither the health checks
-	// nor passive health took it out.
+	// nor passive health took it out, and its breaker is not open.
 	Up bool
 	// Requests counts the attempts sent to it, retries included;
 	// Retries those that retried an attempt that failed on another (or
