@@ -1,6 +1,7 @@
 package limit
 
 import (
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -315,4 +316,24 @@ func BenchmarkTake(b *testing.B) {
 		i++
 		l.Take(i % 1024)
 	}
+}
+
+// A full table of DefaultMaxKeys keys holds at most KeyBytes bytes per
+// key on the heap.
+func TestKeyBytes(t *testing.T) {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	l := mustNew(t, Config{Rate: Rate{1, time.Second}})
+	for key := range uint64(3 * DefaultMaxKeys) {
+		l.takeAt(key*0x9e3779b97f4a7c15, 0)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	perKey := float64(after.HeapAlloc-before.HeapAlloc) / float64(l.Len())
+	t.Logf("%d keys, %.1f bytes each", l.Len(), perKey)
+	if l.Len() < DefaultMaxKeys*9/10 || perKey > KeyBytes {
+		t.Errorf("%d keys tracked at %.1f bytes each, want about %d at most %d bytes", l.Len(), perKey, DefaultMaxKeys, KeyBytes)
+	}
+	runtime.KeepAlive(l)
 }

@@ -1,6 +1,9 @@
 package limit
 
-import "sync"
+import (
+	"slices"
+	"sync"
+)
 
 // shard is one part of a limiter's table of keys: an index and a
 // segmented LRU of slots. Every field is guarded by mu; the padding
@@ -56,6 +59,7 @@ func (s *shard) find(key uint64, now int64) (int32, bool) {
 	}
 	var i int32
 	if len(s.index) < int(s.capacity) {
+		s.grow()
 		s.slots = append(s.slots, slot{})
 		i = int32(len(s.slots) - 1)
 	} else {
@@ -70,6 +74,16 @@ func (s *shard) find(key uint64, now int64) (int32, bool) {
 	s.pushFront(probation, i)
 	s.index[key] = i
 	return i, false
+}
+
+// grow makes room for one more slot: twice as many, but never more than
+// the shard's capacity, so that a full shard holds no slack.
+func (s *shard) grow() {
+	if len(s.slots) < cap(s.slots) {
+		return
+	}
+	want := min(2*cap(s.slots), int(s.capacity)+2)
+	s.slots = slices.Grow(s.slots, want-len(s.slots))
 }
 
 // victim returns the slot to evict: the least recently used of
