@@ -359,7 +359,7 @@ func TestRateLimitDelays(t *testing.T) {
 // TestRateLimitManyKeysBoundedMemory: a million distinct keys (a header
 // key, one request each) all get 200 (each is a new bucket), and anx's
 // resident memory stays bounded: the limiter tracks at most 100 000 keys
-// of at most 100 bytes each (10 MB), so the second half-million keys must
+// of at most 64 bytes each (6.4 MB), so the second half-million keys must
 // add less than rateLimitRSSPlateau, and the whole run less than
 // rateLimitRSSBound over what anx used before.
 //
@@ -396,10 +396,10 @@ func TestRateLimitManyKeysBoundedMemory(t *testing.T) {
 }
 
 // The bounds of TestRateLimitManyKeysBoundedMemory. The limiter's table
-// (100k keys, 10 MB at most) is nearly full after the first 100k keys;
+// (100k keys, 6.4 MB at most) is nearly full after the first 100k keys;
 // what grows after is the garbage collector's slack and, under -race,
-// the detector's shadow memory (measured: 74 MiB after 100k keys, 94
-// MiB after 500k and after 1M, with bin/anx-race).
+// the detector's shadow memory (measured: 27, 28 and 30 MiB after 100k,
+// 500k and 1M keys with bin/anx; 74, 79 and 78 MiB with bin/anx-race).
 const (
 	rateLimitRSSMax     = 192 << 20
 	rateLimitRSSBound   = 48 << 20

@@ -84,10 +84,10 @@ func (r Rate) String() string {
 const DefaultMaxKeys = 100_000
 
 // KeyBytes bounds what one tracked key costs on the heap in a full
-// table: its slot (40 bytes) and its entry in the shard's index (a Go map
-// of 8-byte keys to 4-byte slots, with the map's own slack); TestKeyBytes
-// measures about 97.
-const KeyBytes = 100
+// table: its slot (40 bytes), its cells in the shard's index (4 bytes
+// each, at most 4/5 full: 5 to 10 bytes a key) and the slots' growth
+// slack; TestKeyBytes measures about 55.
+const KeyBytes = 64
 
 // Config is what a Limiter enforces. The zero value is not valid: a
 // rate is needed.
@@ -218,7 +218,7 @@ func (l *Limiter) Len() int {
 	for i := range l.shards {
 		s := &l.shards[i]
 		s.mu.Lock()
-		n += len(s.index)
+		n += int(s.count)
 		s.mu.Unlock()
 	}
 	return n

@@ -253,9 +253,10 @@ func TestProtectedSegmentBounded(t *testing.T) {
 	for i := s.slots[protected].next; i != protected; i = s.slots[i].next {
 		n++
 	}
-	if n != len(s.index) || n != 50 {
-		t.Errorf("the lists hold %d slots, the index %d; want 50", n, len(s.index))
+	if n != int(s.count) || n != 50 {
+		t.Errorf("the lists hold %d slots, the count is %d; want 50", n, s.count)
 	}
+	checkIndex(t, s)
 }
 
 // Goroutines racing on the same keys at the same instant get exactly
@@ -336,4 +337,59 @@ func TestKeyBytes(t *testing.T) {
 		t.Errorf("%d keys tracked at %.1f bytes each, want about %d at most %d bytes", l.Len(), perKey, DefaultMaxKeys, KeyBytes)
 	}
 	runtime.KeepAlive(l)
+}
+
+// checkIndex fails t unless every key of s is found at its slot and the
+// index holds nothing else.
+func checkIndex(t testing.TB, s *shard) {
+	t.Helper()
+	used := 0
+	for _, i := range s.cells {
+		if i != 0 {
+			used++
+		}
+	}
+	if used != int(s.count) {
+		t.Errorf("the index holds %d cells, the shard %d keys", used, s.count)
+	}
+	for i := int32(2); i < int32(len(s.slots)); i++ {
+		c, ok := s.lookup(s.slots[i].key)
+		if !ok || s.cells[c] != i {
+			t.Fatalf("slot %d's key is not found at it (found %v, cell %d holds %d)", i, ok, c, s.cells[c])
+		}
+	}
+}
+
+// The index survives growth and eviction under keys whose homes collide:
+// after many evictions, every key tracked is found at its slot.
+func TestIndexUnderChurn(t *testing.T) {
+	l := mustNew(t, Config{Rate: Rate{1, time.Hour}, MaxKeys: 1000})
+	s := &l.shards[0]
+	for round := range uint64(20) {
+		for k := range uint64(700) {
+			key := (round*700 + k) % 3000 // keys come back: hits, promotions, evictions
+			l.takeAt(key<<40|k, int64(round))
+		}
+		checkIndex(t, s)
+	}
+	if s.count != 1000 || len(s.cells) > 2048 {
+		t.Errorf("%d keys in %d cells, want 1000 in at most 2048", s.count, len(s.cells))
+	}
+}
+
+// FuzzIndex takes keys from a small universe in the order the input
+// gives, through a table of 64 keys, and checks the index after each.
+func FuzzIndex(f *testing.F) {
+	f.Add([]byte("\x00\x01\x02\x00\x03\xff\x10\x10\x20"))
+	f.Fuzz(func(t *testing.T, ops []byte) {
+		l := mustNew(t, Config{Rate: Rate{1, time.Hour}, MaxKeys: 64})
+		s := &l.shards[0]
+		for _, op := range ops {
+			l.takeAt(uint64(op)*0x51af_d7ed_558c_cd1f, 0)
+			if _, ok := s.lookup(uint64(op) * 0x51af_d7ed_558c_cd1f); !ok {
+				t.Fatalf("key %d not found just after its request", op)
+			}
+		}
+		checkIndex(t, s)
+	})
 }

@@ -1,6 +1,7 @@
 package limit
 
 import (
+	"math/bits"
 	"slices"
 	"sync"
 )
@@ -9,11 +10,18 @@ import (
 // segmented LRU of slots. Every field is guarded by mu; the padding
 // keeps two shards' locks off one cache line.
 type shard struct {
-	mu    sync.Mutex
-	index map[uint64]int32 // key → its slot
+	mu sync.Mutex
+	// cells is the index: an open-addressing hash table (linear
+	// probing) of slot numbers, 0 for an empty cell (slots 0 and 1 are
+	// the lists' heads, never a key's). Its length is a power of two,
+	// kept at most 4/5 full; it doubles as keys arrive, up to what the
+	// capacity needs.
+	cells []int32
+	shift uint8 // 64 - log2(len(cells)): home takes the hash's top bits
 	// slots[probation] and slots[protected] head the two segments'
 	// circular lists (most recent first); the keys' slots follow.
 	slots     []slot
+	count     int32 // keys tracked
 	capacity  int32 // keys at most
 	protCap   int32 // keys at most in the protected segment
 	protCount int32 // keys in the protected segment now
@@ -35,12 +43,15 @@ const (
 	protected int32 = 1
 )
 
+// minCells is the index's size in an empty shard.
+const minCells = 16
+
 // init readies an empty shard for capacity keys; the slots and the index
 // grow as keys arrive, up to it.
 func (s *shard) init(capacity int) {
 	s.capacity = int32(max(capacity, 1))
 	s.protCap = max(s.capacity*4/5, 1)
-	s.index = map[uint64]int32{}
+	s.setCells(minCells)
 	s.slots = make([]slot, 2, 2+min(int(s.capacity), 64))
 	for _, h := range []int32{probation, protected} {
 		s.slots[h].prev, s.slots[h].next = h, h
@@ -53,32 +64,105 @@ func (s *shard) init(capacity int) {
 // when the shard is full, and returns it with false. The caller holds mu
 // and fills a new slot's bucket.
 func (s *shard) find(key uint64, now int64) (int32, bool) {
-	if i, ok := s.index[key]; ok {
+	cell, ok := s.lookup(key)
+	if ok {
+		i := s.cells[cell]
 		s.touch(i)
 		return i, true
 	}
 	var i int32
-	if len(s.index) < int(s.capacity) {
-		s.grow()
+	if s.count < s.capacity {
+		if s.growIndex() {
+			cell, _ = s.lookup(key)
+		}
+		s.growSlots()
 		s.slots = append(s.slots, slot{})
 		i = int32(len(s.slots) - 1)
+		s.count++
 	} else {
 		i = s.victim()
 		s.unlink(i)
-		delete(s.index, s.slots[i].key)
 		if s.slots[i].protected {
 			s.protCount--
 		}
+		old, _ := s.lookup(s.slots[i].key)
+		s.remove(old)
+		cell, _ = s.lookup(key) // the removal may have moved cells
 	}
 	s.slots[i] = slot{key: key, last: now}
 	s.pushFront(probation, i)
-	s.index[key] = i
+	s.cells[cell] = i
 	return i, false
 }
 
-// grow makes room for one more slot: twice as many, but never more than
-// the shard's capacity, so that a full shard holds no slack.
-func (s *shard) grow() {
+// home returns the cell where key's probe starts: the top bits of a
+// multiplicative hash (the low bits chose the shard).
+func (s *shard) home(key uint64) int {
+	return int((key * 0x9e3779b97f4a7c15) >> s.shift)
+}
+
+// lookup returns key's cell and true, or the empty cell where it would go
+// and false.
+func (s *shard) lookup(key uint64) (int, bool) {
+	mask := len(s.cells) - 1
+	for c := s.home(key); ; c = (c + 1) & mask {
+		i := s.cells[c]
+		if i == 0 {
+			return c, false
+		}
+		if s.slots[i].key == key {
+			return c, true
+		}
+	}
+}
+
+// remove empties cell c, moving back the cells after it that probed past
+// it (backward-shift deletion: the index keeps no tombstones).
+func (s *shard) remove(c int) {
+	mask := len(s.cells) - 1
+	for {
+		s.cells[c] = 0
+		next := c
+		for {
+			next = (next + 1) & mask
+			i := s.cells[next]
+			if i == 0 {
+				return
+			}
+			// The key in next may fill c if c is on its probe path: as far
+			// from next, going back, as its home is or nearer.
+			if (next-s.home(s.slots[i].key))&mask >= (next-c)&mask {
+				s.cells[c] = i
+				c = next
+				break
+			}
+		}
+	}
+}
+
+// growIndex doubles the index when one more key would fill it beyond 4/5,
+// and reports whether it did.
+func (s *shard) growIndex() bool {
+	if int(s.count+1)*5 <= len(s.cells)*4 {
+		return false
+	}
+	s.setCells(2 * len(s.cells))
+	for i := int32(2); i < int32(len(s.slots)); i++ {
+		c, _ := s.lookup(s.slots[i].key)
+		s.cells[c] = i
+	}
+	return true
+}
+
+// setCells makes the index an empty table of n cells, a power of two.
+func (s *shard) setCells(n int) {
+	s.cells = make([]int32, n)
+	s.shift = uint8(64 - bits.TrailingZeros(uint(n)))
+}
+
+// growSlots makes room for one more slot: twice as many, but never more
+// than the shard's capacity, so that a full shard holds no slack.
+func (s *shard) growSlots() {
 	if len(s.slots) < cap(s.slots) {
 		return
 	}
