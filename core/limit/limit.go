@@ -122,8 +122,25 @@ func (c Config) Validate() error {
 		return fmt.Errorf("limit: delay %d: want 0 to %d", c.Delay, MaxBurst)
 	case c.MaxKeys < 0:
 		return fmt.Errorf("limit: max keys %d: want 0 or more", c.MaxKeys)
+	case c.MayDelay() && c.LongestWait() > MaxWait:
+		return fmt.Errorf("limit: without nodelay the burst's last request would wait %v (burst / rate), more than %v: set nodelay, a delay, a smaller burst or a higher rate", c.LongestWait(), MaxWait)
 	}
 	return nil
+}
+
+// MaxWait bounds the longest delay a valid Config may give a request, so
+// that a delayed request never looks like a hang: nginx would delay the
+// last of a burst of 5 at 1/m by 5 minutes, anx refuses that config.
+const MaxWait = 30 * time.Second
+
+// LongestWait returns the longest a limiter with c delays a request:
+// the last of the burst beyond Delay, arriving at once, waits for them all
+// to drain. It is 0 when c never delays.
+func (c Config) LongestWait() time.Duration {
+	if !c.MayDelay() || c.Rate.N < 1 {
+		return 0
+	}
+	return time.Duration(int64(c.Burst-c.Delay)) * c.Rate.Period / time.Duration(c.Rate.N)
 }
 
 // MayDelay reports whether a limiter with c may delay a request: when
@@ -145,7 +162,9 @@ type Decision struct {
 }
 
 // Limiter tracks the buckets of the keys of one limit. It is safe for
-// concurrent use; it has no goroutine and nothing to close.
+// concurrent use; it has no goroutine and nothing to close. New sets its
+// fields, which never change after; each shard's lock guards the shard,
+// and the counters are atomic.
 type Limiter struct {
 	cfg   Config
 	seed  maphash.Seed

@@ -186,6 +186,8 @@ func TestValidate(t *testing.T) {
 		{Rate: good.Rate, Delay: -1},
 		{Rate: good.Rate, Burst: MaxBurst + 1},
 		{Rate: good.Rate, MaxKeys: -1},
+		{Rate: Rate{1, time.Minute}, Burst: 1},               // the last of the burst would wait a minute
+		{Rate: Rate{10, time.Second}, Burst: 400, Delay: 99}, // 301 requests at 10/s: 30.1 s
 	} {
 		if c.Validate() == nil {
 			t.Errorf("%+v: Validate() = nil, want an error", c)
@@ -194,8 +196,15 @@ func TestValidate(t *testing.T) {
 			t.Errorf("%+v: New succeeded", c)
 		}
 	}
-	if err := good.Validate(); err != nil {
-		t.Errorf("%+v: %v", good, err)
+	for _, c := range []Config{
+		good,
+		{Rate: Rate{1, time.Minute}, Burst: 1, NoDelay: true},
+		{Rate: Rate{10, time.Second}, Burst: 400, Delay: 100}, // 30 s: the most allowed
+		{Rate: Rate{1, time.Hour}, Burst: 5, Delay: 5},
+	} {
+		if err := c.Validate(); err != nil {
+			t.Errorf("%+v: %v", c, err)
+		}
 	}
 }
 

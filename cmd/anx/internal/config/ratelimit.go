@@ -87,6 +87,9 @@ func (rl *RateLimit) check() (key string, err error) {
 	case rl.Delay != nil && rl.Delay.N > rl.Burst.N:
 		return "rate_limit", fmt.Errorf("delay %d is more than the burst (%d): at most the burst goes through undelayed", rl.Delay.N, rl.Burst.N)
 	}
+	if err := rl.LimitConfig().Validate(); err != nil {
+		return "rate_limit", errors.New(strings.TrimPrefix(err.Error(), "limit: "))
+	}
 	return "", nil
 }
 

@@ -23,7 +23,7 @@ rate_limit = { rate = "30/m", key = "header:X-Api-Key", nodelay = true, burst = 
 [[site.route]]
 path = "/slow"
 respond = "ok"
-rate_limit = { rate = "500/h", burst = 10, delay = 4, key = "path" }
+rate_limit = { rate = "500/h", burst = 8, delay = 4, key = "path" }
 [[site.route]]
 path = "/all"
 respond = "ok"
@@ -43,7 +43,7 @@ respond = "ok"
 	}{
 		{limit.Config{Rate: limit.Rate{N: 100, Period: time.Second}, Burst: 20}, "client_ip"},
 		{limit.Config{Rate: limit.Rate{N: 30, Period: time.Minute}, Burst: 5, NoDelay: true}, "header:X-Api-Key"},
-		{limit.Config{Rate: limit.Rate{N: 500, Period: time.Hour}, Burst: 10, Delay: 4}, "path"},
+		{limit.Config{Rate: limit.Rate{N: 500, Period: time.Hour}, Burst: 8, Delay: 4}, "path"},
 		{limit.Config{Rate: limit.Rate{N: 1, Period: time.Second}}, "global"},
 	}
 	for i, w := range want {
@@ -76,6 +76,7 @@ func TestBadRateLimit(t *testing.T) {
 		{"delay and nodelay", route + `rate_limit = { rate = "1/s", burst = 5, delay = 2, nodelay = true }` + "\n", `:6: key "site.route.rate_limit": delay and nodelay together`},
 		{"delay over burst", route + `rate_limit = { rate = "1/s", burst = 5, delay = 6 }` + "\n", `:6: key "site.route.rate_limit": delay 6 is more than the burst`},
 		{"huge burst", route + `rate_limit = { rate = "1/s", burst = 2000000 }` + "\n", `:6: key "site.route.rate_limit": burst 2000000: want at most 1000000`},
+		{"delay too long", route + `rate_limit = { rate = "10/m", burst = 6 }` + "\n", `:6: key "site.route.rate_limit": without nodelay the burst's last request would wait 36s (burst / rate), more than 30s`},
 		{"not a table", route + `rate_limit = "100/s"` + "\n", `:6: key "site.route.rate_limit"`},
 	}
 	for _, c := range cases {
