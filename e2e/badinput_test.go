@@ -94,6 +94,18 @@ var badConfigs = []struct{ name, text, mark, key string }{
 	{"access-log-format", "[[site]]\nhosts = [\"localhost\"]\nroot = \"site\"\naccess_log_format = \"xml\"\n", `access_log_format = "xml"`, "access_log_format"},
 	{"compress-unknown", "[[site]]\nhosts = [\"localhost\"]\nroot = \"site\"\ncompress = [\"lzma\"]\n", `compress = ["lzma"]`, "compress"},
 	{"fallback-missing", "[[site]]\nhosts = [\"localhost\"]\nroot = \"site\"\nfallback = \"/missing.html\"\n", `fallback = "/missing.html"`, "fallback"},
+	// Rate limits (issue 15): a malformed rate, a negative burst, an unknown key kind, an unknown option.
+	{"rate-limit-rate", "[[site]]\nhosts = [\"localhost\"]\n[[site.route]]\npath = \"/\"\nrespond = \"ok\"\nrate_limit = { rate = \"100/fortnight\" }\n", "rate_limit", "rate_limit"},
+	{"rate-limit-burst", "[[site]]\nhosts = [\"localhost\"]\n[[site.route]]\npath = \"/\"\nrespond = \"ok\"\nrate_limit = { rate = \"100/s\", burst = -1 }\n", "rate_limit", "burst"},
+	{"rate-limit-key", "[[site]]\nhosts = [\"localhost\"]\n[[site.route]]\npath = \"/\"\nrespond = \"ok\"\nrate_limit = { rate = \"100/s\", key = \"cookie:sid\" }\n", "rate_limit", "cookie:sid"},
+	// Connection limits (issue 15): a negative max_conns, a max_conns_per_ip that is no number.
+	{"max-conns-negative", "[limits]\nmax_conns = -1\n", "max_conns = -1", "max_conns"},
+	{"max-conns-per-ip-site", "[[site]]\nhosts = [\"localhost\"]\nroot = \"site\"\nmax_conns_per_ip = \"many\"\n", "max_conns_per_ip", "max_conns_per_ip"},
+	// Upstream protection (issue 15): a breaker rate over 1, a queue without max_conns, a missing fallback file.
+	{"breaker-error-rate", "[[site]]\nhosts = [\"localhost\"]\n[[site.route]]\npath = \"/\"\nproxy = [\"http://127.0.0.1:9\"]\nbreaker_error_rate = 1.5\n", "breaker_error_rate", "breaker_error_rate"},
+	{"max-queue-alone", "[[site]]\nhosts = [\"localhost\"]\n[[site.route]]\npath = \"/\"\nproxy = [\"http://127.0.0.1:9\"]\nmax_queue = 10\n", "max_queue", "max_queue"},
+	{"fallback-file-missing", "[[site]]\nhosts = [\"localhost\"]\n[[site.route]]\npath = \"/\"\nproxy = [\"http://127.0.0.1:9\"]\nfallback_file = \"/no/such/page.html\"\n", "fallback_file", "fallback_file"},
+	{"rate-limit-option", "[[site]]\nhosts = [\"localhost\"]\n[[site.route]]\npath = \"/\"\nrespond = \"ok\"\nrate_limit = { rate = \"100/s\", zone = \"one\" }\n", "rate_limit", "zone"},
 }
 
 // TestBadConfig: `anx validate` and `anx run` on a faulty config exit

@@ -76,6 +76,9 @@ type upstreamConfig struct {
 	// UnixPath, when set, serves the http listener's paths (HTTP/1.1) on
 	// a Unix socket there too.
 	UnixPath string
+	// FailAll makes every request of the http and https listeners get a
+	// 500 (counted as usual): a broken application.
+	FailAll bool
 }
 
 // upstreamAddrs are the listeners of a running upstream (its stdout line).
@@ -119,6 +122,7 @@ type upstreamCounts struct {
 // ending with the process); every field is safe for them.
 type upstream struct {
 	name    string                   // set once, read-only
+	failAll bool                     // set once, read-only: upstreamConfig.FailAll
 	healthy atomic.Bool              // what /health answers; set by control /health
 	conns   atomic.Int64             // connections accepted (http, https, raw, unix)
 	bytes   atomic.Int64             // bytes read on them
@@ -137,7 +141,7 @@ func runUpstream(cfgJSON string, out io.Writer) error {
 	if err := json.Unmarshal([]byte(cfgJSON), &cfg); err != nil {
 		return err
 	}
-	u := &upstream{name: cfg.Name, paths: map[string]int64{}, acks: map[string]chan struct{}{}, heads: map[string]string{}}
+	u := &upstream{name: cfg.Name, failAll: cfg.FailAll, paths: map[string]int64{}, acks: map[string]chan struct{}{}, heads: map[string]string{}}
 	u.healthy.Store(true)
 	var addrs upstreamAddrs
 	errs := make(chan error, 6)
@@ -300,6 +304,10 @@ func (u *upstream) mux() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		u.count(r.URL.Path)
 		w.Header().Set("X-Upstream", u.name)
+		if u.failAll {
+			u.status(w, "500")
+			return
+		}
 		if h, ok := routes[r.URL.Path]; ok {
 			h(w, r)
 			return

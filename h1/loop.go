@@ -113,6 +113,7 @@ func (s *Server) Start() error {
 		return err
 	}
 	loops.DropBehind = s.DropBehind
+	loops.Admitter = s.Admitter
 	s.configureFront(loops, front)
 	if err := loops.Start(""); err != nil {
 		return fmt.Errorf("h1: %w", err)

@@ -148,6 +148,12 @@ type Server struct {
 	// GOMAXPROCS.
 	Loops int
 
+	// Admitter, if set, admits or refuses each connection the loops of
+	// Listen and Start accept, before anything is read from it (a
+	// connection limit; see netpoll.Admitter). Serve's listeners are not
+	// asked.
+	Admitter netpoll.Admitter
+
 	// Logger receives connection and protocol errors (Debug for what
 	// clients did wrong, Error for handler panics). Nil discards them.
 	Logger *slog.Logger

@@ -39,7 +39,7 @@ func (s *Server) listen(pc net.PacketConn) (*quic.EarlyListener, error) {
 	}
 	// No StatelessResetKey: a packet of a connection this process does not
 	// know is dropped, never answered with a reset (see cmd/anx's upgrade).
-	tr := &quic.Transport{Conn: pc, ConnectionIDGenerator: s.idGenerator()}
+	tr := &quic.Transport{Conn: pc, ConnectionIDGenerator: s.idGenerator(), ConnContext: s.connContext()}
 	ln, err := tr.ListenEarly(http3.ConfigureTLSConfig(s.TLSConfig), s.srv.QUICConfig)
 	if err != nil {
 		return nil, fmt.Errorf("h3: %w", err)

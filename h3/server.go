@@ -9,6 +9,17 @@
 // close the drained connections (quic-go's client, and browsers, do so at
 // once when nothing is in flight) or for the context to end.
 //
+// WebSockets over HTTP/3 (RFC 9220): quic-go's server advertises
+// SETTINGS_ENABLE_CONNECT_PROTOCOL on every connection (quic-go v0.65 has
+// no option to leave it out) and hands an extended CONNECT to the handler;
+// core/nethttp gives it to the engine with Request.Protocol set, and its
+// response writer's Upgrade answers 200 and makes the request stream,
+// taken over from quic-go (http3.HTTPStreamer), the tunnel. An extended
+// CONNECT to a route that cannot tunnel gets that route's answer (405
+// from a file route). quic-go resets a malformed one (no :scheme, :path
+// or :authority; :protocol on another method) with H3_MESSAGE_ERROR
+// before any handler runs.
+//
 // 0-RTT is off unless Allow0RTT is set: requests sent in 0-RTT can be
 // replayed by an attacker, and nothing in the engine checks whether a
 // request is safe to replay (RFC 8470, RFC 9114 section 10.9).
@@ -101,6 +112,9 @@ type Server struct {
 	// Logger receives quic-go's HTTP/3 messages and the UDP buffer
 	// warning. Nil means slog.Default().
 	Logger *slog.Logger
+	// Admitter, if set, admits or refuses each new connection before its
+	// handshake (a connection limit, admit.go); nil takes them all.
+	Admitter Admitter
 
 	// once guards the building of srv and done; startErr is its outcome.
 	once     sync.Once
@@ -232,6 +246,7 @@ func (s *Server) start() error {
 				Proto:        message.HTTP3,
 				MaxBodyBytes: s.MaxBodyBytes,
 				Observer:     s.Observer,
+				TakeStream:   takeStream,
 			},
 			TLSConfig:      s.TLSConfig,
 			QUICConfig:     s.quicConfig(idle),

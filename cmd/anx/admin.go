@@ -22,7 +22,10 @@ type adminState struct {
 	// proxies are the proxy handlers under the live tables: written on
 	// the main goroutine at each (re)load, read by the admin's.
 	proxies atomic.Pointer[[]*proxy.Handler]
-	certs   certCache
+	// limiters are the rate limiters of the routes under the live
+	// tables (ratelimit.go), written and read as proxies is.
+	limiters atomic.Pointer[[]routeLimiter]
+	certs    certCache
 }
 
 // openAdmin opens the admin listener, when the config has one, and adds
@@ -50,6 +53,7 @@ func (gw *gateway) adminRoutes(h *handlers) {
 	gw.admin.requests.SetRoutes(h.routes)
 	proxies := slices.Clone(h.proxies)
 	gw.admin.proxies.Store(&proxies)
+	gw.admin.limiters.Store(routeLimiters(h))
 }
 
 // startAdmin serves the admin listener, when there is one.
@@ -80,6 +84,8 @@ func (gw *gateway) adminSources(a *adminState) admin.Sources {
 		Certificates: func() []admin.Certificate { return a.certs.get(gw) },
 		Upstreams:    a.upstreams,
 		Loops:        gw.loopCounts,
+		Refused:      func() map[string]uint64 { return gw.conns.refused() }, // gw.conns is set after openAdmin
+		RateLimits:   a.rateLimits,
 	}
 }
 
@@ -130,7 +136,7 @@ func (a *adminState) upstreams() []admin.Upstream {
 	for _, h := range *p {
 		for _, u := range h.Stats() {
 			out = append(out, admin.Upstream{Route: h.Name(), URL: u.URL, Up: u.Up, Requests: u.Requests,
-				Failures: u.Failures, Retries: u.Retries, InFlight: u.InFlight, Pooled: u.Pooled})
+				Failures: u.Failures, Retries: u.Retries, InFlight: u.InFlight, Pooled: u.Pooled, Breaker: u.Breaker})
 		}
 	}
 	return out

@@ -55,6 +55,7 @@ type gateway struct {
 	observers observers
 	access    *accessLogs // the access log, one of the observers (accesslog.go)
 	admin     *adminState // the admin listener, whose counters are an observer (admin.go); nil when off
+	conns     *connLimits // max_conns and max_conns_per_ip over every protocol (connlimits.go)
 }
 
 // newGateway builds the servers for cfg and opens its listeners. On error
@@ -98,6 +99,7 @@ func openGateway(cfg config.Config, logger *slog.Logger, in *inherited) (_ *gate
 	}
 	gw.secure, gw.plain = route.NewLive(s.secure), route.NewLive(s.plain)
 	gw.buildServers(tlsConfig)
+	gw.limitConns(&cfg, tlsConfig)
 	return gw, nil
 }
 
@@ -150,6 +152,7 @@ func (gw *gateway) reload(cfg config.Config) error {
 	gw.plain.Store(s.plain)
 	old := gw.handlers
 	gw.setHandlers(s.handlers)
+	gw.conns.apply(&cfg)
 	gw.cfg = cfg
 	// The new proxy handlers hold the transports of the upstreams that
 	// remain, so closing the old ones now keeps their pooled connections;

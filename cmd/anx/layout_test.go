@@ -31,6 +31,8 @@ func TestImportsPointDown(t *testing.T) {
 		"e2e/h2abuse":             {},
 		"e2e/bench":               {},
 		"core/netpoll":            {"core/pool"},
+		"core/connlimit":          {},
+		"core/limit":              {"core/message", "core/route"},
 		"core/proxy":              {"core/message", "core/netpoll", "core/pool", "core/chunked", "core/encode", "asm"},
 		"core/encode":             {"core/message"},
 		"core/chunked":            {"core/message", "asm"},
@@ -40,7 +42,7 @@ func TestImportsPointDown(t *testing.T) {
 		"internal/testlisten":     {},
 		"internal/frontendtest":   {"core/message"},
 		"internal/testrun":        {},
-		"cmd/anx/internal/config": {"certs", "core/route", "core/proxy", "core/encode"},
+		"cmd/anx/internal/config": {"certs", "core/route", "core/proxy", "core/encode", "core/limit"},
 		"cmd/anx/internal/admin":  {"core/message"},
 	}
 	out, err := exec.Command("go", "list", "-f", "{{.ImportPath}}|{{join .Imports \" \"}}|{{join .TestImports \" \"}} {{join .XTestImports \" \"}}", "github.com/anx-gateway/anx/...").Output()

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/anx-gateway/anx/cmd/anx/internal/config"
+	"github.com/anx-gateway/anx/core/limit"
 	"github.com/anx-gateway/anx/core/message"
 	"github.com/anx-gateway/anx/core/proxy"
 	"github.com/anx-gateway/anx/core/route"
@@ -18,7 +19,8 @@ type handlers struct {
 	proxies []*proxy.Handler
 	// routes names every route of the sites, a site's own files included,
 	// in config order: what the metrics count by.
-	routes []*message.RouteInfo
+	routes   []*message.RouteInfo
+	limiters map[limiterID]*limit.Limiter // the routes' rate limiters (ratelimit.go), which a reload keeps
 }
 
 // name wraps h so that it names its route in each request's Trace, and
@@ -93,6 +95,9 @@ func (gw *gateway) siteHandler(cfg *config.Config, s *config.Site, opened *handl
 	for j := range s.Routes {
 		r := &s.Routes[j]
 		h, err := gw.routeHandler(cfg, s, r, opened)
+		if err == nil {
+			h, err = gw.rateLimited(cfg, s, r, h, opened)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("route %q: %w", r.Path, err)
 		}

@@ -111,8 +111,8 @@ func (c *Config) siteOfHost(authority string) Site {
 // newEntry gathers what the line of r in format f says.
 func newEntry(r *message.Request, o *message.Outcome, trusted []netip.Prefix, f Format, clock *clockText) entry {
 	e := entry{r: r, o: o, when: o.End, proto: protoName(r), tls: tlsName(r.TLSVersion)}
-	e.remote = clientAddr(r, trusted)
-	e.id = requestID(r, isTrusted(r.RemoteAddr.Addr().Unmap(), trusted))
+	e.remote = message.ClientAddr(r, trusted)
+	e.id = requestID(r, message.IsTrusted(r.RemoteAddr.Addr().Unmap(), trusted))
 	if e.when.IsZero() {
 		e.when = time.Now()
 	}

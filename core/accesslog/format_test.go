@@ -211,35 +211,6 @@ func TestCombinedLineEscapesHostileInput(t *testing.T) {
 	}
 }
 
-func TestClientAddr(t *testing.T) {
-	trusted := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("::1/128")}
-	cases := []struct {
-		name, peer string
-		xff        []string
-		want       string
-	}{
-		{"untrusted peer: its own address", "192.0.2.1:1", []string{"198.51.100.9"}, "192.0.2.1"},
-		{"trusted peer without the field", "10.1.1.1:1", nil, "10.1.1.1"},
-		{"trusted peer names the client", "10.1.1.1:1", []string{"198.51.100.9"}, "198.51.100.9"},
-		{"trusted hops are skipped", "10.1.1.1:1", []string{"203.0.113.5, 198.51.100.9, 10.2.2.2"}, "198.51.100.9"},
-		{"several fields read as one list", "[::1]:1", []string{"203.0.113.5", "198.51.100.9, 10.2.2.2", "10.3.3.3"}, "198.51.100.9"},
-		{"all hops trusted: the farthest", "10.1.1.1:1", []string{"10.9.9.9, 10.2.2.2"}, "10.9.9.9"},
-		{"garbage ends the walk", "10.1.1.1:1", []string{"198.51.100.9, nonsense, 10.2.2.2"}, "10.2.2.2"},
-		{"an address with a port", "10.1.1.1:1", []string{"198.51.100.9:4711"}, "198.51.100.9"},
-		{"IPv6", "10.1.1.1:1", []string{"2001:db8::1"}, "2001:db8::1"},
-		{"mapped IPv4 peer", "[::ffff:10.1.1.1]:1", []string{"198.51.100.9"}, "198.51.100.9"},
-	}
-	for _, c := range cases {
-		r := &message.Request{RemoteAddr: netip.MustParseAddrPort(c.peer)}
-		for _, v := range c.xff {
-			r.Header.Add("X-Forwarded-For", v)
-		}
-		if got := clientAddr(r, trusted).String(); got != c.want {
-			t.Errorf("%s: got %s, want %s", c.name, got, c.want)
-		}
-	}
-}
-
 func TestRequestIDFromTrustedProxyOnly(t *testing.T) {
 	trusted := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
 	hex32 := regexp.MustCompile(`^[0-9a-f]{32}$`)
@@ -249,7 +220,7 @@ func TestRequestIDFromTrustedProxyOnly(t *testing.T) {
 	}{{"10.0.0.1:1", true}, {"192.0.2.1:1", false}} {
 		r := &message.Request{RemoteAddr: netip.MustParseAddrPort(c.peer)}
 		r.Header.Add("X-Request-ID", "from-the-peer")
-		got := requestID(r, isTrusted(r.RemoteAddr.Addr(), trusted))
+		got := requestID(r, message.IsTrusted(r.RemoteAddr.Addr(), trusted))
 		switch {
 		case c.fromPeer && got != "from-the-peer":
 			t.Errorf("peer %s (trusted): id %q, want the peer's", c.peer, got)

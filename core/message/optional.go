@@ -40,22 +40,22 @@ type InterimWriter interface {
 }
 
 // Upgrader is implemented by response writers that can switch protocols:
-// HTTP/1.1 connections (RFC 9110 section 7.8), and HTTP/2 streams of an
-// extended CONNECT (Request.Protocol set, RFC 8441), where the switch is
-// a 200 and the stream carries the tunnel. A proxy tunnels a WebSocket
-// that way.
+// HTTP/1.1 connections (RFC 9110 section 7.8), and HTTP/2 and HTTP/3
+// streams of an extended CONNECT (Request.Protocol set, RFC 8441 and
+// RFC 9220), where the switch is a 200 and the stream carries the
+// tunnel. A proxy tunnels a WebSocket that way.
 type Upgrader interface {
 	// Upgrade sends "101 Switching Protocols" with the fields set in
 	// Header (the handler sets Upgrade; the front end writes Connection),
-	// or over HTTP/2 a 200 without them, and hands the connection (the
-	// stream) over. The returned Conn reads what the
+	// or over HTTP/2 and HTTP/3 a 200 without them, and hands the
+	// connection (the stream) over. The returned Conn reads what the
 	// client sends after the request (bytes already received come
 	// first) and writes to the client untouched. The handler owns it
 	// until it closes it, which ends the client's connection (over
-	// HTTP/2, the stream); it may
-	// outlive Serve. Over plain TCP the Conn passes
-	// io.Copy's ReaderFrom and WriterTo checks on to the socket, so that
-	// a copy to or from another TCP socket uses splice(2).
+	// HTTP/2 and HTTP/3, the stream); it may outlive Serve. Over plain
+	// TCP the Conn passes io.Copy's ReaderFrom and WriterTo checks on to
+	// the socket, so that a copy to or from another TCP socket uses
+	// splice(2).
 	Upgrade() (net.Conn, error)
 }
 

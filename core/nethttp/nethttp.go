@@ -23,9 +23,14 @@
 // (trailer fields go out through net/http's http.TrailerPrefix
 // convention, which x/net/http2 and quic-go turn into a trailing HEADERS
 // frame), message.InterimWriter and message.Aborter; Request.Trailer is
-// filled when the request body has returned io.EOF. It does not implement
-// message.Upgrader: HTTP/2 and HTTP/3 have no Upgrade, and their extended
-// CONNECT (RFC 8441, RFC 9220) is not served yet.
+// filled when the request body has returned io.EOF. For an extended
+// CONNECT (RFC 8441 over HTTP/2, RFC 9220 over HTTP/3: method CONNECT with
+// a :protocol, such as a WebSocket) it fills Request.Protocol, and the
+// writer implements message.Upgrader: a 200, then the request stream as a
+// net.Conn, when the server can hand it over (Handler.TakeStream).
+// Malformed ones (an extended CONNECT without :scheme, :path or
+// :authority, a :protocol on another method) never reach it over HTTP/3:
+// quic-go resets their streams with H3_MESSAGE_ERROR.
 //
 // What it cannot keep: net/http stores header fields in a map, so the
 // order of fields with different names is lost both ways. Request fields
@@ -73,6 +78,7 @@ var (
 	_ message.TrailerWriter = (*responseWriter)(nil)
 	_ message.InterimWriter = (*responseWriter)(nil)
 	_ message.Aborter       = (*responseWriter)(nil)
+	_ message.Upgrader      = (*responseWriter)(nil)
 )
 
 // Handler serves net/http requests with a message.Handler. Its fields are
@@ -96,6 +102,13 @@ type Handler struct {
 	// Observer, when not nil, sees every exchange once the engine has
 	// answered it (see message.Observer).
 	Observer message.Observer
+	// TakeStream, when not nil, takes the request stream of an extended
+	// CONNECT over from the server, once the writer's Upgrade has set the
+	// 200 (which TakeStream sends), so that the tunnel reads and writes
+	// it directly and can end its own side while the client still sends;
+	// after the handler returns the server leaves the stream alone. h3
+	// sets it (quic-go's http3.HTTPStreamer). Without it Upgrade fails.
+	TakeStream func(http.ResponseWriter) (Stream, error)
 
 	// pool recycles exchanges, so that the header storage of one request
 	// serves the next: BenchmarkServeHTTP goes from 10 allocations to 1.
@@ -131,6 +144,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.Handler.Serve(&x.w, &x.req)
+	if x.w.tunnel != nil {
+		<-x.w.tunnel.done // the stream is the handler's until it closes the tunnel
+	}
 	if x.w.aborted {
 		h.observe(x)
 		// net/http, x/net/http2 and quic-go end the response as broken
@@ -158,13 +174,14 @@ func (h *Handler) observe(x *exchange) {
 	if h.Observer == nil {
 		return
 	}
+	sent, received, failed := x.w.tunnelOutcome()
 	x.outcome = message.Outcome{
 		Status:   x.w.status,
-		Sent:     x.w.written,
-		Received: x.body.read,
+		Sent:     x.w.written + sent,
+		Received: x.body.read + received,
 		Start:    x.start,
 		End:      time.Now(),
-		Cut:      x.w.aborted || x.w.failed,
+		Cut:      x.w.aborted || x.w.failed || failed,
 	}
 	h.Observer.Observe(&x.req, &x.outcome)
 }
@@ -207,6 +224,13 @@ func (x *exchange) fillRequest(r *http.Request, h *Handler) {
 	copyRequestHeader(&q.Header, r.Header)
 	q.ContentLength = r.ContentLength
 	q.Body = x.bodyOf(r, h.MaxBodyBytes)
+	if q.Protocol = protocolOf(r); q.Protocol != "" {
+		// An extended CONNECT's stream is the tunnel, read through
+		// Upgrade, not content: no body limit applies.
+		q.ContentLength = 0
+		q.Body = emptyBody{}
+		x.w.protocol = q.Protocol
+	}
 	q.RemoteAddr = remoteAddr(r.RemoteAddr)
 	if r.TLS != nil {
 		q.TLS = true
@@ -416,16 +440,33 @@ type responseWriter struct {
 	aborted bool  // Abort was called
 	written int64 // content bytes the client's stream took
 	failed  bool  // a write to the client failed: it went away
+
+	req        *http.Request                             // whose stream an Upgrade hands over
+	protocol   string                                    // the extended CONNECT's :protocol, or ""
+	takeStream func(http.ResponseWriter) (Stream, error) // Handler.TakeStream
+	tunnel     *tunnel                                   // set by Upgrade
 }
 
 // init binds rw to one request.
 func (rw *responseWriter) init(w http.ResponseWriter, r *http.Request, h *Handler) {
 	rw.w = w
+	rw.req = r
+	rw.takeStream = h.TakeStream
 	rw.altSvc = h.AltSvc
 	rw.proto = h.Proto
 	if rw.proto == 0 {
 		rw.proto = protoOf(r.ProtoMajor)
 	}
+}
+
+// tunnelOutcome returns the bytes sent to and received from the client
+// through the tunnel, if the request was upgraded, and whether a write
+// to the client failed.
+func (rw *responseWriter) tunnelOutcome() (sent, received int64, failed bool) {
+	if rw.tunnel == nil {
+		return 0, 0, false
+	}
+	return rw.tunnel.sent.Load(), rw.tunnel.received.Load(), rw.tunnel.failed.Load()
 }
 
 // Header returns the fields to send; they are copied into net/http's

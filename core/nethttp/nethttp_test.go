@@ -531,3 +531,75 @@ func TestContentLongerThanDeclaredIsRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestExtendedConnectRequest: an extended CONNECT, as quic-go's HTTP/3
+// server hands it over (:protocol in r.Proto) and as net/http's HTTP/2
+// server does (:protocol kept in r.Header), reaches the engine as method
+// CONNECT with Protocol set, the target's path and no content; a plain
+// CONNECT and other methods get no Protocol.
+func TestExtendedConnectRequest(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		method   string
+		proto    string
+		header   http.Header
+		uri      string
+		protocol string
+	}{
+		{"quic-go", "CONNECT", "websocket", http.Header{}, "/chat?room=1", "websocket"},
+		{"net/http h2", "CONNECT", "HTTP/2.0", http.Header{":protocol": {"websocket"}}, "/chat?room=1", "websocket"},
+		{"plain CONNECT", "CONNECT", "HTTP/3.0", http.Header{}, "example.com:443", ""},
+		{"GET", "GET", "websocket", http.Header{}, "/chat?room=1", ""},
+	} {
+		var got message.Request
+		var body []byte
+		h := &Handler{Handler: message.HandlerFunc(func(w message.ResponseWriter, r *message.Request) {
+			got = *r
+			body, _ = io.ReadAll(r.Body)
+		}), MaxBodyBytes: 1}
+		r := httptest.NewRequest(tc.method, "https://example.com/", strings.NewReader("tunnel bytes"))
+		r.Proto, r.ProtoMajor, r.Header, r.RequestURI, r.ContentLength = tc.proto, 3, tc.header, tc.uri, -1
+		h.ServeHTTP(httptest.NewRecorder(), r)
+		if got.Protocol != tc.protocol {
+			t.Errorf("%s: Protocol %q, want %q", tc.name, got.Protocol, tc.protocol)
+		}
+		if tc.protocol == "" {
+			continue
+		}
+		if got.Method != "CONNECT" || got.Path != "/chat" || got.RawQuery != "room=1" || got.ContentLength != 0 || len(body) != 0 {
+			t.Errorf("%s: method %q, path %q, query %q, content length %d, body %q; want CONNECT /chat room=1 and no content",
+				tc.name, got.Method, got.Path, got.RawQuery, got.ContentLength, body)
+		}
+		if got.Header.Has(":protocol") {
+			t.Errorf("%s: the pseudo-header :protocol reached Header", tc.name)
+		}
+	}
+}
+
+// TestUpgradeRefused: Upgrade fails, before anything is sent, for a
+// request that is no extended CONNECT, and for one when the Handler
+// cannot take streams over; the engine can still answer.
+func TestUpgradeRefused(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		method  string
+		proto   string
+		wantErr error
+	}{
+		{"GET", "GET", "HTTP/3.0", errNotConnect},
+		{"extended CONNECT without TakeStream", "CONNECT", "websocket", errNoTakeStream},
+	} {
+		var err error
+		h := &Handler{Handler: message.HandlerFunc(func(w message.ResponseWriter, r *message.Request) {
+			_, err = w.(message.Upgrader).Upgrade()
+			w.WriteHeader(http.StatusNotImplemented)
+		})}
+		r := httptest.NewRequest(tc.method, "https://example.com/chat", nil)
+		r.Proto, r.ProtoMajor, r.RequestURI = tc.proto, 3, "/chat"
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, r)
+		if !errors.Is(err, tc.wantErr) || rec.Code != http.StatusNotImplemented {
+			t.Errorf("%s: Upgrade = %v, then status %d; want %v and the engine's 501", tc.name, err, rec.Code, tc.wantErr)
+		}
+	}
+}

@@ -69,6 +69,7 @@ const (
 	flagShutWrite                        // CloseWrite: shut the sending side once the output has drained
 	flagConnecting                       // dialed, connect(2) not yet complete: OnOpen not yet called
 	flagCorked                           // TCP_CORK is set while files are queued (SendFile)
+	flagAdmitted                         // the Server's Admitter took it: Release when it closes
 )
 
 // RemoteAddr returns the peer's address (IPv4 addresses unmapped, IPv6

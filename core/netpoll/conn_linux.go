@@ -654,6 +654,10 @@ func (c *Conn) finish() {
 		l.conns[int(c.fd)] = nil
 	}
 	l.nconns--
+	if c.flags&flagAdmitted != 0 {
+		c.flags &^= flagAdmitted
+		l.release(c.RemoteAddr().Addr())
+	}
 	c.releaseIn()
 	c.releaseOut()
 	c.flags &^= flagCorked // the socket is gone

@@ -321,9 +321,22 @@ func (l *Loop) accept() {
 		default: // EAGAIN, or EMFILE and the like: level-triggered, we hear again
 			return
 		}
+		remote := rawSockaddrPort(&l.peer)
+		if a := l.srv.Admitter; a != nil && !a.Admit(remote.Addr()) {
+			refuse(fd)
+			continue
+		}
 		unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
-		l.open(fd, rawSockaddrPort(&l.peer))
+		l.open(fd, remote)
 	}
+}
+
+// refuse resets a connection the Admitter refused: SO_LINGER 0 makes the
+// close send a RST at once, whatever the peer has sent, and keep no
+// TIME_WAIT state for it.
+func refuse(fd int) {
+	unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
+	unix.Close(fd)
 }
 
 // accept4 is accept4(2) into the loop's peer buffer. unix.Accept4
@@ -360,10 +373,22 @@ func networkPort(p uint16) uint16 {
 func (l *Loop) open(fd int, remote netip.AddrPort) {
 	if err := l.watch(fd); err != nil {
 		unix.Close(fd)
+		l.release(remote.Addr())
 		return
 	}
 	c := l.newConn(fd, remote, l.srv.Handler)
+	if l.srv.Admitter != nil {
+		c.flags |= flagAdmitted
+	}
 	c.h.OnOpen(c)
+}
+
+// release gives an admitted connection from addr back to the Server's
+// Admitter, if it has one.
+func (l *Loop) release(addr netip.Addr) {
+	if a := l.srv.Admitter; a != nil {
+		a.Release(addr)
+	}
 }
 
 // watch adds a socket to the epoll set: edge-triggered, both directions,

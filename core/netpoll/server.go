@@ -34,6 +34,21 @@ type Handler interface {
 	OnClose(c *Conn, err error)
 }
 
+// Admitter decides, from the peer's address alone, whether the Server
+// takes a connection it has just accepted: before the connection is
+// registered, before anything is read from it. A refused connection is
+// reset at once (closed with SO_LINGER 0), so it costs neither a read nor
+// a handshake, and leaves no TIME_WAIT behind. Admit runs on the loops,
+// for every accept: it must not block and should not allocate.
+type Admitter interface {
+	// Admit reports whether to take a connection from addr. Each true is
+	// followed by exactly one Release, when the connection has closed,
+	// whatever closed it (the peer, an error, Shutdown).
+	Admit(addr netip.Addr) bool
+	// Release gives back a connection Admit took.
+	Release(addr netip.Addr)
+}
+
 // TimeoutHandler is a Handler that wants to act when a connection's
 // timeout expires (answer 408, say) instead of having it closed. OnTimeout
 // runs on the loop; it closes the connection itself (Close, or Timeout),
@@ -136,6 +151,10 @@ type Server struct {
 	// FileWorkers bounds the goroutines that warm cold file regions for
 	// Warm; 0 means 4.
 	FileWorkers int
+	// Admitter, if set, admits or refuses each accepted connection (a
+	// connection limit); nil takes them all. Dialed connections are not
+	// asked.
+	Admitter Admitter
 
 	mu       sync.Mutex
 	started  bool

@@ -95,7 +95,7 @@ func (b *balancer) after(i int, t *tried, now int64) int {
 
 // usable reports whether upstream i may take the request.
 func (b *balancer) usable(i int, t *tried, now int64) bool {
-	return !t.has(i) && b.ups[i].available(now)
+	return !t.has(i) && b.ups[i].available(now) && b.ups[i].hasRoom()
 }
 
 // pickLoad applies the policies that do not hash.

@@ -101,6 +101,10 @@ type Config struct {
 	// TLS configures https:// upstreams.
 	TLS TLS
 
+	// Protect bounds the requests to each upstream, breaks the circuit
+	// to failing ones, and says what to answer when none can (protect.go).
+	Protect Protection
+
 	// Logger receives upstream failures and health changes. Default:
 	// slog.Default().
 	Logger *slog.Logger
@@ -275,7 +279,7 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("proxy: unhealthy status %d is not a status code", s)
 		}
 	}
-	return nil
+	return c.Protect.validate()
 }
 
 // Target is a parsed upstream address.

@@ -61,6 +61,25 @@
 // upstream is out the answer is 503 if health checks took them all out,
 // else 502, at once.
 //
+// # Protection and degradation
+//
+// Config.Protect (protect.go) adds, per route: a bound on the requests in
+// flight to each upstream (MaxConns) with a bounded FIFO queue of
+// requests waiting for a slot and a QueueTimeout, after which, or when
+// the queue is full, the answer is 503 with Retry-After (queue.go); a
+// circuit breaker per upstream (breaker.go), closed, open after
+// consecutive failures or an error rate in a window, half-open with a
+// few probes, whose state the route's Transports keep across reloads; and
+// a degraded answer when no upstream gives one (degrade.go): the last
+// good response to the GET URL, kept for StaleIfError in bounded memory,
+// or a fallback file. Failures count for the breaker where they count for
+// passive health (noteFailure, notePassiveStatus), which a breaker
+// replaces unless MaxFails is set. On the loop nothing waits:
+// ServesOnLoop sends a request that would wait in the queue to a
+// goroutine, and one that finds no slot once on the loop gets the 503 at
+// once. An open breaker's upstream is skipped by the balancer like one
+// that health checks took out.
+//
 // # Goroutines
 //
 // Off the loop, Serve runs on the front end's goroutine for the request
@@ -72,5 +91,6 @@
 // of its own while Serve reads the response (an upstream may answer 413
 // before it has read the body); it always ends before roundTrip returns.
 // On the loop there is none: the loop's goroutine owns the exchange and
-// both connections.
+// both connections. A request waiting in the queue waits on its own
+// goroutine, woken by the request that frees a slot or by its timer.
 package proxy

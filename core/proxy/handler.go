@@ -25,12 +25,14 @@ import (
 // run it off their event loops. Build it with New and Close it when the
 // route goes away; requests in flight may finish after Close.
 type Handler struct {
-	cfg    Config // defaults applied; read-only
-	ups    []*upstream
-	bal    *balancer
-	shared *Transports
-	log    *slog.Logger
-	checks *checker // nil without active checks
+	cfg     Config // defaults applied; read-only
+	ups     []*upstream
+	bal     *balancer
+	shared  *Transports
+	log     *slog.Logger
+	checks  *checker   // nil without active checks
+	queue   *slotQueue // requests waiting for a slot below MaxConns; nil without MaxQueue
+	degrade *degrader  // the answer when no upstream can give one; nil when the route has none
 
 	exchanges     sync.Pool    // *exchange
 	onLoop        bool         // every upstream can be reached from an event loop (loop.go)
@@ -50,6 +52,14 @@ func New(cfg Config, shared *Transports) (*Handler, error) {
 		shared = NewTransports()
 	}
 	h := &Handler{cfg: cfg, shared: shared, log: cfg.Logger, encoders: newEncoders(&cfg)}
+	degrade, err := newDegrader(&h.cfg.Protect, shared, cfg.Name)
+	if err != nil {
+		return nil, err
+	}
+	h.degrade = degrade
+	if n := cfg.Protect.MaxQueue; n > 0 {
+		h.queue = &slotQueue{max: n}
+	}
 	opts := cfg.transportOptions()
 	now := time.Now().UnixNano()
 	for _, u := range cfg.Upstreams {
@@ -60,6 +70,7 @@ func New(cfg Config, shared *Transports) (*Handler, error) {
 			tr:  shared.acquire(u.URL, t, opts), h2: t.Scheme == "h2c" || t.Scheme == "https",
 		}
 		up.id = cookieID(up.key)
+		h.protect(up)
 		up.upSince.Store(now - int64(cfg.SlowStart)) // at full share from the start
 		h.ups = append(h.ups, up)
 	}
@@ -78,6 +89,12 @@ func (h *Handler) Close() error {
 	}
 	for _, u := range h.ups {
 		h.shared.release(u.tr)
+		if u.brk != nil {
+			h.shared.releaseBreaker(u.brk)
+		}
+	}
+	if h.degrade != nil && h.degrade.stale != nil {
+		h.shared.releaseStale(h.degrade.stale)
 	}
 	return nil
 }
@@ -114,7 +131,11 @@ func (c *Config) applyDefaults() {
 	c.Health.Passes, c.Health.Fails = max(c.Health.Passes, 1), max(c.Health.Fails, 1)
 	if c.Passive.MaxFails == 0 {
 		c.Passive.MaxFails = 1
+		if c.Protect.Breaker.enabled() {
+			c.Passive.MaxFails = -1 // the breaker replaces passive health unless it is asked for
+		}
 	}
+	c.Protect.applyDefaults()
 	def(&c.Passive.FailDuration, defaultFailDuration)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -190,27 +211,30 @@ func (h *Handler) Serve(w message.ResponseWriter, r *message.Request) {
 	var t tried
 	var lastErr error
 	var lastUp *upstream
+	c := h.bal.choose(r)
 	for attempt := 0; attempt < h.cfg.MaxTries; attempt++ {
-		now := time.Now().UnixNano()
-		if attempt > 0 && now >= deadline {
+		if attempt > 0 && time.Now().UnixNano() >= deadline {
 			break
 		}
-		i := h.bal.pick(r, &t, now)
+		i, busy := h.pickOrWait(&c, &t)
+		if busy {
+			h.answerBusy(w, r.Method == "HEAD")
+			return
+		}
 		if i < 0 {
 			break
 		}
 		t.add(i)
 		u := h.ups[i]
-		u.inflight.Add(1)
 		sent := time.Now()
 		resp, err := h.send(x, r, u, replayable)
 		if err == nil {
 			traceUpstream(&r.Trace, u, resp.Status, time.Since(sent))
 			h.relay(w, r, u, resp)
-			u.inflight.Add(-1)
+			h.release(u)
 			return
 		}
-		u.inflight.Add(-1)
+		h.release(u)
 		if errors.Is(err, errRequestBody) {
 			// The client's content failed, not the upstream: the front
 			// end answers (400, 408, 413) or the client is gone.
@@ -226,7 +250,7 @@ func (h *Handler) Serve(w message.ResponseWriter, r *message.Request) {
 	if lastUp != nil {
 		traceUpstream(&r.Trace, lastUp, 0, 0)
 	}
-	h.answerFailure(w, r.Method == "HEAD", lastErr, lastUp)
+	h.answerFailure(w, r.Method == "HEAD", lastErr, lastUp, h.staleKey(r))
 }
 
 // traceUpstream tells the access log which upstream answered, its status
@@ -386,6 +410,7 @@ func (h *Handler) noteFailure(u *upstream, err error, attempt int) {
 			"upstream", u.url, "attempt", attempt+1, "reason", err.Error())
 		return
 	}
+	h.noteOutcome(u, false)
 	if u.failed(&h.cfg.Passive, time.Now().UnixNano()) {
 		h.log.Warn("proxy: upstream marked down", "route", h.cfg.Name, "upstream", u.url,
 			"for", h.cfg.Passive.FailDuration.String())
@@ -425,21 +450,27 @@ func reason(err error) string {
 	return err.Error()
 }
 
-// answerFailure answers when no upstream gave a response: 504 after a
-// timeout, 503 when health checks have every upstream down, else 502.
-func (h *Handler) answerFailure(w message.ResponseWriter, isHead bool, err error, last *upstream) {
+// answerFailure answers when no upstream gave a response: with the
+// route's degraded answer when it has one (the stale response stored
+// under staleKey, or its fallback file), else 504 after a timeout, 503
+// when health checks or open breakers have every upstream out, else 502.
+func (h *Handler) answerFailure(w message.ResponseWriter, isHead bool, err error, last *upstream, staleKey uint64) {
+	if h.degrade != nil && h.degrade.answer(w, isHead, staleKey, h.retryAfter()) {
+		h.log.Debug("proxy: no upstream answered; degraded answer", "route", h.cfg.Name)
+		return
+	}
 	status := 502
 	switch {
 	case isTimeout(err):
 		status = 504 // as nginx, for a connect timeout too
-	case last == nil && h.allCheckedDown():
+	case last == nil && (h.allCheckedDown() || h.allBroken(time.Now().UnixNano())):
 		status = 503
 	}
 	if last == nil {
 		h.log.Warn("proxy: no upstream available", "route", h.cfg.Name, "status", status)
 	}
 	if status == 503 {
-		w.Header().Set("Retry-After", strconv.Itoa(int(h.cfg.Health.Interval.Seconds())+1))
+		w.Header().Set("Retry-After", h.retryAfter())
 	}
 	respondStatus(w, isHead, status, statusText(status))
 }

@@ -108,13 +108,7 @@ func (ops *HeaderOps) apply(h *message.Header) {
 // trusted reports whether the client at addr is a proxy whose forwarding
 // fields anx keeps.
 func (h *Handler) trusted(addr netip.Addr) bool {
-	addr = addr.Unmap()
-	for _, p := range h.cfg.TrustedProxies {
-		if p.Contains(addr) {
-			return true
-		}
-	}
-	return false
+	return message.IsTrusted(addr.Unmap(), h.cfg.TrustedProxies)
 }
 
 // forwardingFields returns the fields that say who the client was.

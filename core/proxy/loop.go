@@ -45,6 +45,13 @@ func (h *Handler) loopable() bool {
 // Upgrade, to a route whose upstreams all speak plain HTTP/1.1 at an IP
 // address or a Unix socket.
 func (h *Handler) ServesOnLoop(r *message.Request) bool {
+	return h.loopEligible(r) && !h.saturated()
+}
+
+// loopEligible is ServesOnLoop without the queue: whether r is of the
+// kind the loop serves. A request on the loop stays there (Serve must
+// not block), even when the upstreams filled since the front end asked.
+func (h *Handler) loopEligible(r *message.Request) bool {
 	return h.onLoop && r.ContentLength == 0 && upgradeOf(r) == ""
 }
 
@@ -92,6 +99,9 @@ type loopExchange struct {
 	// front end keeps the request for its Observer until Done or Gone.
 	trace  *message.Trace
 	sentAt time.Time // when the attempt's request went upstream
+
+	staleKey uint64       // the request's key in the stale cache (degrade.go); 0: none
+	stale    *staleRecord // the response being recorded for it; nil: not recorded
 }
 
 // serveOnLoop proxies r on the front end's event loop, deferring the
@@ -104,7 +114,7 @@ func (h *Handler) serveOnLoop(w message.ResponseWriter, r *message.Request) bool
 		return false
 	}
 	loop, ok := lw.Loop().(*netpoll.Loop)
-	if !ok || loop == nil || !h.ServesOnLoop(r) {
+	if !ok || loop == nil || !h.loopEligible(r) {
 		return false
 	}
 	x := h.getLoopExchange()
@@ -118,6 +128,7 @@ func (h *Handler) serveOnLoop(w message.ResponseWriter, r *message.Request) bool
 	x.accept.read(h, r)
 	x.retryable = idempotent(r.Method) || r.Header.Has("Idempotency-Key")
 	x.deadline = time.Now().Add(h.cfg.TryDuration).UnixNano()
+	x.staleKey = h.staleKey(r)
 	h.fillRequest(&x.req, r, h.ups[0], false) // the head is the same for every upstream of a loopable route
 	if err := checkOutRequest(&x.req.out); err != nil {
 		h.log.Warn("proxy: request refused", "route", h.cfg.Name, "reason", err.Error())
@@ -166,7 +177,12 @@ func (x *loopExchange) try() {
 		if x.attempt > 0 && now >= x.deadline {
 			break
 		}
-		i := h.bal.pickFor(&x.choice, &x.tried, now)
+		i, full := h.pickTake(&x.choice, &x.tried, now)
+		if full {
+			h.answerBusy(x.w, x.isHead) // nothing waits on the loop (queue.go)
+			x.end()
+			return
+		}
 		if i < 0 {
 			break
 		}
@@ -174,10 +190,9 @@ func (x *loopExchange) try() {
 		x.attempt++
 		x.up = i
 		u := h.ups[i]
-		u.inflight.Add(1)
 		c, err := x.connFor(u)
 		if err != nil {
-			u.inflight.Add(-1)
+			h.release(u)
 			h.noteFailure(u, err, x.attempt-1)
 			x.lastErr = err
 			continue // nothing was sent
@@ -192,7 +207,7 @@ func (x *loopExchange) try() {
 	if last != nil {
 		traceUpstream(x.trace, last, 0, 0)
 	}
-	h.answerFailure(x.w, x.isHead, x.lastErr, last)
+	h.answerFailure(x.w, x.isHead, x.lastErr, last, x.staleKey)
 	x.end()
 }
 
@@ -326,6 +341,7 @@ func (x *loopExchange) startResponse(c *loopConn, kind h1BodyKind, length int64)
 	if h.cfg.Policy == CookieSticky && x.choice.sticky != x.up {
 		hdr.Add("Set-Cookie", h.stickyCookie(u, x.secure))
 	}
+	x.stale = h.startStale(x.staleKey, x.isHead, x.resp.Status, &x.resp.Header, hdr)
 	x.compress.enc = h.startCompression(x.w, &x.accept, x.isHead, x.resp.Status, hdr)
 	x.w.WriteHeader(x.resp.Status)
 	if kind == h1BodyChunked {
@@ -403,6 +419,9 @@ func (x *loopExchange) write(c *loopConn, p []byte) bool {
 	if len(p) == 0 {
 		return true
 	}
+	if x.stale != nil {
+		x.stale.add(p)
+	}
 	if x.compress.enc != nil {
 		if err := x.compress.write(p); err != nil {
 			x.abandon(c)
@@ -468,6 +487,7 @@ func (x *loopExchange) finish(c *loopConn) {
 			copyEndToEnd(tw.Trailer(), &x.trailer)
 		}
 	}
+	x.h.commitStale(x.stale)
 	x.release(c, c.reusable && !x.spoiled)
 	x.end()
 }
@@ -497,7 +517,7 @@ func (x *loopExchange) abandon(c *loopConn) {
 // back to the pool when keep allows, else closes.
 func (x *loopExchange) release(c *loopConn, keep bool) {
 	c.x, x.conn = nil, nil
-	x.h.ups[x.up].inflight.Add(-1)
+	x.h.release(x.h.ups[x.up])
 	if x.paused {
 		c.nc.Resume()
 		x.paused = false
@@ -531,11 +551,12 @@ func (x *loopExchange) closed(c *loopConn, err error) {
 	x.conn = nil
 	switch {
 	case x.started && x.kind == h1BodyClose && err == io.EOF:
-		x.h.ups[x.up].inflight.Add(-1)
+		x.h.release(x.h.ups[x.up])
 		_ = x.compress.close() // the body is whole: end the coding's stream
+		x.h.commitStale(x.stale)
 		x.end()
 	case x.started:
-		x.h.ups[x.up].inflight.Add(-1)
+		x.h.release(x.h.ups[x.up])
 		x.broken(nil, fmt.Errorf("proxy: reading the response body: %w", err))
 	case c.reused && lostByReuse(err):
 		c.pool.client.idleClose.observe(c.idleFor)
@@ -585,13 +606,13 @@ func (x *loopExchange) resendFresh(err error) {
 // was sent, else when it is idempotent (it has no content to replay).
 func (x *loopExchange) attemptFailed(err error) {
 	h, u := x.h, x.h.ups[x.up]
-	u.inflight.Add(-1)
+	h.release(u)
 	h.noteFailure(u, err, x.attempt-1)
 	x.lastErr = err
 	if errors.Is(err, errNotSent) || x.retryable {
 		x.try()
 		return
 	}
-	h.answerFailure(x.w, x.isHead, err, u)
+	h.answerFailure(x.w, x.isHead, err, u, x.staleKey)
 	x.end()
 }

@@ -3,6 +3,7 @@ package proxy
 import (
 	"io"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -28,15 +29,20 @@ func (h *Handler) relay(w message.ResponseWriter, r *message.Request, u *upstrea
 	if h.cfg.Policy == CookieSticky && cookieValue(&r.Header, h.cfg.Cookie) != u.id {
 		w.Header().Add("Set-Cookie", h.stickyCookie(u, r.TLS))
 	}
+	var body io.Reader = resp.Body
+	rec := h.startStale(h.staleKey(r), r.Method == "HEAD", resp.Status, &resp.Header, w.Header())
+	if rec != nil {
+		body = &teeReader{r: body, rec: rec}
+	}
 	var ca clientAccept
 	ca.read(h, r)
 	enc := h.startCompression(w, &ca, r.Method == "HEAD", resp.Status, w.Header())
 	w.WriteHeader(resp.Status)
 	var err error
 	if enc != nil {
-		err = h.copyCompressed(w, enc, resp.Body)
+		err = h.copyCompressed(w, enc, body)
 	} else {
-		err = h.copyBody(w, resp.Body)
+		err = h.copyBody(w, body)
 	}
 	if err != nil {
 		h.log.Warn("proxy: upstream response broken", "route", h.cfg.Name, "upstream", u.url, "reason", reason(err))
@@ -45,6 +51,7 @@ func (h *Handler) relay(w message.ResponseWriter, r *message.Request, u *upstrea
 		}
 		return
 	}
+	h.commitStale(rec)
 	if tw, ok := w.(message.TrailerWriter); ok && resp.Trailer.Len() > 0 {
 		tr := tw.Trailer()
 		from := tr.Len()
@@ -83,6 +90,7 @@ func (h *Handler) copyBody(w message.ResponseWriter, body io.Reader) error {
 // notePassiveStatus counts a response whose status the route lists as a
 // failure toward passive health.
 func (h *Handler) notePassiveStatus(u *upstream, status int) {
+	h.noteOutcome(u, !slices.Contains(h.cfg.Passive.UnhealthyStatus, status))
 	for _, s := range h.cfg.Passive.UnhealthyStatus {
 		if s == status {
 			if u.failed(&h.cfg.Passive, time.Now().UnixNano()) {

@@ -11,8 +11,10 @@ import (
 // of the upstreams that remain. Its zero value is not usable: call
 // NewTransports. It is safe for concurrent use.
 type Transports struct {
-	mu      sync.Mutex
-	entries []*sharedTransport
+	mu       sync.Mutex
+	entries  []*sharedTransport
+	breakers kept[routeUpstream, *breaker] // by route name and upstream URL (breaker.go)
+	stales   kept[string, *staleCache]     // by route name (degrade.go)
 }
 
 // sharedTransport is one transport and how many handlers use it.

@@ -7,7 +7,7 @@ import "time"
 type UpstreamStats struct {
 	URL string // as configured
 	// Up is true while requests may go to it: neither the health checks
-	// nor passive health took it out.
+	// nor passive health took it out, and its breaker is not open.
 	Up bool
 	// Requests counts the attempts sent to it, retries included;
 	// Retries those that retried an attempt that failed on another (or
@@ -16,6 +16,9 @@ type UpstreamStats struct {
 	Requests, Retries, Failures uint64
 	// InFlight is how many requests are being served through it now.
 	InFlight int64
+	// Breaker is the state of its circuit breaker: "closed", "open" or
+	// "half_open"; "" when the route has none.
+	Breaker string
 	// Pooled is how many idle connections to it are kept for reuse
 	// (shared by every route that names the same upstream); -1 when its
 	// transport does not say (HTTP/2 and TLS upstreams, net/http's).
@@ -45,6 +48,9 @@ func (h *Handler) Stats() []UpstreamStats {
 			Requests: u.requests.Load(), Retries: u.retries.Load(), Failures: u.failures.Load(),
 			InFlight: u.inflight.Load(), Pooled: pooledOf(u.tr),
 		}
+		if u.brk != nil {
+			out[i].Breaker = u.brk.current().String()
+		}
 	}
 	return out
 }
@@ -57,11 +63,17 @@ func (h *Handler) Name() string { return h.cfg.Name }
 func (b *balancer) pickFor(c *choice, t *tried, now int64) int {
 	i := b.pickUncounted(c, t, now)
 	if i >= 0 {
-		u := b.ups[i]
-		u.requests.Add(1)
-		if t.small != 0 || len(t.large) > 0 {
-			u.retries.Add(1)
-		}
+		b.count(i, t)
 	}
 	return i
+}
+
+// count counts an attempt on upstream i, as a retry when t has tried
+// some already.
+func (b *balancer) count(i int, t *tried) {
+	u := b.ups[i]
+	u.requests.Add(1)
+	if t.small != 0 || len(t.large) > 0 {
+		u.retries.Add(1)
+	}
 }

@@ -19,6 +19,13 @@ type upstream struct {
 	h2     bool // the transport speaks HTTP/2 (h2c, or https that may)
 
 	inflight atomic.Int64 // requests being served through it
+	maxConns int64        // Protection.MaxConns; 0: no bound
+
+	// brk is its circuit breaker, shared with the same upstream of the
+	// same route in a reloaded config (Transports.breakerFor); brkCfg the
+	// route's settings for it. nil when the route has no breaker.
+	brk    *breaker
+	brkCfg *Breaker
 
 	// For Stats: attempts sent to it (pickFor), those that retried a
 	// failed one, and failures on real traffic (failed).
@@ -41,7 +48,7 @@ type upstream struct {
 
 // available reports whether requests may go to u at now.
 func (u *upstream) available(now int64) bool {
-	return !u.checkDown.Load() && now >= u.downUntil.Load()
+	return !u.checkDown.Load() && now >= u.downUntil.Load() && (u.brk == nil || u.brk.allows(u.brkCfg, now))
 }
 
 // failed records a failure on real traffic at now; MaxFails of them within

@@ -14,7 +14,7 @@
 // Usage:
 //
 //	go run ./e2e/bench [-anx bin/anx] [-duration 5s] [-runs 3]
-//	    [-only load,...] [-servers anx,anx-log,nginx,h2o,haproxy,caddy] [-out e2e/bench/out]
+//	    [-only load,...] [-servers anx,anx-log,anx-limit,nginx,h2o,haproxy,caddy] [-out e2e/bench/out]
 //	    [-interleave]
 package main
 
@@ -63,7 +63,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.duration, "duration", 5*time.Second, "how long each load runs (whole seconds for wrk and h2load)")
 	fs.IntVar(&o.runs, "runs", 3, "runs of each load on each server; the median is reported")
 	fs.StringVar(&only, "only", "", "comma-separated loads to run (default all): "+strings.Join(loadNames(), ","))
-	fs.StringVar(&servers, "servers", "anx,anx-log,nginx,h2o,haproxy,caddy,copy", "comma-separated servers to measure; caddy is skipped if not on PATH; copy (a copying relay) takes only the tunnel loads; anx-log (anx with its access log to a file) only h1-plain-1k, h1-tls-1k, h2-1k and h3-1k")
+	fs.StringVar(&servers, "servers", "anx,anx-log,anx-limit,nginx,h2o,haproxy,caddy,copy", "comma-separated servers to measure; caddy is skipped if not on PATH; copy (a copying relay) takes only the tunnel loads; anx-log (anx with its access log to a file) only h1-plain-1k, h1-tls-1k, h2-1k and h3-1k; anx-limit (anx with a rate limit never reached on the proxied route) only proxy-h1, proxy-h1-tls and proxy-h2")
 	fs.StringVar(&o.out, "out", "e2e/bench/out", "directory for results.json and results.svg")
 	fs.BoolVar(&o.interleave, "interleave", false, "run each load's runs in rounds over all the servers (all kept running) instead of one server after another")
 	if err := fs.Parse(args); err != nil {

@@ -55,6 +55,20 @@ func upstreamConfig(in *instance) ([]string, error) {
 // forwarded to the upstream; plain HTTP serves (proxies) instead of
 // redirecting.
 func anxProxyConfig(in *instance) ([]string, error) {
+	return writeAnxProxyConfig(in, "")
+}
+
+// anxLimitProxyConfig is anxProxyConfig with a rate limit on the route
+// that the loads never reach (a million requests a second per client
+// address, nodelay): what the limiter costs a proxied request (issue 15:
+// at most 5%).
+func anxLimitProxyConfig(in *instance) ([]string, error) {
+	return writeAnxProxyConfig(in, `rate_limit = { rate = "1000000/s", burst = 1000000, nodelay = true }`+"\n")
+}
+
+// writeAnxProxyConfig writes anxProxyConfig with route's extra lines in
+// its route.
+func writeAnxProxyConfig(in *instance, route string) ([]string, error) {
 	path, err := writeConfig(in, "anx.toml", `https = "127.0.0.1:{{.HTTPS}}"
 http  = "127.0.0.1:{{.HTTP}}"
 data  = "{{.Dir}}/data"
@@ -67,7 +81,7 @@ access_log = "off"
 [[site.route]]
 path = "/"
 proxy = ["http://{{.Upstream}}"]
-`)
+`+route)
 	return []string{"run", "--config", path}, err
 }
 

@@ -294,12 +294,13 @@ func TestServersTakeTheirLoads(t *testing.T) {
 		loads []string
 		want  []string
 	}{
-		{[]string{"proxy-h1", "proxy-h1-tls", "proxy-h2", "proxy-latency"}, []string{"anx", "nginx", "haproxy", "caddy"}},
+		{[]string{"proxy-h1", "proxy-h1-tls", "proxy-h2", "proxy-latency"}, []string{"anx", "anx-limit", "nginx", "haproxy", "caddy"}},
 		{[]string{"h1-plain-1k"}, []string{"anx", "anx-log", "nginx", "h2o", "caddy"}},
 		{[]string{"h3-1k"}, []string{"anx", "anx-log", "caddy"}},
 		{[]string{"h2c-1k"}, []string{"anx", "nginx", "h2o"}},
 		{[]string{"h2-c1000", "idle-rss-h2"}, []string{"anx", "nginx", "h2o", "caddy"}},
-		{[]string{"h1-plain-1k", "proxy-h1"}, []string{"anx", "anx-log", "nginx", "h2o", "haproxy", "caddy"}},
+		{[]string{"h1-plain-1k", "proxy-h1"}, []string{"anx", "anx-log", "anx-limit", "nginx", "h2o", "haproxy", "caddy"}},
+		{[]string{"proxy-latency"}, []string{"anx", "nginx", "haproxy", "caddy"}},
 		{[]string{"h1-plain-10m"}, []string{"anx", "nginx", "h2o", "caddy"}},
 	}
 	for _, tt := range tests {

@@ -107,6 +107,11 @@ func specs() []*spec {
 		// per protocol.
 		{name: "anx-log", h3: true, find: findAnx, loads: []string{"h1-plain-1k", "h1-tls-1k", "h2-1k", "h3-1k"},
 			version: func(bin string) string { return firstLine(bin, "version") + ", access_log to a file (JSON)" }, files: anxLogConfig},
+		// anx again with a rate limit on the proxied route that the loads
+		// never reach, for the cost of the limiter (issue 15: at most 5% of
+		// proxied throughput).
+		{name: "anx-limit", find: findAnx, loads: []string{"proxy-h1", "proxy-h1-tls", "proxy-h2"},
+			version: func(bin string) string { return firstLine(bin, "version") + ", rate_limit on the route, never reached" }, proxy: anxLimitProxyConfig},
 		{name: "nginx", h2c: h2cOnOwnPort, find: lookPath("nginx"),
 			version: func(bin string) string { return firstLine(bin, "-v") }, files: nginxConfig, proxy: nginxProxyConfig, tunnel: nginxTunnelConfig},
 		{name: "h2o", h2c: h2cOnHTTPPort, find: lookPath("h2o"),

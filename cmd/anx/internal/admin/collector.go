@@ -26,6 +26,7 @@ var (
 	connectionsDesc      = prometheus.NewDesc("anx_connections_open", "Open client connections by protocol and state.", []string{"proto", "state"}, nil)
 	handshakesDesc       = prometheus.NewDesc("anx_tls_handshakes_total", "TLS handshakes on TCP that completed.", nil, nil)
 	handshakeFailDesc    = prometheus.NewDesc("anx_tls_handshake_failures_total", "TLS handshakes on TCP that failed, by reason.", []string{"reason"}, nil)
+	refusedDesc          = prometheus.NewDesc("anx_connections_refused_total", "Client connections refused by a connection limit, by the config key that refused them (over HTTP/3, one per Initial packet refused).", []string{"reason"}, nil)
 	certExpiryDesc       = prometheus.NewDesc("anx_certificate_expiry_seconds", "Seconds until the certificate expires (negative: expired).", []string{"name", "issuer"}, nil)
 	certErrorDesc        = prometheus.NewDesc("anx_certificate_renewal_error", "1 for a certificate whose last obtain or renewal failed, with the error.", []string{"name", "error"}, nil)
 	upstreamUpDesc       = prometheus.NewDesc("anx_upstream_up", "1 when requests may go to the upstream, 0 when health checks or passive health took it out.", []string{"route", "upstream"}, nil)
@@ -33,8 +34,12 @@ var (
 	upstreamFailDesc     = prometheus.NewDesc("anx_upstream_failures_total", "Attempts to the upstream that got no response.", []string{"route", "upstream"}, nil)
 	upstreamRetryDesc    = prometheus.NewDesc("anx_upstream_retries_total", "Attempts to the upstream that retried a failed one.", []string{"route", "upstream"}, nil)
 	upstreamInFlightDesc = prometheus.NewDesc("anx_upstream_in_flight", "Requests being served through the upstream.", []string{"route", "upstream"}, nil)
+	upstreamBreakerDesc  = prometheus.NewDesc("anx_upstream_breaker", "1 for the state the upstream's circuit breaker is in (closed, open, half_open), 0 for the others; absent without a breaker.", []string{"route", "upstream", "state"}, nil)
 	upstreamPooledDesc   = prometheus.NewDesc("anx_upstream_pooled_connections", "Idle connections to the upstream kept for reuse.", []string{"route", "upstream"}, nil)
 	upstreamLatencyDesc  = prometheus.NewDesc("anx_upstream_response_seconds", "Time until the upstream's response head arrived.", []string{"upstream"}, nil)
+	rateLimitedDesc      = prometheus.NewDesc("anx_rate_limited_total", "Requests a route's rate_limit refused with 429.", []string{"site", "route"}, nil)
+	rateDelayedDesc      = prometheus.NewDesc("anx_rate_limit_delayed_total", "Requests a route's rate_limit delayed within its burst.", []string{"site", "route"}, nil)
+	rateKeysDesc         = prometheus.NewDesc("anx_rate_limit_keys", "Keys a route's rate limiter tracks (at most 100000).", []string{"site", "route"}, nil)
 	loopWakeupsDesc      = prometheus.NewDesc("anx_loop_wakeups_total", "Returns from epoll_wait of each event loop.", []string{"listener", "loop"}, nil)
 	loopConnsDesc        = prometheus.NewDesc("anx_loop_connections", "Connections held by each event loop.", []string{"listener", "loop"}, nil)
 	loopQueuedDesc       = prometheus.NewDesc("anx_loop_queued_output_bytes", "Output queued on each event loop's connections, not yet taken by the sockets.", []string{"listener", "loop"}, nil)
@@ -43,9 +48,9 @@ var (
 // Describe implements prometheus.Collector.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{requestsDesc, durationDesc, responseBytesDesc, requestBytesDesc,
-		connectionsDesc, handshakesDesc, handshakeFailDesc, certExpiryDesc, certErrorDesc,
-		upstreamUpDesc, upstreamReqDesc, upstreamFailDesc, upstreamRetryDesc, upstreamInFlightDesc, upstreamPooledDesc,
-		upstreamLatencyDesc, loopWakeupsDesc, loopConnsDesc, loopQueuedDesc} {
+		connectionsDesc, handshakesDesc, handshakeFailDesc, refusedDesc, certExpiryDesc, certErrorDesc,
+		upstreamUpDesc, upstreamReqDesc, upstreamFailDesc, upstreamRetryDesc, upstreamInFlightDesc, upstreamPooledDesc, upstreamBreakerDesc,
+		upstreamLatencyDesc, rateLimitedDesc, rateDelayedDesc, rateKeysDesc, loopWakeupsDesc, loopConnsDesc, loopQueuedDesc} {
 		ch <- d
 	}
 }
@@ -62,6 +67,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	if c.sources.Handshakes != nil {
 		c.collectHandshakes(ch, c.sources.Handshakes())
 	}
+	if c.sources.Refused != nil {
+		for reason, n := range c.sources.Refused() {
+			ch <- prometheus.MustNewConstMetric(refusedDesc, prometheus.CounterValue, float64(n), reason)
+		}
+	}
 	if c.sources.Certificates != nil {
 		c.collectCertificates(ch, c.sources.Certificates())
 	}
@@ -70,6 +80,13 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if c.sources.Loops != nil {
 		c.collectLoops(ch, c.sources.Loops())
+	}
+	if c.sources.RateLimits != nil {
+		for _, l := range c.sources.RateLimits() {
+			ch <- prometheus.MustNewConstMetric(rateLimitedDesc, prometheus.CounterValue, float64(l.Limited), l.Site, l.Route)
+			ch <- prometheus.MustNewConstMetric(rateDelayedDesc, prometheus.CounterValue, float64(l.Delayed), l.Site, l.Route)
+			ch <- prometheus.MustNewConstMetric(rateKeysDesc, prometheus.GaugeValue, float64(l.Keys), l.Site, l.Route)
+		}
 	}
 }
 
@@ -139,7 +156,19 @@ func (c *collector) collectUpstreams(ch chan<- prometheus.Metric, ups []Upstream
 		if u.Pooled >= 0 {
 			ch <- prometheus.MustNewConstMetric(upstreamPooledDesc, prometheus.GaugeValue, float64(u.Pooled), labels...)
 		}
+		for _, state := range breakerStates(u.Breaker) {
+			ch <- prometheus.MustNewConstMetric(upstreamBreakerDesc, prometheus.GaugeValue, boolValue(state == u.Breaker), u.Route, u.URL, state)
+		}
 	}
+}
+
+// breakerStates lists a breaker's states for its metric; none when
+// current is "" (the route has no breaker).
+func breakerStates(current string) []string {
+	if current == "" {
+		return nil
+	}
+	return []string{"closed", "open", "half_open"}
 }
 
 // collectLoops reads the event loops' counters.

@@ -12,6 +12,20 @@ type Sources struct {
 	Certificates func() []Certificate
 	Upstreams    func() []Upstream
 	Loops        func() []Loop
+	// Refused counts the client connections refused by a connection
+	// limit, by the config key that refused them.
+	Refused func() map[string]uint64
+	// RateLimits are the routes' rate limiters.
+	RateLimits func() []RateLimit
+}
+
+// RateLimit is the rate limiter of one route.
+type RateLimit struct {
+	Site    string `json:"site"`
+	Route   string `json:"route"`
+	Limited uint64 `json:"limited"` // requests refused with 429
+	Delayed uint64 `json:"delayed"` // requests delayed within the burst
+	Keys    int    `json:"keys"`    // keys tracked now
 }
 
 // Connections counts the open connections of one protocol in one state.
@@ -49,13 +63,14 @@ type Certificate struct {
 
 // Upstream is one upstream of one proxy route.
 type Upstream struct {
-	Route    string `json:"route"`     // the route's name: its site and path
-	URL      string `json:"url"`       // the upstream as configured
-	Up       bool   `json:"up"`        // requests may go to it (health checks and passive health)
-	Requests uint64 `json:"requests"`  // attempts sent to it, retries included
-	Failures uint64 `json:"failures"`  // attempts that failed (no response)
-	Retries  uint64 `json:"retries"`   // attempts that were retries of a failed one
-	InFlight int64  `json:"in_flight"` // requests being served through it now
+	Route    string `json:"route"`             // the route's name: its site and path
+	URL      string `json:"url"`               // the upstream as configured
+	Up       bool   `json:"up"`                // requests may go to it (health checks and passive health)
+	Requests uint64 `json:"requests"`          // attempts sent to it, retries included
+	Failures uint64 `json:"failures"`          // attempts that failed (no response)
+	Retries  uint64 `json:"retries"`           // attempts that were retries of a failed one
+	InFlight int64  `json:"in_flight"`         // requests being served through it now
+	Breaker  string `json:"breaker,omitempty"` // its circuit breaker: closed, open or half_open; "" without one
 	// Pooled is how many idle connections to it are kept for reuse
 	// (shared by the routes naming it); -1 when its transport does not
 	// count them (HTTP/2 and TLS upstreams).

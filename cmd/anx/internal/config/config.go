@@ -81,6 +81,7 @@ type Limits struct {
 	MaxHeaderBytes Size  `toml:"max_header_bytes"`
 	MaxHeaderCount Count `toml:"max_header_count"`
 	MaxBodyBytes   Size  `toml:"max_body_bytes"`
+	ConnLimits           // max_conns, max_conns_per_ip (connlimits.go)
 }
 
 // Files tunes how file bodies are sent.
@@ -120,6 +121,9 @@ type Site struct {
 	// response compressed (nil: 512 bytes); see compress.go.
 	Compress        *[]Encoding `toml:"compress"`
 	CompressMinSize *Size       `toml:"compress_min_size"`
+	// MaxConnsPerIP bounds a client address's connections when the TLS
+	// ClientHello names this site (connlimits.go); 0: no limit of its own.
+	MaxConnsPerIP ConnLimit `toml:"max_conns_per_ip"`
 }
 
 // Default returns the built-in defaults: one site for localhost
@@ -209,6 +213,9 @@ func loadRoute(path, dir string, r *Route, at routeTable) error {
 		return fail(key, err)
 	}
 	r.Root = resolve(dir, r.Root)
+	if err := r.loadFallbackFile(dir); err != nil {
+		return fail("fallback_file", err)
+	}
 	if r.TLSCA != "" {
 		r.TLSCA = resolve(dir, r.TLSCA)
 		pool, err := loadCA(r.TLSCA)
@@ -546,10 +553,10 @@ func (c *Config) KeepRestartOnly(running *Config) (changed []string) {
 	keep("data", c.Data != running.Data)
 	keep("admin", c.Admin != running.Admin || c.AdminAllowRemote != running.AdminAllowRemote)
 	keep("timeouts", c.Timeouts != running.Timeouts)
-	keep("limits", c.Limits != running.Limits)
+	keep("limits", c.Limits.withConns(running.Limits.ConnLimits) != running.Limits)
 	keep("files", c.Files != running.Files)
 	c.HTTPS, c.HTTP, c.Data = running.HTTPS, running.HTTP, running.Data
 	c.Admin, c.AdminAllowRemote = running.Admin, running.AdminAllowRemote
-	c.Timeouts, c.Limits, c.Files = running.Timeouts, running.Limits, running.Files
+	c.Timeouts, c.Limits, c.Files = running.Timeouts, running.Limits.withConns(c.Limits.ConnLimits), running.Files
 	return changed
 }

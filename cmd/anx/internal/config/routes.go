@@ -30,6 +30,8 @@ type Route struct {
 	Respond  string     `toml:"respond"`
 	Status   int        `toml:"status"`
 
+	RateLimit *RateLimit `toml:"rate_limit"` // ratelimit.go
+
 	LBPolicy Policy `toml:"lb_policy"`
 	LBHeader string `toml:"lb_header"`
 	LBCookie string `toml:"lb_cookie"`
@@ -66,6 +68,8 @@ type Route struct {
 	TLSCA                 string `toml:"tls_ca"`
 	TLSServerName         string `toml:"tls_server_name"`
 	TLSInsecureSkipVerify bool   `toml:"tls_insecure_skip_verify"`
+
+	Protection // max_conns, breaker_*, fallback_file, stale_if_error: protect.go
 
 	// RootCAs holds the certificates of TLSCA, read by Load.
 	RootCAs *x509.CertPool `toml:"-"`
@@ -144,6 +148,8 @@ var proxyOptions = []string{
 	"connect_timeout", "response_header_timeout", "read_timeout", "keepalive", "keepalive_timeout",
 	"host_header", "forwarded", "header_up", "header_down",
 	"tls_ca", "tls_server_name", "tls_insecure_skip_verify",
+	"max_conns", "max_queue", "queue_timeout", "breaker_failures", "breaker_error_rate", "breaker_window", // protect.go
+	"breaker_min_requests", "breaker_open", "breaker_probes", "fallback_file", "fallback_status", "stale_if_error",
 }
 
 // Kind names what serves the route: "proxy", "root", "root+proxy",
@@ -215,6 +221,9 @@ func (r *Route) check() (key string, err error) {
 			return "status", trimPackage(err)
 		}
 	}
+	if key, err := r.RateLimit.check(); err != nil {
+		return key, err
+	}
 	if strings.Contains(kind, "proxy") {
 		return r.checkProxy()
 	}
@@ -268,6 +277,9 @@ func (r *Route) checkProxy() (key string, err error) {
 		if err := ops.check(); err != nil {
 			return name, err
 		}
+	}
+	if key, err := r.checkProtection(); err != nil {
+		return key, err
 	}
 	cfg := r.ProxyConfig("", nil, nil)
 	if err := cfg.Validate(); err != nil {
@@ -384,7 +396,8 @@ func (r *Route) ProxyConfig(name string, trusted []netip.Prefix, logger *slog.Lo
 			ServerName:         r.TLSServerName,
 			InsecureSkipVerify: r.TLSInsecureSkipVerify,
 		},
-		Logger: logger,
+		Protect: r.Protection.protection(),
+		Logger:  logger,
 	}
 	// In the file, 0 turns these off; in proxy.Config, 0 is the default
 	// and a negative value is off.
