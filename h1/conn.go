@@ -349,7 +349,7 @@ func (c *conn) serveRequest(deadline time.Time) bool {
 	c.blocked = c.detachedFrom != nil && !message.IsNonBlockingFor(c.srv.Handler, &c.req)
 	panicked := c.runHandler()
 	c.resp.finish(panicked)
-	c.observe(false)
+	c.observe(false, c.srv.now())
 	if c.resp.closeAfter || c.out.err != nil {
 		return false
 	}

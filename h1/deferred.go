@@ -83,7 +83,7 @@ func (lc *loopConn) endDeferred() {
 	x := lc.deferred
 	lc.deferred = nil
 	x.resp.finish(false)
-	x.observe(false)
+	x.observe(false, lc.nc.Now())
 	closing := x.resp.closeAfter || x.out.err != nil
 	if x.out.flush() != nil {
 		closing = true
@@ -143,7 +143,7 @@ func (lc *loopConn) clientGone() {
 	if ev != nil {
 		ev.Gone()
 	}
-	x.observe(true)
+	x.observe(true, lc.nc.Now())
 	x.out.release()
 	x.out.err = nil
 	x.out.nc = nil

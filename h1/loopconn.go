@@ -129,7 +129,7 @@ func (lc *loopConn) serveOne(x *conn, in []byte, n int) bool {
 		return true        // the rest of in waits, paused, for the response to end
 	}
 	x.resp.finish(panicked)
-	x.observe(false)
+	x.observe(false, lc.nc.Now())
 	if x.resp.closeAfter || x.out.err != nil {
 		x.out.flush() // the response before the close
 		if len(in) > n {

@@ -29,8 +29,10 @@ func (s *Server) loopNow(nc *netpoll.Conn) time.Time {
 }
 
 // observe reports the request just served to the server's Observer: cut
-// when the client went away before its response ended.
-func (c *conn) observe(cut bool) {
+// when the client went away before its response ended, at end (the clock
+// off the loop; on a loop its wake-up time, as nginx times requests by the
+// time it caches per turn of its loop).
+func (c *conn) observe(cut bool, end time.Time) {
 	obs := c.srv.Observer
 	if obs == nil {
 		return
@@ -42,7 +44,7 @@ func (c *conn) observe(cut bool) {
 		Sent:     r.written,
 		Received: c.body.n,
 		Start:    c.headAt,
-		End:      time.Now(),
+		End:      end,
 		Cut:      cut || r.aborted || !r.noBody && r.declared >= 0 && r.written < r.declared,
 	}
 	obs.Observe(&c.req, o)
@@ -104,5 +106,5 @@ func (c *conn) observeRefusal(status int) {
 	}
 	c.resp.status, c.resp.written, c.resp.declared, c.resp.aborted = status, 0, -1, false
 	c.body.n = 0
-	c.observe(false)
+	c.observe(false, time.Now())
 }

@@ -30,7 +30,7 @@ func (c *conn) observe(s *stream) {
 		Sent:     s.w.written,
 		Received: s.in.received,
 		Start:    s.in.headAt,
-		End:      time.Now(),
+		End:      c.c.Net().Now(), // the loop's wake-up time, as for Start
 		Cut:      s.send.reset || !s.send.localDone,
 	}
 	obs.Observe(&s.req, o)
