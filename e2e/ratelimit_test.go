@@ -28,10 +28,10 @@ import (
 const (
 	floodRate  = 100 // per second
 	floodBurst = 20
-	// floodFor is how long each flood lasts: long enough that the burst
-	// and a few milliseconds of timing at either end stay well inside
-	// the 5% tolerance (321 allowed over 3 s).
-	floodFor = 3 * time.Second
+	// floodFor is how long each flood lasts: the 10 s, in which
+	// the burst and a few milliseconds of timing at either end stay well
+	// inside the 5% tolerance (1020 allowed, give or take 51).
+	floodFor = 10 * time.Second
 	// floodPace is the flood's request rate, ten times the limit.
 	floodPace = 1000
 	// quietPace is the other client's rate: a tenth of the limit.
