@@ -50,6 +50,14 @@ func start(t *testing.T, srv *Server) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { pc.Close() }) // after serveOn's cleanup
+	serveOn(t, srv, pc)
+	return &testServer{srv: srv, addr: pc.LocalAddr().String(), pki: pki}
+}
+
+// serveOn serves srv on pc until cleanup, which closes the server and
+// waits for Serve to return.
+func serveOn(t *testing.T, srv *Server, pc net.PacketConn) {
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(pc) }()
 	t.Cleanup(func() {
@@ -57,9 +65,7 @@ func start(t *testing.T, srv *Server) *testServer {
 		if err := <-served; !errors.Is(err, ErrServerClosed) {
 			t.Errorf("Serve = %v, want ErrServerClosed", err)
 		}
-		pc.Close()
 	})
-	return &testServer{srv: srv, addr: pc.LocalAddr().String(), pki: pki}
 }
 
 // tlsConfig returns a client configuration for ts with ALPN h3.

@@ -116,18 +116,6 @@ func named(name string) message.HandlerFunc {
 	}
 }
 
-// serveOn serves srv on pc until cleanup, which closes the server.
-func serveOn(t *testing.T, srv *Server, pc net.PacketConn) {
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(pc) }()
-	t.Cleanup(func() {
-		srv.Close()
-		if err := <-served; !errors.Is(err, ErrServerClosed) {
-			t.Errorf("Serve = %v, want ErrServerClosed", err)
-		}
-	})
-}
-
 // TestSteeringServers: two servers on one port as in a binary upgrade:
 // connections opened to the old one stay with it for every request after
 // the new one joins, new connections go to the new one, and once the old
