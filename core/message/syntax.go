@@ -1,5 +1,10 @@
 package message
 
+import (
+	"iter"
+	"strings"
+)
+
 // The list and whitespace syntax of field values (RFC 9110 section 5.6),
 // shared by the parsers of the fields anx reads.
 
@@ -38,6 +43,23 @@ func CutListElement(s string) (element, rest string) {
 		}
 	}
 	return s, ""
+}
+
+// Directives yields the elements of a comma-separated list of
+// "name[=value]" directives (Cache-Control, RFC 9111 section 5.2; Vary's
+// plain names too), each trimmed of whitespace and cut at its first "=":
+// the name as written and the value as written, quotes included.
+func Directives(list string) iter.Seq2[string, string] {
+	return func(yield func(name, value string) bool) {
+		for rest := list; rest != ""; {
+			var element string
+			element, rest = CutListElement(rest)
+			name, value, _ := strings.Cut(TrimOWS(element), "=")
+			if !yield(name, value) {
+				return
+			}
+		}
+	}
 }
 
 // IsTokenChar reports whether c is a tchar, a byte of a token (section

@@ -1,6 +1,9 @@
 package message
 
-import "testing"
+import (
+	"slices"
+	"testing"
+)
 
 func TestListSyntax(t *testing.T) {
 	for _, tc := range []struct{ in, trimmed, left, skipped string }{
@@ -46,4 +49,18 @@ func containsByte(s string, c byte) bool {
 		}
 	}
 	return false
+}
+
+func TestDirectives(t *testing.T) {
+	var got []string
+	for name, value := range Directives(` no-store,max-age=60 , , stale-if-error="30",private`) {
+		got = append(got, name+"|"+value)
+	}
+	want := []string{"no-store|", "max-age|60", "|", "stale-if-error|\"30\"", "private|"}
+	if !slices.Equal(got, want) {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	for range Directives("a, b") {
+		break // stopping early must not panic
+	}
 }

@@ -122,9 +122,8 @@ func addVary(hdr *message.Header) {
 // containsToken reports whether the comma-separated list holds token
 // (lower case), ignoring case and parameters.
 func containsToken(list, token string) bool {
-	for element := range strings.SplitSeq(list, ",") {
-		name, _, _ := strings.Cut(element, "=")
-		if strings.EqualFold(strings.TrimSpace(name), token) {
+	for name := range message.Directives(list) {
+		if strings.EqualFold(name, token) {
 			return true
 		}
 	}

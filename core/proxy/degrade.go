@@ -232,8 +232,7 @@ func cacheable(status int, h *message.Header, def time.Duration) (time.Duration,
 	}
 	lifetime, maxAge, sie := def, int64(0), int64(-1)
 	for v := range h.Values("Cache-Control") {
-		for d := range strings.SplitSeq(v, ",") {
-			name, arg, _ := strings.Cut(strings.TrimSpace(d), "=")
+		for name, arg := range message.Directives(v) {
 			name = strings.ToLower(name)
 			switch name {
 			case "no-store", "private", "no-cache", "must-revalidate", "proxy-revalidate":
